@@ -1,0 +1,113 @@
+"""Entry point: ``inspector-app`` / ``python -m app`` (also PyInstaller's script).
+
+torch is imported only when a model is loaded (on a worker thread), so the
+window appears fast. ``QT_QPA_PLATFORM`` is respected as Qt reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="inspector-app", description="Inspector: visual quality inspection desktop app")
+    p.add_argument("--demo", action="store_true", help="run the built-in demo (the default when no bundle is configured)")
+    p.add_argument("--bundle", type=Path, help="model bundle (.inspector) to use")
+    p.add_argument("--source", help="folder, watch:FOLDER, video file, camera index or stream URL to inspect")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("--operator", dest="role", action="store_const", const="operator", help="start in operator mode")
+    role.add_argument("--engineer", dest="role", action="store_const", const="engineer", help="start in engineer mode")
+    p.add_argument("--self-test", action="store_true", help="build the window offscreen, check resources, exit")
+    return p
+
+
+def configure_qsettings() -> None:
+    """QSettings as an INI file in the config folder (readable; tests isolate it)."""
+    from PySide6.QtCore import QCoreApplication, QSettings
+
+    from app.settings import config_dir
+
+    QCoreApplication.setOrganizationName("Inspector")
+    QCoreApplication.setApplicationName("Inspector")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(config_dir()))
+
+
+def load_style() -> str:
+    from importlib.resources import files
+
+    try:
+        return (files("resources") / "style.qss").read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError):
+        return ""
+
+
+def self_test() -> int:
+    """Packaging smoke test: import every view, build the window offscreen, load resources."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from app.context import AppContext
+    from app.main_window import MainWindow, app_icon
+
+    app = QApplication.instance() or QApplication([])
+    configure_qsettings()
+    problems = []
+    if app_icon().isNull():
+        problems.append("icon.svg not found or not loadable")
+    if not load_style():
+        problems.append("style.qss not found")
+    win = MainWindow(AppContext())
+    for title in ("Calibrate", "Train"):
+        if type(win.engineer_view(title)).__name__ == "_Placeholder":
+            problems.append(f"view {title} failed to build")
+    win.close()
+    app.processEvents()
+    for p in problems:
+        print(f"self-test: {p}", file=sys.stderr)
+    print("self-test: " + ("OK" if not problems else "FAILED"))
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.self_test:
+        return self_test()
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    configure_qsettings()
+    app.setStyle("Fusion")
+    app.setStyleSheet(load_style())
+
+    from app.context import AppContext
+    from app.main_window import MainWindow, app_icon
+    from app.settings import StationSettings
+
+    app.setWindowIcon(app_icon())
+    try:
+        settings = StationSettings.load()
+    except ValueError as exc:
+        print(f"inspector-app: {exc}", file=sys.stderr)
+        return 2
+    ctx = AppContext(settings, role=args.role)
+    win = MainWindow(ctx)
+    win.show()
+
+    bundle = args.bundle or (Path(settings.default_bundle) if settings.default_bundle else None)
+    source = args.source or settings.default_source or None
+    if bundle is not None and not win.open_bundle(bundle):
+        bundle = None
+    if args.demo or bundle is None:
+        win.start_demo()
+    elif source:
+        win.start_source(source)
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

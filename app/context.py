@@ -1,0 +1,156 @@
+"""Application-wide state shared by the views: settings, history database,
+the bundle in use, the role, and the jobs that run on worker threads.
+
+Views never talk to each other directly; they listen to this object's signals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from app.settings import StationSettings
+from app.workers import JobFn, JobHandle, start_job
+
+if TYPE_CHECKING:  # imported lazily: the history module pulls in nothing heavy, but keep startup lean
+    from inspection_core.history import HistoryDB
+
+REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+BUNDLE_SUFFIX = ".inspector"
+ROLES = ("operator", "engineer")
+
+
+class AppContext(QObject):
+    """Shared state of one running application window."""
+
+    bundleChanged = Signal(object)   # Path | None: another bundle was chosen
+    bundleUpdated = Signal(object)   # Path: the current bundle's threshold was rewritten
+    roleChanged = Signal(str)        # "operator" | "engineer"
+    jobsChanged = Signal()           # a job started or ended
+
+    def __init__(self, settings: StationSettings | None = None, role: str | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings: StationSettings = settings if settings is not None else StationSettings.load()
+        self.bundle_path: Path | None = None
+        self._role = role if role in ROLES else (self.settings.start_role if self.settings.start_role in ROLES else "operator")
+        self._history: HistoryDB | None = None
+        self._jobs: list[JobHandle] = []
+
+    # ---- history -----------------------------------------------------------------
+    @property
+    def history(self) -> "HistoryDB":
+        """The station's history database, opened on first use."""
+        if self._history is None:
+            from inspection_core.history import HistoryDB
+
+            image_dir = self.settings.image_dir_path() if self.settings.keep_images else None
+            db_path = self.settings.history_db_path()
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._history = HistoryDB(db_path, image_dir=image_dir)
+        return self._history
+
+    @property
+    def history_open(self) -> bool:
+        return self._history is not None
+
+    # ---- role ----------------------------------------------------------------------
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @role.setter
+    def role(self, value: str) -> None:
+        self.set_role(value)
+
+    def set_role(self, value: str) -> None:
+        if value not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {value!r}")
+        if value != self._role:
+            self._role = value
+            self.roleChanged.emit(value)
+
+    @property
+    def is_engineer(self) -> bool:
+        return self._role == "engineer"
+
+    # ---- bundles -------------------------------------------------------------------
+    def set_bundle(self, path: Path | str | None) -> None:
+        """Make ``path`` the bundle in use (checked to exist) and tell the views."""
+        new = Path(path).expanduser().resolve() if path else None
+        if new is not None and not new.is_file():
+            raise FileNotFoundError(f"model bundle {new} does not exist")
+        if new == self.bundle_path:
+            return
+        self.bundle_path = new
+        self.bundleChanged.emit(new)
+
+    def notify_bundle_updated(self) -> None:
+        """Call after the current bundle file was rewritten (new threshold)."""
+        self.bundleUpdated.emit(self.bundle_path)
+
+    def user_models_dir(self) -> Path:
+        """The user's model folder (created on demand); trained bundles go here."""
+        d = self.settings.models_path()
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def list_bundles(self) -> list[Path]:
+        """Bundles in the repository's models/ folder and the user's model folder,
+        newest first, without duplicates."""
+        found: dict[Path, float] = {}
+        for folder in (REPO_MODELS_DIR, self.settings.models_path()):
+            if not folder.is_dir():
+                continue
+            for p in folder.glob(f"*{BUNDLE_SUFFIX}"):
+                if p.is_file():
+                    found[p.resolve()] = p.stat().st_mtime
+        if self.bundle_path is not None and self.bundle_path.is_file():
+            found.setdefault(self.bundle_path, self.bundle_path.stat().st_mtime)
+        return sorted(found, key=lambda p: (-found[p], p.name))
+
+    # ---- jobs ------------------------------------------------------------------------
+    def start_job(
+        self,
+        fn: JobFn,
+        on_progress: Callable[[Any], None] | None = None,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
+        name: str = "job",
+    ) -> JobHandle:
+        """Run ``fn(progress_callback, cancel_token)`` on a worker thread.
+
+        The callbacks run in the GUI thread. The context keeps the handle alive
+        until the job ends so the window can stop it on close.
+        """
+        handle = start_job(fn, on_progress, on_done, on_error, on_cancelled, name=name)
+        self._jobs.append(handle)
+        for sig in (handle.worker.finished, handle.worker.failed, handle.worker.cancelled):
+            sig.connect(lambda *_a, h=handle: self._job_ended(h))
+        self.jobsChanged.emit()
+        return handle
+
+    def _job_ended(self, handle: JobHandle) -> None:
+        handle.wait(2000)
+        if handle in self._jobs:
+            self._jobs.remove(handle)
+            self.jobsChanged.emit()
+
+    def running_jobs(self, name: str | None = None) -> list[JobHandle]:
+        return [h for h in self._jobs if h.running and (name is None or h.name == name)]
+
+    def shutdown(self, timeout_ms: int = 10000) -> bool:
+        """Cancel every job and wait for them; closes the history database.
+        True when all threads ended in time."""
+        for h in list(self._jobs):
+            h.cancel()
+        ok = all(h.wait(timeout_ms) for h in list(self._jobs))
+        if self._history is not None:
+            close = getattr(self._history, "close", None)
+            if callable(close):
+                close()
+            self._history = None
+        return ok

@@ -1,0 +1,415 @@
+"""The main window: composes the views, menus and status bar; no business logic.
+
+Operator mode shows Inspect and History; engineer mode adds Calibrate and
+Train. Window geometry and recent paths persist in QSettings; station
+settings live in the readable settings file (``app.settings``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon
+from PySide6.QtWidgets import (
+    QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget,
+)  # fmt: skip
+
+from app.context import AppContext
+from app.manifest import describe_light, read_manifest_light
+from app.views.history import HistoryView
+from app.views.inspect import InspectView
+
+MAX_RECENT = 8
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm"}
+
+
+def guess_source(spec: str) -> tuple[str, str]:
+    """(kind, spec) for a --source argument: ``watch:FOLDER``, a folder, a video
+    file, a camera index or a stream URL."""
+    s = spec.strip()
+    if s.startswith("watch:"):
+        return "watch", s[len("watch:"):]
+    if s.startswith("folder:"):
+        return "folder", s[len("folder:"):]
+    if s.isdigit() or "://" in s:
+        return "camera", s
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return "folder", str(p)
+    if p.suffix.lower() in VIDEO_SUFFIXES:
+        return "video", str(p)
+    return "camera", s
+
+
+def app_icon() -> QIcon:
+    from importlib.resources import files
+
+    try:
+        return QIcon(str(files("resources") / "icon.svg"))
+    except (ModuleNotFoundError, FileNotFoundError):
+        return QIcon()
+
+
+class _Placeholder(QWidget):
+    """Stands in for a view that could not be built (its error is shown)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        lay = QVBoxLayout(self)
+        lab = QLabel(text)
+        lab.setWordWrap(True)
+        lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(lab)
+
+
+class MainWindow(QMainWindow):
+    """Tabs for the views, File/View/Help menus, a status bar with the bundle in use."""
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setWindowTitle("Inspector")
+        self.setWindowIcon(app_icon())
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+
+        self.inspect_view = InspectView(ctx)
+        self.history_view = HistoryView(ctx)
+        # Engineer views are built on first use: they pull in torch and pyqtgraph,
+        # which an operator station does not need to start.
+        self._lazy: dict[str, tuple[str, str, QWidget]] = {}
+        self._built: dict[str, QWidget] = {}
+        self.tabs.addTab(self.inspect_view, "Inspect")
+        self.tabs.addTab(self.history_view, "History")
+        for title, module, cls in (("Calibrate", "app.views.calibrate", "CalibrateView"),
+                                   ("Train", "app.views.train", "TrainView")):
+            holder = QWidget()
+            QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
+            self._lazy[title] = (module, cls, holder)
+            self.tabs.addTab(holder, title)
+        self._engineer_tabs = tuple(h for _m, _c, h in self._lazy.values())
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+
+        self._build_menus()
+        self._build_status()
+        ctx.bundleChanged.connect(self._on_bundle_changed)
+        ctx.bundleUpdated.connect(self._on_bundle_changed)
+        ctx.roleChanged.connect(self._apply_role)
+        self._demo_job: Any = None
+        self._apply_role(ctx.role)
+        self._on_bundle_changed(ctx.bundle_path)
+        self._restore_geometry()
+        self._setup_screenshot()
+
+    def engineer_view(self, title: str) -> QWidget:
+        """The Calibrate or Train view, built now if it was not yet."""
+        if title in self._built:
+            return self._built[title]
+        module, cls, holder = self._lazy[title]
+        try:
+            import importlib
+
+            view: QWidget = getattr(importlib.import_module(module), cls)(self.ctx)
+        except Exception as exc:  # noqa: BLE001 - a broken engineer view must not stop inspection
+            view = _Placeholder(f"The {title} view is not available:\n{type(exc).__name__}: {exc}")
+        holder.layout().addWidget(view)
+        self._built[title] = view
+        return view
+
+    @property
+    def calibrate_view(self) -> QWidget:
+        return self.engineer_view("Calibrate")
+
+    @property
+    def train_view(self) -> QWidget:
+        return self.engineer_view("Train")
+
+    def _on_tab_changed(self, index: int) -> None:
+        w = self.tabs.widget(index)
+        for title, (_m, _c, holder) in self._lazy.items():
+            if holder is w:
+                self.engineer_view(title)
+
+    # ------------------------------------------------------------------ menus
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        self.open_bundle_action = file_menu.addAction("Open model &bundle…", self.open_bundle_dialog)
+        self.open_bundle_action.setShortcut("Ctrl+O")
+        self.recent_menu = file_menu.addMenu("Recent bundles")
+        src = file_menu.addMenu("Open &source")
+        src.addAction("Image folder…", lambda: self._open_source_dialog("folder"))
+        src.addAction("Watched folder…", lambda: self._open_source_dialog("watch"))
+        src.addAction("Video file…", lambda: self._open_source_dialog("video"))
+        src.addAction("Camera or stream…", lambda: self._open_source_dialog("camera"))
+        src.addSeparator()
+        src.addAction("Demo parts", self.start_demo)
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("&Quit", self.close)
+        quit_action.setShortcut("Ctrl+Q")
+
+        view_menu = mb.addMenu("&View")
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        self.operator_action = QAction("&Operator mode", self, checkable=True)
+        self.engineer_action = QAction("&Engineer mode", self, checkable=True)
+        for a in (self.operator_action, self.engineer_action):
+            group.addAction(a)
+            view_menu.addAction(a)
+        self.operator_action.triggered.connect(lambda: self.request_role("operator"))
+        self.engineer_action.triggered.connect(lambda: self.request_role("engineer"))
+        view_menu.addSeparator()
+        self.pin_action = view_menu.addAction("Set engineer &PIN…", self._set_pin_dialog)
+
+        help_menu = mb.addMenu("&Help")
+        help_menu.addAction("&About Inspector", self._about)
+        self._fill_recent()
+
+    def _build_status(self) -> None:
+        self.bundle_status = QLabel("")
+        self.role_status = QLabel("")
+        self.statusBar().addPermanentWidget(self.bundle_status, 1)
+        self.statusBar().addPermanentWidget(self.role_status)
+
+    # ------------------------------------------------------------------ role
+    def request_role(self, role: str, pin: str | None = None) -> bool:
+        """Switch role; engineer mode asks for the PIN when one is set."""
+        if role == "engineer" and self.ctx.settings.has_pin and not self.ctx.is_engineer:
+            if pin is None:
+                pin, ok = QInputDialog.getText(self, "Engineer mode", "Engineer PIN:", QLineEdit.EchoMode.Password)
+                if not ok:
+                    self._apply_role(self.ctx.role)
+                    return False
+            if not self.ctx.settings.check_pin(pin):
+                QMessageBox.warning(self, "Engineer mode", "Wrong PIN.")
+                self._apply_role(self.ctx.role)
+                return False
+        self.ctx.set_role(role)
+        self._apply_role(role)
+        return True
+
+    def _apply_role(self, role: str) -> None:
+        engineer = role == "engineer"
+        for w in self._engineer_tabs:
+            i = self.tabs.indexOf(w)
+            self.tabs.setTabVisible(i, engineer)
+            if not engineer and self.tabs.currentIndex() == i:
+                self.tabs.setCurrentWidget(self.inspect_view)
+        self.operator_action.setChecked(not engineer)
+        self.engineer_action.setChecked(engineer)
+        self.pin_action.setEnabled(engineer)
+        self.role_status.setText("Engineer" if engineer else "Operator")
+
+    def visible_tab_titles(self) -> list[str]:
+        return [self.tabs.tabText(i) for i in range(self.tabs.count()) if self.tabs.isTabVisible(i)]
+
+    def _set_pin_dialog(self) -> None:
+        pin, ok = QInputDialog.getText(self, "Engineer PIN", "New PIN (empty: no PIN):", QLineEdit.EchoMode.Password)
+        if not ok:
+            return
+        if pin:
+            again, ok = QInputDialog.getText(self, "Engineer PIN", "Repeat the PIN:", QLineEdit.EchoMode.Password)
+            if not ok or again != pin:
+                QMessageBox.warning(self, "Engineer PIN", "The PINs differ; nothing changed.")
+                return
+        self.ctx.settings.set_pin(pin or None)
+        self.ctx.settings.save()
+        self.statusBar().showMessage("Engineer PIN " + ("set" if pin else "removed"), 4000)
+
+    # ------------------------------------------------------------------ bundles & sources
+    def _on_bundle_changed(self, _path: object = None) -> None:
+        p = self.ctx.bundle_path
+        if p is None:
+            self.bundle_status.setText("No model bundle — File ▸ Open model bundle")
+            return
+        text = f"Bundle: {p.name}"
+        try:
+            text = f"Bundle: {describe_light(read_manifest_light(p))}   ({p})"
+        except Exception as exc:  # noqa: BLE001
+            text += f"  (unreadable: {exc})"
+        self.bundle_status.setText(text)
+        self._remember_recent(p)
+
+    def _remember_recent(self, path: Path) -> None:
+        qs = QSettings()
+        items = [str(path)] + [x for x in (qs.value("recent/bundles", []) or []) if x != str(path)]
+        qs.setValue("recent/bundles", items[:MAX_RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        items = QSettings().value("recent/bundles", []) or []
+        if isinstance(items, str):
+            items = [items]
+        for p in items:
+            if Path(p).is_file():
+                self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_bundle(Path(p)))
+        self.recent_menu.setEnabled(not self.recent_menu.isEmpty())
+
+    def open_bundle(self, path: Path) -> bool:
+        try:
+            read_manifest_light(path)
+            self.ctx.set_bundle(path)
+        except Exception as exc:  # noqa: BLE001
+            QMessageBox.critical(self, "Cannot open bundle", str(exc))
+            return False
+        return True
+
+    def open_bundle_dialog(self) -> None:
+        start = str(self.ctx.user_models_dir())
+        path, _ = QFileDialog.getOpenFileName(self, "Open model bundle", start, "Model bundles (*.inspector)")
+        if path:
+            self.open_bundle(Path(path))
+
+    def _open_source_dialog(self, kind: str) -> None:
+        qs = QSettings()
+        start = str(qs.value("recent/source_dir", str(Path.home())))
+        if kind == "video":
+            spec, _ = QFileDialog.getOpenFileName(self, "Open video file", start, "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm)")
+        elif kind == "camera":
+            spec, ok = QInputDialog.getText(self, "Camera or stream", "Camera index (0, 1, …) or stream URL:", text="0")
+            spec = spec if ok else ""
+        else:
+            spec = QFileDialog.getExistingDirectory(self, "Choose folder", start)
+        if spec:
+            if kind != "camera":
+                qs.setValue("recent/source_dir", str(Path(spec).parent if kind == "video" else spec))
+            self.tabs.setCurrentWidget(self.inspect_view)
+            self.inspect_view.start_source(kind, spec)
+
+    def start_source(self, spec: str) -> bool:
+        kind, s = guess_source(spec)
+        return self.inspect_view.start_source(kind, s)
+
+    # ------------------------------------------------------------------ demo
+    def start_demo(self) -> None:
+        """Run the demo: reuse the cached demo bundle, or build it first with a progress bar."""
+        from app.demo import _bundle_ok, demo_bundle_path, demo_line_path, ensure_demo_bundle
+
+        s = self.ctx.settings
+        if _bundle_ok(demo_bundle_path(s)) and demo_line_path(s).is_dir():
+            self.ctx.set_bundle(demo_bundle_path(s))
+            self.inspect_view.start_demo()
+            return
+        if self._demo_job is not None:
+            return
+        iv = self.inspect_view
+        iv.banner.set_idle("SETTING UP", "preparing the demo (first start only)")
+        iv.show_busy("Preparing the demo: creating images and training a small model (about a minute)…",
+                     None, on_cancel=lambda: self._demo_job and self._demo_job.cancel())
+
+        def on_progress(e: Any) -> None:
+            if e.kind in ("step", "epoch") and e.epochs:
+                eta = f" — about {e.eta_s:.0f} s left" if e.eta_s else ""
+                iv.show_busy(f"Training the demo model: epoch {e.epoch}/{e.epochs}{eta}", e.fraction,
+                             on_cancel=lambda: self._demo_job and self._demo_job.cancel())
+            elif e.kind == "message" and e.message:
+                iv.busy_label.setText(e.message)
+
+        def done(path: Any) -> None:
+            self._demo_job = None
+            iv.hide_busy()
+            self.ctx.set_bundle(Path(path))
+            iv.refresh_bundles()
+            iv.start_demo()
+
+        def failed(msg: str) -> None:
+            self._demo_job = None
+            iv.hide_busy()
+            iv._show_state("error", f"The demo could not be prepared: {msg}")
+            iv.banner.set_idle("NO MODEL", "open a bundle or train one")
+
+        def cancelled() -> None:
+            self._demo_job = None
+            iv.hide_busy()
+            iv.banner.set_idle("NO MODEL", "demo preparation cancelled")
+
+        self._demo_job = self.ctx.start_job(
+            lambda progress, cancel: ensure_demo_bundle(progress, cancel, settings=s),
+            on_progress=on_progress, on_done=done, on_error=failed, on_cancelled=cancelled, name="demo",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ misc
+    def _about(self) -> None:
+        from inspection_core import __version__
+
+        QMessageBox.about(
+            self, "About Inspector",
+            f"<h3>Inspector {__version__}</h3><p>Visual quality inspection of manufactured parts with "
+            "GANomaly, Skip-GANomaly, BiGAN and VGG16 detectors.</p>"
+            f"<p>Settings: {self.ctx.settings.path}<br>History: {self.ctx.settings.history_db_path()}</p>",
+        )  # fmt: skip
+
+    def _restore_geometry(self) -> None:
+        qs = QSettings()
+        geo = qs.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1360, 820)
+        tab = qs.value("window/tab")
+        if tab is not None:
+            for i in range(self.tabs.count()):
+                if self.tabs.tabText(i) == tab and self.tabs.isTabVisible(i):
+                    self.tabs.setCurrentIndex(i)
+
+    def _save_geometry(self) -> None:
+        qs = QSettings()
+        qs.setValue("window/geometry", self.saveGeometry())
+        qs.setValue("window/tab", self.tabs.tabText(self.tabs.currentIndex()))
+        qs.sync()
+
+    def _setup_screenshot(self) -> None:
+        """INSPECTOR_SCREENSHOT=path.png: grab the window after INSPECTOR_SCREENSHOT_DELAY ms
+        (default 8000), on tab INSPECTOR_SCREENSHOT_TAB; quit after it when INSPECTOR_SCREENSHOT_QUIT=1."""
+        target = os.environ.get("INSPECTOR_SCREENSHOT")
+        if not target:
+            return
+        delay = int(os.environ.get("INSPECTOR_SCREENSHOT_DELAY", "8000"))
+        tab = os.environ.get("INSPECTOR_SCREENSHOT_TAB")
+
+        def select_tab() -> None:
+            for i in range(self.tabs.count()):
+                if tab and self.tabs.tabText(i).lower() == tab.lower():
+                    self.tabs.setCurrentIndex(i)
+
+        def grab() -> None:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self.grab().save(target)
+            if os.environ.get("INSPECTOR_SCREENSHOT_QUIT") == "1":
+                self.close()
+
+        if tab:
+            QTimer.singleShot(max(0, delay - 1500), select_tab)
+        QTimer.singleShot(delay, grab)
+
+    # ------------------------------------------------------------------ closing
+    def busy_jobs(self) -> list[Any]:
+        return [h for h in self.ctx.running_jobs() if h.name != "demo"]
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        jobs = self.busy_jobs()
+        if jobs and os.environ.get("INSPECTOR_NO_CONFIRM") != "1":
+            names = ", ".join(sorted({h.name for h in jobs}))
+            answer = QMessageBox.question(
+                self, "Quit Inspector", f"A job is running ({names}). Stop it and quit?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+            )  # fmt: skip
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self._save_geometry()
+        self.inspect_view.shutdown()
+        for view in (*self._built.values(), self.history_view):
+            stop = getattr(view, "shutdown", None)
+            if callable(stop):
+                try:
+                    stop()
+                except Exception:  # noqa: BLE001 - closing must go on
+                    pass
+        self.ctx.shutdown(10000)
+        event.accept()

@@ -1,0 +1,167 @@
+"""Station settings: a readable JSON file in the user's config folder.
+
+QSettings keeps only window geometry and recent paths; everything an engineer
+may want to read or copy between stations (data folder, history location,
+image retention, PIN hash) lives here. This module has no Qt so the CLI and
+packaging scripts can use it too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import socket
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+APP_DIR_NAME = "Inspector"
+SETTINGS_FILE = "settings.json"
+_PIN_ITERATIONS = 120_000
+
+
+def _platform_dir(kind: str) -> Path:
+    """Per-user folder for ``kind`` ("config" or "data"), following the platform's habits."""
+    home = Path.home()
+    if sys.platform.startswith("win"):
+        base = os.environ.get("APPDATA" if kind == "config" else "LOCALAPPDATA") or str(home / "AppData" / "Roaming")
+        return Path(base) / APP_DIR_NAME
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / APP_DIR_NAME
+    env = "XDG_CONFIG_HOME" if kind == "config" else "XDG_DATA_HOME"
+    default = home / (".config" if kind == "config" else ".local/share")
+    return Path(os.environ.get(env) or default) / APP_DIR_NAME.lower()
+
+
+def config_dir() -> Path:
+    """Where settings.json lives; ``INSPECTOR_CONFIG_DIR`` overrides (tests, kiosks)."""
+    env = os.environ.get("INSPECTOR_CONFIG_DIR")
+    return Path(env) if env else _platform_dir("config")
+
+
+def default_data_dir() -> Path:
+    """Where history, kept images, demo data and user models live by default;
+    ``INSPECTOR_DATA_DIR`` overrides."""
+    env = os.environ.get("INSPECTOR_DATA_DIR")
+    return Path(env) if env else _platform_dir("data")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` so that a crash never leaves a half-written file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class StationSettings:
+    """Settings of one inspection station. Empty path fields mean "the default
+    below the data folder", so a copied file keeps working on another machine."""
+
+    station_name: str = ""
+    data_dir: str = ""
+    history_path: str = ""
+    keep_images: bool = True
+    image_dir: str = ""
+    models_dir: str = ""
+    default_source: str = ""
+    default_bundle: str = ""
+    trigger_key: str = "Space"
+    start_role: str = "operator"
+    pin_hash: str = ""
+    pin_salt: str = ""
+
+    # ---- file I/O --------------------------------------------------------------
+    @staticmethod
+    def default_path() -> Path:
+        return config_dir() / SETTINGS_FILE
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "StationSettings":
+        """Read the settings file; a missing file gives defaults, a broken one
+        raises ValueError naming the file."""
+        path = Path(path) if path else cls.default_path()
+        if not path.exists():
+            s = cls()
+            s._path = path  # type: ignore[attr-defined]
+            return s
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"settings file {path} cannot be read: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ValueError(f"settings file {path} must hold a JSON object")
+        known = {f.name for f in fields(cls)}
+        s = cls(**{k: v for k, v in raw.items() if k in known})
+        s._path = path  # type: ignore[attr-defined]
+        return s
+
+    @property
+    def path(self) -> Path:
+        return getattr(self, "_path", None) or self.default_path()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the settings atomically as indented JSON; returns the file."""
+        target = Path(path) if path else self.path
+        atomic_write_text(target, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        self._path = target  # type: ignore[attr-defined]
+        return target
+
+    # ---- resolved locations ----------------------------------------------------
+    @property
+    def station(self) -> str:
+        return self.station_name or socket.gethostname() or "station"
+
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+
+    def history_db_path(self) -> Path:
+        return Path(self.history_path).expanduser() if self.history_path else self.data_path() / "history.sqlite3"
+
+    def image_dir_path(self) -> Path:
+        return Path(self.image_dir).expanduser() if self.image_dir else self.data_path() / "images"
+
+    def models_path(self) -> Path:
+        return Path(self.models_dir).expanduser() if self.models_dir else self.data_path() / "models"
+
+    def demo_data_path(self) -> Path:
+        return self.data_path() / "demo-data"
+
+    # ---- role PIN ----------------------------------------------------------------
+    @property
+    def has_pin(self) -> bool:
+        return bool(self.pin_hash and self.pin_salt)
+
+    @staticmethod
+    def _hash_pin(pin: str, salt_hex: str) -> str:
+        return hashlib.pbkdf2_hmac("sha256", pin.encode("utf-8"), bytes.fromhex(salt_hex), _PIN_ITERATIONS).hex()
+
+    def set_pin(self, pin: str | None) -> None:
+        """Store a salted hash of ``pin`` (never the PIN); None or "" removes it."""
+        if not pin:
+            self.pin_hash = self.pin_salt = ""
+            return
+        self.pin_salt = secrets.token_hex(16)
+        self.pin_hash = self._hash_pin(pin, self.pin_salt)
+
+    def check_pin(self, pin: str) -> bool:
+        """True when no PIN is set or ``pin`` matches the stored hash."""
+        if not self.has_pin:
+            return True
+        return hmac.compare_digest(self._hash_pin(pin, self.pin_salt), self.pin_hash)

@@ -1,0 +1,1 @@
+"""The application's views: inspect, history (operators), calibrate, train (engineers)."""

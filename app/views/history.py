@@ -1,0 +1,414 @@
+"""History: a table over the inspection database that stays fast at 100,000+ rows.
+
+``HistoryTableModel`` knows only the row count of the current filter and
+fetches pages of ``PAGE_SIZE`` rows on demand (windowed queries), keeping a few
+pages in a small cache; the view never loads the whole table.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QDateTime, QModelIndex, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QDateTimeEdit, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog,
+    QLabel, QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget,
+)  # fmt: skip
+
+from app.context import AppContext
+from app.widgets.image_pane import ImagePane
+
+PAGE_SIZE = 500
+MAX_PAGES = 40
+
+COLUMNS = [
+    ("id", "#"),
+    ("time", "Time"),
+    ("verdict", "Verdict"),
+    ("override_verdict", "Override"),
+    ("score", "Score"),
+    ("threshold", "Threshold"),
+    ("bundle", "Bundle"),
+    ("image_ref", "Image"),
+    ("source", "Source"),
+    ("station", "Station"),
+    ("latency_ms", "Latency"),
+]
+
+VERDICT_COLORS = {"PASS": "#4caf50", "REVIEW": "#f0b400", "FAIL": "#ef5350"}
+
+
+def _local_time(record: Any) -> str:
+    return _dt.datetime.fromtimestamp(record.epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class HistoryTableModel(QAbstractTableModel):
+    """Windowed, read-only view of the matching history rows (newest first)."""
+
+    def __init__(self, db: Any, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.db = db
+        self.filters: dict[str, Any] = {}
+        self._count = 0
+        self._pages: OrderedDict[int, list[Any]] = OrderedDict()
+        self.queries = 0  # page queries made (tests check that paging is lazy)
+        self.refresh()
+
+    # ---- filters / refresh -----------------------------------------------------------
+    def set_filters(self, **filters: Any) -> None:
+        self.filters = {k: v for k, v in filters.items() if v not in (None, "")}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-count and drop the cached pages (after new rows or a filter change)."""
+        self.beginResetModel()
+        self._pages.clear()
+        self._count = self.db.count(**self.filters) if self.db is not None else 0
+        self.endResetModel()
+
+    def total(self) -> int:
+        return self._count
+
+    # ---- paging -------------------------------------------------------------------------
+    def _page(self, n: int) -> list[Any]:
+        page = self._pages.get(n)
+        if page is not None:
+            self._pages.move_to_end(n)
+            return page
+        page = self.db.query(**self.filters, limit=PAGE_SIZE, offset=n * PAGE_SIZE, newest_first=True)
+        self.queries += 1
+        self._pages[n] = page
+        while len(self._pages) > MAX_PAGES:
+            self._pages.popitem(last=False)
+        return page
+
+    def record(self, row: int) -> Any | None:
+        if not 0 <= row < self._count:
+            return None
+        page = self._page(row // PAGE_SIZE)
+        i = row % PAGE_SIZE
+        return page[i] if i < len(page) else None
+
+    def invalidate_record(self, row: int) -> None:
+        """Re-read the page holding ``row`` (after an override)."""
+        self._pages.pop(row // PAGE_SIZE, None)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    # ---- Qt model API -----------------------------------------------------------------
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else self._count
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section][1]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        rec = self.record(index.row())
+        if rec is None:
+            return None
+        key = COLUMNS[index.column()][0]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if key == "time":
+                return _local_time(rec)
+            if key == "score":
+                return "" if rec.score is None else f"{rec.score:.5g}"
+            if key == "threshold":
+                if rec.threshold_high is None:
+                    return ""
+                return f"{rec.threshold_high:.4g}" if rec.threshold_low is None else f"{rec.threshold_low:.4g} / {rec.threshold_high:.4g}"
+            if key == "latency_ms":
+                return "" if rec.latency_ms is None else f"{rec.latency_ms:.0f} ms"
+            if key == "image_ref":
+                return Path(rec.image_ref).name if rec.image_ref else ""
+            if key == "override_verdict":
+                return f"{rec.override_verdict} ({rec.override_operator})" if rec.override_verdict else ""
+            value = getattr(rec, key)
+            return "" if value is None else str(value)
+        if role == Qt.ItemDataRole.ForegroundRole and key in ("verdict", "override_verdict"):
+            v = rec.verdict if key == "verdict" else rec.override_verdict
+            if v in VERDICT_COLORS:
+                return QBrush(QColor(VERDICT_COLORS[v]))
+        if role == Qt.ItemDataRole.ToolTipRole and key == "image_ref":
+            return rec.image_ref + ("\n(image kept — double-click to open)" if rec.stored_image else "")
+        if role == Qt.ItemDataRole.TextAlignmentRole and key in ("id", "score", "threshold", "latency_ms"):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return rec
+        return None
+
+
+class ImageDialog(QDialog):
+    """Shows one stored image with its record."""
+
+    def __init__(self, image: Any, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.pane = ImagePane("")
+        self.pane.set_image(image)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.pane)
+        self.resize(520, 540)
+
+
+class HistoryView(QWidget):
+    """Filters, the table, CSV export, opening a kept image, overriding a verdict."""
+
+    imageOpened = Signal(object)  # Path of the image shown
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.model: HistoryTableModel | None = None
+        self._build()
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setInterval(2000)
+        self._refresh_timer.timeout.connect(self._auto_refresh)
+        self._refresh_timer.start()
+
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setContentsMargins(12, 10, 12, 10)
+        bar = QHBoxLayout()
+        self.verdict_combo = QComboBox()
+        self.verdict_combo.addItem("All verdicts", None)
+        for v in ("PASS", "REVIEW", "FAIL"):
+            self.verdict_combo.addItem(v, v)
+        self.verdict_combo.addItem("REVIEW + FAIL", ("REVIEW", "FAIL"))
+        self.period_combo = QComboBox()
+        for label, hours in (("All time", None), ("Last hour", 1), ("Last 8 hours", 8), ("Last 24 hours", 24),
+                             ("Last 7 days", 24 * 7), ("Custom range", -1)):
+            self.period_combo.addItem(label, hours)
+        self.since_edit = QDateTimeEdit(QDateTime.currentDateTime().addDays(-1))
+        self.until_edit = QDateTimeEdit(QDateTime.currentDateTime().addSecs(3600))
+        for e in (self.since_edit, self.until_edit):
+            e.setCalendarPopup(True)
+            e.setDisplayFormat("yyyy-MM-dd HH:mm")
+            e.setVisible(False)
+        self.bundle_combo = QComboBox()
+        self.bundle_combo.setMinimumContentsLength(12)
+        self.refresh_btn = QPushButton("Refresh")
+        self.export_btn = QPushButton("Export CSV…")
+        self.override_btn = QPushButton("Override verdict…")
+        self.open_btn = QPushButton("Open image")
+        bar.addWidget(QLabel("Verdict"))
+        bar.addWidget(self.verdict_combo)
+        bar.addWidget(QLabel("Time"))
+        bar.addWidget(self.period_combo)
+        bar.addWidget(self.since_edit)
+        bar.addWidget(self.until_edit)
+        bar.addWidget(QLabel("Bundle"))
+        bar.addWidget(self.bundle_combo)
+        bar.addStretch(1)
+        for b in (self.refresh_btn, self.open_btn, self.override_btn, self.export_btn):
+            bar.addWidget(b)
+        root.addLayout(bar)
+
+        self.table = QTableView()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setWordWrap(False)
+        self.table.doubleClicked.connect(self._open_index)
+        root.addWidget(self.table, 1)
+
+        self.summary = QLabel("")
+        self.summary.setObjectName("summaryLabel")
+        root.addWidget(self.summary)
+
+        self.verdict_combo.currentIndexChanged.connect(self.apply_filters)
+        self.period_combo.currentIndexChanged.connect(self._period_changed)
+        self.since_edit.dateTimeChanged.connect(self.apply_filters)
+        self.until_edit.dateTimeChanged.connect(self.apply_filters)
+        self.bundle_combo.currentIndexChanged.connect(self.apply_filters)
+        self.refresh_btn.clicked.connect(self.refresh)
+        self.export_btn.clicked.connect(self._export_clicked)
+        self.override_btn.clicked.connect(self._override_clicked)
+        self.open_btn.clicked.connect(lambda: self._open_index(self.table.currentIndex()))
+
+    # ------------------------------------------------------------------ data
+    def ensure_model(self) -> HistoryTableModel:
+        """Open the history database and attach the table model (first show)."""
+        if self.model is None:
+            self.model = HistoryTableModel(self.ctx.history, self)
+            self.table.setModel(self.model)
+            widths = (70, 150, 80, 130, 90, 110, 120, 220, 160, 110)
+            for i, w in enumerate(widths):
+                self.table.setColumnWidth(i, w)
+            self._fill_bundles()
+            self.apply_filters()
+        return self.model
+
+    def _fill_bundles(self) -> None:
+        current = self.bundle_combo.currentData()
+        self.bundle_combo.blockSignals(True)
+        self.bundle_combo.clear()
+        self.bundle_combo.addItem("All bundles", None)
+        for b in self.ctx.history.bundles():
+            self.bundle_combo.addItem(b or "(none)", b)
+        i = self.bundle_combo.findData(current) if current is not None else 0
+        self.bundle_combo.setCurrentIndex(max(0, i))
+        self.bundle_combo.blockSignals(False)
+
+    def current_filters(self) -> dict[str, Any]:
+        f: dict[str, Any] = {}
+        v = self.verdict_combo.currentData()
+        if v:
+            f["verdict"] = list(v) if isinstance(v, (tuple, list)) else v
+        hours = self.period_combo.currentData()
+        if hours == -1:
+            f["since"] = self.since_edit.dateTime().toSecsSinceEpoch()
+            f["until"] = self.until_edit.dateTime().toSecsSinceEpoch()
+        elif hours:
+            f["since"] = (_dt.datetime.now() - _dt.timedelta(hours=hours)).timestamp()
+        b = self.bundle_combo.currentData()
+        if b is not None:
+            f["bundle"] = b
+        return f
+
+    def _period_changed(self) -> None:
+        custom = self.period_combo.currentData() == -1
+        self.since_edit.setVisible(custom)
+        self.until_edit.setVisible(custom)
+        self.apply_filters()
+
+    def apply_filters(self) -> None:
+        if self.model is None:
+            return
+        self.model.set_filters(**self.current_filters())
+        self._update_summary()
+
+    def refresh(self) -> None:
+        """Re-read the database (new inspections), keeping the filters."""
+        if self.model is None:
+            self.ensure_model()
+            return
+        self._fill_bundles()
+        self.model.set_filters(**self.current_filters())
+        self._update_summary()
+
+    def _auto_refresh(self) -> None:
+        # Only when visible and the user is looking at the newest rows.
+        if self.model is None or not self.isVisible():
+            return
+        if self.table.verticalScrollBar().value() > 0 or self.table.currentIndex().isValid():
+            return
+        n = self.ctx.history.count(**self.model.filters)
+        if n != self.model.total():
+            self.model.refresh()
+            self._update_summary()
+
+    def _update_summary(self) -> None:
+        if self.model is None:
+            return
+        counts = self.ctx.history.counts_by_verdict(**self.model.filters)
+        total = sum(counts.values())
+        yld = f"{100.0 * counts['PASS'] / total:.1f} %" if total else "—"
+        self.summary.setText(
+            f"{self.model.total():,} records   ·   PASS {counts['PASS']:,}   REVIEW {counts['REVIEW']:,}"
+            f"   FAIL {counts['FAIL']:,}   ·   yield {yld}   ·   {self.ctx.history.path}"
+        )
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self.model is None:
+            self.ensure_model()
+        else:
+            self.refresh()
+
+    # ------------------------------------------------------------------ actions
+    def selected_record(self) -> Any | None:
+        idx = self.table.currentIndex()
+        return None if self.model is None or not idx.isValid() else self.model.record(idx.row())
+
+    def export_csv(self, path: Path) -> int:
+        """Export the rows matching the current filters; returns how many."""
+        return self.ctx.history.export_csv(path, **self.current_filters())
+
+    def _export_clicked(self) -> None:
+        qs = QSettings()
+        start = str(Path(str(qs.value("recent/export_dir", str(Path.home())))) / "inspections.csv")
+        path, _ = QFileDialog.getSaveFileName(self, "Export history as CSV", start, "CSV files (*.csv)")
+        if not path:
+            return
+        try:
+            n = self.export_csv(Path(path))
+        except Exception as exc:  # noqa: BLE001
+            QMessageBox.critical(self, "Export failed", str(exc))
+            return
+        qs.setValue("recent/export_dir", str(Path(path).parent))
+        QMessageBox.information(self, "Export done", f"{n:,} records written to {path}")
+
+    def image_for(self, record: Any) -> tuple[Any, Path] | None:
+        """The kept image of ``record`` (or its source file) as an array, with its path."""
+        from inspection_core.data.images import read_image
+
+        candidates = [self.ctx.history.image_path(record)]
+        if record.image_ref and "#" not in record.image_ref:
+            candidates.append(Path(record.image_ref))
+        for p in candidates:
+            if p is not None and Path(p).is_file():
+                try:
+                    return read_image(Path(p)), Path(p)
+                except Exception:  # noqa: BLE001
+                    continue
+        return None
+
+    def _open_index(self, index: QModelIndex) -> None:
+        if self.model is None or not index.isValid():
+            return
+        rec = self.model.record(index.row())
+        if rec is None:
+            return
+        found = self.image_for(rec)
+        if found is None:
+            QMessageBox.information(self, "No image", f"No image was kept for inspection #{rec.id} ({rec.verdict}).\n"
+                                    "Only FAIL and REVIEW images are kept (a station setting).")
+            return
+        image, path = found
+        self.imageOpened.emit(path)
+        dlg = ImageDialog(image, f"#{rec.id} · {rec.verdict} · score {rec.score:.4g} · {path.name}", self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        self._dialog = dlg
+
+    def override(self, row: int, verdict: str | None, operator: str) -> None:
+        """Record the operator's verdict for the row (None clears the override)."""
+        assert self.model is not None
+        rec = self.model.record(row)
+        if rec is None:
+            raise IndexError(f"no row {row}")
+        self.ctx.history.set_override(rec.id, verdict, operator)
+        self.model.invalidate_record(row)
+
+    def _override_clicked(self) -> None:
+        idx = self.table.currentIndex()
+        rec = self.selected_record()
+        if rec is None:
+            QMessageBox.information(self, "Override", "Select an inspection first.")
+            return
+        choices = ["PASS", "REVIEW", "FAIL", "(clear override)"]
+        verdict, ok = QInputDialog.getItem(self, "Override verdict",
+                                           f"Inspection #{rec.id}: the model said {rec.verdict}. Your verdict:",
+                                           choices, 0, False)
+        if not ok:
+            return
+        operator, ok = QInputDialog.getText(self, "Override verdict", "Your name or badge:",
+                                            text=str(QSettings().value("recent/operator", "")))
+        if not ok or not operator.strip():
+            return
+        QSettings().setValue("recent/operator", operator.strip())
+        self.override(idx.row(), None if verdict.startswith("(") else verdict, operator.strip())

@@ -1,0 +1,644 @@
+"""Inspect: live scoring of a camera, video file, folder or watched folder.
+
+The view owns one ``ScoringWorker`` (capture + scoring threads) and only
+displays what it emits: the newest result is painted by a 25 Hz timer, so a
+fast source never makes the GUI thread fall behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QComboBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+)  # fmt: skip
+
+from app.context import AppContext
+from app.manifest import read_manifest_light
+from app.widgets.image_pane import ImagePane, heat_overlay
+from app.widgets.verdict_banner import VerdictBanner, format_threshold
+from app.workers import LiveResult, ScoringWorker
+
+SOURCE_KINDS = {
+    "demo": "Demo parts",
+    "folder": "Image folder",
+    "watch": "Watched folder",
+    "video": "Video file",
+    "camera": "Camera / stream",
+}
+
+
+@dataclass
+class ShiftCounters:
+    """Verdict counts since the shift started."""
+
+    inspected: int = 0
+    passed: int = 0
+    review: int = 0
+    failed: int = 0
+
+    def add(self, verdict: str) -> None:
+        self.inspected += 1
+        if verdict == "PASS":
+            self.passed += 1
+        elif verdict == "REVIEW":
+            self.review += 1
+        else:
+            self.failed += 1
+
+    @property
+    def yield_pct(self) -> float | None:
+        return None if self.inspected == 0 else 100.0 * self.passed / self.inspected
+
+
+def bundle_summary(manifest: dict[str, Any]) -> dict[str, str]:
+    """Model, trained when, on what, threshold: short texts for the bundle panel."""
+    model = manifest.get("model", {})
+    thr = manifest.get("threshold", {})
+    data = (manifest.get("training") or {}).get("data") or {}
+    created = str(manifest.get("created", ""))
+    try:
+        created = _dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        pass
+    root = str(data.get("root", "") or "")
+    on = Path(root).name if root else "?"
+    if data.get("n_train") is not None:
+        on += f" ({data['n_train']} good images)"
+    high, low = thr.get("high"), thr.get("low")
+    threshold = "?" if high is None else format_threshold(float(high), None if low is None else float(low))
+    strategy = thr.get("strategy")
+    if strategy:
+        threshold += f" · {strategy}"
+    if thr.get("provisional"):
+        threshold += " (provisional)"
+    return {
+        "name": str(manifest.get("name", "?")),
+        "model": f"{model.get('model', '?')} · {model.get('image_size', '?')} px",
+        "trained": created or "?",
+        "data": on,
+        "threshold": threshold,
+    }
+
+
+class StatTile(QFrame):
+    """A caption over a large number."""
+
+    def __init__(self, caption: str, accent: str = "#c9d1d9", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("statTile")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(10, 6, 10, 6)
+        lay.setSpacing(0)
+        cap = QLabel(caption.upper())
+        cap.setObjectName("statCaption")
+        self.value = QLabel("0")
+        self.value.setObjectName("statValue")
+        self.value.setStyleSheet(f"color: {accent};")
+        lay.addWidget(cap)
+        lay.addWidget(self.value)
+
+    def set(self, text: str) -> None:
+        self.value.setText(text)
+
+
+class InspectView(QWidget):
+    """Source picker, three image panes, verdict banner, shift counters, bundle panel."""
+
+    resultShown = Signal(object)       # LiveResult, after it was counted
+    runningChanged = Signal(bool)
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.worker: ScoringWorker | None = None
+        self.counters = ShiftCounters()
+        self.results_received = 0
+        self._latest: LiveResult | None = None
+        self._dirty = False
+        self._source_desc: tuple[str, str] | None = None
+        self._state = "idle"
+        self._build()
+        self._render_timer = QTimer(self)
+        self._render_timer.setInterval(40)
+        self._render_timer.timeout.connect(self._render_latest)
+        self._render_timer.start()
+        self._shortcut = QShortcut(QKeySequence(ctx.settings.trigger_key or "Space"), self)
+        self._shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+        self._shortcut.activated.connect(self._on_trigger_key)
+        ctx.bundleChanged.connect(self._on_bundle_changed)
+        ctx.bundleUpdated.connect(self._on_bundle_updated)
+        self.refresh_bundles()
+        self._update_buttons()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setContentsMargins(12, 10, 12, 10)
+        root.setSpacing(10)
+
+        # Source bar
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        self.kind_combo = QComboBox()
+        for key, label in SOURCE_KINDS.items():
+            self.kind_combo.addItem(label, key)
+        self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
+        self.spec_edit = QLineEdit()
+        self.spec_edit.setPlaceholderText("folder, video file, camera index (0) or stream URL")
+        self.browse_btn = QPushButton("Browse…")
+        self.browse_btn.clicked.connect(self._browse)
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItem("Continuous", "continuous")
+        self.mode_combo.addItem(f"Triggered ({self.ctx.settings.trigger_key or 'Space'})", "triggered")
+        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
+        self.rate_spin = QSpinBox()
+        self.rate_spin.setRange(0, 120)
+        self.rate_spin.setValue(4)
+        self.rate_spin.setSuffix(" /s")
+        self.rate_spin.setSpecialValueText("max")
+        self.rate_spin.setToolTip("Highest rate for folders (0 = as fast as scoring allows)")
+        self.start_btn = QPushButton("▶  Start")
+        self.start_btn.setObjectName("primaryButton")
+        self.start_btn.clicked.connect(self._start_clicked)
+        self.pause_btn = QPushButton("❚❚  Pause")
+        self.pause_btn.clicked.connect(self._pause_clicked)
+        self.stop_btn = QPushButton("■  Stop")
+        self.stop_btn.clicked.connect(self.stop)
+        self.trigger_btn = QPushButton("Trigger")
+        self.trigger_btn.clicked.connect(self.trigger)
+        for b in (self.start_btn, self.pause_btn, self.stop_btn, self.trigger_btn):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        bar.addWidget(QLabel("Source"))
+        bar.addWidget(self.kind_combo)
+        bar.addWidget(self.spec_edit, 1)
+        bar.addWidget(self.browse_btn)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("Mode"))
+        bar.addWidget(self.mode_combo)
+        bar.addWidget(QLabel("Rate"))
+        bar.addWidget(self.rate_spin)
+        bar.addSpacing(12)
+        for b in (self.start_btn, self.pause_btn, self.stop_btn, self.trigger_btn):
+            bar.addWidget(b)
+        root.addLayout(bar)
+
+        # State strip (camera lost, source ended, errors)
+        self.state_strip = QLabel("")
+        self.state_strip.setObjectName("stateStrip")
+        self.state_strip.setWordWrap(True)
+        self.state_strip.hide()
+        root.addWidget(self.state_strip)
+
+        # Busy panel (first start: the demo model is trained)
+        self.busy_panel = QFrame()
+        self.busy_panel.setObjectName("busyPanel")
+        bl = QHBoxLayout(self.busy_panel)
+        self.busy_label = QLabel("")
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)
+        self.busy_bar.setTextVisible(True)
+        self.busy_cancel = QPushButton("Cancel")
+        bl.addWidget(self.busy_label, 2)
+        bl.addWidget(self.busy_bar, 3)
+        bl.addWidget(self.busy_cancel)
+        self.busy_panel.hide()
+        root.addWidget(self.busy_panel)
+
+        body = QHBoxLayout()
+        body.setSpacing(12)
+        panes = QHBoxLayout()
+        panes.setSpacing(8)
+        self.image_pane = ImagePane("Image")
+        self.recon_pane = ImagePane("Reconstruction")
+        self.heat_pane = ImagePane("Heat map")
+        for p in (self.image_pane, self.recon_pane, self.heat_pane):
+            panes.addWidget(p, 1)
+        left = QVBoxLayout()
+        left.addLayout(panes, 1)
+        self.ref_label = QLabel("")
+        self.ref_label.setObjectName("refLabel")
+        self.ref_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        left.addWidget(self.ref_label)
+        body.addLayout(left, 3)
+
+        side = QVBoxLayout()
+        side.setSpacing(10)
+        self.banner = VerdictBanner()
+        side.addWidget(self.banner)
+
+        counts = QGroupBox("Shift")
+        grid = QGridLayout(counts)
+        grid.setSpacing(6)
+        self.tile_inspected = StatTile("Inspected")
+        self.tile_pass = StatTile("Pass", "#4caf50")
+        self.tile_review = StatTile("Review", "#f0b400")
+        self.tile_fail = StatTile("Fail", "#ef5350")
+        self.tile_yield = StatTile("Yield")
+        self.tile_yield.set("—")
+        grid.addWidget(self.tile_inspected, 0, 0)
+        grid.addWidget(self.tile_yield, 0, 1)
+        grid.addWidget(self.tile_pass, 1, 0)
+        grid.addWidget(self.tile_fail, 1, 1)
+        grid.addWidget(self.tile_review, 2, 0)
+        self.reset_btn = QPushButton("New shift")
+        self.reset_btn.setToolTip("Reset the shift counters (the history keeps every record)")
+        self.reset_btn.clicked.connect(self.reset_counters)
+        grid.addWidget(self.reset_btn, 2, 1)
+        side.addWidget(counts)
+
+        perf = QGroupBox("Performance")
+        pf = QFormLayout(perf)
+        self.fps_label = QLabel("—")
+        self.latency_label = QLabel("—")
+        self.dropped_label = QLabel("0")
+        pf.addRow("Frames per second", self.fps_label)
+        pf.addRow("Scoring latency", self.latency_label)
+        pf.addRow("Stale frames dropped", self.dropped_label)
+        side.addWidget(perf)
+
+        model = QGroupBox("Model bundle")
+        mf = QFormLayout(model)
+        self.bundle_combo = QComboBox()
+        self.bundle_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.bundle_combo.setMinimumContentsLength(14)
+        self.bundle_combo.activated.connect(self._bundle_chosen)
+        self.model_label = QLabel("—")
+        self.trained_label = QLabel("—")
+        self.data_label = QLabel("—")
+        self.threshold_label = QLabel("—")
+        for lab in (self.model_label, self.trained_label, self.data_label, self.threshold_label):
+            lab.setWordWrap(True)
+        mf.addRow("Bundle", self.bundle_combo)
+        mf.addRow("Model", self.model_label)
+        mf.addRow("Trained", self.trained_label)
+        mf.addRow("On", self.data_label)
+        mf.addRow("Threshold", self.threshold_label)
+        side.addWidget(model)
+        side.addStretch(1)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        side_w.setMinimumWidth(300)
+        side_w.setMaximumWidth(380)
+        side_w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        body.addWidget(side_w, 1)
+        root.addLayout(body, 1)
+        self._on_kind_changed()
+
+    # ------------------------------------------------------------------ bundles
+    def refresh_bundles(self) -> None:
+        """Fill the bundle switcher from the model folders and show the current bundle."""
+        self.bundle_combo.blockSignals(True)
+        self.bundle_combo.clear()
+        current = self.ctx.bundle_path
+        for p in self.ctx.list_bundles():
+            self.bundle_combo.addItem(p.stem, str(p))
+            self.bundle_combo.setItemData(self.bundle_combo.count() - 1, str(p), Qt.ItemDataRole.ToolTipRole)
+        if current is not None:
+            i = self.bundle_combo.findData(str(current))
+            if i < 0:
+                self.bundle_combo.addItem(current.stem, str(current))
+                i = self.bundle_combo.count() - 1
+            self.bundle_combo.setCurrentIndex(i)
+        self.bundle_combo.blockSignals(False)
+        self._show_bundle_info()
+
+    def _show_bundle_info(self) -> None:
+        path = self.ctx.bundle_path
+        if path is None:
+            for lab in (self.model_label, self.trained_label, self.data_label, self.threshold_label):
+                lab.setText("—")
+            return
+        try:
+            info = bundle_summary(read_manifest_light(path))
+        except Exception as exc:  # noqa: BLE001 - shown, not fatal
+            self.model_label.setText(f"unreadable: {exc}")
+            return
+        self.model_label.setText(info["model"])
+        self.trained_label.setText(info["trained"])
+        self.data_label.setText(info["data"])
+        self.threshold_label.setText(info["threshold"])
+
+    def _bundle_chosen(self, index: int) -> None:
+        path = self.bundle_combo.itemData(index)
+        if path:
+            try:
+                self.ctx.set_bundle(Path(path))
+            except FileNotFoundError as exc:
+                self._show_state("error", str(exc))
+
+    def _on_bundle_changed(self, _path: object) -> None:
+        self.refresh_bundles()
+        if self.worker is not None and self._source_desc is not None:
+            kind, spec = self._source_desc
+            self.start_source(kind, spec)  # restart with the new model
+
+    def _on_bundle_updated(self, _path: object) -> None:
+        self._show_bundle_info()
+        if self.worker is None or self.ctx.bundle_path is None:
+            return
+        from inspection_core.types import Threshold
+
+        try:
+            self.worker.set_threshold(Threshold.from_dict(read_manifest_light(self.ctx.bundle_path)["threshold"]))
+        except Exception as exc:  # noqa: BLE001
+            self._show_state("error", f"new threshold not applied: {exc}")
+
+    # ------------------------------------------------------------------ sources
+    def _on_kind_changed(self, *_: object) -> None:
+        kind = self.kind_combo.currentData()
+        self.spec_edit.setEnabled(kind != "demo")
+        self.browse_btn.setEnabled(kind in ("folder", "watch", "video"))
+        hints = {
+            "demo": "the demo's test parts",
+            "folder": "folder of images",
+            "watch": "folder where the line's camera software drops images",
+            "video": "video file (.mp4, .avi, …)",
+            "camera": "camera index (0, 1, …) or stream URL (rtsp://…)",
+        }
+        self.spec_edit.setPlaceholderText(hints.get(kind, ""))
+
+    def _browse(self) -> None:
+        kind = self.kind_combo.currentData()
+        qs = QSettings()
+        start = str(qs.value("recent/source_dir", str(Path.home())))
+        if kind == "video":
+            path, _ = QFileDialog.getOpenFileName(self, "Open video file", start,
+                                                  "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm);;All files (*)")
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Choose folder", start)
+        if path:
+            self.spec_edit.setText(path)
+            qs.setValue("recent/source_dir", str(Path(path).parent if kind == "video" else path))
+
+    def _start_clicked(self) -> None:
+        if self.worker is not None and self.worker.paused:
+            self.resume()
+            return
+        kind = self.kind_combo.currentData()
+        spec = self.spec_edit.text().strip()
+        if kind == "demo":
+            self.start_demo()
+        elif not spec:
+            self._show_state("error", "Enter a source first (a folder, a video file or a camera).")
+        else:
+            self.start_source(kind, spec)
+
+    def start_demo(self) -> bool:
+        """Run the demo's test parts (looping) with the demo bundle, if it exists."""
+        from app.demo import demo_bundle_path, demo_line_path
+
+        bundle, line = demo_bundle_path(self.ctx.settings), demo_line_path(self.ctx.settings)
+        if not bundle.is_file() or not line.is_dir():
+            self._show_state("error", "The demo model is not ready yet.")
+            return False
+        if self.ctx.bundle_path is None:
+            self.ctx.set_bundle(bundle)
+        self._select_kind("demo")
+        return self.start_source("demo", str(line))
+
+    def _select_kind(self, kind: str) -> None:
+        i = self.kind_combo.findData(kind)
+        if i >= 0 and self.kind_combo.currentIndex() != i:
+            self.kind_combo.setCurrentIndex(i)
+
+    def _make_source(self, kind: str, spec: str) -> tuple[Any, dict[str, Any]]:
+        """The ImageSource (not opened: the capture thread opens it) and pipeline options."""
+        from inspection_core.sources.folder import FolderSource, WatchedFolderSource
+
+        rate = float(self.rate_spin.value()) or None
+        if kind in ("demo", "folder"):
+            return FolderSource(spec, recursive=kind == "folder"), {"lossless": True, "pace_fps": rate, "loop": kind == "demo"}
+        if kind == "watch":
+            return WatchedFolderSource(spec), {"lossless": True}
+        if kind == "video":
+            from inspection_core.sources.video import VideoFileSource
+
+            return VideoFileSource(spec, realtime=True), {"lossless": False}
+        if kind == "camera":
+            from inspection_core.sources.camera import CameraSource
+
+            return CameraSource(spec), {"lossless": False}
+        raise ValueError(f"unknown source kind {kind!r}")
+
+    def start_source(self, kind: str, spec: str, mode: str | None = None, **options: Any) -> bool:
+        """Start inspecting ``spec`` (a path, camera index or URL) as source ``kind``.
+
+        ``options`` override the pipeline's (``lossless``, ``pace_fps``, ``loop``).
+        Returns False (with the reason shown) when no bundle is chosen.
+        """
+        self.stop()
+        if self.ctx.bundle_path is None:
+            self._show_state("error", "No model bundle chosen: open one (File ▸ Open bundle) or train one.")
+            return False
+        self._select_kind(kind)
+        if kind != "demo":
+            self.spec_edit.setText(spec)
+        if mode is not None:
+            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(mode)))
+        try:
+            source, opts = self._make_source(kind, spec)
+        except Exception as exc:  # noqa: BLE001
+            self._show_state("error", str(exc))
+            return False
+        opts.update(options)
+        history = None
+        try:
+            history = self.ctx.history
+        except Exception as exc:  # noqa: BLE001 - inspect anyway, but say that nothing is recorded
+            self._show_state("error", f"history not available, verdicts are NOT recorded: {exc}")
+        self.worker = ScoringWorker(
+            source, str(self.ctx.bundle_path), history, mode=self.mode_combo.currentData(),
+            station=self.ctx.settings.station, source_label=f"{kind}:{spec}", **opts,
+        )  # fmt: skip
+        self.worker.result.connect(self._on_result)
+        self.worker.stateChanged.connect(self._on_source_state)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.frameError.connect(lambda msg: self._show_state("warning", msg))
+        self.worker.ended.connect(self._on_ended)
+        self.worker.ready.connect(lambda _i: self.banner.set_idle("READY", "waiting for the first part"))
+        self._source_desc = (kind, spec)
+        self._hide_state()
+        self.banner.set_idle("LOADING", "loading the model…")
+        self.worker.start()
+        self._update_buttons()
+        self.runningChanged.emit(True)
+        return True
+
+    # ------------------------------------------------------------------ control
+    def stop(self) -> None:
+        """Stop the running source and scoring (waits for both threads)."""
+        w, self.worker = self.worker, None
+        if w is None:
+            return
+        for sig in (w.result, w.stateChanged, w.failed, w.ended, w.frameError, w.ready):
+            try:
+                sig.disconnect()
+            except (RuntimeError, TypeError):
+                pass
+        w.stop(5000)
+        if self.banner.verdict in ("IDLE", "LOST"):
+            self.banner.set_idle("STOPPED", "press Start to inspect")
+        self._update_buttons()
+        self.runningChanged.emit(False)
+
+    def pause(self) -> None:
+        if self.worker is not None:
+            self.worker.pause()
+            self._update_buttons()
+
+    def resume(self) -> None:
+        if self.worker is not None:
+            self.worker.resume()
+            self._update_buttons()
+
+    def _pause_clicked(self) -> None:
+        if self.worker is not None and self.worker.paused:
+            self.resume()
+        else:
+            self.pause()
+
+    def trigger(self) -> None:
+        if self.worker is not None:
+            self.worker.trigger()
+
+    def _on_trigger_key(self) -> None:
+        if self.isVisible() and self.worker is not None and self.mode_combo.currentData() == "triggered":
+            self.trigger()
+
+    def _on_mode_changed(self, *_: object) -> None:
+        if self.worker is not None:
+            self.worker.set_mode(self.mode_combo.currentData())
+        self._update_buttons()
+
+    def reset_counters(self) -> None:
+        self.counters = ShiftCounters()
+        self._update_counters()
+
+    @property
+    def is_running(self) -> bool:
+        return self.worker is not None and self.worker.running
+
+    def _update_buttons(self) -> None:
+        running = self.worker is not None
+        paused = running and self.worker.paused  # type: ignore[union-attr]
+        self.start_btn.setText("▶  Resume" if paused else "▶  Start")
+        self.start_btn.setEnabled(not running or paused)
+        self.pause_btn.setEnabled(running and not paused)
+        self.stop_btn.setEnabled(running)
+        self.trigger_btn.setEnabled(running and self.mode_combo.currentData() == "triggered")
+        if paused:
+            self.banner.set_idle("PAUSED", "press Resume to go on")
+
+    # ------------------------------------------------------------------ results
+    def _on_result(self, r: LiveResult) -> None:
+        self.results_received += 1
+        self.counters.add(str(getattr(r.prediction.verdict, "value", r.prediction.verdict)))
+        self._latest = r
+        self._dirty = True
+        self._update_counters()
+        self.fps_label.setText(f"{r.fps:.1f}")
+        self.latency_label.setText(f"{r.score_ms:.0f} ms")
+        self.dropped_label.setText(f"{r.frames_dropped}")
+        if self._state in ("reconnecting", "warning"):
+            self._hide_state()
+        self.resultShown.emit(r)
+
+    def _render_latest(self) -> None:
+        if not self._dirty or self._latest is None:
+            return
+        self._dirty = False
+        r = self._latest
+        p = r.prediction
+        shown = r.image if r.image is not None else p.image
+        self.image_pane.set_image(shown)
+        if p.reconstruction is not None:
+            self.recon_pane.set_image(p.reconstruction)
+        else:
+            self.recon_pane.clear("this model has no reconstruction")
+        self.heat_pane.set_image(heat_overlay(shown, p.heat))
+        self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low)
+        when = time.strftime("%H:%M:%S", time.localtime(r.frame_timestamp))
+        self.ref_label.setText(f"{when}   {r.frame_ref}")
+
+    def _update_counters(self) -> None:
+        c = self.counters
+        self.tile_inspected.set(str(c.inspected))
+        self.tile_pass.set(str(c.passed))
+        self.tile_review.set(str(c.review))
+        self.tile_fail.set(str(c.failed))
+        y = c.yield_pct
+        self.tile_yield.set("—" if y is None else f"{y:.1f} %")
+
+    # ------------------------------------------------------------------ states
+    def _on_source_state(self, state: str, message: str) -> None:
+        if state == "reconnecting":
+            self._show_state("reconnecting", f"Camera lost — reconnecting…  {message}".strip())
+            self.banner.set_idle("NO SIGNAL", "camera lost — reconnecting", lost=True)
+        elif state == "running" and self._state == "reconnecting":
+            self._hide_state()
+            self.banner.set_idle("READY", "camera back — waiting for the next part")
+        elif state == "error":
+            self._show_state("error", f"Source error: {message}")
+
+    def _on_ended(self) -> None:
+        n = self.counters.inspected
+        self._show_state("info", f"Source finished — {n} part{'s' if n != 1 else ''} inspected this shift.")
+        self.stop()
+
+    def _on_failed(self, message: str) -> None:
+        self._show_state("error", message)
+        self.stop()
+        self.banner.set_idle("STOPPED", "see the message above")
+
+    @property
+    def state_text(self) -> str:
+        return self.state_strip.text() if self.state_strip.isVisible() or not self.state_strip.isHidden() else ""
+
+    @property
+    def state_kind(self) -> str:
+        return self._state
+
+    def _show_state(self, kind: str, text: str) -> None:
+        self._state = kind
+        self.state_strip.setProperty("kind", kind)
+        self.state_strip.setText(text)
+        self.state_strip.style().unpolish(self.state_strip)
+        self.state_strip.style().polish(self.state_strip)
+        self.state_strip.show()
+
+    def _hide_state(self) -> None:
+        self._state = "idle"
+        self.state_strip.hide()
+
+    # ------------------------------------------------------------------ busy panel (demo preparation)
+    def show_busy(self, text: str, fraction: float | None = None, on_cancel: Any = None) -> None:
+        self.busy_label.setText(text)
+        if fraction is None:
+            self.busy_bar.setRange(0, 0)
+        else:
+            self.busy_bar.setRange(0, 1000)
+            self.busy_bar.setValue(int(fraction * 1000))
+        try:
+            self.busy_cancel.clicked.disconnect()
+        except (RuntimeError, TypeError):
+            pass
+        if on_cancel is not None:
+            self.busy_cancel.clicked.connect(on_cancel)
+        self.busy_cancel.setVisible(on_cancel is not None)
+        self.busy_panel.show()
+
+    def hide_busy(self) -> None:
+        self.busy_panel.hide()
+
+    def shutdown(self) -> None:
+        """Stop everything (window closing)."""
+        self._render_timer.stop()
+        self.stop()

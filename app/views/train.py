@@ -1,0 +1,446 @@
+"""Train view (engineers): train a detector on a data folder and save a bundle.
+
+The training itself is ``inspection_core.training.train`` run on a worker;
+this view only collects the settings, draws the progress it reports (loss
+curves, validation metric, sample reconstructions) and, at the end, evaluates
+on the test split and saves the bundle into the user's model folder, where
+the Inspect view finds it. Stop sets the job's cancel token; a stopped
+training writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+    QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+)
+
+from app.context import AppContext
+from app.widgets.plots import ImageGrid, SeriesPlot
+from inspection_core.bundle import BUNDLE_SUFFIX
+from inspection_core.config import VALID_IMAGE_SIZES, ModelConfig, TrainConfig
+from inspection_core.data.dataset import DatasetIndex, DatasetLayoutError, scan_dataset
+from inspection_core.models import available_models, model_class
+from inspection_core.progress import CancelToken, ProgressEvent
+
+# in the order the trainer prefers them for choosing the best epoch
+METRIC_NAMES = {"val_auroc": "AUROC", "val_recon_error": "reconstruction error of good images",
+                "val_mean_score": "mean score of good images"}
+SUMMARY_METRICS = (("image_auroc", "Image AUROC"), ("image_ap", "Average precision"), ("f1", "F1"),
+                   ("balanced_accuracy", "Balanced accuracy"), ("fpr", "False-reject rate"),
+                   ("fnr", "Escape rate"), ("pixel_auroc", "Pixel AUROC"), ("pro", "PRO"))
+
+
+def _duration(s: float | None) -> str:
+    if s is None or s != s:
+        return "–"
+    s = int(round(s))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def safe_name(text: str) -> str:
+    """A file name from what the user typed (letters, digits, - _ . only)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-.")
+    return name[: -len(BUNDLE_SUFFIX)] if name.endswith(BUNDLE_SUFFIX) else name
+
+
+def train_and_save(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, out: Path,
+                   progress: Any, cancel: CancelToken, evaluate_test: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Worker job: train, evaluate on the test split, save the bundle (atomically).
+    A cancel at any point before saving leaves no file."""
+    from inspection_core.bundle import save_bundle
+    from inspection_core.evaluation import evaluate
+    from inspection_core.inference import Inspector
+    from inspection_core.training import train
+    from inspection_core.training.trainer import in_memory_bundle
+
+    result = train(index, mcfg, tcfg, progress, cancel)
+    cancel.raise_if_cancelled()
+    manifest = result.manifest
+    if evaluate_test and index.test:
+        def eval_progress(ev: ProgressEvent) -> None:
+            progress(ProgressEvent("message", step=ev.step, steps=ev.steps,
+                                   message=f"evaluating on the test split: {ev.step}/{ev.steps} images"))
+
+        metrics, _ = evaluate(Inspector(in_memory_bundle(result), device=tcfg.device), index,
+                              progress=eval_progress, cancel=cancel)
+        manifest["metrics"] = metrics
+    cancel.raise_if_cancelled()
+    path = save_bundle(out, result.model, manifest)
+    return path, manifest
+
+
+class TrainView(QWidget):
+    """See the module docstring."""
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.index: DatasetIndex | None = None
+        self.job: Any = None
+        self.saved_path: Path | None = None
+        self._t0 = 0.0
+        self._steps = 1
+        self._check_timer = QTimer(self, singleShot=True, interval=400, timeout=self.check_data)
+        self._build()
+        default = ctx.settings.data_dir or str(ctx.settings.demo_data_path())
+        if Path(default).expanduser().is_dir():
+            self.data_edit.setText(str(Path(default).expanduser()))
+        self.check_data()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        root = QHBoxLayout(self)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        root.addWidget(split)
+        split.addWidget(self._build_form())
+        split.addWidget(self._build_live())
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([380, 1000])
+
+    def _build_form(self) -> QWidget:
+        panel = QWidget()
+        lay = QVBoxLayout(panel)
+        lay.setContentsMargins(0, 0, 6, 0)
+        dbox = QGroupBox("Data")
+        dl = QVBoxLayout(dbox)
+        row = QHBoxLayout()
+        self.data_edit = QLineEdit()
+        self.data_edit.setPlaceholderText("folder: MVTec layout or good/ + defect/")
+        self.data_edit.textChanged.connect(lambda _t: self._check_timer.start())
+        self.data_edit.editingFinished.connect(self.check_data)
+        row.addWidget(self.data_edit, 1)
+        row.addWidget(QPushButton("Browse…", clicked=self._browse))
+        dl.addLayout(row)
+        self.data_status = QLabel("")
+        self.data_status.setWordWrap(True)
+        self.data_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        dl.addWidget(self.data_status)
+        lay.addWidget(dbox)
+
+        mbox = QGroupBox("Model and training")
+        form = QFormLayout(mbox)
+        self.model_combo = QComboBox()
+        self.model_combo.addItems(available_models())
+        if self.model_combo.findText("ganomaly") >= 0:
+            self.model_combo.setCurrentText("ganomaly")
+        self.model_combo.currentTextChanged.connect(self._on_model)
+        form.addRow("Model:", self.model_combo)
+        self.model_note = QLabel("")
+        self.model_note.setWordWrap(True)
+        self.model_note.setStyleSheet("color: #666;")
+        form.addRow("", self.model_note)
+        self.size_combo = QComboBox()
+        self.size_combo.addItems([str(s) for s in VALID_IMAGE_SIZES])
+        self.size_combo.setCurrentText("128")
+        form.addRow("Image size (px):", self.size_combo)
+        self.epochs_spin = QSpinBox(minimum=1, maximum=1000, value=15)
+        form.addRow("Epochs:", self.epochs_spin)
+        self.batch_spin = QSpinBox(minimum=2, maximum=1024, value=32)
+        form.addRow("Batch size:", self.batch_spin)
+        self.latent_spin = QSpinBox(minimum=1, maximum=2048, value=100)
+        form.addRow("Latent size:", self.latent_spin)
+        self.width_spin = QSpinBox(minimum=4, maximum=256, value=64)
+        self.width_spin.setToolTip("channels of the first convolution; smaller trains faster")
+        form.addRow("Base width:", self.width_spin)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.device_combo.setToolTip("auto: the GPU when there is one, else the CPU")
+        form.addRow("Device:", self.device_combo)
+        self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
+        form.addRow("Seed:", self.seed_spin)
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("bundle name")
+        form.addRow("Save as:", self.name_edit)
+        self.out_label = QLabel("")
+        self.out_label.setWordWrap(True)
+        self.out_label.setStyleSheet("color: #666; font-size: 8pt;")
+        form.addRow("", self.out_label)
+        self.name_edit.textChanged.connect(self._show_out)
+        lay.addWidget(mbox)
+
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start training", clicked=self.start)
+        self.start_button.setStyleSheet("font-weight: 600; padding: 6px;")
+        self.stop_button = QPushButton("Stop", clicked=lambda: self.stop(0), enabled=False)
+        buttons.addWidget(self.start_button, 1)
+        buttons.addWidget(self.stop_button)
+        lay.addLayout(buttons)
+        self.progress = QProgressBar(minimum=0, maximum=1000, value=0)
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        lay.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+        lay.addWidget(self._build_summary())
+        lay.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setMinimumWidth(360)
+        self._on_model(self.model_combo.currentText())
+        return scroll
+
+    def _build_summary(self) -> QWidget:
+        self.summary_box = QGroupBox("Result")
+        lay = QVBoxLayout(self.summary_box)
+        self.summary_label = QLabel("")
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.summary_label)
+        self.metrics_grid = QGridLayout()
+        lay.addLayout(self.metrics_grid)
+        self.use_button = QPushButton("Use this model", clicked=self.use_model)
+        lay.addWidget(self.use_button)
+        self.summary_box.setVisible(False)
+        return self.summary_box
+
+    def _build_live(self) -> QWidget:
+        panel = QSplitter(Qt.Orientation.Vertical)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        self.loss_plot = SeriesPlot("Training losses (log scale; click a legend entry to hide it)", "epoch",
+                                    log_y=True)
+        self.metric_plot = SeriesPlot("Validation", "epoch", symbols=True)
+        top.addWidget(self.loss_plot)
+        top.addWidget(self.metric_plot)
+        top.setSizes([620, 380])
+        panel.addWidget(top)
+        gbox = QGroupBox("Samples of the last epoch (held-out images)")
+        gl = QVBoxLayout(gbox)
+        self.sample_grid = ImageGrid(cell=72, max_columns=8)
+        self.sample_hint = QLabel("Reconstructions appear here after each epoch.")
+        self.sample_hint.setStyleSheet("color: #777;")
+        gl.addWidget(self.sample_hint)
+        gl.addWidget(self.sample_grid)
+        gl.addStretch(1)
+        panel.addWidget(gbox)
+        panel.setSizes([430, 330])
+        return panel
+
+    # ------------------------------------------------------------------ form
+    def _browse(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Training data folder", self.data_edit.text())
+        if d:
+            self.data_edit.setText(d)
+            self.check_data()
+
+    def check_data(self) -> DatasetIndex | None:
+        """Scan the folder now and show its counts or what is wrong with it."""
+        self._check_timer.stop()
+        text = self.data_edit.text().strip()
+        self.index = None
+        if not text:
+            self.data_status.setText("Choose a data folder.")
+            self.data_status.setStyleSheet("color: #666;")
+        else:
+            try:
+                self.index = scan_dataset(text, seed=self.seed_spin.value())
+            except (DatasetLayoutError, OSError) as exc:
+                self.data_status.setText(str(exc))
+                self.data_status.setStyleSheet("color: #b00020;")
+            else:
+                s = self.index.summary()
+                types = ", ".join(f"{k} {v}" for k, v in s["defect_types"].items())
+                layout = "MVTec layout" if s["layout"] == "mvtec" else "good/ + defect/ layout"
+                self.data_status.setText(
+                    f"✓ {layout}, {s['channels']}-channel images: <b>{s['n_train']}</b> for training; "
+                    f"test: <b>{s['n_test_good']}</b> good, <b>{s['n_test_defect']}</b> defective"
+                    + (f" ({types})" if types else "") + (f"; {s['n_masks']} masks" if s["n_masks"] else ""))
+                self.data_status.setStyleSheet("color: #1d6b3a;")
+        self._update_default_name()
+        self._update_buttons()
+        return self.index
+
+    def _on_model(self, name: str) -> None:
+        try:
+            cls = model_class(name)
+        except ValueError as exc:
+            self.model_note.setText(str(exc))
+            return
+        notes = []
+        if cls.supervised:
+            notes.append("supervised: needs defective images (test/<defect> or defect/ folders) to train")
+        if cls.can_generate:
+            notes.append("can draw samples from random latents")
+        params = cls.default_params()
+        if params:
+            notes.append("defaults: " + ", ".join(f"{k}={v}" for k, v in list(params.items())[:6]))
+        self.model_note.setText("; ".join(notes))
+        self._update_default_name()
+
+    def _update_default_name(self) -> None:
+        if self.name_edit.isModified() and self.name_edit.text().strip():
+            return
+        data = Path(self.data_edit.text().strip()).name or "data"
+        self.name_edit.setText(safe_name(f"{self.model_combo.currentText()}-{data}-{time.strftime('%Y%m%d-%H%M')}"))
+        self._show_out()
+
+    def output_path(self) -> Path:
+        name = safe_name(self.name_edit.text()) or "model"
+        return self.ctx.user_models_dir() / f"{name}{BUNDLE_SUFFIX}"
+
+    def _show_out(self) -> None:
+        self.out_label.setText(f"→ {self.output_path()}")
+
+    def _update_buttons(self) -> None:
+        busy = self.is_busy()
+        self.start_button.setEnabled(not busy and self.index is not None)
+        self.stop_button.setEnabled(busy)
+
+    def configs(self) -> tuple[ModelConfig, TrainConfig]:
+        channels = self.index.channels if self.index is not None else 3
+        mcfg = ModelConfig(model=self.model_combo.currentText(), image_size=int(self.size_combo.currentText()),
+                           channels=channels, latent_dim=self.latent_spin.value(), base_width=self.width_spin.value())
+        tcfg = TrainConfig(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
+                           device=self.device_combo.currentText(), seed=self.seed_spin.value())
+        if mcfg.model == "vgg16":
+            tcfg.lr = 1e-4
+        return mcfg, tcfg
+
+    # ------------------------------------------------------------------ run
+    def is_busy(self) -> bool:
+        return self.job is not None and self.job.running
+
+    def start(self) -> None:
+        """Start training on a worker with the settings shown."""
+        if self.is_busy():
+            return
+        index = self.check_data()
+        if index is None:
+            return
+        out = self.output_path()
+        if out.exists():
+            answer = QMessageBox.question(self, "Replace bundle?", f"{out.name} exists in {out.parent}. Replace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        mcfg, tcfg = self.configs()
+        try:
+            mcfg.validate()
+            tcfg.validate()
+        except ValueError as exc:
+            self._say(str(exc), error=True)
+            return
+        self.loss_plot.clear_series()
+        self.metric_plot.clear_series()
+        self.sample_grid.set_rows([])
+        self.sample_hint.setVisible(True)
+        self.summary_box.setVisible(False)
+        self.saved_path = None
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self._t0 = time.monotonic()
+        self._say(f"Training {mcfg.model} on {len(index.train)} images…")
+        self.job = self.ctx.start_job(lambda p, c: train_and_save(index, mcfg, tcfg, out, p, c),
+                                      on_progress=self._on_progress, on_done=self._on_done,
+                                      on_error=self._on_error, on_cancelled=self._on_cancelled, name="training")
+        self._update_buttons()
+
+    def stop(self, wait_ms: int = 0) -> bool:
+        """Ask the training to stop; with ``wait_ms`` wait that long for the
+        worker to end. True when no training is running any more."""
+        if self.job is None:
+            return True
+        if self.job.running:
+            self.job.cancel()
+            self.progress.setFormat("stopping…")
+            self.stop_button.setEnabled(False)
+        return self.job.wait(wait_ms) if wait_ms else not self.job.running
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #b00020;" if error else "color: #444;")
+
+    def _on_progress(self, ev: ProgressEvent) -> None:
+        kind = ev.kind
+        if kind in ("step", "epoch") and ev.steps:
+            self._steps = ev.steps
+            self.progress.setValue(int(1000 * ev.fraction))
+            self.progress.setFormat(f"epoch {ev.epoch}/{ev.epochs} · step {ev.step}/{ev.steps} · "
+                                    f"ETA {_duration(ev.eta_s)}")
+        if kind == "step" and ev.losses:
+            self.loss_plot.add_points(ev.epoch - 1 + ev.step / max(1, ev.steps), ev.losses)
+        elif kind == "epoch":
+            key = next((k for k in METRIC_NAMES if k in ev.metrics), None)  # the one that picks the best epoch
+            if key is not None:
+                self.metric_plot.set_title(f"Validation: {METRIC_NAMES[key]}")
+                self.metric_plot.add_points(ev.epoch, {METRIC_NAMES[key]: ev.metrics[key]})
+            shown = ", ".join(f"{METRIC_NAMES.get(k, k)} {v:.4g}" for k, v in ev.metrics.items())
+            self._say(f"Epoch {ev.epoch}/{ev.epochs} done" + (f": {shown}" if shown else ""))
+        elif kind == "sample" and isinstance(ev.payload, dict):
+            p = ev.payload
+            rows = [("input", p.get("inputs")), ("reconstruction", p.get("reconstructions")),
+                    ("generated", p.get("generated"))]
+            self.sample_grid.set_rows([(c, a) for c, a in rows if a is not None], title=f"epoch {ev.epoch}")
+            self.sample_hint.setVisible(False)
+        elif kind == "message" and ev.message:
+            self._say(ev.message[:1].upper() + ev.message[1:])
+            if ev.steps:
+                self.progress.setFormat(f"evaluating {ev.step}/{ev.steps}")
+
+    def _finished(self) -> None:
+        self.job_elapsed = time.monotonic() - self._t0
+        self._update_buttons()
+
+    def _on_done(self, result: tuple[Path, dict[str, Any]]) -> None:
+        self._finished()
+        path, manifest = result
+        self.saved_path = Path(path)
+        self.progress.setValue(1000)
+        self.progress.setFormat(f"done in {_duration(self.job_elapsed)}")
+        self._say(f"Saved {self.saved_path.name}.")
+        self._show_summary(manifest)
+
+    def _on_error(self, message: str) -> None:
+        self._finished()
+        self.progress.setFormat("failed")
+        self._say(f"Training failed: {message}", error=True)
+
+    def _on_cancelled(self) -> None:
+        self._finished()
+        self.progress.setFormat("stopped")
+        out = self.output_path()
+        self._say("Training stopped; no bundle was written." if not out.exists()
+                  else f"Training stopped; {out.name} was already saved before the stop.")
+
+    def _show_summary(self, manifest: dict[str, Any]) -> None:
+        tr = manifest.get("training", {})
+        th = manifest.get("threshold", {})
+        self.summary_label.setText(
+            f"<b>{self.saved_path.name}</b><br>in {self.saved_path.parent}<br>"
+            f"{tr.get('epochs_run', '?')} epochs in {_duration(tr.get('duration_s'))} on {tr.get('device', '?')}, "
+            f"best epoch {tr.get('best_epoch', '?')}"
+            + (f"<br>note: {tr['stopped_reason']}" if tr.get("stopped_reason") else "")
+            + f"<br>provisional threshold {th.get('high', float('nan')):.4g} "
+              f"({100 * float(th.get('target') or 0):.0f} % quantile of good scores) — calibrate it next.")
+        while self.metrics_grid.count():
+            w = self.metrics_grid.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        metrics = manifest.get("metrics") or {}
+        r = 0
+        for key, text in SUMMARY_METRICS:
+            v = metrics.get(key)
+            if v is None:
+                continue
+            self.metrics_grid.addWidget(QLabel(text + ":"), r, 0)
+            val = QLabel(f"{100 * v:.1f} %" if key in ("fpr", "fnr") else f"{v:.3f}")
+            val.setStyleSheet("font-weight: 600;")
+            self.metrics_grid.addWidget(val, r, 1)
+            r += 1
+        if r == 0:
+            self.metrics_grid.addWidget(QLabel("No labelled test split: no evaluation metrics."), 0, 0, 1, 2)
+        self.summary_box.setVisible(True)
+
+    def use_model(self) -> None:
+        if self.saved_path is not None:
+            self.ctx.set_bundle(self.saved_path)
+            self._say(f"{self.saved_path.name} is now the model in use.")

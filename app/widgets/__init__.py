@@ -1,0 +1,1 @@
+"""Reusable widgets: image panes, the verdict banner (plots live in ``plots.py``)."""

@@ -1,0 +1,129 @@
+"""Fast display of numpy images.
+
+``to_qimage`` wraps the array's memory without copying (the QImage keeps a
+reference to the array through ``ImagePane``), and ``ImagePane`` paints it
+scaled to fit, so a live view costs one paint per refresh and no pixmap
+conversion. ``heat_overlay`` builds the heat map shown over the image.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+
+def to_display(image: np.ndarray) -> np.ndarray:
+    """An 8-bit gray, BGR or BGRA C-contiguous view/copy of an OpenCV-style image."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        if img.dtype == np.uint16:
+            img = (img >> 8).astype(np.uint8)
+        else:  # float maps: scale to the full range
+            f = img.astype(np.float32)
+            lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
+            img = np.zeros_like(f, dtype=np.uint8) if hi <= lo else ((f - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    return np.ascontiguousarray(img)
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """A QImage over the array's buffer (no copy). The caller must keep the
+    array alive while the QImage is used (``ImagePane`` does)."""
+    img = to_display(image)
+    h, w = img.shape[:2]
+    if img.ndim == 2:
+        fmt = QImage.Format.Format_Grayscale8
+    elif img.shape[2] == 3:
+        fmt = QImage.Format.Format_BGR888
+    elif img.shape[2] == 4:
+        fmt = QImage.Format.Format_ARGB32  # little-endian BGRA in memory
+    else:
+        raise ValueError(f"cannot display an image with {img.shape[2]} channels")
+    qimg = QImage(img.data, w, h, int(img.strides[0]), fmt)
+    qimg._keepalive = img  # type: ignore[attr-defined]  # ties the buffer's life to the QImage wrapper
+    return qimg
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45,
+                 colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """The image (as BGR) with the [0, 1] heat map blended over it in a colour map."""
+    base = to_display(image)
+    if base.ndim == 2:
+        base = cv2.cvtColor(base, cv2.COLOR_GRAY2BGR)
+    elif base.shape[2] == 4:
+        base = cv2.cvtColor(base, cv2.COLOR_BGRA2BGR)
+    h, w = base.shape[:2]
+    hm = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
+    if hm.shape[:2] != (h, w):
+        hm = cv2.resize(hm, (w, h), interpolation=cv2.INTER_LINEAR)
+    colored = cv2.applyColorMap((hm * 255.0).astype(np.uint8), colormap)
+    # Blend more where the heat is higher so a clean part stays readable.
+    a = (alpha * (0.35 + 0.65 * hm))[..., None]
+    out = base.astype(np.float32) * (1.0 - a) + colored.astype(np.float32) * a
+    return out.astype(np.uint8)
+
+
+class ImagePane(QWidget):
+    """Paints one image scaled to fit (aspect ratio kept) under a caption."""
+
+    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.placeholder = "No image"
+        self._qimage: QImage | None = None
+        self._array: np.ndarray | None = None
+        self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, 340)
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        """Show ``image`` (None clears the pane)."""
+        if image is None:
+            self._array, self._qimage = None, None
+        else:
+            self._array = to_display(image)
+            self._qimage = to_qimage(self._array)
+        self.update()
+
+    def clear(self, placeholder: str | None = None) -> None:
+        if placeholder is not None:
+            self.placeholder = placeholder
+        self.set_image(None)
+
+    @property
+    def has_image(self) -> bool:
+        return self._qimage is not None
+
+    def image_array(self) -> np.ndarray | None:
+        return self._array
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#15191e"))
+        title_h = 28 if self.title else 0
+        if self.title:
+            f = QFont(self.font())
+            f.setPointSizeF(max(9.0, f.pointSizeF()))
+            f.setBold(True)
+            p.setFont(f)
+            p.setPen(QColor("#aab4be"))
+            p.drawText(QRectF(10, 0, self.width() - 20, title_h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                       self.title.upper())
+        area = QRectF(6, title_h + 2, self.width() - 12, self.height() - title_h - 8)
+        if self._qimage is None or area.width() <= 0 or area.height() <= 0:
+            p.setPen(QColor("#5c6670"))
+            p.drawText(area, Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            return
+        iw, ih = self._qimage.width(), self._qimage.height()
+        scale = min(area.width() / iw, area.height() / ih)
+        tw, th = iw * scale, ih * scale
+        target = QRectF(area.x() + (area.width() - tw) / 2, area.y() + (area.height() - th) / 2, tw, th)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.drawImage(target, self._qimage)

@@ -1,0 +1,373 @@
+"""Plots for the engineer views: score histogram with draggable threshold
+line(s), ROC curve with the operating point, live loss curves, and a grid of
+small images (sample reconstructions, generated samples).
+
+Everything here draws numbers it is given; no metric is computed here (the
+calibration view asks ``inspection_core.calibration`` for those).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
+
+GOOD_COLOR = QColor(46, 139, 87)  # sea green
+DEFECT_COLOR = QColor(200, 55, 45)  # brick red
+HIGH_LINE_COLOR = QColor(30, 30, 30)
+LOW_LINE_COLOR = QColor(214, 140, 0)  # amber: the REVIEW band
+SERIES_COLORS = (
+    QColor(31, 119, 180),
+    QColor(214, 39, 40),
+    QColor(44, 160, 44),
+    QColor(148, 103, 189),
+    QColor(255, 127, 14),
+    QColor(23, 190, 207),
+    QColor(140, 86, 75),
+    QColor(127, 127, 127),
+)
+
+
+def style_plot(plot: pg.PlotWidget, title: str = "", x_label: str = "", y_label: str = "") -> None:
+    """A light, quiet look shared by all plots of the app."""
+    plot.setBackground("w")
+    item = plot.getPlotItem()
+    if title:
+        item.setTitle(title, color="#333", size="10pt")
+    for name, label in (("bottom", x_label), ("left", y_label)):
+        axis = item.getAxis(name)
+        axis.setPen(pg.mkPen("#888"))
+        axis.setTextPen(pg.mkPen("#444"))
+        if label:
+            axis.setLabel(label, color="#444")
+    item.showGrid(x=True, y=True, alpha=0.15)
+    plot.setMinimumHeight(160)
+
+
+def with_alpha(color: QColor, alpha: int) -> QColor:
+    c = QColor(color)
+    c.setAlpha(alpha)
+    return c
+
+
+# ----------------------------------------------------------------- histogram
+
+
+class ScoreHistogram(pg.PlotWidget):
+    """Overlapping score histograms of good and defective images with a
+    draggable FAIL threshold line and, in two-threshold mode, a second line for
+    the lower end of the REVIEW band.
+
+    ``thresholdsChanged(high, low)`` is emitted whenever a line moves, by drag
+    or by :meth:`set_thresholds`; ``low`` is None in single-threshold mode.
+    """
+
+    thresholdsChanged = Signal(float, object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        style_plot(self, "Scores of the calibration images", "anomaly score A(x)", "images")
+        self.addLegend(offset=(-10, 10), labelTextColor="#333")
+        self._good = pg.PlotDataItem(
+            stepMode="center", fillLevel=0, pen=pg.mkPen(GOOD_COLOR, width=1.5),
+            brush=pg.mkBrush(with_alpha(GOOD_COLOR, 90)), name="good",
+        )
+        self._defect = pg.PlotDataItem(
+            stepMode="center", fillLevel=0, pen=pg.mkPen(DEFECT_COLOR, width=1.5),
+            brush=pg.mkBrush(with_alpha(DEFECT_COLOR, 90)), name="defective",
+        )
+        self.addItem(self._good)
+        self.addItem(self._defect)
+        label_opts = {"position": 0.92, "color": "#222", "fill": (255, 255, 255, 210), "movable": True}
+        self.high_line = pg.InfiniteLine(
+            angle=90, movable=True, pen=pg.mkPen(HIGH_LINE_COLOR, width=2),
+            hoverPen=pg.mkPen(HIGH_LINE_COLOR, width=4), label="FAIL > {value:.4g}", labelOpts=label_opts,
+        )
+        self.low_line = pg.InfiniteLine(
+            angle=90, movable=True, pen=pg.mkPen(LOW_LINE_COLOR, width=2, style=Qt.PenStyle.DashLine),
+            hoverPen=pg.mkPen(LOW_LINE_COLOR, width=4),
+            label="PASS ≤ {value:.4g}", labelOpts={**label_opts, "position": 0.78},
+        )
+        self.high_line.setZValue(20)
+        self.low_line.setZValue(19)
+        self.addItem(self.high_line)
+        self.addItem(self.low_line)
+        self.low_line.setVisible(False)
+        self._silent = False
+        self.high_line.sigPositionChanged.connect(self._on_line_moved)
+        self.low_line.sigPositionChanged.connect(self._on_line_moved)
+
+    # data
+    def set_data(self, scores: np.ndarray, labels: np.ndarray, bins: int | None = None) -> None:
+        """Draw the two histograms on shared bin edges."""
+        scores = np.asarray(scores, dtype=np.float64)
+        labels = np.asarray(labels).astype(int)
+        finite = np.isfinite(scores)
+        scores, labels = scores[finite], labels[finite]
+        if scores.size == 0:
+            self._good.setData([], [])
+            self._defect.setData([], [])
+            return
+        if bins is None:
+            bins = int(np.clip(np.sqrt(scores.size) * 1.5, 10, 60))
+        lo, hi = float(scores.min()), float(scores.max())
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, bins + 1)
+        for item, label in ((self._good, 0), (self._defect, 1)):
+            counts, _ = np.histogram(scores[labels == label], bins=edges)
+            item.setData(edges, counts.astype(float))
+            item.setVisible(bool((labels == label).any()))
+        pad = 0.05 * (hi - lo)
+        self.setXRange(lo - pad, hi + pad, padding=0)
+        self.enableAutoRange(axis="y")
+
+    # thresholds
+    def set_two_threshold(self, enabled: bool, low: float | None = None) -> None:
+        """Show or hide the REVIEW band line; ``low`` places it (clamped below the FAIL line)."""
+        self._silent = True
+        try:
+            self.low_line.setVisible(enabled)
+            if enabled:
+                high = self.high_line.value()
+                self.low_line.setValue(min(high, high if low is None else low))
+            self._update_bounds()
+        finally:
+            self._silent = False
+        self._emit()
+
+    def two_threshold(self) -> bool:
+        return self.low_line.isVisible()
+
+    def set_thresholds(self, high: float, low: float | None = None) -> None:
+        """Move the line(s) as a drag would, emitting one ``thresholdsChanged``."""
+        self._silent = True
+        try:
+            self.high_line.setBounds((None, None))
+            self.low_line.setBounds((None, None))
+            self.high_line.setValue(float(high))
+            if self.two_threshold():
+                self.low_line.setValue(min(float(high), float(high if low is None else low)))
+            self._update_bounds()
+        finally:
+            self._silent = False
+        self._emit()
+
+    def thresholds(self) -> tuple[float, float | None]:
+        high = float(self.high_line.value())
+        return high, (float(self.low_line.value()) if self.two_threshold() else None)
+
+    def _update_bounds(self) -> None:
+        # the lower line can never pass the upper one, whichever is dragged
+        if self.two_threshold():
+            self.high_line.setBounds((self.low_line.value(), None))
+            self.low_line.setBounds((None, self.high_line.value()))
+        else:
+            self.high_line.setBounds((None, None))
+
+    def _on_line_moved(self, _line: pg.InfiniteLine) -> None:
+        if self._silent:
+            return
+        self._silent = True
+        try:
+            self._update_bounds()
+        finally:
+            self._silent = False
+        self._emit()
+
+    def _emit(self) -> None:
+        high, low = self.thresholds()
+        self.thresholdsChanged.emit(high, low)
+
+
+# ----------------------------------------------------------------------- ROC
+
+
+class RocPlot(pg.PlotWidget):
+    """ROC curve (false-reject rate vs detection rate) with the current
+    operating point(s) marked."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        style_plot(self, "ROC", "false-reject rate (FPR)", "detection rate (TPR)")
+        item = self.getPlotItem()
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
+        item.vb.disableAutoRange()
+        item.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.04)
+        self.addItem(pg.PlotDataItem([0, 1], [0, 1], pen=pg.mkPen("#bbb", style=Qt.PenStyle.DashLine)))
+        self._curve = pg.PlotDataItem(pen=pg.mkPen(SERIES_COLORS[0], width=2))
+        self.addItem(self._curve)
+        self._marker = pg.ScatterPlotItem(
+            size=13, pen=pg.mkPen(HIGH_LINE_COLOR, width=2), brush=pg.mkBrush(255, 255, 255, 230), symbol="o"
+        )
+        self._low_marker = pg.ScatterPlotItem(
+            size=11, pen=pg.mkPen(LOW_LINE_COLOR, width=2), brush=pg.mkBrush(255, 255, 255, 230), symbol="d"
+        )
+        self.addItem(self._marker)
+        self.addItem(self._low_marker)
+        self._text = pg.TextItem(color="#222", anchor=(1, 1), fill=(255, 255, 255, 200))
+        self._text.setPos(0.98, 0.02)
+        self.addItem(self._text)
+        self._point: tuple[float, float] | None = None
+
+    def set_curve(self, fpr: Sequence[float], tpr: Sequence[float], auroc: float | None) -> None:
+        self._curve.setData(np.asarray(fpr, float), np.asarray(tpr, float))
+        self._text.setText("" if auroc is None or not np.isfinite(auroc) else f"AUROC {auroc:.3f}")
+
+    def clear_curve(self, message: str = "") -> None:
+        self._curve.setData([], [])
+        self._text.setText(message)
+
+    def set_point(self, fpr: float, tpr: float, low: tuple[float, float] | None = None) -> None:
+        """Mark the FAIL threshold's operating point, and the PASS threshold's when given."""
+        self._point = (float(fpr), float(tpr))
+        self._marker.setData([fpr], [tpr])
+        if low is None:
+            self._low_marker.setData([], [])
+        else:
+            self._low_marker.setData([low[0]], [low[1]])
+
+    def point(self) -> tuple[float, float] | None:
+        return self._point
+
+
+# -------------------------------------------------------------- loss curves
+
+
+class SeriesPlot(pg.PlotWidget):
+    """Live curves, one per key (losses per step, a validation metric per epoch)."""
+
+    def __init__(self, title: str, x_label: str, y_label: str = "", parent: QWidget | None = None,
+                 symbols: bool = False, log_y: bool = False) -> None:
+        super().__init__(parent)
+        style_plot(self, title, x_label, y_label)
+        self.addLegend(offset=(-10, 10), labelTextColor="#333")
+        self._symbols = symbols
+        self._log_y = log_y
+        if log_y:  # losses of one model differ by orders of magnitude
+            self.setLogMode(y=True)
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._data: dict[str, tuple[list[float], list[float]]] = {}
+
+    def add_points(self, x: float, values: dict[str, float]) -> None:
+        """Append one point to each named series (new names get a new curve)."""
+        for key, y in values.items():
+            if y is None or not np.isfinite(y):
+                continue
+            if key not in self._curves:
+                color = SERIES_COLORS[len(self._curves) % len(SERIES_COLORS)]
+                kw = {"symbol": "o", "symbolSize": 6, "symbolBrush": color, "symbolPen": None} if self._symbols else {}
+                self._curves[key] = self.plot([], [], pen=pg.mkPen(color, width=1.6), name=key, **kw)
+                self._data[key] = ([], [])
+            xs, ys = self._data[key]
+            xs.append(float(x))
+            ys.append(float(y))
+            if self._log_y:  # a log axis cannot show zero or negative values
+                keep = [(a, b) for a, b in zip(xs, ys) if b > 0]
+                self._curves[key].setData([a for a, _ in keep], [b for _, b in keep])
+            else:
+                self._curves[key].setData(xs, ys)
+
+    def set_title(self, title: str) -> None:
+        self.getPlotItem().setTitle(title, color="#333", size="10pt")
+
+    def clear_series(self) -> None:
+        for curve in self._curves.values():
+            self.removeItem(curve)
+        legend = self.getPlotItem().legend
+        if legend is not None:
+            legend.clear()
+        self._curves.clear()
+        self._data.clear()
+
+    def keys(self) -> list[str]:
+        return list(self._curves)
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        xs, ys = self._data.get(key, ([], []))
+        return list(xs), list(ys)
+
+
+# ------------------------------------------------------------------- images
+
+
+def to_qimage(img: np.ndarray) -> QImage:
+    """An OpenCV-layout array (gray, BGR, BGRA; uint8 or uint16) as a QImage (a copy)."""
+    a = np.asarray(img)
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    a = np.ascontiguousarray(a)
+    h, w = a.shape[:2]
+    if a.ndim == 2:
+        return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8).copy()
+    if a.shape[2] == 3:
+        return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_BGR888).copy()
+    if a.shape[2] == 4:
+        rgba = np.ascontiguousarray(a[:, :, [2, 1, 0, 3]])
+        return QImage(rgba.data, w, h, rgba.strides[0], QImage.Format.Format_RGBA8888).copy()
+    raise ValueError(f"cannot show an image of shape {a.shape}")
+
+
+def to_pixmap(img: np.ndarray, size: int | None = None) -> QPixmap:
+    pm = QPixmap.fromImage(to_qimage(img))
+    if size is not None:
+        pm = pm.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    return pm
+
+
+class ImageGrid(QWidget):
+    """Rows of small images with a caption per row (inputs, reconstructions,
+    generated samples of one epoch)."""
+
+    def __init__(self, cell: int = 64, max_columns: int = 8, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._cell = cell
+        self._max_columns = max_columns
+        self._layout = QGridLayout(self)
+        self._layout.setContentsMargins(4, 4, 4, 4)
+        self._layout.setSpacing(3)
+        self._rows: list[str] = []
+        self._title = QLabel("")
+        self._title.setStyleSheet("color: #555;")
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def set_rows(self, rows: Sequence[tuple[str, np.ndarray]], title: str = "") -> None:
+        """``rows``: (caption, uint8 array (N, H, W, C)) pairs, drawn top to bottom."""
+        while self._layout.count():
+            w = self._layout.takeAt(0).widget()
+            if w is not None and w is not self._title:
+                w.deleteLater()
+        self._rows = []
+        r = 0
+        if title:
+            self._title.setText(title)
+            self._layout.addWidget(self._title, r, 0, 1, self._max_columns + 1)
+            r += 1
+        for caption, batch in rows:
+            if batch is None or len(batch) == 0:
+                continue
+            cap = QLabel(caption)
+            cap.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            cap.setStyleSheet("color: #444;")
+            self._layout.addWidget(cap, r, 0)
+            for c, img in enumerate(list(batch)[: self._max_columns]):
+                lbl = QLabel()
+                lbl.setPixmap(to_pixmap(img, self._cell))
+                lbl.setFixedSize(self._cell, self._cell)
+                lbl.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                lbl.setStyleSheet("background: #111; border: 1px solid #ccc;")
+                self._layout.addWidget(lbl, r, c + 1)
+            self._rows.append(caption)
+            r += 1
+
+    def row_captions(self) -> list[str]:
+        return list(self._rows)

@@ -1,0 +1,183 @@
+"""``inspector calibrate``: score a data set, choose the threshold(s), write them into the bundle.
+
+Which images calibrate: an MVTec-style set gives its ``test`` split. A
+good/defect set gives all its images, unless the bundle was trained on this
+very folder (same data fingerprint in the manifest): then only its held-out
+test split, because images the model was trained on score too low and would
+pull the threshold down. ``--split`` overrides this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..calibration import (DEFAULT_TARGETS, STRATEGIES, CalibrationError, CalibrationResult,
+                           apply_calibration, calibrate, choose_threshold, strategies_available,
+                           validate_scores)
+from .common import ProgressBar
+
+PROG = "inspector calibrate"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``calibrate`` sub-command."""
+    p = subparsers.add_parser(
+        "calibrate", help="choose the decision threshold(s) on a labelled data set and store them in a bundle",
+        description="Score the data set with the bundle's model, choose the threshold with a strategy "
+                    "(FAIL when score > threshold), write it into the bundle atomically and print the "
+                    "operating point. Strategies: youden, f1, fpr (target: false-reject rate, default 0.01), "
+                    "fnr (target: escape rate, default 0.005), quantile (target: quantile of good scores, "
+                    "default 0.99; with --margin), manual (target: the threshold).")
+    p.add_argument("--bundle", required=True, type=Path, help="model bundle (.inspector file)")
+    p.add_argument("--data", required=True, type=Path, help="data set folder (MVTec layout or good/ + defect/)")
+    p.add_argument("--strategy", choices=STRATEGIES, default=None,
+                   help="how to choose the threshold (required unless --review-band is given)")
+    p.add_argument("--target", type=float, default=None, help="the strategy's target (see above)")
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="quantile only: add MARGIN x (quantile - median) of good scores")
+    p.add_argument("--review-band", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
+                   help="two-threshold mode: PASS at or below LOW, FAIL above HIGH, REVIEW between (score values)")
+    p.add_argument("--note", default="", help="note stored in the calibration history")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the FPR/FNR intervals")
+    p.add_argument("--split", choices=("auto", "test", "all"), default="auto",
+                   help="which images calibrate (default: see the command's description)")
+    p.add_argument("--dry-run", action="store_true", help="print the operating point but do not write the bundle")
+    p.set_defaults(func=run)
+    return p
+
+
+def _find_fingerprint(obj: Any) -> str | None:
+    """The training data fingerprint wherever the manifest's ``training`` section keeps it."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get("fingerprint"), str):
+            return obj["fingerprint"]
+        for v in obj.values():
+            found = _find_fingerprint(v)
+            if found:
+                return found
+    return None
+
+
+def select_samples(index: Any, manifest: dict[str, Any], split: str = "auto") -> tuple[list[Any], str]:
+    """Samples to calibrate on and a short description of the choice."""
+    if split == "test" or (split == "auto" and index.layout == "mvtec"):
+        return list(index.test), "test split"
+    if split == "all":
+        return [*index.train, *index.test], "all images"
+    trained_fp = _find_fingerprint(manifest.get("training") or {})
+    if trained_fp is not None and trained_fp == index.fingerprint():
+        return list(index.test), "held-out test split (the bundle was trained on this folder)"
+    return [*index.train, *index.test], "all images"
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2%}"
+
+
+def _ci(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f" [95% CI {ci[0]:.2%}, {ci[1]:.2%}]"
+
+
+def format_result(result: CalibrationResult) -> str:
+    """Human-readable operating point, as printed by the command."""
+    op, th = result.point, result.threshold
+    lines = [f"Strategy: {result.strategy}" + ("" if result.target is None else f", target {result.target:g}")
+             + (f", margin {result.margin:g}" if result.margin else "")]
+    if th.low is None:
+        lines.append(f"Threshold: {th.high:.6g}  (FAIL when score > threshold)")
+    else:
+        lines.append(f"Thresholds: low {th.low:.6g}, high {th.high:.6g}  "
+                     "(PASS <= low < REVIEW <= high < FAIL)")
+    auroc = "n/a" if result.roc.auroc is None else f"{result.roc.auroc:.4f}"
+    ap = "n/a" if result.pr.ap is None else f"{result.pr.ap:.4f}"
+    lines.append(f"AUROC {auroc}   AP {ap}" + (f"   ({result.roc.reason})" if result.roc.reason else ""))
+    lines.append(f"False-reject rate (FPR): {_pct(op.fpr)}{_ci(op.fpr_ci)}  ({op.fp} of {op.n_good} good)")
+    lines.append(f"Escape rate (FNR):       {_pct(op.fnr)}{_ci(op.fnr_ci)}  ({op.fn} of {op.n_defect} defective)")
+    for count, n, what in ((op.fp, op.n_good, "false rejects"), (op.fn, op.n_defect, "escapes")):
+        if n and count == 0:
+            lines.append(f"  note: no {what} seen on {n} images; up to ~{min(1.0, 3 / n):.1%} is still plausible")
+    f1 = "n/a" if op.f1 is None else f"{op.f1:.4f}"
+    lines.append(f"Precision {_pct(op.precision)}   Recall {_pct(op.recall)}   F1 {f1}   "
+                 f"Balanced accuracy {_pct(op.balanced_accuracy)}")
+    lines.append("Confusion (rows: actual, columns: verdict):")
+    lines.append(f"  {'':<10}{'PASS':>7}{'REVIEW':>8}{'FAIL':>7}")
+    lines.append(f"  {'good':<10}{op.tn:>7}{op.review_good:>8}{op.fp:>7}")
+    lines.append(f"  {'defective':<10}{op.fn:>7}{op.review_defect:>8}{op.tp:>7}")
+    lines.append(f"  {'all':<10}{op.n_pass:>7}{op.n_review:>8}{op.n_fail:>7}")
+    return "\n".join(lines)
+
+
+def _check_strategy(strategy: str, labels: list[int]) -> None:
+    """Raise the strategy's CalibrationError for these labels without scoring anything."""
+    if strategy not in strategies_available(labels):
+        # choose_threshold explains which strategies fit; dummy scores suffice for the check
+        choose_threshold(np.zeros(len(labels)), np.asarray(labels), strategy)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; 0 on success, 1 with a one-line message on error."""
+    from ..bundle import BundleError, read_manifest
+    from ..data.dataset import DatasetLayoutError, scan_dataset
+    from ..data.images import ImageReadError
+
+    try:
+        if args.strategy is None and args.review_band is None:
+            raise CalibrationError("give --strategy (or --review-band LOW HIGH)")
+        if args.review_band is not None and args.strategy not in (None, "manual"):
+            raise CalibrationError("--review-band sets both thresholds itself; leave out --strategy "
+                                   f"{args.strategy} (or use --strategy manual)")
+        if args.strategy == "manual" and args.target is None and args.review_band is None:
+            raise CalibrationError("--strategy manual needs --target VALUE (the threshold)")
+        if args.batch_size < 1:
+            raise CalibrationError(f"--batch-size must be at least 1, got {args.batch_size}")
+        manifest = read_manifest(args.bundle)
+        index = scan_dataset(args.data)
+        samples, which = select_samples(index, manifest, args.split)
+        if not samples:
+            raise CalibrationError(f"no images to calibrate on in '{args.data}' ({which})")
+        strategy = "manual" if args.review_band is not None else args.strategy
+        _check_strategy(strategy, [s.label for s in samples])  # fail before the slow scoring
+
+        from ..evaluation import score_samples
+        from ..inference import Inspector
+
+        inspector = Inspector(args.bundle, device=args.device)
+        print(f"Scoring {len(samples)} images from {args.data} ({which}) ...", file=sys.stderr)
+        bar = ProgressBar("calibrate")
+        try:
+            scored = score_samples(inspector, samples, batch_size=args.batch_size, progress=bar)
+        finally:
+            bar.close()
+        for path, reason in scored.skipped or []:
+            print(f"skipped {path}: {reason}", file=sys.stderr)
+        paths = [s.path for s in scored.samples]
+        validate_scores(scored.scores, scored.labels, paths)
+        result = calibrate(scored.scores, scored.labels, strategy, args.target,
+                           review_band=None if args.review_band is None else tuple(args.review_band),
+                           margin=args.margin, bootstrap=args.bootstrap)
+        n_good = int((scored.labels == 0).sum())
+        print(f"Bundle: {args.bundle}\nCalibration set: {len(paths)} images ({n_good} good, "
+              f"{len(paths) - n_good} defective), {which}")
+        print(format_result(result))
+        if args.dry_run:
+            print("Dry run: bundle not changed.")
+            return 0
+        old = manifest.get("threshold") or {}
+        new_manifest = apply_calibration(args.bundle, result, note=args.note, paths=paths, root=index.root)
+        print(f"Written to {args.bundle}: threshold {old.get('high')} (low {old.get('low')}) -> "
+              f"{result.threshold.high:.6g} (low {result.threshold.low}); "
+              f"{len(new_manifest.get('calibration_history', []))} entries in the calibration history.")
+        return 0
+    except (CalibrationError, BundleError, DatasetLayoutError, ImageReadError, OSError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["add_parser", "run", "format_result", "select_samples", "DEFAULT_TARGETS"]

@@ -1,0 +1,88 @@
+"""Helpers shared by the sub-commands: errors, progress bars, atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..progress import ProgressEvent
+
+
+class CliError(Exception):
+    """An error reported as one line, with exit status 2."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[list[Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+class ProgressBar:
+    """A tqdm bar driven by ProgressEvents (quiet when stderr is no terminal
+    unless forced)."""
+
+    def __init__(self, desc: str, enabled: bool | None = None) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.desc = desc
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = None
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if ev.kind == "step":
+            total = max(1, ev.epochs * ev.steps) if ev.epochs else ev.steps
+            done = (ev.epoch - 1) * ev.steps + ev.step if ev.epochs else ev.step
+            if self.bar is None:
+                self.bar = self._tqdm(total=total, desc=self.desc, disable=not self.enabled, file=sys.stderr, leave=False)
+            self.bar.total = total
+            self.bar.n = done
+            if ev.losses:
+                self.bar.set_postfix({k: f"{v:.3g}" for k, v in list(ev.losses.items())[:4]}, refresh=False)
+            self.bar.refresh()
+        elif ev.kind == "epoch":
+            parts = [f"epoch {ev.epoch}/{ev.epochs}"]
+            parts += [f"{k}={v:.4g}" for k, v in ev.losses.items() if k.endswith("loss")]
+            parts += [f"{k}={v:.4f}" for k, v in ev.metrics.items()]
+            if ev.eta_s is not None:
+                parts.append(f"eta {ev.eta_s:.0f}s")
+            self._write("  ".join(parts))
+        elif ev.kind == "message" and ev.message:
+            self._write(ev.message)
+
+    def _write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

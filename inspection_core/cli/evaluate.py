@@ -1,0 +1,75 @@
+"""``inspector evaluate``: metrics of a bundle on a labelled data set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import ProgressBar, write_csv, write_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a labelled data set and report metrics",
+        description="Score the test split of a labelled data set with a bundle and print image AUROC, AP, F1, "
+        "balanced accuracy and the confusion at the bundle's threshold (pixel AUROC and PRO when masks exist). "
+        "With --report, also write metrics.json, a per-image CSV, figures and index.html.",
+    )
+    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--report", type=Path, default=None, help="folder for metrics.json, scores.csv, figures and index.html")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate
+    from ..inference import Inspector
+
+    insp = Inspector(args.bundle, device=args.device)
+    bar = ProgressBar("evaluate", enabled=True if args.progress else None)
+    try:
+        metrics, scored = evaluate(insp, args.data, args.batch_size, progress=bar, keep=args.report is not None)
+    finally:
+        bar.close()
+    c = metrics["confusion"]
+
+    def f(v: object) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    print(f"bundle {insp.name}: {metrics['n_good']} good, {metrics['n_defect']} defective test images")
+    print(f"image AUROC {f(metrics['image_auroc'])}  AP {f(metrics['image_ap'])}  F1 {f(metrics['f1'])}  balanced accuracy {f(metrics['balanced_accuracy'])}")
+    print(f"threshold {metrics['threshold']:.6g}: tp {c['tp']}  fp {c['fp']}  tn {c['tn']}  fn {c['fn']}  (FPR {f(metrics['fpr'])}, FNR {f(metrics['fnr'])})")
+    if metrics.get("pixel_auroc") is not None:
+        pro = metrics.get("pro")
+        print(f"pixel AUROC {f(metrics['pixel_auroc'])}" + (f"  PRO {f(pro)}" if pro is not None else ""))
+    if scored.skipped:
+        print(f"skipped {len(scored.skipped)} unreadable image(s):")
+        for p, reason in scored.skipped[:10]:
+            print(f"  {p}: {reason}")
+    if args.report:
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "metrics.json", metrics)
+        verdicts = insp.threshold.verdicts(scored.scores)
+        write_csv(
+            out / "scores.csv",
+            ["path", "label", "defect_type", "score", "verdict"],
+            (
+                [str(s.path), int(s.label), s.defect_type, f"{sc:.8g}", v.value]
+                for s, sc, v in zip(scored.samples, scored.scores, verdicts)
+            ),
+        )
+        try:
+            from ..report import write_report
+        except ImportError:
+            write_report = None
+        if write_report is not None:
+            index = write_report(out, scored=scored, inspector=insp, metrics=metrics)
+            print(f"report: {index}")
+        else:
+            print(f"wrote {out / 'metrics.json'} and {out / 'scores.csv'}")
+    return 0

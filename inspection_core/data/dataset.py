@@ -1,0 +1,310 @@
+"""Folder data sets: finding the images and loading them in model geometry.
+
+Two layouts are understood:
+
+* MVTec AD: ``train/good/*``, ``test/good/*``, ``test/<defect_type>/*`` and
+  optional ``ground_truth/<defect_type>/<name>_mask.png``. ``test`` may be
+  absent (a train-only set can still be trained on).
+* good/defect: ``good/*`` plus ``defect/*`` and/or ``bad/*``. A seeded 70 % of
+  the good images is used for training; the other good images and all
+  defective ones form the test set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..progress import CancelToken
+from .images import ImageReadError, list_images, read_image
+from .preprocess import Preprocessing, prepare_mask, to_model_image
+
+log = logging.getLogger(__name__)
+
+EXPECTED_LAYOUT = (
+    "expected an MVTec AD layout (train/good/*.png, test/good, test/<defect_type>, "
+    "optional ground_truth/<defect_type>/<name>_mask.png) or a good/ + defect/ pair of folders"
+)
+GOOD = "good"
+DEFECT_FOLDERS = ("defect", "bad")
+TRAIN_FRACTION_GOOD_DEFECT = 0.7
+_CHANNEL_PROBE = 8
+_LOAD_WORKERS = max(2, min(4, os.cpu_count() or 2))
+
+
+class DatasetLayoutError(ValueError):
+    """A data set folder is missing, empty or not laid out as expected."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a data set. ``label``: 0 good, 1 defective;
+    ``defect_type``: "good" or the defect folder name; ``mask_path``: ground
+    truth for a defect, when there is one."""
+
+    path: Path
+    label: int
+    defect_type: str
+    mask_path: Path | None = None
+
+
+@dataclass
+class DatasetIndex:
+    """The files of a data set, split into train and test (no pixels loaded)."""
+
+    root: Path
+    layout: str  # "mvtec" or "good_defect"
+    train: list[Sample]
+    test: list[Sample]
+    channels: int
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for reports and the bundle manifest."""
+        defects = Counter(s.defect_type for s in self.test if s.label == 1)
+        return {
+            "layout": self.layout,
+            "n_train": len(self.train),
+            "n_test_good": sum(1 for s in self.test if s.label == 0),
+            "n_test_defect": sum(1 for s in self.test if s.label == 1),
+            "defect_types": dict(sorted(defects.items())),
+            "n_masks": sum(1 for s in self.test if s.mask_path is not None),
+            "channels": self.channels,
+        }
+
+    def fingerprint(self) -> str:
+        """sha256 over relative paths, sizes and modification times of every
+        file (images and masks): changes when the data set changes."""
+        paths: set[Path] = set()
+        for s in (*self.train, *self.test):
+            paths.add(s.path)
+            if s.mask_path is not None:
+                paths.add(s.mask_path)
+        rows = []
+        for p in paths:
+            try:
+                rel = p.relative_to(self.root).as_posix()
+            except ValueError:
+                rel = p.as_posix()
+            try:
+                st = p.stat()
+                rows.append(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}")
+            except OSError:
+                rows.append(f"{rel}\tmissing")
+        h = hashlib.sha256()
+        for row in sorted(rows):
+            h.update(row.encode("utf-8"))
+            h.update(b"\n")
+        return h.hexdigest()
+
+
+@dataclass
+class LoadedImages:
+    """Images in model geometry, the samples they came from, and what was skipped."""
+
+    images: np.ndarray  # uint8 (N, S, S, C)
+    samples: list[Sample]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- scanning
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _mask_lookup(gt_dir: Path) -> dict[str, Path]:
+    """stem -> mask file in one ground_truth/<type> folder; ``<stem>_mask.*`` wins over ``<stem>.*``."""
+    found: dict[str, Path] = {}
+    plain: dict[str, Path] = {}
+    for p in list_images(gt_dir):
+        if p.stem.endswith("_mask"):
+            found.setdefault(p.stem[: -len("_mask")], p)
+        else:
+            plain.setdefault(p.stem, p)
+    for stem, p in plain.items():
+        found.setdefault(stem, p)
+    return found
+
+
+def _scan_mvtec(root: Path) -> tuple[list[Sample], list[Sample]]:
+    train_dir = root / "train" / GOOD
+    train = [Sample(p, 0, GOOD) for p in list_images(train_dir)]
+    if not train:
+        raise DatasetLayoutError(f"no training images in '{train_dir}': {EXPECTED_LAYOUT}")
+    test: list[Sample] = []
+    test_dir = root / "test"
+    if test_dir.is_dir():
+        gt_root = root / "ground_truth"
+        for sub in sorted(_subdirs(test_dir), key=lambda d: (d.name != GOOD, d.name)):
+            if sub.name == GOOD:
+                test.extend(Sample(p, 0, GOOD) for p in list_images(sub))
+                continue
+            masks = _mask_lookup(gt_root / sub.name)
+            test.extend(Sample(p, 1, sub.name, masks.get(p.stem)) for p in list_images(sub))
+    return train, test
+
+
+def _scan_good_defect(root: Path, seed: int) -> tuple[list[Sample], list[Sample]]:
+    good = list_images(root / GOOD)
+    if not good:
+        raise DatasetLayoutError(f"no good images in '{root / GOOD}': {EXPECTED_LAYOUT}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(good))
+    n_train = max(1, int(round(TRAIN_FRACTION_GOOD_DEFECT * len(good))))
+    train_idx = set(order[:n_train].tolist())
+    train = [Sample(p, 0, GOOD) for i, p in enumerate(good) if i in train_idx]
+    test = [Sample(p, 0, GOOD) for i, p in enumerate(good) if i not in train_idx]
+    for name in DEFECT_FOLDERS:
+        test.extend(Sample(p, 1, name) for p in list_images(root / name))
+    return train, test
+
+
+def _is_gray(img: np.ndarray) -> bool:
+    if img.ndim == 2:
+        return True
+    b, g, r = img[:, :, 0], img[:, :, 1], img[:, :, 2]
+    return bool(np.array_equal(b, g) and np.array_equal(g, r))
+
+
+def _detect_channels(root: Path, train: Sequence[Sample]) -> int:
+    """1 when the first few readable training images are all gray, else 3."""
+    seen = 0
+    errors: list[str] = []
+    for s in train:
+        try:
+            img = read_image(s.path)
+        except ImageReadError as exc:
+            errors.append(str(exc))
+            continue
+        seen += 1
+        if not _is_gray(img):
+            return 3
+        if seen >= _CHANNEL_PROBE:
+            break
+    if seen == 0:
+        detail = f" (first error: {errors[0]})" if errors else ""
+        raise DatasetLayoutError(f"none of the training images in '{root}' could be read{detail}")
+    return 1
+
+
+def scan_dataset(root: str | os.PathLike[str], seed: int = 0) -> DatasetIndex:
+    """Index a data set folder (MVTec AD or good/defect layout) without loading pixels.
+
+    Raises ``DatasetLayoutError`` naming the folder and the expected layout.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetLayoutError(f"data set folder '{root}' does not exist")
+    if not root.is_dir():
+        raise DatasetLayoutError(f"'{root}' is not a folder: {EXPECTED_LAYOUT}")
+    if not any(p for p in root.iterdir() if not p.name.startswith(".")):
+        raise DatasetLayoutError(f"data set folder '{root}' is empty: {EXPECTED_LAYOUT}")
+    if (root / "train").is_dir():
+        layout = "mvtec"
+        train, test = _scan_mvtec(root)
+    elif (root / GOOD).is_dir():
+        layout = "good_defect"
+        train, test = _scan_good_defect(root, seed)
+    else:
+        categories = [d.name for d in _subdirs(root) if (d / "train" / GOOD).is_dir()]
+        if categories:
+            raise DatasetLayoutError(
+                f"'{root}' holds several MVTec categories ({', '.join(categories)}): choose one of them"
+            )
+        loose = list_images(root)
+        hint = f" (found {len(loose)} loose images; put them in a good/ folder)" if loose else ""
+        raise DatasetLayoutError(f"no training images in '{root}'{hint}: {EXPECTED_LAYOUT}")
+    channels = _detect_channels(root, train)
+    return DatasetIndex(root=root, layout=layout, train=train, test=test, channels=channels)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_images(
+    samples: Sequence[Sample],
+    pp: Preprocessing,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> LoadedImages:
+    """Decode and preprocess ``samples`` (thread pool; cv2 releases the GIL).
+
+    An unreadable file is skipped, logged as a warning and listed in
+    ``skipped`` as (path, reason). ``progress(done, total)`` is called as
+    images finish; ``cancel`` stops the job with ``Cancelled``.
+    """
+    samples = list(samples)
+    n, size, c = len(samples), int(pp.image_size), int(pp.channels)
+    out = np.empty((n, size, size, c), dtype=np.uint8)
+
+    def work(i: int) -> str | None:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        path = samples[i].path
+        try:
+            out[i] = to_model_image(read_image(path), pp)
+        except ImageReadError as exc:
+            return exc.reason
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    kept: list[int] = []
+    skipped: list[tuple[Path, str]] = []
+    if n:
+        with ThreadPoolExecutor(max_workers=min(_LOAD_WORKERS, n)) as pool:
+            for i, reason in enumerate(pool.map(work, range(n))):
+                if reason is None:
+                    kept.append(i)
+                else:
+                    path = samples[i].path
+                    log.warning("skipping image '%s': %s", path, reason)
+                    skipped.append((path, reason))
+                if progress is not None:
+                    progress(i + 1, n)
+    images = out if len(kept) == n else np.ascontiguousarray(out[kept])
+    return LoadedImages(images=images, samples=[samples[i] for i in kept], skipped=skipped)
+
+
+def load_masks(samples: Sequence[Sample], size: int) -> np.ndarray:
+    """bool (N, S, S) ground truth; all False for good samples, defects
+    without a mask, and masks that cannot be read (those are logged)."""
+    samples = list(samples)
+    out = np.zeros((len(samples), size, size), dtype=bool)
+
+    def work(i: int) -> None:
+        mp = samples[i].mask_path
+        if mp is None or samples[i].label == 0:
+            return
+        try:
+            out[i] = prepare_mask(read_image(mp), size)
+        except ImageReadError as exc:
+            log.warning("ignoring mask '%s': %s", mp, exc.reason)
+
+    if any(s.mask_path is not None for s in samples):
+        with ThreadPoolExecutor(max_workers=min(_LOAD_WORKERS, len(samples))) as pool:
+            list(pool.map(work, range(len(samples))))
+    return out
+
+
+__all__ = [
+    "DatasetIndex",
+    "DatasetLayoutError",
+    "EXPECTED_LAYOUT",
+    "LoadedImages",
+    "Sample",
+    "load_images",
+    "load_masks",
+    "scan_dataset",
+]

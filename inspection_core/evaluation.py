@@ -1,0 +1,195 @@
+"""Scoring labelled data sets and computing image- and pixel-level metrics.
+
+All metrics come from scikit-learn on scores produced by
+:meth:`Inspector.score_images` (the same path as live inspection).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .data.dataset import DatasetIndex, Sample, load_images, load_masks, scan_dataset
+from .inference import Inspector
+from .progress import CancelToken, ProgressCallback, ProgressEvent, null_progress
+from .types import Threshold, Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoredSet:
+    """Scores of a labelled set; ``images``/``maps``/``recons`` are kept only
+    when asked for (reports, galleries)."""
+
+    samples: list[Sample]
+    scores: np.ndarray
+    labels: np.ndarray
+    maps: np.ndarray | None = None
+    images: np.ndarray | None = None
+    recons: np.ndarray | None = None
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def paths(self) -> list[Path]:
+        return [Path(s.path) for s in self.samples]
+
+    @property
+    def defect_types(self) -> list[str]:
+        return [s.defect_type for s in self.samples]
+
+
+def score_samples(
+    inspector: Inspector,
+    samples: Sequence[Sample],
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    keep_maps: bool = False,
+    keep_images: bool = False,
+) -> ScoredSet:
+    """Score ``samples`` in batches; decoding the next batch overlaps with
+    scoring the current one. Unreadable files are skipped and reported."""
+    import time
+
+    progress = progress or null_progress
+    cancel = cancel or CancelToken()
+    pp = inspector.preprocessing
+    samples = list(samples)
+    batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
+    kept: list[Sample] = []
+    scores, maps, images, recons = [], [], [], []
+    skipped: list[tuple[Path, str]] = []
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(max_workers=1) as pool:
+        fut = pool.submit(load_images, batches[0], pp) if batches else None
+        for bi in range(len(batches)):
+            cancel.raise_if_cancelled()
+            loaded = fut.result()  # type: ignore[union-attr]
+            fut = pool.submit(load_images, batches[bi + 1], pp) if bi + 1 < len(batches) else None
+            skipped.extend(loaded.skipped)
+            if len(loaded.images) == 0:
+                continue
+            s, m, r = inspector.score_images(loaded.images)
+            kept.extend(loaded.samples)
+            scores.append(s)
+            if keep_maps:
+                maps.append(m)
+            if keep_images:
+                images.append(loaded.images)
+                if r is not None:
+                    recons.append(r)
+            done = min(len(samples), (bi + 1) * batch_size)
+            el = time.perf_counter() - t0
+            progress(ProgressEvent("step", 1, 1, done, len(samples), el, el / done * (len(samples) - done)))
+    for p, reason in skipped:
+        log.warning("skipped %s: %s", p, reason)
+    return ScoredSet(
+        samples=kept,
+        scores=np.concatenate(scores) if scores else np.zeros(0),
+        labels=np.array([s.label for s in kept], dtype=np.int64),
+        maps=np.concatenate(maps) if maps else None,
+        images=np.concatenate(images) if images else None,
+        recons=np.concatenate(recons) if recons else None,
+        skipped=skipped,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def compute_metrics(scores: np.ndarray, labels: np.ndarray, threshold: Threshold) -> dict[str, Any]:
+    """Image-level metrics at ``threshold`` (defective = positive). In
+    two-threshold mode a REVIEW part counts as flagged (not passed)."""
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
+
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels, np.int64)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"{int((~np.isfinite(scores)).sum())} score(s) are NaN or infinite: the model output is invalid")
+    verdicts = threshold.verdicts(scores)
+    pred = np.array([v != Verdict.PASS for v in verdicts], dtype=np.int64)
+    both = len(np.unique(labels)) == 2
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, pred, labels=[0, 1]).ravel())
+    m: dict[str, Any] = {
+        "n_good": int((labels == 0).sum()),
+        "n_defect": int((labels == 1).sum()),
+        "image_auroc": float(roc_auc_score(labels, scores)) if both else None,
+        "image_ap": float(average_precision_score(labels, scores)) if both else None,
+        "f1": float(f1_score(labels, pred, zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(labels, pred)) if both else None,
+        "accuracy": float((pred == labels).mean()) if len(labels) else None,
+        "threshold": float(threshold.high),
+        "threshold_low": None if threshold.low is None else float(threshold.low),
+        "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
+        "fpr": fp / (fp + tn) if (fp + tn) else None,
+        "fnr": fn / (fn + tp) if (fn + tp) else None,
+        "bands": {v.value: int(sum(1 for x in verdicts if x == v)) for v in Verdict},
+    }
+    return m
+
+
+def pixel_auroc(maps: np.ndarray, masks: np.ndarray, max_pixels: int = 4_000_000, seed: int = 0) -> float | None:
+    """Pixel-level AUROC over all images (maps and boolean masks of equal
+    shape); subsampled with a fixed seed beyond ``max_pixels``."""
+    from sklearn.metrics import roc_auc_score
+
+    y = masks.reshape(-1).astype(np.uint8)
+    s = maps.reshape(-1).astype(np.float32)
+    if y.min() == y.max():
+        return None
+    if y.size > max_pixels:
+        idx = np.random.default_rng(seed).choice(y.size, max_pixels, replace=False)
+        y, s = y[idx], s[idx]
+    return float(roc_auc_score(y, s))
+
+
+def held_out_test(inspector: Inspector, index: DatasetIndex) -> list[Sample]:
+    """The test samples to evaluate on: for a supervised model trained on this
+    data set, only the split it never saw."""
+    split = inspector.manifest.get("training", {}).get("split", {})
+    test_paths = split.get("test_paths")
+    if split.get("kind") == "supervised" and test_paths is not None:
+        same_root = Path(inspector.manifest["training"]["data"].get("root", "")).resolve() == Path(index.root).resolve()
+        if same_root:
+            wanted = set(test_paths)
+            return [s for s in list(index.train) + list(index.test) if str(Path(s.path).relative_to(index.root)) in wanted]
+    return list(index.test)
+
+
+def evaluate(
+    inspector: Inspector,
+    data: DatasetIndex | str | os.PathLike[str],
+    batch_size: int = 32,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    keep: bool = False,
+) -> tuple[dict[str, Any], ScoredSet]:
+    """Score the test split of ``data`` and compute metrics (with pixel
+    AUROC when masks exist)."""
+    index = data if isinstance(data, DatasetIndex) else scan_dataset(Path(data))
+    samples = held_out_test(inspector, index)
+    if not samples:
+        raise ValueError(f"no test images in '{index.root}': expected test/good and test/<defect_type> folders")
+    has_masks = any(s.mask_path is not None for s in samples)
+    scored = score_samples(inspector, samples, batch_size, progress, cancel, keep_maps=has_masks or keep, keep_images=keep)
+    metrics = compute_metrics(scored.scores, scored.labels, inspector.threshold)
+    metrics["n_skipped"] = len(scored.skipped)
+    metrics["images_per_s"] = float(len(scored.samples) / scored.seconds) if scored.seconds > 0 else None
+    if has_masks and scored.maps is not None:
+        masks = load_masks(scored.samples, inspector.preprocessing.image_size)
+        metrics["pixel_auroc"] = pixel_auroc(scored.maps, masks)
+        try:
+            from .report import pro_score
+
+            metrics["pro"] = pro_score(scored.maps, masks)
+        except ImportError:  # pragma: no cover - report module optional
+            pass
+    else:
+        metrics["pixel_auroc"] = None
+    return metrics, scored

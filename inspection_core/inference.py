@@ -1,0 +1,120 @@
+"""The Inspector: a loaded bundle that turns images into Predictions.
+
+Every path that scores images (evaluation, calibration, the CLI's predict, the
+desktop app's live view) goes through :meth:`Inspector.score_images`, which
+uses the single preprocessing path and the model in eval mode, so that a score
+never depends on which path or which batch computed it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .bundle import Bundle, load_bundle
+from .data.preprocess import Preprocessing, from_tensor, to_model_image, to_tensor
+from .device import resolve_device
+from .types import Prediction, Threshold
+
+
+class Inspector:
+    """Scores images with one model bundle.
+
+    Thread-safety: one Inspector may be shared, calls are serialised by a lock
+    (the GUI uses one scoring worker anyway).
+    """
+
+    def __init__(self, bundle: Bundle | str | os.PathLike[str], device: str | torch.device = "auto") -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.device = resolve_device(device)
+        self.model = self.bundle.build_model(self.device)
+        self.preprocessing: Preprocessing = self.bundle.preprocessing
+        self._threshold = self.bundle.threshold
+        stats = self.manifest.get("score_stats", {})
+        self.map_scale = float(stats.get("map_scale") or 0.0) or 1.0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ info
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.bundle.manifest
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def bundle_id(self) -> str:
+        return self.bundle.bundle_id
+
+    @property
+    def threshold(self) -> Threshold:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: Threshold) -> None:
+        self._threshold = value
+
+    # --------------------------------------------------------------- scoring
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The model-ready uint8 (S, S, C) image (the one preprocessing path)."""
+        return to_model_image(image, self.preprocessing)
+
+    @torch.inference_mode()
+    def score_images(self, batch: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Score prepared uint8 images (N, S, S, C). Returns scores (N,)
+        float64, anomaly maps (N, S, S) float32 and reconstructions uint8
+        (N, S, S, C) or None."""
+        x = to_tensor(batch).to(self.device, non_blocking=True)
+        with self._lock:
+            out = self.model(x)
+        scores = out.scores.detach().float().cpu().numpy().astype(np.float64)
+        maps = out.anomaly_map.detach().float().cpu().numpy().astype(np.float32)
+        recon = None if out.reconstruction is None else from_tensor(out.reconstruction.detach().float().cpu())
+        return scores, maps, recon
+
+    def _predictions(self, prepared: np.ndarray, t0: float) -> list[Prediction]:
+        scores, maps, recon = self.score_images(prepared)
+        elapsed = (time.perf_counter() - t0) * 1000.0 / max(1, len(prepared))
+        thr = self._threshold
+        preds = []
+        for i, s in enumerate(scores):
+            heat = np.clip(maps[i] / self.map_scale, 0.0, 1.0).astype(np.float32)
+            preds.append(
+                Prediction(
+                    score=float(s),
+                    verdict=thr.verdict(float(s)),
+                    threshold=thr,
+                    anomaly_map=maps[i],
+                    heat=heat,
+                    image=prepared[i],
+                    reconstruction=None if recon is None else recon[i],
+                    latency_ms=elapsed,
+                )
+            )
+        return preds
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """Score one image as read from disk or a camera (any size, bit depth
+        or channel count)."""
+        t0 = time.perf_counter()
+        prepared = self.prepare(image)[None]
+        return self._predictions(prepared, t0)[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        if len(images) == 0:
+            return []
+        t0 = time.perf_counter()
+        prepared = np.stack([self.prepare(im) for im in images])
+        return self._predictions(prepared, t0)
+
+    def predict_file(self, path: str | os.PathLike[str]) -> Prediction:
+        from .data.images import read_image
+
+        return self.predict(read_image(Path(path)))

@@ -1,0 +1,122 @@
+"""GANomaly: semi-supervised anomaly detection via adversarial training
+(Akcay, Atapour-Abarghouei and Breckon, ACCV 2018).
+
+The generator is an encoder-decoder-encoder: x -> z = G_E(x) -> x_hat =
+G_D(z) -> z_hat = E(x_hat). Trained on good images only, it learns to map
+them so that z and z_hat agree; a defect that the decoder cannot reproduce
+moves z_hat away from z. The anomaly score is the latent error
+mean((z - z_hat)^2); the anomaly map is the per-pixel reconstruction error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..config import ModelConfig, TrainConfig
+from .base import Detector, ScoreOutput, reconstruction_map, weights_init
+from .blocks import (
+    Decoder,
+    Discriminator,
+    Encoder,
+    discriminator_loss,
+    frozen,
+    per_image_mse,
+    reinit_if_collapsed,
+)
+from .registry import register
+
+
+class GanomalyGenerator(nn.Module):
+    """Encoder G_E -> decoder G_D -> encoder E. Returns (x_hat, z, z_hat),
+    latents shaped (B, latent_dim, 1, 1)."""
+
+    def __init__(self, image_size: int, channels: int, latent_dim: int, width: int) -> None:
+        super().__init__()
+        self.encoder1 = Encoder(image_size, channels, latent_dim, width)
+        self.decoder = Decoder(image_size, latent_dim, channels, width)
+        self.encoder2 = Encoder(image_size, channels, latent_dim, width)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = self.encoder1(x)
+        x_hat = self.decoder(z)
+        z_hat = self.encoder2(x_hat)
+        return x_hat, z, z_hat
+
+
+@register("ganomaly")
+class Ganomaly(Detector):
+    """GANomaly detector. Params: ``w_adv`` (feature-matching adversarial
+    loss), ``w_con`` (L1 reconstruction), ``w_enc`` (latent L2) weights."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        for key in ("w_adv", "w_con", "w_enc"):
+            if float(self.params[key]) < 0:
+                raise ValueError(f"ganomaly: loss weight {key} must be >= 0, got {self.params[key]}")
+        self.generator = GanomalyGenerator(cfg.image_size, cfg.channels, cfg.latent_dim, cfg.base_width)
+        self.discriminator = Discriminator(cfg.image_size, cfg.channels, cfg.base_width)
+        self.generator.apply(weights_init)
+        self.discriminator.apply(weights_init)
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return {"w_adv": 1.0, "w_con": 50.0, "w_enc": 1.0}
+
+    # -------------------------------------------------------------- inference
+    def forward(self, x: torch.Tensor) -> ScoreOutput:
+        x_hat, z, z_hat = self.generator(x)
+        return ScoreOutput(
+            scores=per_image_mse(z, z_hat),
+            anomaly_map=reconstruction_map(x, x_hat),
+            reconstruction=x_hat.float(),
+        )
+
+    # --------------------------------------------------------------- training
+    def configure_optimizers(self, tcfg: TrainConfig) -> None:
+        betas = (tcfg.beta1, 0.999)
+        self.optimizers = {
+            "g": torch.optim.Adam(self.generator.parameters(), lr=tcfg.lr, betas=betas, weight_decay=tcfg.weight_decay),
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=tcfg.lr, betas=betas, weight_decay=tcfg.weight_decay),
+        }
+
+    def maybe_reinit_discriminator(self, d_loss: float) -> bool:
+        """Re-initialise D when its loss collapsed below 1e-5 (as the
+        original implementation does). Returns whether it did."""
+        return reinit_if_collapsed(self.discriminator, d_loss, self.optimizers.get("d"))
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
+        if not self.optimizers:
+            raise RuntimeError("ganomaly: call configure_optimizers() before training_step()")
+        p = self.params
+        # generator update: D is only a feature extractor here
+        with frozen(self.discriminator), self.autocast():
+            x_hat, z, z_hat = self.generator(x)
+            _, feat_real = self.discriminator(x)
+            _, feat_fake = self.discriminator(x_hat)
+            g_adv = F.mse_loss(feat_fake.float(), feat_real.detach().float())
+            g_con = F.l1_loss(x_hat.float(), x.float())
+            g_enc = F.mse_loss(z_hat.float(), z.float())
+            g_loss = p["w_adv"] * g_adv + p["w_con"] * g_con + p["w_enc"] * g_enc
+        self.step(g_loss, self.optimizers["g"])
+
+        # discriminator update on real vs. (detached) reconstructions
+        with self.autocast():
+            real_logits, _ = self.discriminator(x)
+            fake_logits, _ = self.discriminator(x_hat.detach())
+            d_loss = discriminator_loss(real_logits, fake_logits)
+        self.step(d_loss, self.optimizers["d"])
+        d_value = float(d_loss.item())
+        reinit = self.maybe_reinit_discriminator(d_value)
+
+        return {
+            "g_loss": float(g_loss.item()),
+            "g_adv": float(g_adv.item()),
+            "g_con": float(g_con.item()),
+            "g_enc": float(g_enc.item()),
+            "d_loss": d_value,
+            "d_reinit": 1.0 if reinit else 0.0,
+        }

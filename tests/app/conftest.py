@@ -1,0 +1,107 @@
+"""App test isolation: each test gets its own config folder, data folder and
+QSettings file (nothing touches the user's real settings), Qt runs offscreen.
+
+Tiny real bundles come from the root ``tests/conftest.py`` (``tiny_bundle``:
+Skip-GANomaly, 32 px, trained on a small generated data set).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """INSPECTOR_CONFIG_DIR / INSPECTOR_DATA_DIR in tmp, and QSettings as an INI file there."""
+    cfg, data = tmp_path / "config", tmp_path / "data"
+    cfg.mkdir()
+    data.mkdir()
+    monkeypatch.setenv("INSPECTOR_CONFIG_DIR", str(cfg))
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(data))
+    monkeypatch.setenv("INSPECTOR_NO_CONFIRM", "1")
+    monkeypatch.delenv("INSPECTOR_SCREENSHOT", raising=False)
+    from app.__main__ import configure_qsettings
+
+    configure_qsettings()
+    return {"config": cfg, "data": data}
+
+
+class GapMeter:
+    """Measures the longest pause of the event loop with a 10 ms timer."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QElapsedTimer, QTimer
+
+        self.timer = QTimer(interval=10)
+        self.clock = QElapsedTimer()
+        self.max_gap_ms = 0
+        self.ticks = 0
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        self.max_gap_ms = max(self.max_gap_ms, self.clock.restart())
+
+    def start(self) -> "GapMeter":
+        self.clock.start()
+        self.timer.start()
+        return self
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def __enter__(self) -> "GapMeter":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def gap_meter() -> GapMeter:
+    return GapMeter()
+
+
+@pytest.fixture
+def ctx(qtbot, isolated_dirs):
+    """An AppContext on the isolated folders; shut down (jobs, history) after the test."""
+    from app.context import AppContext
+    from app.settings import StationSettings
+
+    c = AppContext(StationSettings.load(), role="operator")
+    yield c
+    c.shutdown(10000)
+
+
+def write_video(path: Path, images: list, fps: float = 25.0) -> Path:
+    """Write BGR uint8 frames to an MJPG .avi with cv2.VideoWriter (what a line camera recorder gives)."""
+    import cv2
+
+    h, w = images[0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert vw.isOpened(), f"cannot write {path}"
+    for im in images:
+        vw.write(im)
+    vw.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def part_images(demo_data: Path) -> list:
+    """Demo parts (good and defective, interleaved) as BGR arrays."""
+    from inspection_core.data.images import list_images, read_image
+
+    good = list_images(demo_data / "test" / "good")
+    bad = [p for d in sorted((demo_data / "test").iterdir()) if d.name != "good" for p in list_images(d)]
+    order = []
+    for i in range(max(len(good), len(bad))):
+        if i < len(good):
+            order.append(good[i])
+        if i < len(bad):
+            order.append(bad[i])
+    return [read_image(p) for p in order]

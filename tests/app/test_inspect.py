@@ -1,0 +1,152 @@
+"""Inspect view and the live pipeline, with a real tiny bundle, real sources
+(a video written with cv2.VideoWriter, folders) and a real history database."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from app.views.inspect import InspectView, ShiftCounters, bundle_summary
+from app.workers import ScoringWorker
+from tests.app.conftest import write_video
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def view(ctx, qtbot, tiny_bundle: Path) -> InspectView:
+    ctx.set_bundle(tiny_bundle)
+    v = InspectView(ctx)
+    qtbot.addWidget(v)
+    v.resize(1300, 700)
+    v.show()
+    yield v
+    v.shutdown()
+
+
+def test_view_builds_and_shows_the_bundle(view: InspectView, tiny_bundle: Path) -> None:
+    assert view.banner.text == "WAITING"
+    assert not view.image_pane.has_image
+    assert "skip-ganomaly" in view.model_label.text() and "32 px" in view.model_label.text()
+    assert view.threshold_label.text() not in ("", "—")
+    assert view.bundle_combo.currentData() == str(tiny_bundle.resolve())
+
+
+def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectView, ctx, qtbot, tmp_path: Path,
+                                                                part_images: list, gap_meter) -> None:
+    video = write_video(tmp_path / "line.avi", (part_images * 3)[:40], fps=25.0)
+    assert view.start_source("video", str(video))
+    with qtbot.waitSignal(view.worker.ready, timeout=30000):
+        pass
+    gap_meter.start()
+    with qtbot.waitSignal(view.runningChanged, timeout=30000, check_params_cb=lambda running: not running):
+        pass  # the view stops itself when the video has ended
+    gap_meter.stop()
+    scored = view.results_received
+    assert scored > 0
+    assert view.counters.inspected == scored
+    assert ctx.history.count() == scored, "each scored frame must be a committed history row"
+    rows = ctx.history.query(limit=1000)
+    assert all(r.image_ref.startswith("line.avi#frame=") for r in rows)
+    assert {r.bundle for r in rows} == {"tiny_skip"}
+    view._render_latest()
+    assert view.banner.text in ("PASS", "REVIEW", "FAIL")
+    assert "threshold" in view.banner.detail or "review band" in view.banner.detail
+    assert view.image_pane.has_image and view.recon_pane.has_image and view.heat_pane.has_image
+    assert "finished" in view.state_strip.text()
+    c = view.counters
+    assert c.passed + c.review + c.failed == c.inspected
+    assert view.tile_inspected.value.text() == str(scored)
+    # The GUI thread never waited on scoring.
+    assert gap_meter.ticks > 20
+    assert gap_meter.max_gap_ms < 100, f"event loop blocked for {gap_meter.max_gap_ms} ms while scoring"
+
+
+def test_stale_frames_are_dropped_when_scoring_is_slower_than_the_source(ctx, qtbot, tmp_path: Path,
+                                                                         part_images: list, tiny_bundle: Path) -> None:
+    from inspection_core.sources.video import VideoFileSource
+
+    n = 120
+    video = write_video(tmp_path / "fast.avi", (part_images * 10)[:n], fps=25.0)
+    # Decoding (as fast as possible) outruns scoring: the pipeline must keep only the newest frame.
+    worker = ScoringWorker(VideoFileSource(video, realtime=False), str(tiny_bundle), ctx.history,
+                           lossless=False, source_label="fast")
+    results = []
+    worker.result.connect(results.append)
+    with qtbot.waitSignal(worker.stopped, timeout=60000):
+        worker.start()
+    assert worker.frames_read == n
+    assert worker.frames_dropped > 0
+    assert worker.frames_scored < n
+    assert worker.frames_scored + worker.frames_dropped + worker.frames_skipped == n
+    assert len(results) == worker.frames_scored == ctx.history.count()
+    # Frames are scored in order and the newest (the last frame) is never dropped.
+    idx = [r.frame_index for r in results]
+    assert idx == sorted(idx) and idx[-1] == n - 1
+    assert results[-1].frames_dropped == worker.frames_dropped
+
+
+def test_folder_source_in_triggered_mode_scores_one_part_per_trigger(view: InspectView, ctx, qtbot,
+                                                                    demo_data: Path) -> None:
+    assert view.start_source("folder", str(demo_data / "test" / "good"), mode="triggered")
+    with qtbot.waitSignal(view.worker.ready, timeout=30000):
+        pass
+    qtbot.wait(300)
+    assert view.results_received == 0, "triggered mode must wait for a trigger"
+    assert view.trigger_btn.isEnabled()
+    for expected in (1, 2):
+        with qtbot.waitSignal(view.resultShown, timeout=10000):
+            view.trigger_btn.click()
+        assert view.results_received == expected
+    qtbot.wait(200)
+    assert view.results_received == 2
+    assert ctx.history.count() == 2
+    first, second = sorted(r.image_ref for r in ctx.history.query())
+    assert Path(first).name == "000.png" and Path(second).name == "001.png"
+
+
+def test_pause_resume_and_stop(view: InspectView, qtbot, demo_data: Path) -> None:
+    view.rate_spin.setValue(20)
+    assert view.start_source("folder", str(demo_data / "test"))
+    qtbot.waitUntil(lambda: view.results_received >= 2, timeout=30000)
+    view.pause_btn.click()
+    assert view.banner.text == "PAUSED"
+    qtbot.wait(150)
+    n = view.results_received
+    qtbot.wait(400)
+    assert view.results_received == n, "no part is scored while paused"
+    view.start_btn.click()  # "Resume"
+    qtbot.waitUntil(lambda: view.results_received > n, timeout=10000)
+    worker = view.worker
+    view.stop_btn.click()
+    assert view.worker is None and not worker.running
+    assert not view.stop_btn.isEnabled() and view.start_btn.isEnabled()
+
+
+def test_lost_camera_shows_reconnecting_state(view: InspectView, qtbot) -> None:
+    # A stream nobody serves: the source reports "reconnecting" and keeps trying.
+    assert view.start_source("camera", "rtsp://127.0.0.1:9/none")
+    qtbot.waitUntil(lambda: view.state_kind == "reconnecting", timeout=20000)
+    assert "reconnecting" in view.state_strip.text().lower()
+    assert view.banner.text == "NO SIGNAL"
+    t = time.monotonic()
+    view.stop()
+    assert time.monotonic() - t < 6.0, "stopping a reconnecting camera must not hang"
+
+
+def test_shift_counters_and_bundle_summary() -> None:
+    c = ShiftCounters()
+    assert c.yield_pct is None
+    for v in ("PASS", "PASS", "FAIL", "REVIEW"):
+        c.add(v)
+    assert (c.inspected, c.passed, c.failed, c.review) == (4, 2, 1, 1)
+    assert c.yield_pct == pytest.approx(50.0)
+    info = bundle_summary({"name": "x", "model": {"model": "ganomaly", "image_size": 64},
+                           "created": "2024-05-01T12:00:00+00:00",
+                           "training": {"data": {"root": "/data/washers", "n_train": 108}},
+                           "threshold": {"high": 0.5, "low": 0.25, "strategy": "youden"}})
+    assert info["model"] == "ganomaly · 64 px"
+    assert info["data"] == "washers (108 good images)"
+    assert info["threshold"].startswith("0.25 / 0.5") and "youden" in info["threshold"]

@@ -1,0 +1,123 @@
+"""Train view: the data check, a real tiny training that reports progress,
+stops on request leaving no bundle, and a completed run that saves a bundle
+into the user's model folder — all without blocking the event loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QElapsedTimer, QTimer
+
+from app.context import AppContext
+from app.settings import StationSettings
+from app.views.train import TrainView
+from inspection_core.bundle import read_manifest
+
+pytestmark = pytest.mark.gui
+
+
+class GapMeter:
+    """Measures the longest pause of the event loop with a 10 ms timer."""
+
+    def __init__(self) -> None:
+        self.timer = QTimer(interval=10)
+        self.clock = QElapsedTimer()
+        self.max_gap_ms = 0
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        self.max_gap_ms = max(self.max_gap_ms, self.clock.restart())
+
+    def __enter__(self) -> "GapMeter":
+        self.clock.start()
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.timer.stop()
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, qtbot) -> AppContext:
+    c = AppContext(settings=StationSettings(data_dir=str(tmp_path / "data"), models_dir=str(tmp_path / "models")))
+    yield c
+    c.shutdown(10000)
+
+
+@pytest.fixture
+def view(ctx: AppContext, qtbot, demo_data: Path) -> TrainView:
+    v = TrainView(ctx)
+    qtbot.addWidget(v)
+    v.resize(1300, 850)
+    v.show()
+    v.data_edit.setText(str(demo_data))
+    v.check_data()
+    v.size_combo.setCurrentText("32")
+    v.width_spin.setValue(8)
+    v.latent_spin.setValue(16)
+    v.batch_spin.setValue(16)
+    v.device_combo.setCurrentText("cpu")
+    yield v
+    v.stop(10000)
+
+
+def test_data_check_shows_counts_or_the_layout_error(view: TrainView, tmp_path: Path) -> None:
+    assert view.index is not None
+    assert "48</b> for training" in view.data_status.text()
+    assert view.start_button.isEnabled()
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "x.txt").write_text("not an image")
+    view.data_edit.setText(str(tmp_path / "loose"))
+    view.check_data()
+    assert view.index is None
+    assert "no training images" in view.data_status.text()
+    assert not view.start_button.isEnabled()
+
+
+def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: AppContext, qtbot) -> None:
+    view.epochs_spin.setValue(200)  # far longer than the test waits
+    out = view.output_path()
+    with GapMeter() as gaps:
+        view.start()
+        assert view.is_busy() and view.stop_button.isEnabled()
+        qtbot.waitUntil(lambda: len(view.loss_plot.series(view.loss_plot.keys()[0])[0]) >= 2
+                        if view.loss_plot.keys() else False, timeout=60000)
+        assert view.progress.value() > 0
+        assert "ETA" in view.progress.format()
+        t0 = time.monotonic()
+        view.stop()
+        qtbot.waitUntil(lambda: not view.is_busy(), timeout=10000)
+        stop_s = time.monotonic() - t0
+    qtbot.waitUntil(lambda: view.progress.format() == "stopped", timeout=5000)
+    assert stop_s < 5.0, f"training took {stop_s:.1f} s to stop"
+    assert not out.exists()
+    assert list(ctx.user_models_dir().iterdir()) == []  # no temp file left either
+    assert "no bundle was written" in view.status.text()
+    assert view.start_button.isEnabled() and not view.stop_button.isEnabled()
+    assert gaps.max_gap_ms < 100, f"event loop blocked for {gaps.max_gap_ms} ms"
+
+
+def test_completed_training_saves_a_bundle_the_inspect_view_finds(view: TrainView, ctx: AppContext, qtbot) -> None:
+    view.epochs_spin.setValue(1)
+    view.name_edit.setText("tiny run")
+    view.name_edit.setModified(True)
+    changed: list[object] = []
+    ctx.bundleChanged.connect(changed.append)
+    with GapMeter() as gaps:
+        view.start()
+        qtbot.waitUntil(lambda: not view.is_busy(), timeout=90000)
+    qtbot.waitUntil(lambda: view.saved_path is not None or "failed" in view.progress.format(), timeout=5000)
+    assert view.saved_path == ctx.user_models_dir() / "tiny-run.inspector", view.status.text()
+    assert view.saved_path in ctx.list_bundles()
+    m = read_manifest(view.saved_path)
+    assert m["model"]["image_size"] == 32 and m["model"]["base_width"] == 8
+    assert m["metrics"]["image_auroc"] is not None  # evaluated on the test split
+    assert view.summary_box.isVisible() and "Image AUROC" in "".join(
+        view.metrics_grid.itemAt(i).widget().text() for i in range(view.metrics_grid.count()))
+    assert view.sample_grid.row_captions()[:2] == ["input", "reconstruction"]
+    assert view.metric_plot.keys()  # one validation point per epoch
+    view.use_button.click()
+    assert ctx.bundle_path == view.saved_path.resolve() and changed
+    assert gaps.max_gap_ms < 100, f"event loop blocked for {gaps.max_gap_ms} ms"

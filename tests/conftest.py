@@ -1,0 +1,56 @@
+"""Shared fixtures: a small generated data set and tiny trained bundles.
+
+Everything here is real: generated PNG files, real training on them, real
+bundle files. Sizes are tiny so the default run stays fast on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data(category: str) -> Path:
+    """Path of a real data set in ../shared/data, or skip with a clear reason."""
+    root = Path(os.environ.get("INSPECTOR_SHARED_DATA", SHARED_DATA)) / category
+    if not (root / "train" / "good").is_dir():
+        pytest.skip(f"real data set not available: {root} (tests marked 'data' need ../shared/data)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic MVTec-layout data set (64 px, colour)."""
+    from inspection_core.data.demo import make_demo_dataset
+
+    out = tmp_path_factory.mktemp("demo") / "washers"
+    make_demo_dataset(out, seed=1, size=64, n_train=48, n_test_good=12, n_test_defect_per_type=4)
+    return out
+
+
+def _train_tiny(data: Path, model: str, out: Path, epochs: int = 2, **params) -> Path:
+    from inspection_core.bundle import save_bundle
+    from inspection_core.config import ModelConfig, TrainConfig
+    from inspection_core.training import train
+
+    mcfg = ModelConfig(model=model, image_size=32, latent_dim=16, base_width=8, params=params)
+    tcfg = TrainConfig(epochs=epochs, batch_size=16, device="cpu", seed=0, samples_per_epoch=4)
+    result = train(data, mcfg, tcfg)
+    return save_bundle(out, result.model, result.manifest)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real Skip-GANomaly bundle trained for 2 epochs at 32 px."""
+    return _train_tiny(demo_data, "skip-ganomaly", tmp_path_factory.mktemp("bundles") / "tiny_skip.inspector")
+
+
+@pytest.fixture(scope="session")
+def tiny_ganomaly_bundle(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train_tiny(demo_data, "ganomaly", tmp_path_factory.mktemp("bundles") / "tiny_gan.inspector")

@@ -1,0 +1,73 @@
+"""The ``inspector`` command end to end on generated data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def inspector(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "inspection_core.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_end_to_end(tmp_path: Path) -> None:
+    r = inspector("demo-data", str(tmp_path / "demo"), "--size", "64", "--train", "30", "--test-good", "6", "--test-defect", "2")
+    assert r.returncode == 0, r.stderr
+    assert "30 train" in r.stdout
+    bundle = tmp_path / "m.inspector"
+    r = inspector(
+        "train", "--data", str(tmp_path / "demo"), "--model", "ganomaly", "--out", str(bundle),
+        "--image-size", "32", "--epochs", "1", "--width", "8", "--latent", "16", "--batch-size", "8", "--device", "cpu",
+    )
+    assert r.returncode == 0, r.stderr
+    assert bundle.exists() and "saved" in r.stdout and "test split: image AUROC" in r.stdout
+
+    r = inspector("evaluate", "--bundle", str(bundle), "--data", str(tmp_path / "demo"), "--report", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    for key in ("image_auroc", "image_ap", "f1", "balanced_accuracy", "threshold", "confusion", "n_good", "n_defect", "pixel_auroc"):
+        assert key in metrics
+    assert metrics["n_good"] == 6 and metrics["n_defect"] == 8
+    assert set(metrics["confusion"]) == {"tp", "fp", "tn", "fn"}
+    assert sum(metrics["confusion"].values()) == 14
+    rows = list(csv.DictReader((tmp_path / "rep" / "scores.csv").open()))
+    assert len(rows) == 14 and {r["verdict"] for r in rows} <= {"PASS", "FAIL"}
+
+    folder = tmp_path / "demo" / "test" / "scratch"
+    (folder / "broken.png").write_bytes(b"nope")
+    r = inspector("predict", "--bundle", str(bundle), str(folder), "--csv", str(tmp_path / "p.csv"), "--maps", str(tmp_path / "maps"))
+    assert r.returncode == 0, r.stderr
+    assert "broken.png" in r.stderr and "skipped" in r.stderr
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert len(rows) == 2
+    assert len(list((tmp_path / "maps").glob("*_heat.png"))) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("train", "--data", "{tmp}/nothing", "--out", "{tmp}/x.inspector"), "does not exist"),
+        (("evaluate", "--bundle", "{tmp}/none.inspector", "--data", "{tmp}"), "file not found"),
+        (("predict", "--bundle", "{tmp}/junk.inspector", "{tmp}"), "not a model bundle"),
+        (("train", "--data", "{tmp}", "--out", "{tmp}/x", "--image-size", "48"), "invalid choice"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(tmp_path: Path, args: tuple, message: str) -> None:
+    (tmp_path / "junk.inspector").write_text("junk")
+    r = inspector(*(a.format(tmp=tmp_path) for a in args))
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["demo-data", "train", "evaluate", "predict", "calibrate"])
+def test_help_for_every_command(cmd: str) -> None:
+    r = inspector(cmd, "--help")
+    assert r.returncode == 0 and "usage: inspector" in r.stdout
