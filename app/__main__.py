@@ -106,7 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         win.start_demo()
     elif source:
         win.start_source(source)
-    return int(app.exec())
+    rc = int(app.exec())
+    _wait_for_lingering_threads()
+    return rc
+
+
+def _wait_for_lingering_threads(timeout_ms: int = 15000) -> None:
+    """A worker stuck in a slow call (a camera driver, a first torch import)
+    is waited for here, so no QThread is destroyed while it runs."""
+    from app.workers import _LINGERING
+
+    for w in list(_LINGERING):
+        w.stop(timeout_ms)
 
 
 if __name__ == "__main__":

@@ -194,11 +194,10 @@ class MainWindow(QMainWindow):
 
     def _apply_role(self, role: str) -> None:
         engineer = role == "engineer"
+        if not engineer and self.tabs.currentWidget() in self._engineer_tabs:
+            self.tabs.setCurrentWidget(self.inspect_view)
         for w in self._engineer_tabs:
-            i = self.tabs.indexOf(w)
-            self.tabs.setTabVisible(i, engineer)
-            if not engineer and self.tabs.currentIndex() == i:
-                self.tabs.setCurrentWidget(self.inspect_view)
+            self.tabs.setTabVisible(self.tabs.indexOf(w), engineer)
         self.operator_action.setChecked(not engineer)
         self.engineer_action.setChecked(engineer)
         self.pin_action.setEnabled(engineer)

@@ -27,6 +27,10 @@ JobFn = Callable[[Callable[[ProgressEvent], None], CancelToken], Any]
 
 PROGRESS_INTERVAL_S = 0.05  # at most ~20 throttled events per second
 
+# Workers whose threads did not end within stop()'s wait: destroying a running
+# QThread aborts the process, so they are kept here until the process exits.
+_LINGERING: list = []
+
 
 class CallableThread(QThread):
     """A QThread that runs one Python callable (no event loop needed)."""
@@ -367,8 +371,12 @@ class ScoringWorker(QObject):
                 src.close()  # releases a blocked read()
             except Exception:  # noqa: BLE001 - closing a broken source must not stop shutdown
                 pass
-        ok = self._capture.wait(wait_ms) and self._scoring.wait(wait_ms)
-        return bool(ok)
+        ok = bool(self._capture.wait(wait_ms) and self._scoring.wait(wait_ms))
+        if not ok and self not in _LINGERING:  # stuck in a driver call: keep its objects alive until it ends
+            _LINGERING.append(self)
+        elif ok and self in _LINGERING:
+            _LINGERING.remove(self)
+        return ok
 
     # ---------------------------------------------------------------- relay
     def _emit(self, kind: str, payload: Any = None) -> None:
@@ -456,6 +464,11 @@ class ScoringWorker(QObject):
                     if delay > 0:
                         self._stop.wait(delay)
         finally:
+            if self.source is not None:
+                try:
+                    self.source.close()  # also when stop() came before the source was open
+                except Exception:  # noqa: BLE001
+                    pass
             with self._cond:
                 self._capture_done = True
                 self._cond.notify_all()

@@ -104,49 +104,39 @@ def score_samples(
 
 
 def compute_metrics(scores: np.ndarray, labels: np.ndarray, threshold: Threshold) -> dict[str, Any]:
-    """Image-level metrics at ``threshold`` (defective = positive). In
-    two-threshold mode a REVIEW part counts as flagged (not passed)."""
-    from sklearn.metrics import average_precision_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
+    """Image-level metrics at ``threshold`` (defective = positive). AUROC and
+    AP come from scikit-learn; the confusion and rates from
+    :func:`calibration.operating_point`, so the CLI, the report and the
+    desktop app agree. In two-threshold mode REVIEW parts are counted apart
+    (a defect in REVIEW is not an escape, a good part in REVIEW not a false
+    reject)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
-    scores = np.asarray(scores, np.float64)
-    labels = np.asarray(labels, np.int64)
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(f"{int((~np.isfinite(scores)).sum())} score(s) are NaN or infinite: the model output is invalid")
-    verdicts = threshold.verdicts(scores)
-    pred = np.array([v != Verdict.PASS for v in verdicts], dtype=np.int64)
+    from .calibration import operating_point, validate_scores
+
+    scores, labels = validate_scores(scores, labels)
     both = len(np.unique(labels)) == 2
-    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, pred, labels=[0, 1]).ravel())
-    m: dict[str, Any] = {
+    op = operating_point(scores, labels, threshold)
+    verdicts = threshold.verdicts(scores)
+    decided = op.tp + op.tn + op.fp + op.fn
+    return {
         "n_good": int((labels == 0).sum()),
         "n_defect": int((labels == 1).sum()),
         "image_auroc": float(roc_auc_score(labels, scores)) if both else None,
         "image_ap": float(average_precision_score(labels, scores)) if both else None,
-        "f1": float(f1_score(labels, pred, zero_division=0)),
-        "balanced_accuracy": float(balanced_accuracy_score(labels, pred)) if both else None,
-        "accuracy": float((pred == labels).mean()) if len(labels) else None,
+        "f1": op.f1,
+        "balanced_accuracy": op.balanced_accuracy,
+        "accuracy": (op.tp + op.tn) / decided if decided else None,
+        "precision": op.precision,
+        "recall": op.recall,
         "threshold": float(threshold.high),
         "threshold_low": None if threshold.low is None else float(threshold.low),
-        "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
-        "fpr": fp / (fp + tn) if (fp + tn) else None,
-        "fnr": fn / (fn + tp) if (fn + tp) else None,
+        "confusion": {"tp": op.tp, "fp": op.fp, "tn": op.tn, "fn": op.fn},
+        "review": {"good": op.review_good, "defect": op.review_defect},
+        "fpr": op.fpr,
+        "fnr": op.fnr,
         "bands": {v.value: int(sum(1 for x in verdicts if x == v)) for v in Verdict},
     }
-    return m
-
-
-def pixel_auroc(maps: np.ndarray, masks: np.ndarray, max_pixels: int = 4_000_000, seed: int = 0) -> float | None:
-    """Pixel-level AUROC over all images (maps and boolean masks of equal
-    shape); subsampled with a fixed seed beyond ``max_pixels``."""
-    from sklearn.metrics import roc_auc_score
-
-    y = masks.reshape(-1).astype(np.uint8)
-    s = maps.reshape(-1).astype(np.float32)
-    if y.min() == y.max():
-        return None
-    if y.size > max_pixels:
-        idx = np.random.default_rng(seed).choice(y.size, max_pixels, replace=False)
-        y, s = y[idx], s[idx]
-    return float(roc_auc_score(y, s))
 
 
 def held_out_test(inspector: Inspector, index: DatasetIndex) -> list[Sample]:
@@ -183,13 +173,13 @@ def evaluate(
     metrics["images_per_s"] = float(len(scored.samples) / scored.seconds) if scored.seconds > 0 else None
     if has_masks and scored.maps is not None:
         masks = load_masks(scored.samples, inspector.preprocessing.image_size)
-        metrics["pixel_auroc"] = pixel_auroc(scored.maps, masks)
-        try:
-            from .report import pro_score
+        from .report import pixel_auroc, pro_score
 
-            metrics["pro"] = pro_score(scored.maps, masks)
-        except ImportError:  # pragma: no cover - report module optional
-            pass
+        defect = np.array([s.label == 1 and s.mask_path is not None for s in scored.samples])
+        good = scored.labels == 0
+        use = defect | good  # defects without a mask cannot be scored per pixel
+        metrics["pixel_auroc"] = pixel_auroc(scored.maps[use], masks[use])
+        metrics["pro"] = pro_score(scored.maps[use], masks[use])
     else:
         metrics["pixel_auroc"] = None
     return metrics, scored

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QDateTime, QModelIndex, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QDateTimeEdit, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog,
     QLabel, QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget,
@@ -138,6 +138,10 @@ class HistoryTableModel(QAbstractTableModel):
             v = rec.verdict if key == "verdict" else rec.override_verdict
             if v in VERDICT_COLORS:
                 return QBrush(QColor(VERDICT_COLORS[v]))
+        if role == Qt.ItemDataRole.FontRole and key == "verdict":
+            f = QFont()
+            f.setBold(True)
+            return f
         if role == Qt.ItemDataRole.ToolTipRole and key == "image_ref":
             return rec.image_ref + ("\n(image kept — double-click to open)" if rec.stored_image else "")
         if role == Qt.ItemDataRole.TextAlignmentRole and key in ("id", "score", "threshold", "latency_ms"):
@@ -245,7 +249,7 @@ class HistoryView(QWidget):
         if self.model is None:
             self.model = HistoryTableModel(self.ctx.history, self)
             self.table.setModel(self.model)
-            widths = (70, 150, 80, 130, 90, 110, 120, 220, 160, 110)
+            widths = (64, 172, 78, 120, 86, 96, 110, 190, 200, 90)
             for i, w in enumerate(widths):
                 self.table.setColumnWidth(i, w)
             self._fill_bundles()

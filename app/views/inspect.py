@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.context import AppContext
 from app.manifest import read_manifest_light
 from app.widgets.image_pane import ImagePane, heat_overlay
+from app.widgets.recent_strip import RecentStrip
 from app.widgets.verdict_banner import VerdictBanner, format_threshold
 from app.workers import LiveResult, ScoringWorker
 
@@ -122,6 +123,7 @@ class InspectView(QWidget):
         self.counters = ShiftCounters()
         self.results_received = 0
         self._latest: LiveResult | None = None
+        self._pending_thumbs: list[LiveResult] = []
         self._dirty = False
         self._source_desc: tuple[str, str] | None = None
         self._state = "idle"
@@ -152,6 +154,7 @@ class InspectView(QWidget):
             self.kind_combo.addItem(label, key)
         self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
         self.spec_edit = QLineEdit()
+        self.spec_edit.setMinimumWidth(220)
         self.spec_edit.setPlaceholderText("folder, video file, camera index (0) or stream URL")
         self.browse_btn = QPushButton("Browse…")
         self.browse_btn.clicked.connect(self._browse)
@@ -162,8 +165,9 @@ class InspectView(QWidget):
         self.rate_spin = QSpinBox()
         self.rate_spin.setRange(0, 120)
         self.rate_spin.setValue(4)
-        self.rate_spin.setSuffix(" /s")
-        self.rate_spin.setSpecialValueText("max")
+        self.rate_spin.setPrefix("≤ ")
+        self.rate_spin.setSuffix(" parts/s")
+        self.rate_spin.setSpecialValueText("max rate")
         self.rate_spin.setToolTip("Highest rate for folders (0 = as fast as scoring allows)")
         self.start_btn = QPushButton("▶  Start")
         self.start_btn.setObjectName("primaryButton")
@@ -183,7 +187,6 @@ class InspectView(QWidget):
         bar.addSpacing(12)
         bar.addWidget(QLabel("Mode"))
         bar.addWidget(self.mode_combo)
-        bar.addWidget(QLabel("Rate"))
         bar.addWidget(self.rate_spin)
         bar.addSpacing(12)
         for b in (self.start_btn, self.pause_btn, self.stop_btn, self.trigger_btn):
@@ -223,6 +226,8 @@ class InspectView(QWidget):
             panes.addWidget(p, 1)
         left = QVBoxLayout()
         left.addLayout(panes, 1)
+        self.recent = RecentStrip()
+        left.addWidget(self.recent)
         self.ref_label = QLabel("")
         self.ref_label.setObjectName("refLabel")
         self.ref_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -520,6 +525,7 @@ class InspectView(QWidget):
 
     def reset_counters(self) -> None:
         self.counters = ShiftCounters()
+        self.recent.clear()
         self._update_counters()
 
     @property
@@ -543,6 +549,7 @@ class InspectView(QWidget):
         self.counters.add(str(getattr(r.prediction.verdict, "value", r.prediction.verdict)))
         self._latest = r
         self._dirty = True
+        self._pending_thumbs.append(r)
         self._update_counters()
         self.fps_label.setText(f"{r.fps:.1f}")
         self.latency_label.setText(f"{r.score_ms:.0f} ms")
@@ -552,6 +559,10 @@ class InspectView(QWidget):
         self.resultShown.emit(r)
 
     def _render_latest(self) -> None:
+        for t in self._pending_thumbs[-self.recent._items.maxlen:]:
+            im = t.image if t.image is not None else t.prediction.image
+            self.recent.add(im, str(getattr(t.prediction.verdict, "value", t.prediction.verdict)), t.prediction.score)
+        self._pending_thumbs.clear()
         if not self._dirty or self._latest is None:
             return
         self._dirty = False
@@ -626,12 +637,10 @@ class InspectView(QWidget):
         else:
             self.busy_bar.setRange(0, 1000)
             self.busy_bar.setValue(int(fraction * 1000))
-        try:
-            self.busy_cancel.clicked.disconnect()
-        except (RuntimeError, TypeError):
-            pass
-        if on_cancel is not None:
-            self.busy_cancel.clicked.connect(on_cancel)
+        self._busy_cancel_fn = on_cancel
+        if not getattr(self, "_busy_connected", False):
+            self.busy_cancel.clicked.connect(lambda: self._busy_cancel_fn and self._busy_cancel_fn())
+            self._busy_connected = True
         self.busy_cancel.setVisible(on_cancel is not None)
         self.busy_panel.show()
 

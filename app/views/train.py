@@ -1,6 +1,7 @@
 """Train view (engineers): train a detector on a data folder and save a bundle.
 
-The training itself is ``inspection_core.training.train`` run on a worker;
+The training itself is ``inspection_core.training.train``, run in a child
+process (see :mod:`app.views.train_process`) watched by a worker thread;
 this view only collects the settings, draws the progress it reports (loss
 curves, validation metric, sample reconstructions) and, at the end, evaluates
 on the test split and saves the bundle into the user's model folder, where
@@ -22,12 +23,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.context import AppContext
+from app.views.train_process import train_in_process
 from app.widgets.plots import ImageGrid, SeriesPlot
 from inspection_core.bundle import BUNDLE_SUFFIX
 from inspection_core.config import VALID_IMAGE_SIZES, ModelConfig, TrainConfig
 from inspection_core.data.dataset import DatasetIndex, DatasetLayoutError, scan_dataset
 from inspection_core.models import available_models, model_class
-from inspection_core.progress import CancelToken, ProgressEvent
+from inspection_core.progress import ProgressEvent
 
 # in the order the trainer prefers them for choosing the best epoch
 METRIC_NAMES = {"val_auroc": "AUROC", "val_recon_error": "reconstruction error of good images",
@@ -48,32 +50,6 @@ def safe_name(text: str) -> str:
     """A file name from what the user typed (letters, digits, - _ . only)."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-.")
     return name[: -len(BUNDLE_SUFFIX)] if name.endswith(BUNDLE_SUFFIX) else name
-
-
-def train_and_save(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, out: Path,
-                   progress: Any, cancel: CancelToken, evaluate_test: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Worker job: train, evaluate on the test split, save the bundle (atomically).
-    A cancel at any point before saving leaves no file."""
-    from inspection_core.bundle import save_bundle
-    from inspection_core.evaluation import evaluate
-    from inspection_core.inference import Inspector
-    from inspection_core.training import train
-    from inspection_core.training.trainer import in_memory_bundle
-
-    result = train(index, mcfg, tcfg, progress, cancel)
-    cancel.raise_if_cancelled()
-    manifest = result.manifest
-    if evaluate_test and index.test:
-        def eval_progress(ev: ProgressEvent) -> None:
-            progress(ProgressEvent("message", step=ev.step, steps=ev.steps,
-                                   message=f"evaluating on the test split: {ev.step}/{ev.steps} images"))
-
-        metrics, _ = evaluate(Inspector(in_memory_bundle(result), device=tcfg.device), index,
-                              progress=eval_progress, cancel=cancel)
-        manifest["metrics"] = metrics
-    cancel.raise_if_cancelled()
-    path = save_bundle(out, result.model, manifest)
-    return path, manifest
 
 
 class TrainView(QWidget):
@@ -207,7 +183,7 @@ class TrainView(QWidget):
     def _build_live(self) -> QWidget:
         panel = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter(Qt.Orientation.Horizontal)
-        self.loss_plot = SeriesPlot("Training losses (log scale; click a legend entry to hide it)", "epoch",
+        self.loss_plot = SeriesPlot("Training losses (log scale)", "epoch",
                                     log_y=True)
         self.metric_plot = SeriesPlot("Validation", "epoch", symbols=True)
         top.addWidget(self.loss_plot)
@@ -339,7 +315,7 @@ class TrainView(QWidget):
         self.progress.setFormat("starting…")
         self._t0 = time.monotonic()
         self._say(f"Training {mcfg.model} on {len(index.train)} images…")
-        self.job = self.ctx.start_job(lambda p, c: train_and_save(index, mcfg, tcfg, out, p, c),
+        self.job = self.ctx.start_job(lambda p, c: train_in_process(index, mcfg, tcfg, out, p, c),
                                       on_progress=self._on_progress, on_done=self._on_done,
                                       on_error=self._on_error, on_cancelled=self._on_cancelled, name="training")
         self._update_buttons()

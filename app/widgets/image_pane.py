@@ -48,7 +48,7 @@ def to_qimage(image: np.ndarray) -> QImage:
     return qimg
 
 
-def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45,
+def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6,
                  colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
     """The image (as BGR) with the [0, 1] heat map blended over it in a colour map."""
     base = to_display(image)
@@ -62,7 +62,7 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45,
         hm = cv2.resize(hm, (w, h), interpolation=cv2.INTER_LINEAR)
     colored = cv2.applyColorMap((hm * 255.0).astype(np.uint8), colormap)
     # Blend more where the heat is higher so a clean part stays readable.
-    a = (alpha * (0.35 + 0.65 * hm))[..., None]
+    a = (alpha * np.clip(0.1 + 1.2 * hm, 0.0, 1.0))[..., None]
     out = base.astype(np.float32) * (1.0 - a) + colored.astype(np.float32) * a
     return out.astype(np.uint8)
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 GOOD_COLOR = QColor(46, 139, 87)  # sea green
 DEFECT_COLOR = QColor(200, 55, 45)  # brick red
@@ -239,20 +239,35 @@ class RocPlot(pg.PlotWidget):
 # -------------------------------------------------------------- loss curves
 
 
-class SeriesPlot(pg.PlotWidget):
-    """Live curves, one per key (losses per step, a validation metric per epoch)."""
+class SeriesPlot(QWidget):
+    """Live curves, one per key (losses per step, a validation metric per
+    epoch), with a row of check boxes to show or hide each curve.
+
+    Points are buffered and drawn at most ``redraw_ms`` apart, so a fast
+    stream of events costs one repaint per interval, not one per point."""
 
     def __init__(self, title: str, x_label: str, y_label: str = "", parent: QWidget | None = None,
-                 symbols: bool = False, log_y: bool = False) -> None:
+                 symbols: bool = False, log_y: bool = False, redraw_ms: int = 250) -> None:
         super().__init__(parent)
-        style_plot(self, title, x_label, y_label)
-        self.addLegend(offset=(-10, 10), labelTextColor="#333")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        self.plot_widget = pg.PlotWidget()
+        style_plot(self.plot_widget, title, x_label, y_label)
+        lay.addWidget(self.plot_widget, 1)
+        self._toggles = QHBoxLayout()
+        self._toggles.setContentsMargins(8, 0, 8, 2)
+        self._toggles.addStretch(1)
+        lay.addLayout(self._toggles)
         self._symbols = symbols
         self._log_y = log_y
         if log_y:  # losses of one model differ by orders of magnitude
-            self.setLogMode(y=True)
+            self.plot_widget.setLogMode(y=True)
         self._curves: dict[str, pg.PlotDataItem] = {}
+        self._boxes: dict[str, QCheckBox] = {}
         self._data: dict[str, tuple[list[float], list[float]]] = {}
+        self._dirty: set[str] = set()
+        self._timer = QTimer(self, singleShot=True, interval=redraw_ms, timeout=self.redraw)
 
     def add_points(self, x: float, values: dict[str, float]) -> None:
         """Append one point to each named series (new names get a new curve)."""
@@ -260,30 +275,51 @@ class SeriesPlot(pg.PlotWidget):
             if y is None or not np.isfinite(y):
                 continue
             if key not in self._curves:
-                color = SERIES_COLORS[len(self._curves) % len(SERIES_COLORS)]
-                kw = {"symbol": "o", "symbolSize": 6, "symbolBrush": color, "symbolPen": None} if self._symbols else {}
-                self._curves[key] = self.plot([], [], pen=pg.mkPen(color, width=1.6), name=key, **kw)
-                self._data[key] = ([], [])
+                self._new_curve(key)
             xs, ys = self._data[key]
             xs.append(float(x))
             ys.append(float(y))
+            self._dirty.add(key)
+        if self._dirty and not self._timer.isActive():
+            self._timer.start()
+
+    def _new_curve(self, key: str) -> None:
+        color = SERIES_COLORS[len(self._curves) % len(SERIES_COLORS)]
+        kw = {"symbol": "o", "symbolSize": 6, "symbolBrush": color, "symbolPen": None} if self._symbols else {}
+        self._curves[key] = self.plot_widget.plot([], [], pen=pg.mkPen(color, width=1.6), skipFiniteCheck=True, **kw)
+        self._data[key] = ([], [])
+        box = QCheckBox(key)
+        box.setChecked(True)
+        box.setStyleSheet(f"QCheckBox {{ color: {color.name()}; font-weight: 600; }}")
+        box.toggled.connect(self._curves[key].setVisible)
+        self._boxes[key] = box
+        self._toggles.insertWidget(self._toggles.count() - 1, box)
+
+    def redraw(self) -> None:
+        """Draw the buffered points now."""
+        self._timer.stop()
+        for key in self._dirty:
+            xs, ys = self._data[key]
             if self._log_y:  # a log axis cannot show zero or negative values
                 keep = [(a, b) for a, b in zip(xs, ys) if b > 0]
                 self._curves[key].setData([a for a, _ in keep], [b for _, b in keep])
             else:
                 self._curves[key].setData(xs, ys)
+        self._dirty.clear()
 
     def set_title(self, title: str) -> None:
-        self.getPlotItem().setTitle(title, color="#333", size="10pt")
+        self.plot_widget.getPlotItem().setTitle(title, color="#333", size="10pt")
 
     def clear_series(self) -> None:
+        self._timer.stop()
         for curve in self._curves.values():
-            self.removeItem(curve)
-        legend = self.getPlotItem().legend
-        if legend is not None:
-            legend.clear()
+            self.plot_widget.removeItem(curve)
+        for box in self._boxes.values():
+            box.deleteLater()
         self._curves.clear()
+        self._boxes.clear()
         self._data.clear()
+        self._dirty.clear()
 
     def keys(self) -> list[str]:
         return list(self._curves)
@@ -291,6 +327,11 @@ class SeriesPlot(pg.PlotWidget):
     def series(self, key: str) -> tuple[list[float], list[float]]:
         xs, ys = self._data.get(key, ([], []))
         return list(xs), list(ys)
+
+    def drawn_points(self, key: str) -> int:
+        """How many points of ``key`` the plot shows now."""
+        curve = self._curves.get(key)
+        return 0 if curve is None or curve.xData is None else len(curve.xData)
 
 
 # ------------------------------------------------------------------- images
@@ -326,7 +367,7 @@ def to_pixmap(img: np.ndarray, size: int | None = None) -> QPixmap:
 
 class ImageGrid(QWidget):
     """Rows of small images with a caption per row (inputs, reconstructions,
-    generated samples of one epoch)."""
+    generated samples of one epoch). Labels are reused between updates."""
 
     def __init__(self, cell: int = 64, max_columns: int = 8, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -335,39 +376,58 @@ class ImageGrid(QWidget):
         self._layout = QGridLayout(self)
         self._layout.setContentsMargins(4, 4, 4, 4)
         self._layout.setSpacing(3)
-        self._rows: list[str] = []
         self._title = QLabel("")
         self._title.setStyleSheet("color: #555;")
+        self._layout.addWidget(self._title, 0, 0, 1, max_columns + 1)
+        self._captions: list[QLabel] = []
+        self._cells: dict[tuple[int, int], QLabel] = {}
+        self._rows: list[str] = []
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def _caption(self, r: int) -> QLabel:
+        while len(self._captions) <= r:
+            cap = QLabel()
+            cap.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            cap.setStyleSheet("color: #444;")
+            self._layout.addWidget(cap, len(self._captions) + 1, 0)
+            self._captions.append(cap)
+        return self._captions[r]
+
+    def _cell_label(self, r: int, c: int) -> QLabel:
+        lbl = self._cells.get((r, c))
+        if lbl is None:
+            lbl = QLabel()
+            lbl.setFixedSize(self._cell, self._cell)
+            lbl.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            lbl.setStyleSheet("background: #111; border: 1px solid #ccc;")
+            self._layout.addWidget(lbl, r + 1, c + 1)
+            self._cells[(r, c)] = lbl
+        return lbl
 
     def set_rows(self, rows: Sequence[tuple[str, np.ndarray]], title: str = "") -> None:
         """``rows``: (caption, uint8 array (N, H, W, C)) pairs, drawn top to bottom."""
-        while self._layout.count():
-            w = self._layout.takeAt(0).widget()
-            if w is not None and w is not self._title:
-                w.deleteLater()
+        self._title.setText(title)
+        self._title.setVisible(bool(title))
         self._rows = []
+        shown: set[tuple[int, int]] = set()
         r = 0
-        if title:
-            self._title.setText(title)
-            self._layout.addWidget(self._title, r, 0, 1, self._max_columns + 1)
-            r += 1
         for caption, batch in rows:
             if batch is None or len(batch) == 0:
                 continue
-            cap = QLabel(caption)
-            cap.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            cap.setStyleSheet("color: #444;")
-            self._layout.addWidget(cap, r, 0)
+            cap = self._caption(r)
+            cap.setText(caption)
+            cap.setVisible(True)
             for c, img in enumerate(list(batch)[: self._max_columns]):
-                lbl = QLabel()
+                lbl = self._cell_label(r, c)
                 lbl.setPixmap(to_pixmap(img, self._cell))
-                lbl.setFixedSize(self._cell, self._cell)
-                lbl.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                lbl.setStyleSheet("background: #111; border: 1px solid #ccc;")
-                self._layout.addWidget(lbl, r, c + 1)
+                lbl.setVisible(True)
+                shown.add((r, c))
             self._rows.append(caption)
             r += 1
+        for i, cap in enumerate(self._captions):
+            cap.setVisible(i < r)
+        for key, lbl in self._cells.items():
+            lbl.setVisible(key in shown)
 
     def row_captions(self) -> list[str]:
         return list(self._rows)

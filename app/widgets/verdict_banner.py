@@ -26,16 +26,12 @@ class VerdictBanner(QFrame):
         self.setObjectName("verdictBanner")
         self.setMinimumHeight(150)
         self._verdict_label = QLabel("—")
+        self._verdict_label.setObjectName("verdictText")
         self._verdict_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        f = self._verdict_label.font()
-        f.setPointSize(52)
-        f.setBold(True)
-        self._verdict_label.setFont(f)
         self._detail = QLabel("")
+        self._detail.setObjectName("verdictDetail")
         self._detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        fd = self._detail.font()
-        fd.setPointSize(14)
-        self._detail.setFont(fd)
+        self._detail.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(16, 12, 16, 12)
         lay.addStretch(1)
@@ -43,19 +39,24 @@ class VerdictBanner(QFrame):
         lay.addWidget(self._detail)
         lay.addStretch(1)
         self.verdict = "IDLE"
+        self.verdict_pt = 54
         self.set_idle("WAITING", "no part inspected yet")
 
     def _apply(self, key: str) -> None:
         bg, fg = COLORS.get(key, COLORS["IDLE"])
+        # Font sizes live here (not in setFont) so an application style sheet cannot shrink them.
         self.setStyleSheet(
             f"QFrame#verdictBanner {{ background: {bg}; border-radius: 10px; }}"
             f" QFrame#verdictBanner QLabel {{ color: {fg}; background: transparent; }}"
+            f" QLabel#verdictText {{ font-size: {self.verdict_pt}pt; font-weight: 800; letter-spacing: 2px; }}"
+            f" QLabel#verdictDetail {{ font-size: 13pt; }}"
         )
 
     def set_verdict(self, verdict: str, score: float, high: float, low: float | None = None) -> None:
         """Show a verdict ("PASS", "REVIEW", "FAIL") with its score against the threshold."""
         verdict = str(getattr(verdict, "value", verdict)).upper()
         self.verdict = verdict
+        self.verdict_pt = 54
         self._apply(verdict)
         self._verdict_label.setText(verdict)
         rel = ">" if score > high else ("≤" if low is None or score <= low else "in")
@@ -68,6 +69,7 @@ class VerdictBanner(QFrame):
     def set_idle(self, text: str, detail: str = "", lost: bool = False) -> None:
         """A neutral (or, with ``lost``, a warning) state without a verdict."""
         self.verdict = "LOST" if lost else "IDLE"
+        self.verdict_pt = 30  # states are words, verdicts are one short word in big letters
         self._apply(self.verdict)
         self._verdict_label.setText(text)
         self._detail.setText(detail)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import (DEFAULT_TARGETS, STRATEGIES, CalibrationError, CalibrationResult,
+from ..calibration import (STRATEGIES, CalibrationError, CalibrationResult,
                            apply_calibration, calibrate, choose_threshold, strategies_available,
                            validate_scores)
 from .common import ProgressBar
@@ -180,4 +180,4 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-__all__ = ["add_parser", "run", "format_result", "select_samples", "DEFAULT_TARGETS"]
+__all__ = ["add_parser", "run", "format_result", "select_samples"]

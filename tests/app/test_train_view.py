@@ -25,12 +25,17 @@ class GapMeter:
         self.timer = QTimer(interval=10)
         self.clock = QElapsedTimer()
         self.max_gap_ms = 0
+        self.long_gaps: list[tuple[float, int]] = []  # (seconds since start, gap ms) over 50 ms
         self.timer.timeout.connect(self._tick)
 
     def _tick(self) -> None:
-        self.max_gap_ms = max(self.max_gap_ms, self.clock.restart())
+        gap = self.clock.restart()
+        self.max_gap_ms = max(self.max_gap_ms, gap)
+        if gap > 50:
+            self.long_gaps.append((round(time.monotonic() - self.t0, 2), gap))
 
     def __enter__(self) -> "GapMeter":
+        self.t0 = time.monotonic()
         self.clock.start()
         self.timer.start()
         return self
@@ -59,6 +64,8 @@ def view(ctx: AppContext, qtbot, demo_data: Path) -> TrainView:
     v.latent_spin.setValue(16)
     v.batch_spin.setValue(16)
     v.device_combo.setCurrentText("cpu")
+    qtbot.waitExposed(v)
+    qtbot.wait(300)  # the first paint of a new window is not what the tests measure
     yield v
     v.stop(10000)
 
@@ -82,11 +89,12 @@ def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: Ap
     with GapMeter() as gaps:
         view.start()
         assert view.is_busy() and view.stop_button.isEnabled()
-        qtbot.waitUntil(lambda: len(view.loss_plot.series(view.loss_plot.keys()[0])[0]) >= 2
-                        if view.loss_plot.keys() else False, timeout=60000)
+        qtbot.waitUntil(lambda: bool(view.loss_plot.keys())
+                        and view.loss_plot.drawn_points(view.loss_plot.keys()[0]) >= 2, timeout=90000)
         assert view.progress.value() > 0
         assert "ETA" in view.progress.format()
         t0 = time.monotonic()
+        print("stop requested at", round(t0 - gaps.t0, 2))
         view.stop()
         qtbot.waitUntil(lambda: not view.is_busy(), timeout=10000)
         stop_s = time.monotonic() - t0
@@ -96,7 +104,7 @@ def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: Ap
     assert list(ctx.user_models_dir().iterdir()) == []  # no temp file left either
     assert "no bundle was written" in view.status.text()
     assert view.start_button.isEnabled() and not view.stop_button.isEnabled()
-    assert gaps.max_gap_ms < 100, f"event loop blocked for {gaps.max_gap_ms} ms"
+    assert gaps.max_gap_ms < 100, f"event loop blocked for {gaps.max_gap_ms} ms; gaps: {gaps.long_gaps}"
 
 
 def test_completed_training_saves_a_bundle_the_inspect_view_finds(view: TrainView, ctx: AppContext, qtbot) -> None:
@@ -120,4 +128,4 @@ def test_completed_training_saves_a_bundle_the_inspect_view_finds(view: TrainVie
     assert view.metric_plot.keys()  # one validation point per epoch
     view.use_button.click()
     assert ctx.bundle_path == view.saved_path.resolve() and changed
-    assert gaps.max_gap_ms < 100, f"event loop blocked for {gaps.max_gap_ms} ms"
+    assert gaps.max_gap_ms < 100, f"event loop blocked for {gaps.max_gap_ms} ms; gaps: {gaps.long_gaps}"

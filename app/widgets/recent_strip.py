@@ -1,0 +1,68 @@
+"""A strip of the last parts inspected: thumbnails framed in their verdict's colour,
+so an operator sees a run of failures at a glance."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from app.widgets.image_pane import to_display, to_qimage
+
+VERDICT_COLORS = {"PASS": "#2e9d4f", "REVIEW": "#e0a100", "FAIL": "#d32f2f"}
+
+
+class RecentStrip(QWidget):
+    """The newest ``capacity`` parts, newest on the left."""
+
+    THUMB = 72
+
+    def __init__(self, capacity: int = 16, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._items: deque = deque(maxlen=capacity)
+        self.setFixedHeight(self.THUMB + 34)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        return QSize(600, self.THUMB + 34)
+
+    def add(self, image: np.ndarray, verdict: str, score: float) -> None:
+        img = to_display(image)
+        h, w = img.shape[:2]
+        s = self.THUMB / max(h, w)
+        thumb = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        self._items.appendleft((np.ascontiguousarray(thumb), verdict, score))
+        self.update()
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.update()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor("#15191e"))
+        f = QFont(self.font())
+        f.setPointSizeF(8.5)
+        f.setBold(True)
+        p.setFont(f)
+        p.setPen(QColor("#aab4be"))
+        p.drawText(QRectF(10, 0, 300, 22), Qt.AlignmentFlag.AlignVCenter, "LAST PARTS")
+        x, y, t = 10.0, 24.0, self.THUMB
+        for thumb, verdict, score in self._items:
+            if x + t > self.width() - 6:
+                break
+            color = QColor(VERDICT_COLORS.get(verdict, "#5c6670"))
+            p.fillRect(QRectF(x - 3, y - 3, t + 6, t + 6), color)
+            qimg = to_qimage(thumb)
+            p.drawImage(QRectF(x, y, t, t), qimg)
+            p.setPen(QPen(QColor("#ffffff")))
+            p.fillRect(QRectF(x, y + t - 14, t, 14), QColor(0, 0, 0, 150))
+            p.drawText(QRectF(x, y + t - 14, t, 14), Qt.AlignmentFlag.AlignCenter, f"{score:.3g}")
+            x += t + 12

@@ -1,0 +1,291 @@
+"""VGG16 transfer-learning classifier with class activation maps.
+
+VGG16 (Simonyan and Zisserman, ICLR 2015) convolutional base, its fully
+connected layers replaced by global average pooling and a Linear(512 -> 2)
+head, so that a class activation map (CAM, Zhou et al., CVPR 2016) localises
+what drives the "defective" decision. As in the CAM paper the last max-pool
+(pool5) is dropped: the map is taken from conv5_3 at 1/16 of the input size.
+
+Supervised: it needs good AND defective training images. Score = softmax
+probability of class 1 (defective); anomaly map = ReLU(w_1 . features)
+upsampled bilinearly to the input size; no reconstruction.
+
+Start weights (param ``init``): ``"imagenet"`` (torchvision's
+``VGG16_Weights.IMAGENET1K_V1``, downloaded once into torch's cache),
+a path to a local state dict file (offline stations), or ``"scratch"``
+(random, only when asked for). They are loaded by :meth:`VGG16Classifier.load_start_weights`,
+which ``configure_optimizers`` calls — never at construction, so that a
+saved bundle can be rebuilt on a station without the ImageNet file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchvision.models import VGG16_Weights
+from torchvision.models.vgg import cfgs, make_layers
+
+from ..config import ModelConfig, TrainConfig
+from .base import Detector, ScoreOutput
+from .registry import register
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
+IMAGENET_STD = (0.229, 0.224, 0.225)
+REAL_WIDTH = 64  # base_width of the real VGG16
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The requested start weights cannot be found, downloaded or read."""
+
+
+def _hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet VGG16 weights from torch's cache, downloading
+    them once; a clear error, never a silent fallback, when that fails."""
+    weights = VGG16_Weights.IMAGENET1K_V1
+    url = weights.url
+    cached = _hub_checkpoint_dir() / Path(url).name
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise WeightsUnavailableError(
+            f"VGG16 ImageNet weights are not available: not in torch's cache ('{cached}') "
+            f"and the download from {url} failed ({type(exc).__name__}: {exc}). To get them: "
+            f"run training once on a machine with internet (the file is then cached in "
+            f"'{cached.parent}' and can be copied to the same place here), or download {url} "
+            f"and pass the file with --weights FILE, or train from random weights with --from-scratch."
+        ) from exc
+
+
+def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"VGG16 weights file '{path}' does not exist; pass a torchvision vgg16 state dict "
+            f"(e.g. {VGG16_Weights.IMAGENET1K_V1.url}) or use --from-scratch"
+        )
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file: corrupt, not a torch file, pickled code
+        raise WeightsUnavailableError(f"cannot read VGG16 weights file '{path}': {exc}") from exc
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsUnavailableError(f"'{path}' is not a state dict (a mapping of names to tensors)")
+    return sd
+
+
+def _features_only(sd: dict[str, torch.Tensor], origin: str) -> dict[str, torch.Tensor]:
+    """The ``features.*`` entries of a full torchvision vgg16 state dict, or
+    of a features-only one, with the prefix removed."""
+    feats = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
+    if not feats:
+        raise WeightsUnavailableError(
+            f"{origin} holds no 'features.*' weights: expected a torchvision vgg16 state dict"
+        )
+    return feats
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@register("vgg16")
+class VGG16Classifier(Detector):
+    """Two-way VGG16 classifier (good / defective). Params: ``init``
+    ("imagenet", "scratch" or a state dict file), ``freeze_epochs`` (conv
+    base frozen for epochs 0 .. freeze_epochs-1 when starting from
+    pretrained weights), ``lr`` (Adam), ``class_weights`` ("balanced" or
+    "none"), ``augment`` (flips, +-``max_rotation`` degrees, brightness and
+    contrast jitter during training)."""
+
+    supervised = True
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        p = self.params
+        init = p["init"]
+        if not isinstance(init, str) or not init:
+            raise ValueError(f"vgg16: init must be 'imagenet', 'scratch' or a weights file path, got {init!r}")
+        if init != "scratch" and cfg.base_width != REAL_WIDTH:
+            raise ValueError(
+                f"vgg16: pretrained weights ({init!r}) need base_width {REAL_WIDTH} (the real VGG16), "
+                f"got {cfg.base_width}; use init='scratch' for a narrower network"
+            )
+        if p["class_weights"] not in ("balanced", "none"):
+            raise ValueError(f"vgg16: class_weights must be 'balanced' or 'none', got {p['class_weights']!r}")
+        if int(p["freeze_epochs"]) < 0 or float(p["lr"]) <= 0:
+            raise ValueError("vgg16: freeze_epochs must be >= 0 and lr > 0")
+        scale = cfg.base_width / REAL_WIDTH
+        layout = [v if v == "M" else max(1, int(round(int(v) * scale))) for v in cfgs["D"]]
+        self.features = make_layers(layout[:-1])  # pool5 dropped: CAM at 1/16 resolution
+        self.feature_channels = int(layout[-2])
+        self.head = nn.Linear(self.feature_channels, 2)
+        self._init_random()
+        self.normalise_imagenet = init != "scratch"
+        self.register_buffer("_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.class_weight: torch.Tensor | None = None
+        #: which start was used, for the bundle manifest
+        self.init_source = "scratch" if init == "scratch" else f"{init} (not loaded yet)"
+        self._start_loaded = init == "scratch"
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return {
+            "init": "imagenet",
+            "freeze_epochs": 2,
+            "lr": 1e-4,
+            "class_weights": "balanced",
+            "augment": True,
+            "max_rotation": 10.0,
+        }
+
+    def _init_random(self) -> None:
+        # torchvision's VGG initialisation
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    # ------------------------------------------------------------ start weights
+    def load_start_weights(self) -> None:
+        """Load the start weights named by ``init`` into the conv base (once).
+        Raises :class:`WeightsUnavailableError` with instructions when they
+        cannot be had; never falls back to random weights silently."""
+        if self._start_loaded:
+            return
+        init = self.params["init"]
+        if init == "imagenet":
+            feats = _features_only(_imagenet_state_dict(), "the ImageNet weights")
+            source = "imagenet (torchvision VGG16_Weights.IMAGENET1K_V1)"
+        else:
+            path = Path(init).expanduser().resolve()
+            feats = _features_only(_file_state_dict(path), f"'{path}'")
+            source = f"file {path} (sha256 {_file_sha256(path)})"
+        try:
+            self.features.load_state_dict(feats, strict=True)
+        except RuntimeError as exc:
+            raise WeightsUnavailableError(f"{source}: not VGG16 conv weights of the expected shapes: {exc}") from exc
+        self.init_source = source
+        self._start_loaded = True
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """Restoring trained weights (a bundle) replaces any start weights."""
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        if not self._start_loaded:
+            self.init_source = f"{self.params['init']} (restored from saved weights)"
+        self._start_loaded = True
+        return result
+
+    # -------------------------------------------------------------- inference
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] gray or BGR -> the 3-channel RGB input the network expects
+        (ImageNet normalisation when starting from pretrained weights)."""
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x.flip(1)  # BGR -> RGB
+        if self.normalise_imagenet:
+            x = ((x + 1.0) * 0.5 - self._mean.to(x.dtype)) / self._std.to(x.dtype)
+        return x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """conv5_3 feature maps (B, C, H/16, W/16), after ReLU."""
+        return self.features(self._prepare(x))
+
+    def logits(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.head(feats.mean(dim=(2, 3)))
+
+    def class_activation_map(self, feats: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """CAM for class 1: ReLU(sum_k w_1k * A_k), bilinear to ``size`` -> (B, H, W)."""
+        w = self.head.weight[1].float()
+        cam = F.relu(torch.einsum("bchw,c->bhw", feats.float(), w))
+        return F.interpolate(cam.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> ScoreOutput:
+        feats = self.forward_features(x)
+        probs = F.softmax(self.logits(feats).float(), dim=1)
+        cam = self.class_activation_map(feats, (x.shape[-2], x.shape[-1]))
+        return ScoreOutput(scores=probs[:, 1], anomaly_map=cam, reconstruction=None)
+
+    # --------------------------------------------------------------- training
+    def set_class_balance(self, n_good: int, n_defect: int) -> None:
+        """Class counts of the training split (called by the training loop);
+        with ``class_weights="balanced"`` each class gets weight N / (2 n_c)."""
+        if n_good < 1 or n_defect < 1:
+            raise ValueError(
+                f"vgg16 is a supervised classifier: it needs good AND defective training images, "
+                f"got {n_good} good and {n_defect} defective"
+            )
+        if self.params["class_weights"] == "balanced":
+            total = n_good + n_defect
+            self.class_weight = torch.tensor([total / (2 * n_good), total / (2 * n_defect)], dtype=torch.float32)
+        else:
+            self.class_weight = None
+
+    def set_base_frozen(self, frozen: bool) -> None:
+        self.features.requires_grad_(not frozen)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Freeze the conv base for epochs ``0 .. freeze_epochs - 1`` (0-based)
+        when it starts from pretrained weights; a random base is never frozen."""
+        pretrained = self.params["init"] != "scratch"
+        self.set_base_frozen(pretrained and epoch < int(self.params["freeze_epochs"]))
+
+    def configure_optimizers(self, tcfg: TrainConfig) -> None:
+        """Loads the start weights (first call) and creates Adam with the
+        model's ``lr`` param (1e-4; the GAN-oriented ``tcfg.lr`` is not used)."""
+        self.load_start_weights()
+        self.optimizers = {
+            "clf": torch.optim.Adam(self.parameters(), lr=float(self.params["lr"]), weight_decay=tcfg.weight_decay)
+        }
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Random horizontal/vertical flips, rotations within +-max_rotation
+        degrees (reflected borders), brightness and contrast jitter; the
+        output stays in [-1, 1]. Uses torch's global RNG (seeded by training)."""
+        b = x.shape[0]
+        dev = x.device
+        flip_h = (torch.rand(b, device=dev) < 0.5).view(b, 1, 1, 1)
+        x = torch.where(flip_h, x.flip(-1), x)
+        flip_v = (torch.rand(b, device=dev) < 0.5).view(b, 1, 1, 1)
+        x = torch.where(flip_v, x.flip(-2), x)
+        max_rot = math.radians(float(self.params["max_rotation"]))
+        if max_rot > 0:
+            a = (torch.rand(b, device=dev) * 2 - 1) * max_rot
+            cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
+            theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+            grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        contrast = 0.8 + 0.4 * torch.rand(b, 1, 1, 1, device=dev, dtype=x.dtype)
+        brightness = 0.2 * (torch.rand(b, 1, 1, 1, device=dev, dtype=x.dtype) * 2 - 1)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return ((x - mean) * contrast + mean + brightness).clamp(-1.0, 1.0)
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
+        if not self.optimizers:
+            raise RuntimeError("vgg16: call configure_optimizers() before training_step()")
+        if y is None:
+            raise ValueError("vgg16 is supervised: training_step needs labels (0 good, 1 defective)")
+        y = y.to(device=x.device, dtype=torch.long)
+        if self.training and self.params["augment"]:
+            x = self.augment(x)
+        weight = None if self.class_weight is None else self.class_weight.to(x.device)
+        with self.autocast():
+            logits = self.logits(self.forward_features(x))
+            loss = F.cross_entropy(logits.float(), y, weight=weight)
+        self.step(loss, self.optimizers["clf"])
+        acc = (logits.detach().argmax(dim=1) == y).float().mean()
+        return {"loss": float(loss.item()), "train_acc": float(acc.item())}

@@ -1,0 +1,177 @@
+"""Main window: views, role switch (with PIN), persistence, clean shutdown,
+the first-start demo, and the station settings file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.context import AppContext
+from app.main_window import MainWindow, guess_source
+from app.settings import StationSettings
+
+pytestmark = pytest.mark.gui
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def window(ctx: AppContext, qtbot) -> MainWindow:
+    w = MainWindow(ctx)
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def test_every_view_builds(window: MainWindow) -> None:
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Inspect", "History", "Calibrate", "Train"]
+    for title in ("Calibrate", "Train"):
+        view = window.engineer_view(title)
+        assert type(view).__name__ == f"{title}View", f"{title} view failed to build: {view}"
+    assert window.history_view.model is not None or window.tabs.currentWidget() is window.inspect_view
+
+
+def test_mode_switch_hides_and_shows_engineer_views(window: MainWindow, ctx: AppContext) -> None:
+    assert window.visible_tab_titles() == ["Inspect", "History"]
+    assert window.role_status.text() == "Operator"
+    assert window.request_role("engineer")
+    assert window.visible_tab_titles() == ["Inspect", "History", "Calibrate", "Train"]
+    assert ctx.role == "engineer" and window.engineer_action.isChecked()
+    window.tabs.setCurrentIndex(3)
+    window.request_role("operator")
+    assert window.visible_tab_titles() == ["Inspect", "History"]
+    assert window.tabs.currentWidget() is window.inspect_view
+
+
+def test_engineer_pin_is_a_salted_hash_and_guards_the_switch(window: MainWindow, ctx: AppContext, qtbot,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: QMessageBox.StandardButton.Ok)
+    ctx.settings.set_pin("4711")
+    path = ctx.settings.save()
+    stored = json.loads(path.read_text())
+    assert "4711" not in path.read_text() and len(stored["pin_salt"]) == 32
+    other = StationSettings()
+    other.set_pin("4711")
+    assert other.pin_hash != stored["pin_hash"], "the salt must differ per PIN"
+    assert not window.request_role("engineer", pin="0000")
+    assert ctx.role == "operator" and window.visible_tab_titles() == ["Inspect", "History"]
+    assert window.request_role("engineer", pin="4711")
+    assert ctx.role == "engineer"
+
+
+def test_geometry_and_recent_bundles_persist(ctx: AppContext, qtbot, tiny_bundle: Path) -> None:
+    w = MainWindow(ctx)
+    qtbot.addWidget(w)
+    w.show()
+    w.tabs.setCurrentWidget(w.history_view)
+    assert w.open_bundle(tiny_bundle)
+    assert "tiny_skip" in w.bundle_status.text() and "skip-ganomaly" in w.bundle_status.text()
+    w.close()
+    w2 = MainWindow(AppContext(StationSettings.load()))
+    qtbot.addWidget(w2)
+    # (the offscreen screen is 800 x 600, so restoreGeometry clamps the size: check what was stored)
+    from PySide6.QtCore import QSettings
+
+    assert QSettings().value("window/geometry") is not None
+    assert w2.tabs.currentWidget() is w2.history_view
+    assert [a.text() for a in w2.recent_menu.actions()] == ["tiny_skip.inspector"]
+    w2.close()
+
+
+def test_closing_stops_inspection_and_jobs(window: MainWindow, ctx: AppContext, qtbot, tiny_bundle: Path,
+                                           demo_data: Path) -> None:
+    import threading
+
+    from inspection_core.progress import ProgressEvent
+
+    ctx.set_bundle(tiny_bundle)
+    window.inspect_view.rate_spin.setValue(10)
+    window.start_source(str(demo_data / "test" / "good"))
+    qtbot.waitUntil(lambda: window.inspect_view.results_received >= 1, timeout=30000)
+    worker = window.inspect_view.worker
+    stopped = threading.Event()
+
+    def job(progress, cancel):  # a long job that honours cancel, like training
+        while not cancel.cancelled:
+            progress(ProgressEvent("step", step=1, steps=10))
+            cancel._event.wait(0.01)
+        stopped.set()
+        cancel.raise_if_cancelled()
+
+    handle = ctx.start_job(job, name="training")
+    assert window.busy_jobs() == [handle]
+    window.close()  # INSPECTOR_NO_CONFIRM=1 in tests: no question asked
+    assert not worker.running
+    assert stopped.is_set() and not handle.running
+    assert not ctx.history_open
+
+
+def test_first_start_builds_the_demo_and_starts_inspecting(ctx: AppContext, qtbot, monkeypatch: pytest.MonkeyPatch,
+                                                           isolated_dirs) -> None:
+    """The real first-start path with a lighter training (1 epoch, 32 px) to keep the test short."""
+    import app.demo as demo
+
+    monkeypatch.setattr(demo, "DEMO_EPOCHS", 1)
+    monkeypatch.setattr(demo, "DEMO_MODEL_SIZE", 32)
+    monkeypatch.setattr(demo, "DEMO_IMAGE_SIZE", 32)
+    w = MainWindow(ctx)
+    qtbot.addWidget(w)
+    w.show()
+    w.start_demo()
+    assert w.inspect_view.busy_panel.isVisible()
+    qtbot.waitUntil(lambda: w.inspect_view.results_received >= 2, timeout=90000)
+    assert not w.inspect_view.busy_panel.isVisible()
+    bundle = isolated_dirs["data"] / "models" / "demo.inspector"
+    assert bundle.is_file() and ctx.bundle_path == bundle.resolve()
+    assert ctx.history.count() >= 2
+    w.inspect_view.stop()
+    # Second start reuses the cached bundle (no training job).
+    mtime = bundle.stat().st_mtime
+    w.start_demo()
+    assert w._demo_job is None and w.inspect_view.worker is not None
+    assert bundle.stat().st_mtime == mtime
+    w.close()
+
+
+def test_station_settings_round_trip(isolated_dirs) -> None:
+    s = StationSettings.load()
+    assert s.path == isolated_dirs["config"] / "settings.json"
+    assert s.history_db_path() == isolated_dirs["data"] / "history.sqlite3"
+    s.station_name = "Line 3 / cell 2"
+    s.keep_images = False
+    s.save()
+    text = s.path.read_text()
+    assert json.loads(text)["station_name"] == "Line 3 / cell 2"
+    again = StationSettings.load()
+    assert again.station == "Line 3 / cell 2" and again.keep_images is False
+    s.path.write_text("{ not json")
+    with pytest.raises(ValueError, match="settings.json"):
+        StationSettings.load()
+
+
+def test_guess_source() -> None:
+    assert guess_source("0") == ("camera", "0")
+    assert guess_source("rtsp://cam/1") == ("camera", "rtsp://cam/1")
+    assert guess_source("watch:/tmp/x") == ("watch", "/tmp/x")
+    assert guess_source("part.mp4")[0] == "video"
+    assert guess_source(str(ROOT))[0] == "folder"
+
+
+def test_window_starts_without_torch_and_self_test_passes(isolated_dirs) -> None:
+    code = ("import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+            "from app.context import AppContext; from app.main_window import MainWindow; "
+            "w = MainWindow(AppContext()); w.show(); app.processEvents(); "
+            "print('torch' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("False"), "operator start must not import torch"
+    st = subprocess.run([sys.executable, "-m", "app", "--self-test"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=120)
+    assert st.returncode == 0 and "self-test: OK" in st.stdout, st.stdout + st.stderr

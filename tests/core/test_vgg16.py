@@ -1,0 +1,283 @@
+"""VGG16 classifier: shapes, CAM localisation after a tiny training on planted
+defects, start weights (local file, missing ImageNet weights), and the
+training hooks (class balance, freezing, augmentation)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.models import VGG16_Weights, vgg16
+
+from inspection_core.config import ModelConfig, TrainConfig
+from inspection_core.models import available_models, build_model
+from inspection_core.models.vgg16 import VGG16Classifier, WeightsUnavailableError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # shared 2-core machine: one thread avoids OpenMP spinning on busy cores
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def parts(n: int, size: int = 32, channels: int = 1, seed: int = 0):
+    """Striped good parts; odd indices get a bright 8x8 square (the defect).
+    Returns (images in [-1, 1], labels, top-left corners of the squares)."""
+    g = torch.Generator().manual_seed(seed)
+    xx = torch.arange(size, dtype=torch.float32).view(1, 1, size)
+    phase = torch.rand(n, 1, 1, generator=g) * 2 * math.pi
+    x = (0.3 * torch.sin(xx * 2 * math.pi / 8 + phase) - 0.3).expand(n, size, size).clone()
+    y = torch.arange(n) % 2
+    corners = []
+    for i in range(n):
+        r, c = torch.randint(0, size - 8, (2,), generator=g).tolist()
+        corners.append((r, c))
+        if y[i]:
+            x[i, r : r + 8, c : c + 8] = 0.9
+    return x.unsqueeze(1).repeat(1, channels, 1, 1).contiguous(), y, corners
+
+
+def make(size: int = 32, channels: int = 1, width: int = 8, **params) -> VGG16Classifier:
+    torch.manual_seed(0)
+    params.setdefault("init", "scratch")
+    cfg = ModelConfig("vgg16", image_size=size, channels=channels, latent_dim=16, base_width=width, params=params)
+    model = build_model(cfg)
+    assert isinstance(model, VGG16Classifier)
+    return model
+
+
+def test_registered_as_supervised_classifier():
+    assert "vgg16" in available_models()
+    assert VGG16Classifier.supervised and not VGG16Classifier.can_generate
+    model = make()
+    assert model.generate(2) is None
+    assert model.init_source == "scratch"
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_score_output_shapes(channels):
+    model = make(channels=channels).eval()
+    x, _, _ = parts(4, channels=channels)
+    with torch.no_grad():
+        out = model(x)
+    assert out.scores.shape == (4,)
+    assert ((out.scores >= 0) & (out.scores <= 1)).all()  # a probability
+    assert out.anomaly_map.shape == (4, 32, 32) and (out.anomaly_map >= 0).all()
+    assert out.reconstruction is None
+
+
+def test_eval_scores_do_not_depend_on_the_batch():
+    model = make(channels=3).eval()
+    x, _, _ = parts(5, channels=3)
+    with torch.no_grad():
+        whole = model(x)
+        alone = [model(x[i : i + 1]) for i in range(5)]
+    torch.testing.assert_close(torch.cat([o.scores for o in alone]), whole.scores, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(torch.cat([o.anomaly_map for o in alone]), whole.anomaly_map, rtol=1e-4, atol=1e-5)
+
+
+def test_learns_planted_defects_and_cam_points_at_them():
+    # 64 px so that the CAM (1/16 resolution) is 4x4 rather than 2x2
+    model = make(size=64, lr=1e-3)
+    model.configure_optimizers(TrainConfig())
+    model.set_class_balance(32, 32)
+    x, y, _ = parts(64, size=64, seed=1)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(60):
+        idx = torch.randint(0, 64, (16,), generator=g)
+        losses = model.training_step(x[idx], y[idx])
+        assert math.isfinite(losses["loss"])
+
+    xt, yt, corners = parts(64, size=64, seed=2)  # unseen images
+    model.eval()
+    with torch.no_grad():
+        out = model(xt)
+    accuracy = ((out.scores > 0.5).long() == yt).float().mean().item()
+    assert accuracy >= 0.9, accuracy
+    hits = 0
+    for i in torch.nonzero(yt).flatten().tolist():
+        r, c = corners[i]
+        cam = out.anomaly_map[i]
+        inside = torch.zeros_like(cam, dtype=torch.bool)
+        inside[r : r + 8, c : c + 8] = True
+        hits += int(cam[inside].mean() > cam[~inside].mean())
+    assert hits >= 0.8 * int(yt.sum()), hits
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    ref = vgg16(weights=None)
+    full = ref.state_dict()
+    features = {k: v for k, v in full.items() if k.startswith("features.")}
+    # a full torchvision state dict: features plus a classifier (kept small here)
+    path = tmp_path / "vgg16 full.pth"
+    torch.save({**features, "classifier.6.weight": torch.zeros(2, 4)}, path)
+    model = make(width=64, init=str(path))
+    assert "not loaded" in model.init_source
+    model.configure_optimizers(TrainConfig())  # loads the start weights
+    torch.testing.assert_close(model.features[0].weight, full["features.0.weight"])
+    torch.testing.assert_close(model.features[28].bias, full["features.28.bias"])
+    assert str(path.resolve()) in model.init_source and "sha256" in model.init_source
+    assert model.normalise_imagenet
+
+    # features-only files are accepted too
+    only = tmp_path / "features.pth"
+    torch.save(features, only)
+    model2 = make(width=64, init=str(only))
+    model2.load_start_weights()
+    torch.testing.assert_close(model2.features[26].weight, full["features.26.weight"])
+
+
+def test_bad_weights_files_give_clear_errors(tmp_path):
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(WeightsUnavailableError, match="does not exist"):
+        make(width=64, init=str(missing)).load_start_weights()
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a torch file")
+    with pytest.raises(WeightsUnavailableError, match="cannot read"):
+        make(width=64, init=str(junk)).load_start_weights()
+    other = tmp_path / "other.pth"
+    torch.save({"encoder.weight": torch.zeros(3)}, other)
+    with pytest.raises(WeightsUnavailableError, match="features"):
+        make(width=64, init=str(other)).load_start_weights()
+
+
+def test_pretrained_weights_need_the_real_width():
+    with pytest.raises(ValueError, match="base_width 64"):
+        make(width=8, init="imagenet")
+
+
+def test_missing_imagenet_weights_explain_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    # no network: point only the URL at a closed local port (fails at once)
+    url = "http://127.0.0.1:9/" + Path(VGG16_Weights.IMAGENET1K_V1.url).name
+    monkeypatch.setattr(VGG16_Weights.IMAGENET1K_V1.value, "url", url)
+    model = make(width=64, init="imagenet")
+    with pytest.raises(WeightsUnavailableError) as info:
+        model.configure_optimizers(TrainConfig())
+    msg = str(info.value)
+    assert isinstance(info.value, RuntimeError)
+    for text in ("not available", "empty-torch-home", url, "internet", "--weights FILE", "--from-scratch"):
+        assert text in msg, text
+    assert "not loaded" in model.init_source  # no silent fallback to random weights
+    assert not model.optimizers
+
+
+def test_a_saved_model_rebuilds_without_start_weights():
+    """A bundle asks for init='imagenet'; rebuilding it must not fetch them."""
+    trained = make(width=64, init="imagenet")  # no download at construction
+    state = {k: v.clone() for k, v in trained.state_dict().items()}
+    rebuilt = make(width=64, init="imagenet")
+    rebuilt.load_state_dict(state)
+    assert "restored" in rebuilt.init_source
+    rebuilt.load_start_weights()  # a no-op now: saved weights win
+    torch.testing.assert_close(rebuilt.features[0].weight, state["features.0.weight"])
+
+
+def test_class_balance_and_freezing(tmp_path):
+    model = make()
+    model.set_class_balance(90, 10)
+    torch.testing.assert_close(model.class_weight, torch.tensor([100 / 180, 100 / 20]))
+    with pytest.raises(ValueError, match="good AND defective"):
+        model.set_class_balance(10, 0)
+
+    features = {k: v for k, v in vgg16(weights=None).state_dict().items() if k.startswith("features.")}
+    path = tmp_path / "f.pth"
+    torch.save(features, path)
+    pre = make(width=64, init=str(path), freeze_epochs=2)
+    pre.on_epoch_start(0)
+    assert not any(p.requires_grad for p in pre.features.parameters())
+    assert all(p.requires_grad for p in pre.head.parameters())
+    pre.on_epoch_start(2)
+    assert all(p.requires_grad for p in pre.features.parameters())
+    scratch = make(freeze_epochs=2)
+    scratch.on_epoch_start(0)  # a random base is never frozen
+    assert all(p.requires_grad for p in scratch.features.parameters())
+
+
+def test_augment_keeps_range_and_shape_and_varies():
+    model = make()
+    x, _, _ = parts(8, channels=1)
+    torch.manual_seed(1)
+    a = model.augment(x)
+    assert a.shape == x.shape and a.min() >= -1 and a.max() <= 1
+    assert not torch.allclose(a, x)
+    assert not torch.allclose(model.augment(x), a)
+
+
+def test_training_step_requires_labels():
+    model = make()
+    model.configure_optimizers(TrainConfig())
+    with pytest.raises(ValueError, match="labels"):
+        model.training_step(parts(2)[0])
+
+
+# ------------------------------------------------------------ supervised split
+
+
+def _write_pngs(folder: Path, n: int) -> None:
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        assert cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((8, 8), i * 7 % 255, np.uint8))
+
+
+def test_supervised_split_mvtec_is_stratified_and_deterministic(tmp_path):
+    from inspection_core.data.dataset import scan_dataset
+    from inspection_core.data.splits import supervised_split
+
+    root = tmp_path / "bottle"
+    _write_pngs(root / "train" / "good", 12)
+    _write_pngs(root / "test" / "good", 10)
+    _write_pngs(root / "test" / "scratch", 10)
+    _write_pngs(root / "test" / "dent", 5)
+    _write_pngs(root / "test" / "rare", 2)
+    index = scan_dataset(root)
+    split = supervised_split(index, seed=0)
+    parts_ = (split.train, split.val, split.test)
+
+    paths = [s.path for p in parts_ for s in p]
+    assert len(paths) == len(set(paths)) == 12 + 10 + 10 + 5 + 2  # a partition
+    assert {s.path for s in index.train} <= {s.path for s in split.train}  # all train/good in train
+    summary = split.summary()
+    assert summary["train"]["defect_types"] == {"dent": 3, "rare": 1, "scratch": 6}
+    assert summary["val"]["defect_types"] == {"dent": 1, "scratch": 2}
+    assert summary["test"]["defect_types"] == {"dent": 1, "rare": 1, "scratch": 2}
+    assert (summary["val"]["n_good"], summary["test"]["n_good"]) == (2, 2)
+
+    again = supervised_split(scan_dataset(root), seed=0)
+    assert [s.path for s in again.test] == [s.path for s in split.test]
+    other = supervised_split(index, seed=1)
+    assert {s.path for s in other.test} != {s.path for s in split.test}
+
+
+def test_supervised_split_good_defect_layout_uses_all_images(tmp_path):
+    from inspection_core.data.dataset import scan_dataset
+    from inspection_core.data.splits import supervised_split
+
+    _write_pngs(tmp_path / "good", 20)
+    _write_pngs(tmp_path / "defect", 10)
+    split = supervised_split(scan_dataset(tmp_path), seed=3, fractions=(0.5, 0.2, 0.3))
+    summary = split.summary()
+    assert [(summary[k]["n_good"], summary[k]["n_defect"]) for k in ("train", "val", "test")] == [
+        (10, 5), (4, 2), (6, 3)
+    ]
+
+
+def test_supervised_split_refuses_bad_input(tmp_path):
+    from inspection_core.data.dataset import scan_dataset
+    from inspection_core.data.splits import supervised_split
+
+    _write_pngs(tmp_path / "good", 6)
+    index = scan_dataset(tmp_path)
+    with pytest.raises(ValueError, match="no defective images"):
+        supervised_split(index)
+    with pytest.raises(ValueError, match="summing to 1"):
+        supervised_split(index, fractions=(0.5, 0.2, 0.2))
