@@ -196,7 +196,7 @@ def _score_demo(win: Any, waiter: _Waiter) -> list[Any]:
     waiter.until(lambda: iv.worker is None, "scoring the demo parts")
     if iv.state_kind in ("error", "warning"):
         raise SelfTestFailure(f"inspect: {iv.state_text}")
-    waiter.until(lambda: iv.image_pane.has_image(), "painting the result")  # the 25 Hz render timer
+    waiter.until(lambda: iv.image_pane.has_image, "painting the result")  # the 25 Hz render timer
     return results
 
 

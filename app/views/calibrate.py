@@ -89,12 +89,13 @@ class CalibrateView(QWidget):
         self._inspector: Any = None  # created and used on workers only
         self._score_job: Any = None
         self._thumb_job: Any = None
+        self._save_job: Any = None
         self._thumbs: dict[str, QPixmap] = {}
         self._dialogs: list[QDialog] = []
         self._gallery_timer = QTimer(self, singleShot=True, interval=120, timeout=self._refresh_gallery)
         self._build()
         ctx.bundleChanged.connect(self._on_bundle_changed)
-        ctx.bundleUpdated.connect(self._show_bundle)
+        ctx.bundleUpdated.connect(self._on_bundle_updated)
         self._on_bundle_changed(ctx.bundle_path)
 
     # ------------------------------------------------------------------ layout
@@ -289,7 +290,13 @@ class CalibrateView(QWidget):
             self._say(str(exc), error=True)
             return None
 
+    def _on_bundle_updated(self, _path: object) -> None:
+        self._inspector = None  # its threshold is stale now
+        self._show_bundle()
+
     def _on_bundle_changed(self, _path: object) -> None:
+        if self._score_job is not None:  # scores of the previous model mean nothing for this one
+            self._score_job.cancel()
         self._inspector = None
         self.scores = self.labels = self.paths = self.point = None
         self._show_bundle()

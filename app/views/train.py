@@ -63,6 +63,9 @@ class TrainView(QWidget):
         self.saved_path: Path | None = None
         self._t0 = 0.0
         self._steps = 1
+        self._out: Path = Path()
+        self._out_mtime: int | None = None
+        self.job_elapsed = 0.0
         self._check_timer = QTimer(self, singleShot=True, interval=400, timeout=self.check_data)
         self._build()
         default = ctx.settings.data_dir or str(ctx.settings.demo_data_path())
@@ -298,6 +301,7 @@ class TrainView(QWidget):
             answer = QMessageBox.question(self, "Replace bundle?", f"{out.name} exists in {out.parent}. Replace it?")
             if answer != QMessageBox.StandardButton.Yes:
                 return
+        self._out, self._out_mtime = out, (out.stat().st_mtime_ns if out.exists() else None)
         mcfg, tcfg = self.configs()
         try:
             mcfg.validate()
@@ -312,7 +316,7 @@ class TrainView(QWidget):
         self.summary_box.setVisible(False)
         self.saved_path = None
         self.progress.setValue(0)
-        self.progress.setFormat("starting…")
+        self.progress.setFormat("starting the training process…")
         self._t0 = time.monotonic()
         self._say(f"Training {mcfg.model} on {len(index.train)} images…")
         self.job = self.ctx.start_job(lambda p, c: train_in_process(index, mcfg, tcfg, out, p, c),
@@ -383,9 +387,10 @@ class TrainView(QWidget):
     def _on_cancelled(self) -> None:
         self._finished()
         self.progress.setFormat("stopped")
-        out = self.output_path()
-        self._say("Training stopped; no bundle was written." if not out.exists()
-                  else f"Training stopped; {out.name} was already saved before the stop.")
+        out = self._out
+        written = out.exists() and out.stat().st_mtime_ns != self._out_mtime
+        self._say(f"Training stopped; {out.name} was already saved before the stop." if written
+                  else "Training stopped; no bundle was written.")
 
     def _show_summary(self, manifest: dict[str, Any]) -> None:
         tr = manifest.get("training", {})

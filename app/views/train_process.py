@@ -71,7 +71,15 @@ def _child(args: tuple[DatasetIndex, ModelConfig, TrainConfig, Path, bool], q: A
         except OSError:
             pass
     token = CancelToken()
-    threading.Thread(target=lambda: (stop.wait(), token.cancel()), daemon=True).start()
+    parent = os.getppid()
+
+    def watch() -> None:  # stop on request, and when the application is gone
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                break
+        token.cancel()
+
+    threading.Thread(target=watch, daemon=True).start()
     last = [0.0]
 
     def send(ev: ProgressEvent) -> None:

@@ -63,8 +63,8 @@ class ConfusionMatrix(QWidget):
             "fp": _Cell("false reject", _WRONG_BG),
             "fn": _Cell("escape", _WRONG_BG),
             "tp": _Cell("caught", _CORRECT_BG),
-            "review_good": _Cell("held for review", _NEUTRAL_BG),
-            "review_defect": _Cell("held for review", _NEUTRAL_BG),
+            "review_good": _Cell("to review", _NEUTRAL_BG),
+            "review_defect": _Cell("to review", _NEUTRAL_BG),
         }
         grid.addWidget(self.cells["tn"], 1, 1)
         grid.addWidget(self.cells["review_good"], 1, 2)

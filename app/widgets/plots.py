@@ -40,6 +40,7 @@ def style_plot(plot: pg.PlotWidget, title: str = "", x_label: str = "", y_label:
         item.setTitle(title, color="#333", size="10pt")
     for name, label in (("bottom", x_label), ("left", y_label)):
         axis = item.getAxis(name)
+        axis.enableAutoSIPrefix(False)  # "(x0.001)" next to a score unit confuses more than it helps
         axis.setPen(pg.mkPen("#888"))
         axis.setTextPen(pg.mkPen("#444"))
         if label:
@@ -70,19 +71,21 @@ class ScoreHistogram(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        style_plot(self, "Scores of the calibration images", "anomaly score A(x)", "images")
-        self.addLegend(offset=(-10, 10), labelTextColor="#333")
+        style_plot(self, "", "anomaly score A(x)", "images")
+        self.getPlotItem().setTitle(
+            f"Scores of the calibration images: <span style='color:{GOOD_COLOR.name()}'>■ good</span>"
+            f" &nbsp; <span style='color:{DEFECT_COLOR.name()}'>■ defective</span>", color="#333", size="10pt")
         self._good = pg.PlotDataItem(
             stepMode="center", fillLevel=0, pen=pg.mkPen(GOOD_COLOR, width=1.5),
-            brush=pg.mkBrush(with_alpha(GOOD_COLOR, 90)), name="good",
+            brush=pg.mkBrush(with_alpha(GOOD_COLOR, 90)),
         )
         self._defect = pg.PlotDataItem(
             stepMode="center", fillLevel=0, pen=pg.mkPen(DEFECT_COLOR, width=1.5),
-            brush=pg.mkBrush(with_alpha(DEFECT_COLOR, 90)), name="defective",
+            brush=pg.mkBrush(with_alpha(DEFECT_COLOR, 90)),
         )
         self.addItem(self._good)
         self.addItem(self._defect)
-        label_opts = {"position": 0.92, "color": "#222", "fill": (255, 255, 255, 210), "movable": True}
+        label_opts = {"position": 0.95, "color": "#222", "fill": (255, 255, 255, 210), "movable": True}
         self.high_line = pg.InfiniteLine(
             angle=90, movable=True, pen=pg.mkPen(HIGH_LINE_COLOR, width=2),
             hoverPen=pg.mkPen(HIGH_LINE_COLOR, width=4), label="FAIL > {value:.4g}", labelOpts=label_opts,
@@ -90,7 +93,7 @@ class ScoreHistogram(pg.PlotWidget):
         self.low_line = pg.InfiniteLine(
             angle=90, movable=True, pen=pg.mkPen(LOW_LINE_COLOR, width=2, style=Qt.PenStyle.DashLine),
             hoverPen=pg.mkPen(LOW_LINE_COLOR, width=4),
-            label="PASS ≤ {value:.4g}", labelOpts={**label_opts, "position": 0.78},
+            label="PASS ≤ {value:.4g}", labelOpts={**label_opts, "position": 0.86},
         )
         self.high_line.setZValue(20)
         self.low_line.setZValue(19)

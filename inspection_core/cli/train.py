@@ -92,9 +92,10 @@ def run(args: argparse.Namespace) -> int:
         cpu_bf16=args.cpu_bf16,
     )
     if args.lr is not None:
-        tcfg.lr = args.lr
-    elif args.model == "vgg16":
-        tcfg.lr = 1e-4
+        if args.model == "vgg16":
+            mcfg.params["lr"] = args.lr  # the classifier's own optimiser setting
+        else:
+            tcfg.lr = args.lr
     bar = ProgressBar(f"train {args.model}", enabled=True if args.progress else None)
     try:
         result = train(index, mcfg, tcfg, progress=bar, val_data=args.val_data)

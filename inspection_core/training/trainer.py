@@ -232,7 +232,7 @@ def train(
     for epoch in range(1, tcfg.epochs + 1):
         model.train()
         if hasattr(model, "on_epoch_start"):
-            model.on_epoch_start(epoch)
+            model.on_epoch_start(epoch - 1)  # 0-based
         perm = torch.randperm(n, generator=gen).numpy()
         sums: dict[str, float] = {}
         diverged = None
