@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     role = p.add_mutually_exclusive_group()
     role.add_argument("--operator", dest="role", action="store_const", const="operator", help="start in operator mode")
     role.add_argument("--engineer", dest="role", action="store_const", const="engineer", help="start in engineer mode")
-    p.add_argument("--self-test", action="store_true", help="build the window offscreen, check resources, exit")
+    p.add_argument("--self-test", action="store_true",
+                   help="check this installation end to end offscreen (window, views, demo model, scoring) and exit")
     return p
 
 
@@ -45,8 +46,9 @@ def load_style() -> str:
         return ""
 
 
-def self_test() -> int:
-    """Packaging smoke test: import every view, build the window offscreen, load resources."""
+def smoke_test() -> int:
+    """Quick check (seconds): import every view, build the window offscreen, load resources.
+    ``--self-test`` runs the full check in ``app.selftest`` instead."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
@@ -67,15 +69,22 @@ def self_test() -> int:
     win.close()
     app.processEvents()
     for p in problems:
-        print(f"self-test: {p}", file=sys.stderr)
-    print("self-test: " + ("OK" if not problems else "FAILED"))
+        print(f"smoke-test: {p}", file=sys.stderr)
+    print("smoke-test: " + ("OK" if not problems else "FAILED"))
     return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # a frozen program's spawn children start here
     args = build_parser().parse_args(argv)
     if args.self_test:
-        return self_test()
+        try:
+            from app.selftest import run_self_test
+        except ImportError:
+            return smoke_test()
+        return run_self_test()
 
     from PySide6.QtWidgets import QApplication
 

@@ -15,7 +15,8 @@ real application code, offscreen, and checks what a user would notice:
 5. the demo parts are scored through the Inspect view (its ``ScoringWorker``:
    capture thread, scoring thread, history recording) into a temporary history
    database, and every part must come back with a finite score and a committed
-   row; defective parts must score higher on average than good ones.
+   row. How many defects were flagged is reported, not judged: that measures
+   the demo model, not the installation.
 
 It prints progress on stderr and one summary line on stdout, and returns 0
 only if every check passed. The user's settings, QSettings and history are
@@ -227,8 +228,6 @@ def _verify(results: list[Any], settings: Any, line: Path) -> dict[str, Any]:
             raise SelfTestFailure(f"history: kept image {rec.stored_image} is missing")
     defect = [x for r, x in zip(results, scores) if not Path(r.frame_ref).stem.endswith("_good")]
     good = [x for r, x in zip(results, scores) if Path(r.frame_ref).stem.endswith("_good")]
-    if defect and good and sum(defect) / len(defect) <= sum(good) / len(good):
-        raise SelfTestFailure("inspect: defective parts do not score higher than good ones on average")
     verdicts = [str(getattr(r.prediction.verdict, "value", r.prediction.verdict)) for r in results]
     return {
         "n": expected, "rows": rows, "by_verdict": by_verdict, "kept_images": len(stored),

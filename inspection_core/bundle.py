@@ -23,14 +23,15 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
 from .config import ModelConfig
 from .data.preprocess import Preprocessing
 from .types import Threshold
+
+if TYPE_CHECKING:  # torch is imported lazily: reading a manifest stays cheap
+    import torch
 
 BUNDLE_FORMAT_VERSION = 1
 BUNDLE_SUFFIX = ".inspector"
@@ -79,13 +80,15 @@ def _atomic_write_zip(path: Path, manifest: dict[str, Any], weights: bytes) -> N
         raise
 
 
-def _state_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
+def _state_bytes(state_dict: dict[str, "torch.Tensor"]) -> bytes:
+    import torch
+
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, buf)
     return buf.getvalue()
 
 
-def save_bundle(path: str | os.PathLike[str], model: torch.nn.Module, manifest: dict[str, Any]) -> Path:
+def save_bundle(path: str | os.PathLike[str], model: "torch.nn.Module", manifest: dict[str, Any]) -> Path:
     """Write ``model``'s weights and ``manifest`` to ``path`` atomically.
     Fills in format version, app version, creation time and the weights'
     checksum. Returns the path written."""
@@ -170,7 +173,7 @@ class Bundle:
 
     path: Path | None
     manifest: dict[str, Any]
-    state_dict: dict[str, torch.Tensor]
+    state_dict: dict[str, "torch.Tensor"]
 
     @property
     def model_config(self) -> ModelConfig:
@@ -192,7 +195,7 @@ class Bundle:
     def bundle_id(self) -> str:
         return str(self.manifest.get("weights", {}).get("sha256", "unsaved"))[:12]
 
-    def build_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+    def build_model(self, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
         """The detector with these weights, in eval mode on ``device``."""
         from .models import build_model
 
@@ -213,6 +216,8 @@ class Bundle:
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Load and verify a bundle; raises :class:`BundleError` with a clear
     reason for a missing, truncated, tampered, newer or mismatched file."""
+    import torch
+
     path = Path(path)
     with _open_zip(path) as zf:
         manifest = _read_manifest_from(zf, path)

@@ -14,64 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QCheckBox, QDialog, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-    QListWidget, QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSplitter, QTabWidget, QVBoxLayout,
-    QWidget,
+    QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea, QSplitter,
+    QVBoxLayout, QWidget,
 )
 
 from app.context import AppContext
+from app.manifest import read_manifest_light
 from app.views.calibrate_dialogs import PredictionDialog, SaveCalibrationDialog
-from app.widgets.confusion import ConfusionMatrix
-from app.widgets.plots import RocPlot, ScoreHistogram, to_pixmap
+from app.views.calibrate_panels import STRATEGY_TEXT, MisjudgedGallery, OperatingPointPanel, StrategyPanel, pct
+from app.widgets.plots import RocPlot, ScoreHistogram
 from inspection_core import calibration as cal
 from inspection_core.types import Threshold, Verdict
 
-THUMB = 88
-GALLERY_LIMIT = 200
-BOOTSTRAP = 1000
-STRATEGY_TEXT = {
-    "youden": ("Youden", "maximum TPR − FPR"),
-    "f1": ("F1", "maximum F1"),
-    "fpr": ("False-reject rate ≤", "lowest threshold whose false-reject rate is at most the target"),
-    "fnr": ("Escape rate ≤", "highest threshold whose escape rate is at most the target"),
-    "quantile": ("Quantile of good", "a quantile of the good scores, plus a margin (no defects needed)"),
-    "manual": ("Manual", "the value typed here"),
-}
-
-
-def _pct(v: float | None, ci: tuple[float, float] | None = None) -> str:
-    if v is None:
-        return "—"
-    text = f"{100 * v:.1f} %"
-    if ci is not None:
-        text += f"   (95 % CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f} %)"
-    return text
-
-
-def _num(v: float | None) -> str:
-    return "—" if v is None else f"{v:.3f}"
-
-
-def _read_thumbnails(paths: list[Path]) -> dict[str, np.ndarray]:
-    """Small 8-bit copies of the images (runs on a worker)."""
-    import cv2
-
-    from inspection_core.data.images import ImageReadError, read_image
-    from inspection_core.data.preprocess import to_uint8
-
-    out: dict[str, np.ndarray] = {}
-    for p in paths:
-        try:
-            img = to_uint8(read_image(p))
-        except (ImageReadError, OSError, ValueError):
-            continue
-        h, w = img.shape[:2]
-        s = THUMB / max(h, w)
-        out[str(p)] = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    return out
+BOOTSTRAP = 1000  # resamples for the FPR/FNR intervals (binomial draws: cheap enough for every drag)
 
 
 class CalibrateView(QWidget):
@@ -88,9 +45,7 @@ class CalibrateView(QWidget):
         self._placing = False
         self._inspector: Any = None  # created and used on workers only
         self._score_job: Any = None
-        self._thumb_job: Any = None
         self._save_job: Any = None
-        self._thumbs: dict[str, QPixmap] = {}
         self._dialogs: list[QDialog] = []
         self._gallery_timer = QTimer(self, singleShot=True, interval=120, timeout=self._refresh_gallery)
         self._build()
@@ -129,145 +84,48 @@ class CalibrateView(QWidget):
         self.histogram = ScoreHistogram()
         self.histogram.thresholdsChanged.connect(self._on_thresholds)
         left.addWidget(self.histogram)
-        left.addWidget(self._build_gallery())
+        self.gallery = MisjudgedGallery(self.ctx.start_job)
+        self.gallery.imageClicked.connect(self.open_image)
+        left.addWidget(self.gallery)
         left.setSizes([480, 300])
         split.addWidget(left)
-        split.addWidget(self._build_results())
-        split.addWidget(self._build_strategies())
+        middle = QWidget()
+        mlay = QVBoxLayout(middle)
+        mlay.setContentsMargins(0, 0, 0, 0)
+        self.roc_plot = RocPlot()
+        self.roc_plot.setMinimumSize(300, 280)
+        mlay.addWidget(self.roc_plot, 1)
+        self.results = OperatingPointPanel()
+        mlay.addWidget(self.results)
+        split.addWidget(middle)
+        self.strategies = StrategyPanel()
+        self.strategies.strategyRequested.connect(self.apply_strategy)
+        self.strategies.bandRequested.connect(self.apply_band_from_targets)
+        self.strategies.twoThresholdToggled.connect(self._on_two_threshold)
+        self.strategies.saveRequested.connect(self.save_to_bundle)
+        scroll = QScrollArea()
+        scroll.setWidget(self.strategies)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setMinimumWidth(300)
+        split.addWidget(scroll)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 0)
         split.setStretchFactor(2, 0)
         split.setSizes([700, 420, 340])
         root.addWidget(split, 1)
+        # short names for what tests and the main window reach for
+        self.confusion, self.metric_labels, self.band_labels = (
+            self.results.confusion, self.results.metric_labels, self.results.band_labels)
+        self.strategy_buttons, self.strategy_reason = self.strategies.buttons, self.strategies.reason
+        self.two_check, self.band_button, self.save_button = (
+            self.strategies.two_check, self.strategies.band_button, self.strategies.save_button)
+        self.manual_value = self.strategies.manual_value
+        for name in ("fpr_target", "fnr_target", "quantile_target", "margin_spin"):
+            setattr(self, name, getattr(self.strategies, name))
+        self.gallery_tabs, self.gallery_fp, self.gallery_fr = (
+            self.gallery.tabs, self.gallery.false_passes, self.gallery.false_rejects)
         self._set_enabled(False)
-
-    def _build_gallery(self) -> QWidget:
-        box = QGroupBox("Misjudged at the current threshold (click to inspect)")
-        lay = QVBoxLayout(box)
-        self.gallery_tabs = QTabWidget()
-        self.gallery_fp = self._gallery_list()  # false passes (escapes)
-        self.gallery_fr = self._gallery_list()  # false rejects
-        self.gallery_tabs.addTab(self.gallery_fp, "False passes")
-        self.gallery_tabs.addTab(self.gallery_fr, "False rejects")
-        lay.addWidget(self.gallery_tabs)
-        self.gallery_note = QLabel("")
-        self.gallery_note.setStyleSheet("color: #666;")
-        lay.addWidget(self.gallery_note)
-        return box
-
-    def _gallery_list(self) -> QListWidget:
-        w = QListWidget()
-        w.setViewMode(QListWidget.ViewMode.IconMode)
-        w.setIconSize(QSize(THUMB, THUMB))
-        w.setGridSize(QSize(THUMB + 24, THUMB + 34))
-        w.setResizeMode(QListWidget.ResizeMode.Adjust)
-        w.setMovement(QListWidget.Movement.Static)
-        w.setUniformItemSizes(True)
-        w.itemClicked.connect(self._open_item)
-        return w
-
-    def _build_results(self) -> QWidget:
-        panel = QWidget()
-        lay = QVBoxLayout(panel)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self.roc_plot = RocPlot()
-        self.roc_plot.setMinimumSize(300, 280)
-        lay.addWidget(self.roc_plot, 1)
-        mbox = QGroupBox("At this threshold")
-        mlay = QVBoxLayout(mbox)
-        self.confusion = ConfusionMatrix()
-        mlay.addWidget(self.confusion)
-        form = QGridLayout()
-        form.setVerticalSpacing(3)
-        self.metric_labels: dict[str, QLabel] = {}
-        names = [("fpr", "False-reject rate (FPR)"), ("fnr", "Escape rate (FNR)"), ("precision", "Precision"),
-                 ("recall", "Recall"), ("f1", "F1"), ("balanced_accuracy", "Balanced accuracy")]
-        for i, (key, text) in enumerate(names):
-            form.addWidget(QLabel(text + ":"), i, 0)
-            lbl = QLabel("—")
-            lbl.setStyleSheet("font-weight: 600;")
-            lbl.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.metric_labels[key] = lbl
-            form.addWidget(lbl, i, 1)
-        form.setColumnStretch(1, 1)
-        mlay.addLayout(form)
-        bands = QHBoxLayout()
-        self.band_labels: dict[str, QLabel] = {}
-        for key, color in (("pass", "#2e8b57"), ("review", "#d68c00"), ("fail", "#c8372d")):
-            lbl = QLabel(f"{key.upper()} –")
-            lbl.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            lbl.setStyleSheet(f"background: {color}; color: white; font-weight: 600; padding: 5px; border-radius: 3px;")
-            self.band_labels[key] = lbl
-            bands.addWidget(lbl)
-        mlay.addLayout(bands)
-        lay.addWidget(mbox)
-        return panel
-
-    def _build_strategies(self) -> QWidget:
-        panel = QWidget()
-        lay = QVBoxLayout(panel)
-        lay.setContentsMargins(0, 0, 0, 0)
-        sbox = QGroupBox("Threshold strategy")
-        grid = QGridLayout(sbox)
-        self.strategy_buttons: dict[str, QPushButton] = {}
-        self.fpr_target = self._spin(0.0, 50.0, 1.0, 0.1, " %")
-        self.fnr_target = self._spin(0.0, 50.0, 0.5, 0.1, " %")
-        self.quantile_target = self._spin(50.0, 100.0, 99.0, 0.5, " %")
-        self.margin_spin = self._spin(0.0, 5.0, 0.0, 0.05, "")
-        self.margin_spin.setPrefix("+ margin ")
-        self.margin_spin.setToolTip("relative to the spread of the good scores (quantile − median)")
-        self.manual_value = QDoubleSpinBox(decimals=6, minimum=-1e9, maximum=1e9, singleStep=0.001)
-        self.manual_value.editingFinished.connect(lambda: self.apply_strategy("manual"))
-        extras = {"fpr": self.fpr_target, "fnr": self.fnr_target, "quantile": self.quantile_target,
-                  "manual": self.manual_value}
-        row = 0
-        for name in cal.STRATEGIES:
-            text, tip = STRATEGY_TEXT[name]
-            b = QPushButton(text, clicked=lambda _=False, n=name: self.apply_strategy(n))
-            b.setToolTip(tip)
-            self.strategy_buttons[name] = b
-            grid.addWidget(b, row, 0)
-            if name in extras:
-                grid.addWidget(extras[name], row, 1)
-            row += 1
-            if name == "quantile":
-                grid.addWidget(self.margin_spin, row, 1)
-                row += 1
-        self.strategy_reason = QLabel("")
-        self.strategy_reason.setWordWrap(True)
-        self.strategy_reason.setStyleSheet("color: #8a5a00;")
-        grid.addWidget(self.strategy_reason, row, 0, 1, 2)
-        lay.addWidget(sbox)
-        tbox = QGroupBox("REVIEW band")
-        tlay = QVBoxLayout(tbox)
-        self.two_check = QCheckBox("Two thresholds: PASS / REVIEW / FAIL")
-        self.two_check.toggled.connect(self._on_two_threshold)
-        tlay.addWidget(self.two_check)
-        self.band_button = QPushButton("Band from the two targets",
-                                       clicked=self.apply_band_from_targets, enabled=False)
-        self.band_button.setToolTip("PASS line meets the escape-rate target, FAIL line the false-reject target")
-        tlay.addWidget(self.band_button)
-        hint = QLabel("Drag the lines in the histogram; strategies place the FAIL line.")
-        hint.setWordWrap(True)
-        hint.setStyleSheet("color: #666;")
-        tlay.addWidget(hint)
-        lay.addWidget(tbox)
-        self.save_button = QPushButton("Save to bundle…", clicked=self.save_to_bundle)
-        self.save_button.setStyleSheet("font-weight: 600; padding: 8px;")
-        lay.addWidget(self.save_button)
-        lay.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(panel)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setMinimumWidth(300)
-        return scroll
-
-    @staticmethod
-    def _spin(lo: float, hi: float, value: float, step: float, suffix: str) -> QDoubleSpinBox:
-        s = QDoubleSpinBox(decimals=2, minimum=lo, maximum=hi, singleStep=step, suffix=suffix)
-        s.setValue(value)
-        return s
 
     def _set_enabled(self, has_data: bool) -> None:
         for w in (*self.strategy_buttons.values(), self.two_check, self.band_button, self.histogram):
@@ -282,11 +140,9 @@ class CalibrateView(QWidget):
     def _manifest(self) -> dict[str, Any] | None:
         if self.ctx.bundle_path is None:
             return None
-        from inspection_core.bundle import BundleError, read_manifest
-
-        try:
-            return read_manifest(self.ctx.bundle_path)
-        except (BundleError, OSError) as exc:
+        try:  # the light reader: the GUI thread never waits for torch to import
+            return read_manifest_light(self.ctx.bundle_path)
+        except ValueError as exc:
             self._say(str(exc), error=True)
             return None
 
@@ -323,11 +179,8 @@ class CalibrateView(QWidget):
     def _clear(self) -> None:
         self.histogram.set_data(np.empty(0), np.empty(0))
         self.roc_plot.clear_curve("score a calibration folder")
-        self.confusion.clear()
-        for lbl in self.metric_labels.values():
-            lbl.setText("—")
-        self.gallery_fp.clear()
-        self.gallery_fr.clear()
+        self.results.clear()
+        self.gallery.clear()
         self._set_enabled(False)
 
     def load_stored_scores(self) -> None:
@@ -427,10 +280,17 @@ class CalibrateView(QWidget):
         return self._score_job is not None and self._score_job.running
 
     def stop(self, wait_ms: int = 5000) -> bool:
-        for job in (self._score_job, self._thumb_job):
-            if job is not None:
-                job.cancel()
-        return all(j.wait(wait_ms) for j in (self._score_job, self._thumb_job) if j is not None)
+        """Cancel scoring and thumbnail reading; True when they ended within ``wait_ms``."""
+        jobs = [j for j in (self._score_job, self.gallery.stop()) if j is not None]
+        for job in jobs:
+            job.cancel()
+        return all(j.wait(wait_ms) for j in jobs)
+
+    def shutdown(self) -> None:
+        """Called by the main window on close: stop scoring, close the image dialogs."""
+        for dlg in list(self._dialogs):
+            dlg.close()
+        self.stop(5000)
 
     # ------------------------------------------------------------------ data
     def set_scores(self, scores: Any, labels: Any, paths: list[Any] | None = None,
@@ -491,16 +351,12 @@ class CalibrateView(QWidget):
         self.band_button.setEnabled(low is not None and self.labels is not None
                                     and {"fpr", "fnr"} <= set(cal.strategies_available(self.labels)))
 
-    def _target_for(self, name: str) -> float | None:
-        return {"fpr": self.fpr_target.value() / 100, "fnr": self.fnr_target.value() / 100,
-                "quantile": self.quantile_target.value() / 100, "manual": self.manual_value.value()}.get(name)
-
     def apply_strategy(self, name: str) -> float | None:
         """Move the FAIL line to the strategy's threshold (the REVIEW line stays at or below it)."""
         if self.scores is None:
             return None
-        target = self._target_for(name)
-        margin = self.margin_spin.value() if name == "quantile" else 0.0
+        target = self.strategies.target_for(name)
+        margin = self.strategies.margin_for(name)
         try:
             phi = cal.choose_threshold(self.scores, self.labels, name, target, margin=margin)
         except cal.CalibrationError as exc:
@@ -508,7 +364,6 @@ class CalibrateView(QWidget):
             return None
         _, low = self.histogram.thresholds()
         self._place(phi, None if low is None else min(low, phi), name, target)
-        self.strategy_reason.setStyleSheet("color: #8a5a00;")
         self._say(f"{STRATEGY_TEXT[name][0]}{'' if target is None or name == 'manual' else f' {target:g}'}: "
                   f"threshold {phi:.6g}")
         return phi
@@ -534,7 +389,6 @@ class CalibrateView(QWidget):
     def _on_thresholds(self, high: float, low: float | None) -> None:
         if not self._placing:  # a drag: the line is now hand-placed
             self.strategy, self.target = "manual", high
-        self.confusion.set_review_mode(low is not None)
         self.manual_value.blockSignals(True)
         self.manual_value.setValue(high)
         self.manual_value.blockSignals(False)
@@ -542,15 +396,7 @@ class CalibrateView(QWidget):
             return
         th = Threshold(high, low)
         self.point = op = cal.operating_point(self.scores, self.labels, th, bootstrap=BOOTSTRAP)
-        self.confusion.set_counts(op.tn, op.fp, op.fn, op.tp, op.review_good, op.review_defect)
-        self.metric_labels["fpr"].setText(_pct(op.fpr, op.fpr_ci))
-        self.metric_labels["fnr"].setText(_pct(op.fnr, op.fnr_ci))
-        for key in ("precision", "recall", "f1", "balanced_accuracy"):
-            self.metric_labels[key].setText(_num(getattr(op, key)))
-        self.band_labels["pass"].setText(f"PASS {op.n_pass}")
-        self.band_labels["review"].setText(f"REVIEW {op.n_review}")
-        self.band_labels["review"].setVisible(low is not None)
-        self.band_labels["fail"].setText(f"FAIL {op.n_fail}")
+        self.results.show_point(op)
         if op.fpr is not None and op.fnr is not None:
             # on the ROC curve each line is a single-threshold point (REVIEW counts as caught/rejected there)
             hp = op if low is None else cal.operating_point(self.scores, self.labels, Threshold(high))
@@ -575,47 +421,10 @@ class CalibrateView(QWidget):
 
     def _refresh_gallery(self) -> None:
         fp, fr = self.misjudged()
-        self.gallery_tabs.setTabText(0, f"False passes ({len(fp)})")
-        self.gallery_tabs.setTabText(1, f"False rejects ({len(fr)})")
-        missing: list[Path] = []
-        for widget, idx in ((self.gallery_fp, fp), (self.gallery_fr, fr)):
-            widget.clear()
-            for i in idx[:GALLERY_LIMIT]:
-                name = self.paths[i].name if self.paths else f"#{i}"
-                item = QListWidgetItem(f"{self.scores[i]:.4g}\n{name}")
-                item.setData(Qt.ItemDataRole.UserRole, i)
-                if self.paths:
-                    item.setToolTip(str(self.paths[i]))
-                    pm = self._thumbs.get(str(self.paths[i]))
-                    if pm is None:
-                        missing.append(self.paths[i])
-                        pm = self._placeholder()
-                    item.setIcon(QIcon(pm))
-                widget.addItem(item)
-        more = max(0, len(fp) - GALLERY_LIMIT) + max(0, len(fr) - GALLERY_LIMIT)
-        note = "" if self.paths else "No image paths stored with these scores: score a folder to see the images. "
-        self.gallery_note.setText(note + (f"{more} more not shown." if more else ""))
-        if missing and (self._thumb_job is None or not self._thumb_job.running):
-            self._thumb_job = self.ctx.start_job(lambda _p, _c, m=list(dict.fromkeys(missing)): _read_thumbnails(m),
-                                                 on_done=self._on_thumbnails, name="thumbnails")
+        self.gallery.show_images(fp, fr, self.scores, self.paths)
 
-    def _placeholder(self) -> QPixmap:
-        pm = QPixmap(THUMB, THUMB)
-        pm.fill(QColor("#ddd"))
-        return pm
-
-    def _on_thumbnails(self, thumbs: dict[str, np.ndarray]) -> None:
-        for key, arr in thumbs.items():
-            self._thumbs[key] = to_pixmap(arr)
-        for widget in (self.gallery_fp, self.gallery_fr):
-            for r in range(widget.count()):
-                item = widget.item(r)
-                pm = self._thumbs.get(item.toolTip())
-                if pm is not None:
-                    item.setIcon(QIcon(pm))
-
-    def _open_item(self, item: QListWidgetItem) -> None:
-        i = int(item.data(Qt.ItemDataRole.UserRole))
+    def open_image(self, i: int) -> None:
+        """Side-by-side view of calibration image ``i``; its prediction runs on a worker."""
         if not self.paths or self.ctx.bundle_path is None:
             return
         path, bundle, cached = self.paths[i], self.ctx.bundle_path, self._inspector
@@ -647,7 +456,7 @@ class CalibrateView(QWidget):
         if low is not None:
             return cal.calibrate(self.scores, self.labels, "manual", review_band=(low, high), bootstrap=BOOTSTRAP)
         strategy, target = self.strategy, self.target
-        margin = self.margin_spin.value() if strategy == "quantile" else 0.0
+        margin = self.strategies.margin_for(strategy)
         result = cal.calibrate(self.scores, self.labels, strategy, target, margin=margin, bootstrap=BOOTSTRAP)
         if result.threshold.high != high:  # data or targets changed since: keep what is shown
             result = cal.calibrate(self.scores, self.labels, "manual", high, bootstrap=BOOTSTRAP)
@@ -666,8 +475,8 @@ class CalibrateView(QWidget):
         old = (self._manifest() or {}).get("threshold")
         new = {**result.threshold.to_dict(), "strategy": result.strategy, "target": result.target}
         op = result.point
-        summary = (f"On {len(self.scores)} calibration images: false-reject rate {_pct(op.fpr)}, escape rate "
-                   f"{_pct(op.fnr)}; PASS {op.n_pass}, REVIEW {op.n_review}, FAIL {op.n_fail}.")
+        summary = (f"On {len(self.scores)} calibration images: false-reject rate {pct(op.fpr)}, escape rate "
+                   f"{pct(op.fnr)}; PASS {op.n_pass}, REVIEW {op.n_review}, FAIL {op.n_fail}.")
         dlg = SaveCalibrationDialog(bundle, old, new, summary, self)
         if dlg.exec() != QDialog.DialogCode.Accepted:
             self._say("Not saved.")

@@ -70,7 +70,7 @@ class PredictionDialog(QDialog):
         truth = "defective" if label == 1 else "good"
         verdict = threshold.verdict(score).value
         self.header = QLabel(
-            f"<b>{self.path.name}</b> &nbsp; actual: <b>{truth}</b> &nbsp; score {score:.4g} &nbsp; "
+            f"<b>{self.path.parent.name}/{self.path.name}</b> &nbsp; actual: <b>{truth}</b> &nbsp; score {score:.4g} &nbsp; "
             f"verdict at the current threshold: <b>{verdict}</b>")
         self.header.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(self.header)

@@ -328,10 +328,13 @@ class HistoryView(QWidget):
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
-        if self.model is None:
-            self.ensure_model()
-        else:
-            self.refresh()
+        try:
+            if self.model is None:
+                self.ensure_model()
+            else:
+                self.refresh()
+        except Exception as exc:  # noqa: BLE001 - an unusable database is shown, not a crash
+            self.summary.setText(f"History not available: {exc}")
 
     # ------------------------------------------------------------------ actions
     def selected_record(self) -> Any | None:

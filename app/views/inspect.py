@@ -7,9 +7,7 @@ fast source never makes the GUI thread fall behind.
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,11 @@ from PySide6.QtWidgets import (
 
 from app.context import AppContext
 from app.manifest import read_manifest_light
+from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part of this view's API
 from app.widgets.image_pane import ImagePane, heat_overlay
 from app.widgets.recent_strip import RecentStrip
-from app.widgets.verdict_banner import VerdictBanner, format_threshold
+from app.widgets.stat_tile import StatTile
+from app.widgets.verdict_banner import VerdictBanner
 from app.workers import LiveResult, ScoringWorker
 
 SOURCE_KINDS = {
@@ -34,80 +34,6 @@ SOURCE_KINDS = {
     "video": "Video file",
     "camera": "Camera / stream",
 }
-
-
-@dataclass
-class ShiftCounters:
-    """Verdict counts since the shift started."""
-
-    inspected: int = 0
-    passed: int = 0
-    review: int = 0
-    failed: int = 0
-
-    def add(self, verdict: str) -> None:
-        self.inspected += 1
-        if verdict == "PASS":
-            self.passed += 1
-        elif verdict == "REVIEW":
-            self.review += 1
-        else:
-            self.failed += 1
-
-    @property
-    def yield_pct(self) -> float | None:
-        return None if self.inspected == 0 else 100.0 * self.passed / self.inspected
-
-
-def bundle_summary(manifest: dict[str, Any]) -> dict[str, str]:
-    """Model, trained when, on what, threshold: short texts for the bundle panel."""
-    model = manifest.get("model", {})
-    thr = manifest.get("threshold", {})
-    data = (manifest.get("training") or {}).get("data") or {}
-    created = str(manifest.get("created", ""))
-    try:
-        created = _dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        pass
-    root = str(data.get("root", "") or "")
-    on = Path(root).name if root else "?"
-    if data.get("n_train") is not None:
-        on += f" ({data['n_train']} good images)"
-    high, low = thr.get("high"), thr.get("low")
-    threshold = "?" if high is None else format_threshold(float(high), None if low is None else float(low))
-    strategy = thr.get("strategy")
-    if strategy:
-        threshold += f" · {strategy}"
-    if thr.get("provisional"):
-        threshold += " (provisional)"
-    return {
-        "name": str(manifest.get("name", "?")),
-        "model": f"{model.get('model', '?')} · {model.get('image_size', '?')} px",
-        "trained": created or "?",
-        "data": on,
-        "threshold": threshold,
-    }
-
-
-class StatTile(QFrame):
-    """A caption over a large number."""
-
-    def __init__(self, caption: str, accent: str = "#c9d1d9", parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("statTile")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(10, 6, 10, 6)
-        lay.setSpacing(0)
-        cap = QLabel(caption.upper())
-        cap.setObjectName("statCaption")
-        self.value = QLabel("0")
-        self.value.setObjectName("statValue")
-        self.value.setStyleSheet(f"color: {accent};")
-        lay.addWidget(cap)
-        lay.addWidget(self.value)
-
-    def set(self, text: str) -> None:
-        self.value.setText(text)
 
 
 class InspectView(QWidget):
@@ -468,7 +394,7 @@ class InspectView(QWidget):
         self.worker.failed.connect(self._on_failed)
         self.worker.frameError.connect(lambda msg: self._show_state("warning", msg))
         self.worker.ended.connect(self._on_ended)
-        self.worker.ready.connect(lambda _i: self.banner.set_idle("READY", "waiting for the first part"))
+        self.worker.ready.connect(self._on_ready)
         self._source_desc = (kind, spec)
         self._hide_state()
         self.banner.set_idle("LOADING", "loading the model…")
@@ -598,6 +524,10 @@ class InspectView(QWidget):
             self.banner.set_idle("READY", "camera back — waiting for the next part")
         elif state == "error":
             self._show_state("error", f"Source error: {message}")
+
+    def _on_ready(self, _inspector: object) -> None:
+        if self._state != "reconnecting" and self.banner.verdict in ("IDLE", "LOST"):
+            self.banner.set_idle("READY", "waiting for the first part")
 
     def _on_ended(self) -> None:
         n = self.counters.inspected

@@ -22,13 +22,11 @@ from PySide6.QtWidgets import (
     QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
 
-from app.context import AppContext
+from app.context import BUNDLE_SUFFIX, AppContext
 from app.views.train_process import train_in_process
 from app.widgets.plots import ImageGrid, SeriesPlot
-from inspection_core.bundle import BUNDLE_SUFFIX
 from inspection_core.config import VALID_IMAGE_SIZES, ModelConfig, TrainConfig
 from inspection_core.data.dataset import DatasetIndex, DatasetLayoutError, scan_dataset
-from inspection_core.models import available_models, model_class
 from inspection_core.progress import ProgressEvent
 
 # in the order the trainer prefers them for choosing the best epoch
@@ -44,6 +42,18 @@ def _duration(s: float | None) -> str:
         return "–"
     s = int(round(s))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def model_catalogue(_progress: Any = None, _cancel: Any = None) -> dict[str, dict[str, Any]]:
+    """name -> supervised, can_generate, default params of every model family.
+    Runs on a worker: the model registry imports torch, which the GUI thread never waits for."""
+    from inspection_core.models import available_models, model_class
+
+    out = {}
+    for name in available_models():
+        cls = model_class(name)
+        out[name] = {"supervised": cls.supervised, "can_generate": cls.can_generate, "params": cls.default_params()}
+    return out
 
 
 def safe_name(text: str) -> str:
@@ -67,7 +77,11 @@ class TrainView(QWidget):
         self._out_mtime: int | None = None
         self.job_elapsed = 0.0
         self._check_timer = QTimer(self, singleShot=True, interval=400, timeout=self.check_data)
+        self.models: dict[str, dict[str, Any]] = {}
         self._build()
+        self._models_job = ctx.start_job(model_catalogue, on_done=self._on_models,
+                                         on_error=lambda msg: self.model_note.setText(f"cannot list models: {msg}"),
+                                         name="model-list")
         default = ctx.settings.data_dir or str(ctx.settings.demo_data_path())
         if Path(default).expanduser().is_dir():
             self.data_edit.setText(str(Path(default).expanduser()))
@@ -107,9 +121,7 @@ class TrainView(QWidget):
         mbox = QGroupBox("Model and training")
         form = QFormLayout(mbox)
         self.model_combo = QComboBox()
-        self.model_combo.addItems(available_models())
-        if self.model_combo.findText("ganomaly") >= 0:
-            self.model_combo.setCurrentText("ganomaly")
+        self.model_combo.setPlaceholderText("loading the model list…")
         self.model_combo.currentTextChanged.connect(self._on_model)
         form.addRow("Model:", self.model_combo)
         self.model_note = QLabel("")
@@ -166,7 +178,6 @@ class TrainView(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setMinimumWidth(360)
-        self._on_model(self.model_combo.currentText())
         return scroll
 
     def _build_summary(self) -> QWidget:
@@ -202,7 +213,7 @@ class TrainView(QWidget):
         gl.addWidget(self.sample_grid)
         gl.addStretch(1)
         panel.addWidget(gbox)
-        panel.setSizes([430, 330])
+        panel.setSizes([560, 260])
         return panel
 
     # ------------------------------------------------------------------ form
@@ -239,20 +250,26 @@ class TrainView(QWidget):
         self._update_buttons()
         return self.index
 
+    def _on_models(self, catalogue: dict[str, dict[str, Any]]) -> None:
+        self.models = catalogue
+        self.model_combo.addItems(list(catalogue))
+        if "ganomaly" in catalogue:
+            self.model_combo.setCurrentText("ganomaly")
+        self._on_model(self.model_combo.currentText())
+        self._update_buttons()
+
     def _on_model(self, name: str) -> None:
-        try:
-            cls = model_class(name)
-        except ValueError as exc:
-            self.model_note.setText(str(exc))
+        info = self.models.get(name)
+        if info is None:
+            self.model_note.setText("")
             return
         notes = []
-        if cls.supervised:
+        if info["supervised"]:
             notes.append("supervised: needs defective images (test/<defect> or defect/ folders) to train")
-        if cls.can_generate:
+        if info["can_generate"]:
             notes.append("can draw samples from random latents")
-        params = cls.default_params()
-        if params:
-            notes.append("defaults: " + ", ".join(f"{k}={v}" for k, v in list(params.items())[:6]))
+        if info["params"]:
+            notes.append("defaults: " + ", ".join(f"{k}={v}" for k, v in list(info["params"].items())[:6]))
         self.model_note.setText("; ".join(notes))
         self._update_default_name()
 
@@ -272,7 +289,7 @@ class TrainView(QWidget):
 
     def _update_buttons(self) -> None:
         busy = self.is_busy()
-        self.start_button.setEnabled(not busy and self.index is not None)
+        self.start_button.setEnabled(not busy and self.index is not None and bool(self.models))
         self.stop_button.setEnabled(busy)
 
     def configs(self) -> tuple[ModelConfig, TrainConfig]:
@@ -334,6 +351,10 @@ class TrainView(QWidget):
             self.progress.setFormat("stopping…")
             self.stop_button.setEnabled(False)
         return self.job.wait(wait_ms) if wait_ms else not self.job.running
+
+    def shutdown(self) -> None:
+        """Called by the main window on close: stop a training and wait for it to end."""
+        self.stop(15000)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)

@@ -21,11 +21,13 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inspection_core.config import ModelConfig, TrainConfig
-from inspection_core.data.dataset import DatasetIndex
 from inspection_core.progress import CancelToken, Cancelled, ProgressCallback, ProgressEvent
+
+if TYPE_CHECKING:
+    from inspection_core.config import ModelConfig, TrainConfig
+    from inspection_core.data.dataset import DatasetIndex
 
 STEP_INTERVAL_S = 0.05  # the child sends at most ~20 step events per second
 CHILD_NICENESS = 5  # lower CPU priority of the training process (POSIX)

@@ -382,6 +382,7 @@ class ImageGrid(QWidget):
         self._title = QLabel("")
         self._title.setStyleSheet("color: #555;")
         self._layout.addWidget(self._title, 0, 0, 1, max_columns + 1)
+        self._layout.setColumnStretch(max_columns + 1, 1)  # keep the images left-aligned
         self._captions: list[QLabel] = []
         self._cells: dict[tuple[int, int], QLabel] = {}
         self._rows: list[str] = []

@@ -164,7 +164,7 @@ def test_guess_source() -> None:
     assert guess_source(str(ROOT))[0] == "folder"
 
 
-def test_window_starts_without_torch_and_self_test_passes(isolated_dirs) -> None:
+def test_window_starts_without_torch_and_smoke_test_passes(isolated_dirs) -> None:
     code = ("import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
             "from app.context import AppContext; from app.main_window import MainWindow; "
             "w = MainWindow(AppContext()); w.show(); app.processEvents(); "
@@ -172,6 +172,6 @@ def test_window_starts_without_torch_and_self_test_passes(isolated_dirs) -> None
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("False"), "operator start must not import torch"
-    st = subprocess.run([sys.executable, "-m", "app", "--self-test"], cwd=ROOT, capture_output=True, text=True,
-                        timeout=120)
-    assert st.returncode == 0 and "self-test: OK" in st.stdout, st.stdout + st.stderr
+    st = subprocess.run([sys.executable, "-c", "from app.__main__ import smoke_test; raise SystemExit(smoke_test())"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0 and "smoke-test: OK" in st.stdout, st.stdout + st.stderr

@@ -57,6 +57,8 @@ def view(ctx: AppContext, qtbot, demo_data: Path) -> TrainView:
     qtbot.addWidget(v)
     v.resize(1300, 850)
     v.show()
+    qtbot.waitUntil(lambda: v.model_combo.count() > 0, timeout=60000)  # the list is read on a worker
+    assert v.model_combo.currentText() == "ganomaly"
     v.data_edit.setText(str(demo_data))
     v.check_data()
     v.size_combo.setCurrentText("32")
@@ -94,7 +96,6 @@ def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: Ap
         assert view.progress.value() > 0
         assert "ETA" in view.progress.format()
         t0 = time.monotonic()
-        print("stop requested at", round(t0 - gaps.t0, 2))
         view.stop()
         qtbot.waitUntil(lambda: not view.is_busy(), timeout=10000)
         stop_s = time.monotonic() - t0

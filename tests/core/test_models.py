@@ -18,6 +18,7 @@ EXPECTED_LOSSES = {
     "ganomaly": {"g_loss", "g_adv", "g_con", "g_enc", "d_loss", "d_reinit"},
     "skip-ganomaly": {"g_loss", "g_adv", "g_con", "g_lat", "d_loss", "d_reinit"},
 }
+WIDTH, N_TRAIN, STEPS = 8, 8, 100  # the planted-defect training
 DEFECT = (slice(10, 18), slice(12, 20))  # rows, cols of the bright square (32 px)
 
 
@@ -25,7 +26,7 @@ DEFECT = (slice(10, 18), slice(12, 20))  # rows, cols of the bright square (32 p
 def _seed_and_threads():
     torch.manual_seed(0)
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # the test machines are small and shared
     yield
     torch.set_num_threads(threads)
 
@@ -178,8 +179,9 @@ def test_training_before_configure_optimizers_says_what_to_do():
 
 
 def _detect(name: str):
-    model = make_model(name, width=16)
-    train(model, good_images(16), steps=40)
+    """Train on good gratings, then score unseen good and defective ones."""
+    model = make_model(name, width=WIDTH)
+    train(model, good_images(N_TRAIN), steps=STEPS)
     model.eval()
     with torch.no_grad():
         good = model(good_images(8, seed=5))
@@ -187,20 +189,28 @@ def _detect(name: str):
     return good, bad
 
 
-def _assert_map_peaks_in_defect(maps: torch.Tensor) -> None:
-    mask = torch.zeros(maps.shape[-2:], dtype=torch.bool)
+def _assert_reconstructs_good_and_locates_defect(good, bad) -> None:
+    mask = torch.zeros(bad.anomaly_map.shape[-2:], dtype=torch.bool)
     mask[DEFECT] = True
+    # good images are reproduced far better than a blank guess would be
+    assert good.anomaly_map.mean() < 0.35 * good_images(8, seed=5).abs().mean()
+    # the defect is "repaired" in the reconstruction (the input there is 1.0)
+    assert bad.reconstruction[:, 0][:, mask].mean() < 0.6
+    # so the map peaks inside the defect and stands out from the rest
+    maps = bad.anomaly_map
     peak_inside = mask.flatten()[maps.flatten(1).argmax(dim=1)]
     assert peak_inside.float().mean() >= 0.75, f"map peaks inside the defect for {peak_inside.tolist()}"
-    assert maps[:, mask].mean() > 1.5 * maps[:, ~mask].mean()
+    assert maps[:, mask].mean() > 4 * maps[:, ~mask].mean()
 
 
 def test_ganomaly_map_locates_planted_defect():
-    _, bad = _detect("ganomaly")
-    _assert_map_peaks_in_defect(bad.anomaly_map)
+    # the latent score needs longer training than a unit test allows; the map does not
+    good, bad = _detect("ganomaly")
+    _assert_reconstructs_good_and_locates_defect(good, bad)
 
 
 def test_skip_ganomaly_scores_and_locates_planted_defect():
     good, bad = _detect("skip-ganomaly")
-    assert bad.scores.mean() > 1.2 * good.scores.mean()
-    _assert_map_peaks_in_defect(bad.anomaly_map)
+    assert bad.scores.min() > good.scores.max(), (bad.scores.tolist(), good.scores.tolist())
+    assert bad.scores.mean() > 2 * good.scores.mean()
+    _assert_reconstructs_good_and_locates_defect(good, bad)

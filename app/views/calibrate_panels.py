@@ -1,0 +1,281 @@
+"""Panels of the calibration view: the operating point (confusion matrix,
+rates, band counts), the strategy controls, and the gallery of misjudged
+images. They display and collect; the view decides (with the core)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+    QPushButton, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from app.widgets.confusion import ConfusionMatrix
+from app.widgets.plots import to_pixmap
+from inspection_core.calibration import STRATEGIES, OperatingPoint
+
+THUMB = 88
+GALLERY_LIMIT = 200
+STRATEGY_TEXT = {
+    "youden": ("Youden", "maximum TPR − FPR"),
+    "f1": ("F1", "maximum F1"),
+    "fpr": ("False-reject rate ≤", "lowest threshold whose false-reject rate is at most the target"),
+    "fnr": ("Escape rate ≤", "highest threshold whose escape rate is at most the target"),
+    "quantile": ("Quantile of good", "a quantile of the good scores, plus a margin (no defects needed)"),
+    "manual": ("Manual", "the value typed here"),
+}
+
+
+def pct(v: float | None, ci: tuple[float, float] | None = None) -> str:
+    if v is None:
+        return "—"
+    text = f"{100 * v:.1f} %"
+    if ci is not None:
+        text += f"   (95 % CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f} %)"
+    return text
+
+
+def num(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+class OperatingPointPanel(QGroupBox):
+    """Confusion matrix, rates with bootstrap intervals, and PASS/REVIEW/FAIL counts."""
+
+    METRICS = (("fpr", "False-reject rate (FPR)"), ("fnr", "Escape rate (FNR)"), ("precision", "Precision"),
+               ("recall", "Recall"), ("f1", "F1"), ("balanced_accuracy", "Balanced accuracy"))
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("At this threshold", parent)
+        lay = QVBoxLayout(self)
+        self.confusion = ConfusionMatrix()
+        lay.addWidget(self.confusion)
+        form = QGridLayout()
+        form.setVerticalSpacing(3)
+        self.metric_labels: dict[str, QLabel] = {}
+        for i, (key, text) in enumerate(self.METRICS):
+            form.addWidget(QLabel(text + ":"), i, 0)
+            lbl = QLabel("—")
+            lbl.setStyleSheet("font-weight: 600;")
+            lbl.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.metric_labels[key] = lbl
+            form.addWidget(lbl, i, 1)
+        form.setColumnStretch(1, 1)
+        lay.addLayout(form)
+        bands = QHBoxLayout()
+        self.band_labels: dict[str, QLabel] = {}
+        for key, color in (("pass", "#2e8b57"), ("review", "#d68c00"), ("fail", "#c8372d")):
+            lbl = QLabel(f"{key.upper()} –")
+            lbl.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            lbl.setStyleSheet(f"background: {color}; color: white; font-weight: 600; padding: 5px; border-radius: 3px;")
+            self.band_labels[key] = lbl
+            bands.addWidget(lbl)
+        lay.addLayout(bands)
+
+    def show_point(self, op: OperatingPoint) -> None:
+        review = op.threshold.low is not None
+        self.confusion.set_review_mode(review)
+        self.confusion.set_counts(op.tn, op.fp, op.fn, op.tp, op.review_good, op.review_defect)
+        self.metric_labels["fpr"].setText(pct(op.fpr, op.fpr_ci))
+        self.metric_labels["fnr"].setText(pct(op.fnr, op.fnr_ci))
+        for key in ("precision", "recall", "f1", "balanced_accuracy"):
+            self.metric_labels[key].setText(num(getattr(op, key)))
+        self.band_labels["pass"].setText(f"PASS {op.n_pass}")
+        self.band_labels["review"].setText(f"REVIEW {op.n_review}")
+        self.band_labels["review"].setVisible(review)
+        self.band_labels["fail"].setText(f"FAIL {op.n_fail}")
+
+    def clear(self) -> None:
+        self.confusion.clear()
+        for lbl in self.metric_labels.values():
+            lbl.setText("—")
+
+
+class StrategyPanel(QWidget):
+    """Buttons for the threshold strategies with their targets, the
+    two-threshold switch and the save button."""
+
+    strategyRequested = Signal(str)
+    bandRequested = Signal()
+    twoThresholdToggled = Signal(bool)
+    saveRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        sbox = QGroupBox("Threshold strategy")
+        grid = QGridLayout(sbox)
+        self.buttons: dict[str, QPushButton] = {}
+        self.fpr_target = self._spin(0.0, 50.0, 1.0, 0.1, " %")
+        self.fnr_target = self._spin(0.0, 50.0, 0.5, 0.1, " %")
+        self.quantile_target = self._spin(50.0, 100.0, 99.0, 0.5, " %")
+        self.margin_spin = self._spin(0.0, 5.0, 0.0, 0.05, "")
+        self.margin_spin.setPrefix("+ margin ")
+        self.margin_spin.setToolTip("relative to the spread of the good scores (quantile − median)")
+        self.manual_value = QDoubleSpinBox(decimals=6, minimum=-1e9, maximum=1e9, singleStep=0.001)
+        self.manual_value.editingFinished.connect(lambda: self.strategyRequested.emit("manual"))
+        extras = {"fpr": self.fpr_target, "fnr": self.fnr_target, "quantile": self.quantile_target,
+                  "manual": self.manual_value}
+        row = 0
+        for name in STRATEGIES:
+            text, tip = STRATEGY_TEXT[name]
+            b = QPushButton(text, clicked=lambda _=False, n=name: self.strategyRequested.emit(n))
+            b.setToolTip(tip)
+            self.buttons[name] = b
+            grid.addWidget(b, row, 0)
+            if name in extras:
+                grid.addWidget(extras[name], row, 1)
+            row += 1
+            if name == "quantile":
+                grid.addWidget(self.margin_spin, row, 1)
+                row += 1
+        self.reason = QLabel("")
+        self.reason.setWordWrap(True)
+        self.reason.setStyleSheet("color: #8a5a00;")
+        grid.addWidget(self.reason, row, 0, 1, 2)
+        lay.addWidget(sbox)
+        tbox = QGroupBox("REVIEW band")
+        tlay = QVBoxLayout(tbox)
+        self.two_check = QCheckBox("Two thresholds: PASS / REVIEW / FAIL")
+        self.two_check.toggled.connect(self.twoThresholdToggled)
+        tlay.addWidget(self.two_check)
+        self.band_button = QPushButton("Band from the two targets", clicked=self.bandRequested, enabled=False)
+        self.band_button.setToolTip("PASS line meets the escape-rate target, FAIL line the false-reject target")
+        tlay.addWidget(self.band_button)
+        hint = QLabel("Drag the lines in the histogram; strategies place the FAIL line.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: #666;")
+        tlay.addWidget(hint)
+        lay.addWidget(tbox)
+        self.save_button = QPushButton("Save to bundle…", clicked=self.saveRequested)
+        self.save_button.setStyleSheet("font-weight: 600; padding: 8px;")
+        lay.addWidget(self.save_button)
+        lay.addStretch(1)
+
+    @staticmethod
+    def _spin(lo: float, hi: float, value: float, step: float, suffix: str) -> QDoubleSpinBox:
+        s = QDoubleSpinBox(decimals=2, minimum=lo, maximum=hi, singleStep=step, suffix=suffix)
+        s.setValue(value)
+        return s
+
+    def target_for(self, name: str) -> float | None:
+        """The target a strategy is run with (rates as fractions; manual: the value)."""
+        return {"fpr": self.fpr_target.value() / 100, "fnr": self.fnr_target.value() / 100,
+                "quantile": self.quantile_target.value() / 100, "manual": self.manual_value.value()}.get(name)
+
+    def margin_for(self, name: str) -> float:
+        return self.margin_spin.value() if name == "quantile" else 0.0
+
+
+class MisjudgedGallery(QGroupBox):
+    """Thumbnails of the false passes and false rejects; thumbnails are read
+    on a worker (``start_job``) and cached by path."""
+
+    imageClicked = Signal(int)  # index into the calibration set
+
+    def __init__(self, start_job: Callable[..., Any], parent: QWidget | None = None) -> None:
+        super().__init__("Misjudged at the current threshold (click to inspect)", parent)
+        self._start_job = start_job
+        self._thumbs: dict[str, QPixmap] = {}
+        self._job: Any = None
+        lay = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        self.false_passes = self._list()
+        self.false_rejects = self._list()
+        self.tabs.addTab(self.false_passes, "False passes")
+        self.tabs.addTab(self.false_rejects, "False rejects")
+        lay.addWidget(self.tabs)
+        self.note = QLabel("")
+        self.note.setStyleSheet("color: #666;")
+        lay.addWidget(self.note)
+
+    def _list(self) -> QListWidget:
+        w = QListWidget()
+        w.setViewMode(QListWidget.ViewMode.IconMode)
+        w.setIconSize(QSize(THUMB, THUMB))
+        w.setGridSize(QSize(THUMB + 40, THUMB + 50))
+        w.setResizeMode(QListWidget.ResizeMode.Adjust)
+        w.setMovement(QListWidget.Movement.Static)
+        w.setUniformItemSizes(True)
+        w.itemClicked.connect(lambda item: self.imageClicked.emit(int(item.data(Qt.ItemDataRole.UserRole))))
+        return w
+
+    def show_images(self, false_passes: Sequence[int], false_rejects: Sequence[int], scores: np.ndarray,
+                    paths: Sequence[Path] | None) -> None:
+        self.tabs.setTabText(0, f"False passes ({len(false_passes)})")
+        self.tabs.setTabText(1, f"False rejects ({len(false_rejects)})")
+        missing: list[Path] = []
+        for widget, idx in ((self.false_passes, false_passes), (self.false_rejects, false_rejects)):
+            widget.clear()
+            for i in list(idx)[:GALLERY_LIMIT]:
+                name = f"{paths[i].parent.name}\n{paths[i].name}" if paths else f"#{i}"  # defect type, file
+                item = QListWidgetItem(f"{name}\n{scores[i]:.4g}")
+                item.setData(Qt.ItemDataRole.UserRole, int(i))
+                if paths:
+                    item.setToolTip(str(paths[i]))
+                    pm = self._thumbs.get(str(paths[i]))
+                    if pm is None:
+                        missing.append(paths[i])
+                        pm = self._placeholder()
+                    item.setIcon(QIcon(pm))
+                widget.addItem(item)
+        more = max(0, len(false_passes) - GALLERY_LIMIT) + max(0, len(false_rejects) - GALLERY_LIMIT)
+        note = "" if paths else "No image paths stored with these scores: score a folder to see the images. "
+        self.note.setText(note + (f"{more} more not shown." if more else ""))
+        if missing and (self._job is None or not self._job.running):
+            todo = list(dict.fromkeys(missing))
+            self._job = self._start_job(lambda _p, _c: read_thumbnails(todo), on_done=self._on_thumbnails,
+                                        name="thumbnails")
+
+    def clear(self) -> None:
+        self.false_passes.clear()
+        self.false_rejects.clear()
+        self.tabs.setTabText(0, "False passes")
+        self.tabs.setTabText(1, "False rejects")
+
+    def stop(self) -> Any:
+        if self._job is not None:
+            self._job.cancel()
+        return self._job
+
+    @staticmethod
+    def _placeholder() -> QPixmap:
+        pm = QPixmap(THUMB, THUMB)
+        pm.fill(QColor("#ddd"))
+        return pm
+
+    def _on_thumbnails(self, thumbs: dict[str, np.ndarray]) -> None:
+        for key, arr in thumbs.items():
+            self._thumbs[key] = to_pixmap(arr)
+        for widget in (self.false_passes, self.false_rejects):
+            for r in range(widget.count()):
+                item = widget.item(r)
+                pm = self._thumbs.get(item.toolTip())
+                if pm is not None:
+                    item.setIcon(QIcon(pm))
+
+
+def read_thumbnails(paths: Sequence[Path]) -> dict[str, np.ndarray]:
+    """Small 8-bit copies of the images (runs on a worker); unreadable files are left out."""
+    import cv2
+
+    from inspection_core.data.images import ImageReadError, read_image
+    from inspection_core.data.preprocess import to_uint8
+
+    out: dict[str, np.ndarray] = {}
+    for p in paths:
+        try:
+            img = to_uint8(read_image(p))
+        except (ImageReadError, OSError, ValueError):
+            continue
+        h, w = img.shape[:2]
+        s = THUMB / max(h, w)
+        out[str(p)] = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return out
