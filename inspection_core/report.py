@@ -319,7 +319,7 @@ def _bundle_rows(manifest: dict[str, Any] | None) -> list[tuple[str, Any]]:
         ("name", manifest.get("name")), ("model", model.get("model")),
         ("image size", model.get("image_size")), ("channels", model.get("channels")),
         ("created", manifest.get("created")), ("app version", manifest.get("app_version")),
-        ("epochs (best)", f"{training.get('epochs', '–')} ({training.get('best_epoch', '–')})"),
+        ("epochs (best)", f"{training.get('epochs_run', training.get('epochs', '–'))} ({training.get('best_epoch', '–')})"),
         ("training device", training.get("device")),
         ("bundle threshold", f"{th.get('high')} / low {th.get('low')} ({th.get('strategy')}, "
                              f"target {th.get('target')}{', provisional' if th.get('provisional') else ''})"),
@@ -346,9 +346,16 @@ def _points_table(points: dict[str, OperatingPoint | str], chosen: OperatingPoin
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+# shown elsewhere in the report (summary rows, operating-point table)
+_SHOWN = {"n_good", "n_defect", "image_auroc", "image_ap", "pixel_auroc", "pro", "confusion", "review", "bands",
+          "threshold", "threshold_low", "fpr", "fnr"}
+
+
 def _flat_metrics(metrics: dict[str, Any] | None) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for k, v in (metrics or {}).items():
+        if k in _SHOWN:
+            continue
         if isinstance(v, dict):
             out += [(f"{k}.{k2}", v2) for k2, v2 in v.items() if not isinstance(v2, (dict, list))]
         elif not isinstance(v, list):
