@@ -68,6 +68,8 @@ def smoke_test() -> int:
             problems.append(f"view {title} failed to build")
     win.close()
     app.processEvents()
+    if not win.ctx.shutdown(20000):
+        problems.append("background jobs did not stop within 20 s")
     for p in problems:
         print(f"smoke-test: {p}", file=sys.stderr)
     print("smoke-test: " + ("OK" if not problems else "FAILED"))

@@ -101,7 +101,9 @@ class AppContext(QObject):
         """Bundles in the repository's models/ folder and the user's model folder,
         newest first, without duplicates."""
         found: dict[Path, float] = {}
-        for folder in (REPO_MODELS_DIR, self.settings.models_path()):
+        from app.demo import shipped_models_dirs
+
+        for folder in (*shipped_models_dirs(), self.settings.models_path()):
             if not folder.is_dir():
                 continue
             for p in folder.glob(f"*{BUNDLE_SUFFIX}"):

@@ -298,7 +298,7 @@ class MainWindow(QMainWindow):
             return
         iv = self.inspect_view
         iv.banner.set_idle("SETTING UP", "preparing the demo (first start only)")
-        iv.show_busy("Preparing the demo: creating images and training a small model (about a minute)…",
+        iv.show_busy("Preparing the demo: creating the demo images (a small model is trained only if the shipped one is missing)…",
                      None, on_cancel=lambda: self._demo_job and self._demo_job.cancel())
 
         def on_progress(e: Any) -> None:
@@ -387,8 +387,11 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(delay, grab)
 
     # ------------------------------------------------------------------ closing
+    #: jobs whose loss a user would mind; short background reads are not asked about
+    CONFIRM_JOBS = ("training", "calibration-scoring", "calibration-save")
+
     def busy_jobs(self) -> list[Any]:
-        return [h for h in self.ctx.running_jobs() if h.name != "demo"]
+        return [h for h in self.ctx.running_jobs() if h.name in self.CONFIRM_JOBS]
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         jobs = self.busy_jobs()

@@ -71,6 +71,9 @@ def _atomic_write_zip(path: Path, manifest: dict[str, Any], weights: bytes) -> N
                 zf.writestr(WEIGHTS_NAME, weights)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a bundle is shared data
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -4,10 +4,15 @@ Every path that scores images (evaluation, calibration, the CLI's predict, the
 desktop app's live view) goes through :meth:`Inspector.score_images`, which
 uses the single preprocessing path and the model in eval mode, so that a score
 never depends on which path or which batch computed it.
+
+The model runs on the fastest scoring path that keeps the bundle's scores
+(see :mod:`inspection_core.acceleration`): chosen, packed and warmed up here,
+at load, so the first part inspected pays no one-time cost.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,10 +22,22 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from . import acceleration
 from .bundle import Bundle, load_bundle
 from .data.preprocess import Preprocessing, from_tensor, to_model_image, to_tensor
 from .device import resolve_device
 from .types import Prediction, Threshold
+
+log = logging.getLogger(__name__)
+
+#: load-time self-check limits (relative score difference to eager fp32 on a
+#: fixed pseudo-random image): catches a broken kernel, not a fidelity test
+_SELF_CHECK_RTOL = {"fp32": 1e-3, "bf16": 0.15, "fp16": 0.15}
+
+
+def _self_check_input(channels: int, size: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1234)
+    return torch.rand(1, channels, size, size, generator=g) * 2.0 - 1.0
 
 
 class Inspector:
@@ -30,7 +47,15 @@ class Inspector:
     (the GUI uses one scoring worker anyway).
     """
 
-    def __init__(self, bundle: Bundle | str | os.PathLike[str], device: str | torch.device = "auto") -> None:
+    def __init__(
+        self,
+        bundle: Bundle | str | os.PathLike[str],
+        device: str | torch.device = "auto",
+        *,
+        precision: str | None = None,
+    ) -> None:
+        """``precision``: "auto" (default; also ``$INSPECTOR_PRECISION``),
+        "eager" (the plain fp32 reference), "fp32", "bf16" or "fp16" (CUDA)."""
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.device = resolve_device(device)
         self.model = self.bundle.build_model(self.device)
@@ -39,6 +64,48 @@ class Inspector:
         stats = self.manifest.get("score_stats", {})
         self.map_scale = float(stats.get("map_scale") or 0.0) or 1.0
         self._lock = threading.Lock()
+        self.path = self._build_path(precision)
+
+    def _build_path(self, precision: str | None) -> acceleration.ScoringPath:
+        """Choose, build and warm up the scoring path (one-time costs happen
+        here, at load); fall back to the plain model if the fast path fails
+        its self-check."""
+        family = self.bundle.model_config.model
+        chosen = acceleration.choose_precision(precision, family, self.device, self.manifest)
+        pp = self.preprocessing
+        path = acceleration.build_path(self.model, self.device, chosen, pp.image_size, pp.channels)
+        example = _self_check_input(pp.channels, pp.image_size).to(self.device)
+        if path.module is not self.model:
+            try:
+                rel = acceleration.check_path(path, self.model, example, _SELF_CHECK_RTOL.get(path.precision, 1e-3))
+                log.info("%s: scoring with %s (self-check %.2e)", self.name, path.engine, rel)
+            except Exception as exc:  # noqa: BLE001 - never inspect with a broken fast path
+                log.warning("%s: %s; using the plain fp32 path", self.name, exc)
+                path = acceleration.eager_path(self.model, self.device)
+        with torch.inference_mode():  # warm-up: kernels, oneDNN primitives, cuDNN autotuning
+            path(example)
+        return path
+
+    @property
+    def precision(self) -> str:
+        """Numeric precision of the path in use ("fp32", "bf16", "fp16")."""
+        return self.path.precision
+
+    @property
+    def engine(self) -> str:
+        """The scoring path in use, e.g. "cpu-onednn-packed-bf16"."""
+        return self.path.engine
+
+    @property
+    def calibrated_precision(self) -> str:
+        """The precision the bundle's threshold was calibrated with."""
+        cal = self.manifest.get("calibration") or {}
+        return str(cal.get("precision_path") or (self.manifest.get("inference") or {}).get("precision") or "fp32")
+
+    def inference_record(self) -> dict[str, str]:
+        """What to store as ``manifest["inference"]`` when a threshold is
+        calibrated with this Inspector."""
+        return {"precision": self.precision, "engine": self.engine, "device": str(self.device)}
 
     # ------------------------------------------------------------------ info
     @property
@@ -73,7 +140,7 @@ class Inspector:
         (N, S, S, C) or None."""
         x = to_tensor(batch).to(self.device, non_blocking=True)
         with self._lock:
-            out = self.model(x)
+            out = self.path(x)
         scores = out.scores.detach().float().cpu().numpy().astype(np.float64)
         maps = out.anomaly_map.detach().float().cpu().numpy().astype(np.float32)
         recon = None if out.reconstruction is None else from_tensor(out.reconstruction.detach().float().cpu())

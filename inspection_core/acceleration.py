@@ -1,0 +1,382 @@
+"""Fast scoring paths for a loaded detector, chosen once at bundle load.
+
+Why: batch-1 eager PyTorch on the CPU spends most of its time re-laying-out
+convolution weights on every call and running BatchNorm and activations as
+separate passes. The CPU fast path removes that work without a compiler:
+
+* ``"fp32"`` on the CPU: a copy of the model whose ``Conv -> BatchNorm ->
+  activation`` runs are folded into one oneDNN convolution with weights
+  prepacked once (``torch.ops.mkldnn._convolution_pointwise``, the kernel
+  torch.compile's freezing pass emits), channels-last activations. Same
+  arithmetic as eager fp32 up to rounding (~1e-6 relative), so a threshold
+  calibrated with the plain path holds unchanged.
+* ``"bf16"``: the same graph with bf16 weights and activations (fp32
+  accumulation inside oneDNN). The score and map are still reduced in fp32 by
+  the model's own code. Used by default only for the model families listed in
+  :data:`BF16_VERIFIED` (AUROC within 0.005 and per-image scores within 1 %
+  of fp32 on ``../shared/data``, see ``tests/core/test_fast_paths.py``) and
+  only where the CPU has native bf16 (AVX512-BF16 or AMX).
+* ``"eager"``: the plain fp32 model, the reference the others are checked
+  against (also the fallback when packing is impossible).
+* CUDA: channels-last, cuDNN autotuning and autocast (bf16 where the GPU
+  supports it, else fp16) for ``"bf16"``/``"fp16"``; plain fp32 otherwise.
+
+torch.compile is deliberately not used: it needs a C++ compiler at run time
+(absent from the frozen app and most stations) and, measured on the 2-core
+development machine, was no faster than the prepacked graph while costing
+45 s of compilation. There is no on-disk cache: packing takes well under a
+second at load, so nothing can go stale.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: the numeric precisions a scoring path can run in (recorded in bundles)
+PRECISIONS = ("fp32", "bf16", "fp16")
+#: what ``Inspector(precision=...)`` / ``$INSPECTOR_PRECISION`` accept
+REQUESTS = ("auto", "eager") + PRECISIONS
+#: model families whose bf16 path passed the fidelity check on real data
+#: (image AUROC within 0.005, every per-image score within 1 % of fp32)
+BF16_VERIFIED: frozenset[str] = frozenset()
+#: environment override for stations (e.g. ``INSPECTOR_PRECISION=eager``)
+ENV_VAR = "INSPECTOR_PRECISION"
+
+_ACTIVATIONS: dict[type, str] = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+
+
+# --------------------------------------------------------------------------- hardware
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN runs bf16 convolutions natively (AVX512-BF16 / AMX);
+    emulated bf16 is slower than fp32, so it is never chosen there."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+def cpu_can_pack() -> bool:
+    """oneDNN prepacked convolutions are available in this torch build."""
+    return bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+
+
+def bundle_allows_bf16(manifest: dict[str, Any] | None) -> bool:
+    """Whether a bundle's own record makes bf16 the default: its threshold was
+    calibrated with bf16, or a fidelity check on its data passed (see
+    :func:`measure_fidelity` / :func:`record_fidelity`)."""
+    inf = (manifest or {}).get("inference") or {}
+    if inf.get("precision") == "bf16":
+        return True
+    return bool(((inf.get("fidelity") or {}).get("bf16") or {}).get("ok"))
+
+
+def choose_precision(requested: str | None, family: str, device: torch.device,
+                     manifest: dict[str, Any] | None = None) -> str:
+    """The path to run: ``requested`` (argument, else ``$INSPECTOR_PRECISION``,
+    else ``"auto"``) resolved for this model family, bundle and device.
+    ``"auto"`` is bf16 only where fidelity was shown (the family is in
+    :data:`BF16_VERIFIED` or the bundle's record allows it) and the hardware
+    runs bf16 natively; otherwise the fp32 fast path."""
+    req = (requested or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    if req not in REQUESTS:
+        raise ValueError(f"unknown precision '{req}': expected one of {', '.join(REQUESTS)}")
+    bf16_ok = family in BF16_VERIFIED or bundle_allows_bf16(manifest)
+    if device.type == "cuda":
+        if req == "auto":
+            req = "bf16" if bf16_ok else "fp32"
+        if req == "bf16" and not torch.cuda.is_bf16_supported():
+            log.info("this GPU has no bf16: using fp16 autocast")
+            return "fp16"
+        return req
+    if device.type != "cpu":  # MPS and others: the plain model
+        return "eager" if req == "auto" else req
+    if req == "auto":
+        if bf16_ok and cpu_has_native_bf16() and cpu_can_pack():
+            return "bf16"
+        return "fp32" if cpu_can_pack() else "eager"
+    if req == "fp16":
+        raise ValueError("precision 'fp16' is only available on a CUDA GPU (use bf16 or fp32 on the CPU)")
+    if req in ("fp32", "bf16") and not cpu_can_pack():
+        log.warning("this torch build has no oneDNN: using the plain fp32 path")
+        return "eager"
+    return req
+
+
+# --------------------------------------------------------------------------- packed convolutions
+def _fold_batchnorm(conv: nn.Module, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conv weight and bias with an eval-mode BatchNorm folded in (fp32)."""
+    w = conv.weight.detach().float()
+    out_ch = w.shape[1] * conv.groups if isinstance(conv, nn.ConvTranspose2d) else w.shape[0]
+    b = torch.zeros(out_ch) if conv.bias is None else conv.bias.detach().float()
+    if bn is not None:
+        scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + bn.eps)
+        shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
+        w = w * scale.view(shape)
+        b = (b - bn.running_mean.float()) * scale + bn.bias.detach().float()
+    return w.contiguous(), b.contiguous()
+
+
+def _packable(conv: nn.Module) -> bool:
+    return (
+        isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d))
+        and conv.padding_mode == "zeros"
+        and not isinstance(conv.padding, str)
+        and conv.weight.device.type == "cpu"
+    )
+
+
+def _foldable(bn: nn.Module) -> bool:
+    return isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats and bn.running_mean is not None and bn.affine
+
+
+class PackedConv(nn.Module):
+    """One oneDNN convolution (or transposed convolution) with BatchNorm folded
+    in, the activation fused and the weight prepacked for ``input_size``.
+    Inference only: it holds no parameters and no state dict."""
+
+    def __init__(self, conv: nn.Module, bn: nn.BatchNorm2d | None, act: nn.Module | None,
+                 input_size: list[int], dtype: torch.dtype) -> None:
+        super().__init__()
+        w, b = _fold_batchnorm(conv, bn)
+        self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        self.padding, self.stride = list(conv.padding), list(conv.stride)
+        self.dilation, self.groups = list(conv.dilation), int(conv.groups)
+        self.output_padding = list(conv.output_padding) if self.transposed else []
+        self.attr, self.scalars = "none", []
+        if act is not None:
+            self.attr = _ACTIVATIONS[type(act)]
+            if isinstance(act, nn.LeakyReLU):
+                self.scalars = [float(act.negative_slope)]
+        self.dtype = dtype
+        w = w.to(dtype)
+        mk = torch.ops.mkldnn
+        with torch.no_grad():
+            if self.transposed:
+                self.weight = mk._reorder_convolution_transpose_weight(
+                    w, self.padding, self.output_padding, self.stride, self.dilation, self.groups, input_size)
+            else:
+                self.weight = mk._reorder_convolution_weight(w, self.padding, self.stride, self.dilation, self.groups, input_size)
+        self.bias = b.to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        mk = torch.ops.mkldnn
+        if self.transposed:
+            return mk._convolution_transpose_pointwise(
+                x, self.weight, self.bias, self.padding, self.output_padding, self.stride, self.dilation,
+                self.groups, self.attr, self.scalars, "")
+        return mk._convolution_pointwise(
+            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups, self.attr, self.scalars, "")
+
+    def extra_repr(self) -> str:
+        kind = "transposed " if self.transposed else ""
+        return f"{kind}stride={self.stride}, act={self.attr}, dtype={self.dtype}"
+
+
+def _record_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[int, list[int]]:
+    """Input shape of every convolution the forward pass actually runs."""
+    sizes: dict[int, list[int]] = {}
+
+    def hook(mod: nn.Module, args: tuple[Any, ...]) -> None:  # must return None: a value would replace the input
+        sizes.setdefault(id(mod), list(args[0].shape))
+
+    hooks = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.inference_mode():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sizes
+
+
+def pack_model(model: nn.Module, example: torch.Tensor, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, int]:
+    """A packed inference copy of ``model`` (eval mode, CPU) and the number of
+    convolutions packed. ``Conv [-> BatchNorm2d] [-> activation]`` runs inside
+    ``nn.Sequential`` containers are fused (the folded modules become
+    ``nn.Identity`` so indices stay valid); other convolutions are packed on
+    their own. Convolutions the forward pass never runs (a GAN's
+    discriminator when it does not score) stay as they are."""
+    src = copy.deepcopy(model).eval()
+    sizes = _record_input_sizes(src, example)
+    count = 0
+
+    def pack(conv: nn.Module, bn: nn.Module | None, act: nn.Module | None) -> PackedConv:
+        nonlocal count
+        count += 1
+        return PackedConv(conv, bn, act, sizes[id(conv)], dtype)
+
+    for parent in list(src.modules()):
+        names = list(parent._modules)
+        if isinstance(parent, nn.Sequential):
+            i = 0
+            while i < len(names):
+                conv = parent._modules[names[i]]
+                if not (_packable(conv) and id(conv) in sizes):
+                    i += 1
+                    continue
+                j = i + 1
+                bn = act = None
+                if j < len(names) and _foldable(parent._modules[names[j]]):
+                    bn = parent._modules[names[j]]
+                    j += 1
+                if j < len(names) and type(parent._modules[names[j]]) in _ACTIVATIONS:
+                    act = parent._modules[names[j]]
+                    j += 1
+                parent._modules[names[i]] = pack(conv, bn, act)
+                for k in range(i + 1, j):
+                    parent._modules[names[k]] = nn.Identity()
+                i = j
+        else:
+            for name in names:
+                child = parent._modules[name]
+                if child is not None and _packable(child) and id(child) in sizes:
+                    parent._modules[name] = pack(child, None, None)
+    return src, count
+
+
+# --------------------------------------------------------------------------- scoring paths
+@dataclass
+class ScoringPath:
+    """How an Inspector runs its model. ``engine`` describes it for logs and
+    the benchmark; ``precision`` is what a bundle records."""
+
+    module: nn.Module
+    device: torch.device
+    precision: str             # "fp32", "bf16" or "fp16"
+    engine: str                # e.g. "cpu-onednn-packed-bf16"
+    autocast: torch.dtype | None = None
+    channels_last: bool = False
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.autocast is None:
+            return self.module(x)
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast):
+            return self.module(x)
+
+
+def eager_path(model: nn.Module, device: torch.device) -> ScoringPath:
+    """The plain fp32 model: the reference every fast path is checked against."""
+    return ScoringPath(model.eval(), device, "fp32", f"{device.type}-eager-fp32")
+
+
+def build_path(model: nn.Module, device: torch.device, precision: str, image_size: int, channels: int) -> ScoringPath:
+    """The scoring path for ``precision`` (from :func:`choose_precision`).
+    Falls back to the plain model, with a warning, when packing fails."""
+    model = model.eval()
+    if precision == "eager":
+        return eager_path(model, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        return ScoringPath(model, device, precision, f"cuda-{'amp-' + precision if dtype else 'fp32'}", dtype, True)
+    if device.type != "cpu":
+        return eager_path(model, device)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    example = torch.zeros(1, channels, image_size, image_size)
+    try:
+        packed, n = pack_model(model, example, dtype)
+    except Exception as exc:  # noqa: BLE001 - an unusual layer must never stop inspection
+        log.warning("cannot pack the model for oneDNN (%s): using the plain fp32 path", exc)
+        return eager_path(model, device)
+    if n == 0:
+        return eager_path(model, device)
+    # leftover ops (Linear, norms, pooling) follow the packed graph's dtype
+    autocast = torch.bfloat16 if dtype == torch.bfloat16 else None
+    return ScoringPath(packed, device, precision, f"cpu-onednn-packed-{precision}", autocast, True)
+
+
+def check_path(path: ScoringPath, reference: nn.Module, example: torch.Tensor, rtol: float) -> float:
+    """Largest relative score difference of ``path`` vs. ``reference`` on
+    ``example``; raises ValueError above ``rtol`` (a broken fast path must
+    be caught at load, not on the line)."""
+    with torch.inference_mode():
+        got = path(example).scores.float().cpu()
+        ref = reference(example.to(next(reference.parameters()).device)).scores.float().cpu()
+    rel = float(((got - ref).abs() / ref.abs().clamp_min(1e-12)).max())
+    if not rel <= rtol:
+        raise ValueError(f"fast path {path.engine} differs from fp32 by {rel:.2%} on the self-check (limit {rtol:.2%})")
+    return rel
+
+
+# --------------------------------------------------------------------------- fidelity
+#: limits a fast path must keep against plain fp32 to be used by default
+MAX_SCORE_REL = 0.01
+MAX_AUROC_DELTA = 0.005
+
+
+@dataclass
+class Fidelity:
+    """How far a path's scores are from plain fp32 on a set of images."""
+
+    precision: str
+    engine: str
+    n: int
+    max_rel: float                  # worst per-image relative score difference
+    median_rel: float
+    auroc_fp32: float | None = None  # with labels of both classes
+    auroc: float | None = None
+
+    @property
+    def auroc_delta(self) -> float | None:
+        return None if self.auroc is None or self.auroc_fp32 is None else self.auroc - self.auroc_fp32
+
+    @property
+    def ok(self) -> bool:
+        d = self.auroc_delta
+        return self.max_rel <= MAX_SCORE_REL and (d is None or abs(d) <= MAX_AUROC_DELTA)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"precision": self.precision, "engine": self.engine, "n": self.n, "max_rel": self.max_rel,
+                "median_rel": self.median_rel, "auroc_fp32": self.auroc_fp32, "auroc": self.auroc, "ok": self.ok}
+
+
+def measure_fidelity(bundle: Any, images: Any, labels: Any = None, precision: str = "bf16",
+                     device: str | torch.device = "cpu", batch_size: int = 32) -> Fidelity:
+    """Score prepared uint8 images (N, S, S, C) with plain fp32 and with
+    ``precision``; compare per-image scores (and AUROC when ``labels`` hold
+    both classes). ``bundle``: a Bundle or a path."""
+    import numpy as np
+
+    from .inference import Inspector
+
+    def scores(insp: Inspector) -> Any:
+        return np.concatenate([insp.score_images(images[i : i + batch_size])[0] for i in range(0, len(images), batch_size)])
+
+    if len(images) == 0:
+        raise ValueError("measure_fidelity needs at least one image")
+    ref = Inspector(bundle, device=device, precision="eager")
+    fast = Inspector(ref.bundle, device=device, precision=precision)
+    s0, s1 = scores(ref), scores(fast)
+    rel = np.abs(s1 - s0) / np.maximum(np.abs(s0), 1e-12)
+    auc0 = auc1 = None
+    if labels is not None and len(set(np.asarray(labels).tolist())) == 2:
+        from sklearn.metrics import roc_auc_score
+
+        auc0, auc1 = float(roc_auc_score(labels, s0)), float(roc_auc_score(labels, s1))
+    return Fidelity(fast.precision, fast.engine, int(len(s0)), float(rel.max()), float(np.median(rel)), auc0, auc1)
+
+
+def record_fidelity(bundle_path: str | os.PathLike[str], fidelity: Fidelity) -> dict[str, Any]:
+    """Store ``fidelity`` in the bundle's ``manifest["inference"]["fidelity"]``
+    (atomic rewrite); a passing bf16 record makes bf16 that bundle's default."""
+    from .bundle import update_manifest
+
+    def fn(m: dict[str, Any]) -> dict[str, Any]:
+        inf = dict(m.get("inference") or {"precision": "fp32"})
+        inf["fidelity"] = {**(inf.get("fidelity") or {}), fidelity.precision: fidelity.to_dict()}
+        return {**m, "inference": inf}
+
+    return update_manifest(bundle_path, fn)

@@ -1,0 +1,221 @@
+"""The fast scoring paths give the same verdicts as the plain fp32 model.
+
+Default-run tests use tiny bundles; the fidelity check on real images
+(``data``) trains short 128 px models on ``../shared/data`` unless
+``INSPECTOR_FIDELITY_BUNDLES`` names a folder of trained bundles.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from inspection_core import acceleration
+from inspection_core.acceleration import BF16_VERIFIED, PackedConv, choose_precision, cpu_can_pack, cpu_has_native_bf16, pack_model
+from inspection_core.acceleration import measure_fidelity, record_fidelity
+from inspection_core.bundle import read_manifest
+from inspection_core.config import ModelConfig
+from inspection_core.data.dataset import load_images, scan_dataset
+from inspection_core.inference import Inspector
+from inspection_core.models import build_model
+
+from conftest import shared_data
+
+needs_onednn = pytest.mark.skipif(not cpu_can_pack(), reason="this torch build has no oneDNN (mkldnn) convolutions")
+needs_bf16 = pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+
+
+def _test_images(data: Path, insp: Inspector) -> tuple[np.ndarray, np.ndarray]:
+    loaded = load_images(list(scan_dataset(data).test), insp.preprocessing)
+    return loaded.images, np.array([s.label for s in loaded.samples])
+
+
+def _scores(insp: Inspector, images: np.ndarray, batch: int = 32) -> np.ndarray:
+    return np.concatenate([insp.score_images(images[i : i + batch])[0] for i in range(0, len(images), batch)])
+
+
+# --------------------------------------------------------------------------- choice of path
+def test_auto_uses_bf16_only_for_verified_families(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(acceleration.ENV_VAR, raising=False)
+    cpu = torch.device("cpu")
+    assert choose_precision(None, "no-such-family", cpu) in ("fp32", "eager")
+    for family in BF16_VERIFIED:
+        expected = "bf16" if cpu_has_native_bf16() and cpu_can_pack() else ("fp32" if cpu_can_pack() else "eager")
+        assert choose_precision("auto", family, cpu) == expected
+
+
+def test_station_override_and_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setenv(acceleration.ENV_VAR, "eager")
+    assert choose_precision(None, "ganomaly", cpu) == "eager"
+    assert choose_precision("fp32", "ganomaly", cpu) in ("fp32", "eager")  # the argument wins
+    monkeypatch.setenv(acceleration.ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="unknown precision 'fast'"):
+        choose_precision(None, "ganomaly", cpu)
+    with pytest.raises(ValueError, match="only available on a CUDA GPU"):
+        choose_precision("fp16", "ganomaly", cpu)
+
+
+@needs_onednn
+def test_a_bundle_verified_for_bf16_defaults_to_it(tiny_ganomaly_bundle: Path, demo_data: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(acceleration.ENV_VAR, raising=False)
+    bundle = tmp_path / "b.inspector"
+    shutil.copy(tiny_ganomaly_bundle, bundle)
+    images, labels = _test_images(demo_data, Inspector(bundle, device="cpu", precision="eager"))
+    fid = measure_fidelity(bundle, images, labels, precision="fp32")
+    assert fid.ok and fid.max_rel < 1e-4 and fid.auroc_delta is not None and abs(fid.auroc_delta) < 1e-9
+    failing = acceleration.Fidelity("bf16", "test", 10, max_rel=0.03, median_rel=0.01)
+    assert not failing.ok
+    record_fidelity(bundle, failing)
+    assert read_manifest(bundle)["inference"]["fidelity"]["bf16"]["ok"] is False
+    assert Inspector(bundle, device="cpu").precision == "fp32"  # not shown to hold: stays fp32
+    passing = acceleration.Fidelity("bf16", "test", 10, max_rel=0.002, median_rel=0.001, auroc_fp32=0.9, auroc=0.901)
+    record_fidelity(bundle, passing)
+    expected = "bf16" if cpu_has_native_bf16() else "fp32"
+    assert Inspector(bundle, device="cpu").precision == expected
+    assert read_manifest(bundle)["inference"]["precision"] == "fp32"  # the threshold's own record is kept
+
+
+# --------------------------------------------------------------------------- fp32 fast path
+@needs_onednn
+@pytest.mark.parametrize("bundle_fixture", ["tiny_bundle", "tiny_ganomaly_bundle"])
+def test_packed_fp32_scores_like_the_plain_model(bundle_fixture: str, demo_data: Path, request: pytest.FixtureRequest) -> None:
+    bundle = request.getfixturevalue(bundle_fixture)
+    ref = Inspector(bundle, device="cpu", precision="eager")
+    fast = Inspector(bundle, device="cpu", precision="fp32")
+    assert fast.engine == "cpu-onednn-packed-fp32" and ref.engine == "cpu-eager-fp32"
+    assert any(isinstance(m, PackedConv) for m in fast.path.module.modules())
+    images, _ = _test_images(demo_data, ref)
+    s0, m0, r0 = ref.score_images(images)
+    s1, m1, r1 = fast.score_images(images)
+    np.testing.assert_allclose(s1, s0, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(m1, m0, rtol=1e-3, atol=1e-5)
+    assert r0 is not None and r1 is not None and np.abs(r1.astype(int) - r0.astype(int)).max() <= 1
+    # same verdicts, part by part, through the public API
+    preds0 = ref.predict_batch(list(images[:8]))
+    preds1 = fast.predict_batch(list(images[:8]))
+    assert [p.verdict for p in preds0] == [p.verdict for p in preds1]
+
+
+@needs_onednn
+def test_packing_leaves_the_loaded_model_untouched(tiny_ganomaly_bundle: Path) -> None:
+    insp = Inspector(tiny_ganomaly_bundle, device="cpu", precision="fp32")
+    plain = Inspector(tiny_ganomaly_bundle, device="cpu", precision="eager")
+    a, b = insp.model.state_dict(), plain.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not any(isinstance(m, PackedConv) for m in insp.model.modules())
+    assert insp.precision == "fp32" and insp.inference_record()["engine"] == insp.engine
+
+
+@needs_onednn
+@pytest.mark.parametrize("family,params", [("bigan", {}), ("vgg16", {"init": "scratch"}), ("skip-ganomaly", {})])
+def test_every_family_packs_to_the_same_scores(family: str, params: dict) -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(family, image_size=32, channels=3, latent_dim=16, base_width=8, params=params)).eval()
+    for m in model.modules():  # non-trivial BatchNorm statistics, as after training
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    packed, n = pack_model(model, x[:1])
+    assert n > 0
+    with torch.inference_mode():
+        ref, got = model(x), packed(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got.scores, ref.scores, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(got.anomaly_map, ref.anomaly_map, rtol=1e-3, atol=1e-5)
+
+
+@needs_onednn
+def test_unpackable_convolutions_stay_plain() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"), nn.ReLU(), nn.Conv2d(4, 2, 3), nn.Tanh()).eval()
+    x = torch.randn(2, 3, 16, 16)
+    packed, n = pack_model(net, x[:1])
+    assert n == 1 and isinstance(packed[0], nn.Conv2d) and isinstance(packed[2], PackedConv)
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(x), net(x), rtol=1e-4, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- bf16
+@needs_onednn
+@needs_bf16
+def test_bf16_path_runs_and_ranks_like_fp32(tiny_ganomaly_bundle: Path, demo_data: Path) -> None:
+    ref = Inspector(tiny_ganomaly_bundle, device="cpu", precision="eager")
+    fast = Inspector(tiny_ganomaly_bundle, device="cpu", precision="bf16")
+    assert fast.precision == "bf16" and fast.engine == "cpu-onednn-packed-bf16"
+    images, _ = _test_images(demo_data, ref)
+    s0, s1 = _scores(ref, images), _scores(fast, images)
+    assert s1.dtype == np.float64 and np.all(np.isfinite(s1))
+    assert np.corrcoef(s0, s1)[0, 1] > 0.99
+    _, maps, recon = fast.score_images(images[:2])
+    assert maps.dtype == np.float32 and recon is not None and recon.dtype == np.uint8
+
+
+# --------------------------------------------------------------------------- CUDA
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_cuda_paths_score_like_the_cpu(tiny_ganomaly_bundle: Path, demo_data: Path, precision: str) -> None:
+    ref = Inspector(tiny_ganomaly_bundle, device="cpu", precision="eager")
+    gpu = Inspector(tiny_ganomaly_bundle, device="cuda", precision=precision)
+    assert gpu.engine.startswith("cuda")
+    images, _ = _test_images(demo_data, ref)
+    s0, s1 = _scores(ref, images), _scores(gpu, images)
+    tol = 1e-3 if precision == "fp32" else 0.05
+    np.testing.assert_allclose(s1, s0, rtol=tol, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- fidelity on real data
+def _fidelity_bundle(family: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(bundle, data set) for ``family``: a trained bundle from
+    ``$INSPECTOR_FIDELITY_BUNDLES`` or a short training on magnetic_tile."""
+    from inspection_core.bundle import read_manifest
+
+    folder = os.environ.get("INSPECTOR_FIDELITY_BUNDLES")
+    if folder:
+        for p in sorted(Path(folder).glob("*.inspector")):
+            m = read_manifest(p)
+            root = Path(m["training"]["data"].get("root", ""))
+            if m["model"]["model"] == family and (root / "test").is_dir():
+                return p, root
+    data = shared_data("magnetic_tile")
+    from inspection_core.bundle import save_bundle
+    from inspection_core.config import TrainConfig
+    from inspection_core.training.trainer import train
+
+    res = train(data, ModelConfig(family, image_size=128),
+                TrainConfig(epochs=2, max_steps_per_epoch=4, device="cpu", samples_per_epoch=0, seed=0))
+    return save_bundle(tmp_path_factory.mktemp("fidelity") / f"{family}.inspector", res.model, res.manifest), data
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@needs_onednn
+@pytest.mark.parametrize("family", ["ganomaly", "skip-ganomaly"])
+def test_fast_paths_keep_auroc_and_scores_on_real_data(family: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every path used by default keeps image AUROC within 0.005 and every
+    per-image score within 1 % (relative) of plain fp32; bf16 is held to the
+    same limits where it is the default (BF16_VERIFIED)."""
+    from sklearn.metrics import roc_auc_score
+
+    shared_data("magnetic_tile")  # skip with a clear message without ../shared/data
+    bundle, data = _fidelity_bundle(family, tmp_path_factory)
+    ref = Inspector(bundle, device="cpu", precision="eager")
+    images, labels = _test_images(data, ref)
+    s0 = _scores(ref, images)
+    auc0 = roc_auc_score(labels, s0)
+    paths = ["fp32", "auto"] + (["bf16"] if cpu_has_native_bf16() and family in BF16_VERIFIED else [])
+    for p in paths:
+        insp = Inspector(bundle, device="cpu", precision=p)
+        s = _scores(insp, images)
+        rel = np.abs(s - s0) / np.abs(s0).clip(1e-12)
+        auc = roc_auc_score(labels, s)
+        msg = f"{family} on {data.name}, {insp.engine}: AUROC {auc:.4f} vs {auc0:.4f}, worst score {rel.max():.3%}"
+        assert abs(auc - auc0) <= 0.005, msg
+        assert rel.max() <= 0.01, msg
