@@ -9,9 +9,9 @@ real application code, offscreen, and checks what a user would notice:
    scikit-learn and pyqtgraph);
 3. a ``spawn`` child process starts and runs core code (the Train view trains
    in one; a frozen program needs ``multiprocessing.freeze_support()``);
-4. the demo bundle is found in the user's model folder, or built there the
-   way the first start builds it (demo images, a short training), on a worker
-   job like the window does;
+4. the demo bundle is found (shipped in ``models/``, or cached in the user's
+   model folder), or built there the way the first start builds it (demo
+   images, a short training), on a worker job like the window does;
 5. the demo parts are scored through the Inspect view (its ``ScoringWorker``:
    capture thread, scoring thread, history recording) into a temporary history
    database, and every part must come back with a finite score and a committed
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-DEFAULT_TIMEOUT_S = 900.0  # the first run trains the demo model: about a minute or two on 2 cores
+DEFAULT_TIMEOUT_S = 900.0  # without a shipped demo bundle the first run trains one: minutes on 2 cores
 
 
 class SelfTestFailure(RuntimeError):
@@ -159,12 +159,12 @@ def _build_window(settings: Any, waiter: _Waiter) -> Any:
 
 def _demo_bundle(win: Any, waiter: _Waiter) -> tuple[Path, str]:
     """The demo bundle, built on a worker job (as the window does) when it is not cached."""
-    from app.demo import _bundle_ok, demo_bundle_path, ensure_demo_bundle
+    from app.demo import _bundle_ok, demo_bundle_path, ensure_demo_bundle, shipped_demo_bundle
 
     s = win.ctx.settings
-    cached = _bundle_ok(demo_bundle_path(s))
-    if not cached:
-        _log(f"no cached demo bundle in {demo_bundle_path(s).parent}: building it (first start)")
+    how = "shipped" if shipped_demo_bundle() else "cached" if _bundle_ok(demo_bundle_path(s)) else "built"
+    if how == "built":
+        _log(f"no shipped or cached demo bundle: building it in {demo_bundle_path(s).parent} (first start)")
     state: dict[str, Any] = {}
 
     def progress(e: Any) -> None:
@@ -181,7 +181,7 @@ def _demo_bundle(win: Any, waiter: _Waiter) -> tuple[Path, str]:
     waiter.until(lambda: bool(state), "preparing the demo bundle")
     if "error" in state:
         raise SelfTestFailure(f"demo bundle: {state['error']}")
-    return state["path"], "cached" if cached else "built"
+    return state["path"], how
 
 
 def _score_demo(win: Any, waiter: _Waiter) -> list[Any]:

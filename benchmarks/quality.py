@@ -72,7 +72,12 @@ def main() -> int:
             tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, device=args.device, seed=args.seed,
                                samples_per_epoch=0, lr=1e-4 if model == "vgg16" else 2e-4)
             t0 = time.perf_counter()
-            res = train(index, mcfg, tcfg)
+            def log_epoch(ev, ds=ds, model=model) -> None:
+                if ev.kind == "epoch":
+                    m = " ".join(f"{k}={v:.4g}" for k, v in ev.metrics.items())
+                    print(f"#   {ds} {model} epoch {ev.epoch}/{ev.epochs} {ev.elapsed_s:.0f}s {m}", file=sys.stderr, flush=True)
+
+            res = train(index, mcfg, tcfg, progress=log_epoch)
             secs = time.perf_counter() - t0
             insp = Inspector(in_memory_bundle(res), device=args.device)
             metrics, _ = evaluate(insp, index)

@@ -210,12 +210,15 @@ def test_fast_paths_keep_auroc_and_scores_on_real_data(family: str, tmp_path_fac
     images, labels = _test_images(data, ref)
     s0 = _scores(ref, images)
     auc0 = roc_auc_score(labels, s0)
-    paths = ["fp32", "auto"] + (["bf16"] if cpu_has_native_bf16() and family in BF16_VERIFIED else [])
-    for p in paths:
+    bf16_native = cpu_has_native_bf16()
+    for p in ["fp32", "auto"] + (["bf16"] if bf16_native else []):
         insp = Inspector(bundle, device="cpu", precision=p)
         s = _scores(insp, images)
         rel = np.abs(s - s0) / np.abs(s0).clip(1e-12)
         auc = roc_auc_score(labels, s)
-        msg = f"{family} on {data.name}, {insp.engine}: AUROC {auc:.4f} vs {auc0:.4f}, worst score {rel.max():.3%}"
+        msg = f"{family} on {data.name}, {p} -> {insp.engine}: AUROC {auc:.4f} vs {auc0:.4f}, worst score {rel.max():.3%}"
+        print(msg)
+        if p == "bf16" and family not in BF16_VERIFIED:
+            continue  # measured and printed, not the default: not held to the limits
         assert abs(auc - auc0) <= 0.005, msg
         assert rel.max() <= 0.01, msg
