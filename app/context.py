@@ -136,7 +136,8 @@ class AppContext(QObject):
         return handle
 
     def _job_ended(self, handle: JobHandle) -> None:
-        handle.wait(2000)
+        # No wait here: this runs on the GUI thread, and the worker's QThread
+        # keeps itself alive until it has really ended (CallableThread).
         if handle in self._jobs:
             self._jobs.remove(handle)
             self.jobsChanged.emit()

@@ -16,15 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # torch is imported so that subprocesses (CLI tests) inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared_data(category: str) -> Path:
-    """Path of a real data set in ../shared/data, or skip with a clear reason."""
-    root = Path(os.environ.get("INSPECTOR_SHARED_DATA", SHARED_DATA)) / category
-    if not (root / "train" / "good").is_dir():
-        pytest.skip(f"real data set not available: {root} (tests marked 'data' need ../shared/data)")
-    return root
+from _datasets import SHARED_DATA, shared_data  # noqa: E402,F401 - re-exported for tests
 
 
 @pytest.fixture(scope="session")

@@ -72,6 +72,12 @@ def _child(args: tuple[DatasetIndex, ModelConfig, TrainConfig, Path, bool], q: A
             os.nice(CHILD_NICENESS)
         except OSError:
             pass
+    import torch
+
+    # leave one core to the window and a live inspection on small stations
+    cores = os.cpu_count() or 1
+    if cores <= 4 and torch.get_num_threads() > max(1, cores - 1):
+        torch.set_num_threads(max(1, cores - 1))
     token = CancelToken()
     parent = os.getppid()
 

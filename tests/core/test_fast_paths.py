@@ -25,7 +25,7 @@ from inspection_core.data.dataset import load_images, scan_dataset
 from inspection_core.inference import Inspector
 from inspection_core.models import build_model
 
-from conftest import shared_data
+from _datasets import shared_data
 
 needs_onednn = pytest.mark.skipif(not cpu_can_pack(), reason="this torch build has no oneDNN (mkldnn) convolutions")
 needs_bf16 = pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
