@@ -47,11 +47,14 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 REQUESTS = ("auto", "eager") + PRECISIONS
 #: model families whose bf16 path passed the fidelity check on real data
 #: (image AUROC within 0.005, every per-image score within 1 % of fp32).
-#: GANomaly is NOT here: its score is a small difference of two bf16 latents
-#: (|z - z_hat| is ~17 % of |z| on a trained screw model), so bf16 rounding
-#: moved per-image scores by up to 2.7 % (median 0.6 %) on screw, even with
-#: both encoders kept in fp32 (1.8 %). A bundle can still opt in after a
-#: check on its own data (:func:`record_fidelity`).
+#: No family qualifies (measured on the lead's 128 px bundles, see
+#: docs/performance.md): on magnetic_tile bf16 held (GANomaly worst score
+#: 0.47 %, Skip-GANomaly 0.26 %, AUROC within 0.0002) but on screw it did not:
+#: GANomaly's score is a small difference of two latents (|z - z_hat| ~ 17 %
+#: of |z|), worst score 2.7 % (1.8 % even with both encoders in fp32);
+#: Skip-GANomaly reconstructs screw so well (MSE ~0.005) that bf16 rounding
+#: of x_hat moves scores by 1.8 % and AUROC by 0.018. A bundle can opt in
+#: after a passing check on its own data (:func:`record_fidelity`).
 BF16_VERIFIED: frozenset[str] = frozenset()
 #: environment override for stations (e.g. ``INSPECTOR_PRECISION=eager``)
 ENV_VAR = "INSPECTOR_PRECISION"

@@ -172,18 +172,22 @@ def test_cuda_paths_score_like_the_cpu(tiny_ganomaly_bundle: Path, demo_data: Pa
 
 
 # --------------------------------------------------------------------------- fidelity on real data
-def _fidelity_bundle(family: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(bundle, data set) for ``family``: a trained bundle from
-    ``$INSPECTOR_FIDELITY_BUNDLES`` or a short training on magnetic_tile."""
+def _fidelity_bundles(family: str, tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Path]]:
+    """(bundle, data set) pairs for ``family``: every trained bundle in
+    ``$INSPECTOR_FIDELITY_BUNDLES`` whose training data is at hand, else one
+    short training on magnetic_tile."""
     from inspection_core.bundle import read_manifest
 
     folder = os.environ.get("INSPECTOR_FIDELITY_BUNDLES")
+    found = []
     if folder:
         for p in sorted(Path(folder).glob("*.inspector")):
             m = read_manifest(p)
             root = Path(m["training"]["data"].get("root", ""))
             if m["model"]["model"] == family and (root / "test").is_dir():
-                return p, root
+                found.append((p, root))
+    if found:
+        return found
     data = shared_data("magnetic_tile")
     from inspection_core.bundle import save_bundle
     from inspection_core.config import TrainConfig
@@ -191,7 +195,7 @@ def _fidelity_bundle(family: str, tmp_path_factory: pytest.TempPathFactory) -> t
 
     res = train(data, ModelConfig(family, image_size=128),
                 TrainConfig(epochs=2, max_steps_per_epoch=4, device="cpu", samples_per_epoch=0, seed=0))
-    return save_bundle(tmp_path_factory.mktemp("fidelity") / f"{family}.inspector", res.model, res.manifest), data
+    return [(save_bundle(tmp_path_factory.mktemp("fidelity") / f"{family}.inspector", res.model, res.manifest), data)]
 
 
 @pytest.mark.data
@@ -200,25 +204,26 @@ def _fidelity_bundle(family: str, tmp_path_factory: pytest.TempPathFactory) -> t
 @pytest.mark.parametrize("family", ["ganomaly", "skip-ganomaly"])
 def test_fast_paths_keep_auroc_and_scores_on_real_data(family: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every path used by default keeps image AUROC within 0.005 and every
-    per-image score within 1 % (relative) of plain fp32; bf16 is held to the
-    same limits where it is the default (BF16_VERIFIED)."""
+    per-image score within 1 % (relative) of plain fp32; bf16 is measured
+    and printed, and held to the same limits where it is the default
+    (BF16_VERIFIED)."""
     from sklearn.metrics import roc_auc_score
 
     shared_data("magnetic_tile")  # skip with a clear message without ../shared/data
-    bundle, data = _fidelity_bundle(family, tmp_path_factory)
-    ref = Inspector(bundle, device="cpu", precision="eager")
-    images, labels = _test_images(data, ref)
-    s0 = _scores(ref, images)
-    auc0 = roc_auc_score(labels, s0)
-    bf16_native = cpu_has_native_bf16()
-    for p in ["fp32", "auto"] + (["bf16"] if bf16_native else []):
-        insp = Inspector(bundle, device="cpu", precision=p)
-        s = _scores(insp, images)
-        rel = np.abs(s - s0) / np.abs(s0).clip(1e-12)
-        auc = roc_auc_score(labels, s)
-        msg = f"{family} on {data.name}, {p} -> {insp.engine}: AUROC {auc:.4f} vs {auc0:.4f}, worst score {rel.max():.3%}"
-        print(msg)
-        if p == "bf16" and family not in BF16_VERIFIED:
-            continue  # measured and printed, not the default: not held to the limits
-        assert abs(auc - auc0) <= 0.005, msg
-        assert rel.max() <= 0.01, msg
+    for bundle, data in _fidelity_bundles(family, tmp_path_factory):
+        ref = Inspector(bundle, device="cpu", precision="eager")
+        images, labels = _test_images(data, ref)
+        s0 = _scores(ref, images)
+        auc0 = roc_auc_score(labels, s0)
+        for p in ["fp32", "auto"] + (["bf16"] if cpu_has_native_bf16() else []):
+            insp = Inspector(bundle, device="cpu", precision=p)
+            s = _scores(insp, images)
+            rel = np.abs(s - s0) / np.abs(s0).clip(1e-12)
+            auc = roc_auc_score(labels, s)
+            msg = (f"{bundle.name} on {data.name}, {p} -> {insp.engine}: AUROC {auc:.4f} vs {auc0:.4f}, "
+                   f"worst score {rel.max():.3%}, median {np.median(rel):.3%}")
+            print(msg)
+            if p == "bf16" and family not in BF16_VERIFIED:
+                continue  # measured and printed; not a default, so not held to the limits
+            assert abs(auc - auc0) <= 0.005, msg
+            assert rel.max() <= 0.01, msg
