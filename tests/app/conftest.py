@@ -31,35 +31,7 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     return {"config": cfg, "data": data}
 
 
-class GapMeter:
-    """Measures the longest pause of the event loop with a 10 ms timer."""
-
-    def __init__(self) -> None:
-        from PySide6.QtCore import QElapsedTimer, QTimer
-
-        self.timer = QTimer(interval=10)
-        self.clock = QElapsedTimer()
-        self.max_gap_ms = 0
-        self.ticks = 0
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self) -> None:
-        self.ticks += 1
-        self.max_gap_ms = max(self.max_gap_ms, self.clock.restart())
-
-    def start(self) -> "GapMeter":
-        self.clock.start()
-        self.timer.start()
-        return self
-
-    def stop(self) -> None:
-        self.timer.stop()
-
-    def __enter__(self) -> "GapMeter":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+from _gaps import GapMeter  # noqa: E402
 
 
 @pytest.fixture

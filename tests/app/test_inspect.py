@@ -61,7 +61,7 @@ def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectVie
     assert view.tile_inspected.value.text() == str(scored)
     # The GUI thread never waited on scoring.
     assert gap_meter.ticks > 20
-    assert gap_meter.max_gap_ms < 100, f"event loop blocked for {gap_meter.max_gap_ms} ms while scoring"
+    gap_meter.assert_responsive()
 
 
 def test_stale_frames_are_dropped_when_scoring_is_slower_than_the_source(ctx, qtbot, tmp_path: Path,
