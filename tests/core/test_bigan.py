@@ -13,15 +13,6 @@ from inspection_core.models import available_models, build_model
 from inspection_core.models.bigan import BiGAN
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the test machine's cores are shared: OpenMP spinning on 2 busy cores
-    # makes these tiny convolutions 30x slower than one thread
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def good_parts(n: int, channels: int = 1, size: int = 32, seed: int = 0) -> torch.Tensor:
     """Stripes with a random phase: the 'good' pattern, in [-1, 1]."""

@@ -16,14 +16,6 @@ from inspection_core.models import available_models, build_model
 from inspection_core.models.vgg16 import VGG16Classifier, WeightsUnavailableError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # shared 2-core machine: one thread avoids OpenMP spinning on busy cores
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def parts(n: int, size: int = 32, channels: int = 1, seed: int = 0):
     """Striped good parts; odd indices get a bright 8x8 square (the defect).
