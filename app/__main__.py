@@ -56,6 +56,9 @@ def smoke_test() -> int:
     from app.main_window import MainWindow, app_icon
 
     app = QApplication.instance() or QApplication([])
+    from app import gc_guard
+
+    gc_guard.install(app)
     configure_qsettings()
     problems = []
     if app_icon().isNull():
@@ -91,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from app import gc_guard
+
+    gc_guard.install(app)  # cycles are freed on the GUI thread, never in a worker
     configure_qsettings()
     app.setStyle("Fusion")
     app.setStyleSheet(load_style())

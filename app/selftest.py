@@ -251,6 +251,9 @@ def run_self_test(timeout_s: float | None = None) -> int:
 
     frozen = "frozen" if getattr(sys, "frozen", False) else "source"
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from app import gc_guard
+
+    gc_guard.install(app)
     waiter = _Waiter(t0 + timeout_s)
     parts: list[str] = []
     win = None

@@ -16,6 +16,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # torch is imported so that subprocesses (CLI tests) inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+ROOT = Path(__file__).resolve().parent.parent
+
 from _datasets import SHARED_DATA, shared_data  # noqa: E402,F401 - re-exported for tests
 
 
@@ -29,6 +31,16 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _python_collects_outside_app_tests(request):
+    """tests/app switch automatic garbage collection off (``app.gc_guard``); turn it back on for the rest."""
+    import sys
+
+    if "app.gc_guard" in sys.modules and "app" not in Path(request.node.path).relative_to(ROOT).parts[1:2]:
+        sys.modules["app.gc_guard"].uninstall()
+    yield
 
 
 @pytest.fixture(scope="session")

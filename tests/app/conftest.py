@@ -34,6 +34,18 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 from _gaps import GapMeter  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def gui_thread_gc(qapp):
+    """Cyclic garbage collection on the GUI thread only, as the app does
+    (``app.gc_guard``): a collection in a worker thread that frees a widget
+    crashes the process. The root conftest gives collection back to Python
+    for tests outside tests/app."""
+    from app import gc_guard
+
+    gc_guard.install(qapp)
+    yield
+
+
 @pytest.fixture
 def gap_meter() -> GapMeter:
     return GapMeter()
