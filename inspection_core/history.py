@@ -367,7 +367,8 @@ class HistoryDB:
         tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
+            # Fastest zlib level: lossless all the same, and this runs on the scoring thread.
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 1])
             if not ok:
                 raise ValueError(f"cannot encode a {image.dtype} array of shape {image.shape} as PNG")
             with open(tmp, "wb") as fh:

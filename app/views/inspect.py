@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -21,7 +23,7 @@ from PySide6.QtWidgets import (
 from app.context import AppContext
 from app.manifest import read_manifest_light
 from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part of this view's API
-from app.widgets.image_pane import ImagePane, heat_overlay
+from app.widgets.image_pane import ImagePane, fit_for_display, heat_overlay
 from app.widgets.recent_strip import RecentStrip
 from app.widgets.stat_tile import StatTile
 from app.widgets.verdict_banner import VerdictBanner
@@ -40,7 +42,10 @@ class InspectView(QWidget):
     """Source picker, three image panes, verdict banner, shift counters, bundle panel."""
 
     resultShown = Signal(object)       # LiveResult, after it was counted
+    rendered = Signal(object)          # LiveResult, once its images and verdict are drawn
     runningChanged = Signal(bool)
+
+    RENDER_INTERVAL_MS = 30            # at most ~33 renders a second; never a wait when parts come slower
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,10 +59,13 @@ class InspectView(QWidget):
         self._source_desc: tuple[str, str] | None = None
         self._state = "idle"
         self._build()
+        # Rendering follows the results: a part is drawn as soon as it arrives,
+        # at most once per RENDER_INTERVAL_MS (a faster source shows its newest part).
         self._render_timer = QTimer(self)
-        self._render_timer.setInterval(40)
+        self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self._render_latest)
-        self._render_timer.start()
+        self._last_render = 0.0
+        self._last_status = 0.0
         self._shortcut = QShortcut(QKeySequence(ctx.settings.trigger_key or "Space"), self)
         self._shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
         self._shortcut.activated.connect(self._on_trigger_key)
@@ -415,6 +423,8 @@ class InspectView(QWidget):
             except (RuntimeError, TypeError):
                 pass
         w.stop(5000)
+        if self._dirty:
+            self._render_latest()  # the last part and the final counts, not one render interval late
         if self.banner.verdict in ("IDLE", "LOST"):
             self.banner.set_idle("STOPPED", "press Start to inspect")
         self._update_buttons()
@@ -476,15 +486,19 @@ class InspectView(QWidget):
         self._latest = r
         self._dirty = True
         self._pending_thumbs.append(r)
-        self._update_counters()
-        self.fps_label.setText(f"{r.fps:.1f}")
-        self.latency_label.setText(f"{r.score_ms:.0f} ms")
-        self.dropped_label.setText(f"{r.frames_dropped}")
         if self._state in ("reconnecting", "warning"):
             self._hide_state()
+        self._schedule_render()
         self.resultShown.emit(r)
 
+    def _schedule_render(self) -> None:
+        if self._render_timer.isActive():
+            return  # the newest result is drawn when it fires
+        since_ms = (time.monotonic() - self._last_render) * 1000.0
+        self._render_timer.start(int(max(0.0, self.RENDER_INTERVAL_MS - since_ms)))
+
     def _render_latest(self) -> None:
+        self._last_render = time.monotonic()
         for t in self._pending_thumbs[-self.recent._items.maxlen:]:
             im = t.image if t.image is not None else t.prediction.image
             self.recent.add(im, str(getattr(t.prediction.verdict, "value", t.prediction.verdict)), t.prediction.score)
@@ -494,7 +508,16 @@ class InspectView(QWidget):
         self._dirty = False
         r = self._latest
         p = r.prediction
+        self._update_counters()
+        now = time.monotonic()
+        if now - self._last_status >= 0.5:  # rates, not per part: a label change re-lays-out the window
+            self._last_status = now
+            self.fps_label.setText(f"{r.fps:.1f}")
+            self.latency_label.setText(f"{r.score_ms:.0f} ms")
+            self.dropped_label.setText(f"{r.frames_dropped}")
         shown = r.image if r.image is not None else p.image
+        dpr = self.devicePixelRatioF()
+        shown = fit_for_display(np.asarray(shown), int(self.image_pane.width() * dpr), int(self.image_pane.height() * dpr))
         self.image_pane.set_image(shown)
         if p.reconstruction is not None:
             self.recon_pane.set_image(p.reconstruction)
@@ -504,6 +527,7 @@ class InspectView(QWidget):
         self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low)
         when = time.strftime("%H:%M:%S", time.localtime(r.frame_timestamp))
         self.ref_label.setText(f"{when}   {r.frame_ref}")
+        self.rendered.emit(r)
 
     def _update_counters(self) -> None:
         c = self.counters

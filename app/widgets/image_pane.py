@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -48,6 +48,17 @@ def to_qimage(image: np.ndarray) -> QImage:
     return qimg
 
 
+def fit_for_display(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` shrunk (area averaging, aspect kept) to fit ``width`` x ``height``;
+    unchanged when it already fits. A 5-megapixel camera frame is reduced once,
+    so the overlay and the panes cost the same as for a small frame."""
+    h, w = image.shape[:2]
+    s = min(width / w, height / h)
+    if s >= 1.0 or width <= 0 or height <= 0:
+        return image
+    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
 def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6,
                  colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
     """The image (as BGR) with the [0, 1] heat map blended over it in a colour map."""
@@ -57,14 +68,16 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6,
     elif base.shape[2] == 4:
         base = cv2.cvtColor(base, cv2.COLOR_BGRA2BGR)
     h, w = base.shape[:2]
-    hm = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
+    hm = np.asarray(heat, dtype=np.float32)
     if hm.shape[:2] != (h, w):
         hm = cv2.resize(hm, (w, h), interpolation=cv2.INTER_LINEAR)
-    colored = cv2.applyColorMap((hm * 255.0).astype(np.uint8), colormap)
-    # Blend more where the heat is higher so a clean part stays readable.
-    a = (alpha * np.clip(0.1 + 1.2 * hm, 0.0, 1.0))[..., None]
-    out = base.astype(np.float32) * (1.0 - a) + colored.astype(np.float32) * a
-    return out.astype(np.uint8)
+    hm = np.clip(np.nan_to_num(hm), 0.0, 1.0)
+    colored = cv2.applyColorMap(cv2.convertScaleAbs(hm, alpha=255.0), colormap)
+    # Blend more where the heat is higher so a clean part stays readable
+    # (one OpenCV pass: a live view draws this for every part).
+    a = np.clip(0.1 + 1.2 * hm, 0.0, 1.0)
+    a *= alpha
+    return cv2.blendLinear(base, colored, 1.0 - a, a)
 
 
 class ImagePane(QWidget):
@@ -76,6 +89,7 @@ class ImagePane(QWidget):
         self.placeholder = "No image"
         self._qimage: QImage | None = None
         self._array: np.ndarray | None = None
+        self._scaled: QImage | None = None  # the image scaled to the pane, made once per image and size
         self.setMinimumSize(160, 160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
@@ -90,6 +104,7 @@ class ImagePane(QWidget):
         else:
             self._array = to_display(image)
             self._qimage = to_qimage(self._array)
+        self._scaled = None
         self.update()
 
     def clear(self, placeholder: str | None = None) -> None:
@@ -123,7 +138,9 @@ class ImagePane(QWidget):
             return
         iw, ih = self._qimage.width(), self._qimage.height()
         scale = min(area.width() / iw, area.height() / ih)
-        tw, th = iw * scale, ih * scale
-        target = QRectF(area.x() + (area.width() - tw) / 2, area.y() + (area.height() - th) / 2, tw, th)
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-        p.drawImage(target, self._qimage)
+        tw, th = max(1, round(iw * scale)), max(1, round(ih * scale))
+        if self._scaled is None or (self._scaled.width(), self._scaled.height()) != (tw, th):
+            # Scaled once here, not on every repaint (a live view repaints panes more often than parts arrive).
+            self._scaled = self._qimage.scaled(tw, th, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation)
+        p.drawImage(QPointF(area.x() + (area.width() - tw) / 2, area.y() + (area.height() - th) / 2), self._scaled)

@@ -7,7 +7,7 @@ from collections import deque
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -26,6 +26,7 @@ class RecentStrip(QWidget):
         self._items: deque = deque(maxlen=capacity)
         self.setFixedHeight(self.THUMB + 34)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
 
     def sizeHint(self) -> QSize:
         return QSize(600, self.THUMB + 34)
@@ -35,7 +36,8 @@ class RecentStrip(QWidget):
         h, w = img.shape[:2]
         s = self.THUMB / max(h, w)
         thumb = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        self._items.appendleft((np.ascontiguousarray(thumb), verdict, score))
+        # Converted once (an owned copy), drawn unscaled on every repaint.
+        self._items.appendleft((to_qimage(np.ascontiguousarray(thumb)).copy(), verdict, score))
         self.update()
 
     def clear(self) -> None:
@@ -60,8 +62,8 @@ class RecentStrip(QWidget):
                 break
             color = QColor(VERDICT_COLORS.get(verdict, "#5c6670"))
             p.fillRect(QRectF(x - 3, y - 3, t + 6, t + 6), color)
-            qimg = to_qimage(thumb)
-            p.drawImage(QRectF(x, y, t, t), qimg)
+            p.fillRect(QRectF(x, y, t, t), QColor("#15191e"))
+            p.drawImage(QPointF(x + (t - thumb.width()) / 2, y + (t - thumb.height()) / 2), thumb)
             p.setPen(QPen(QColor("#ffffff")))
             p.fillRect(QRectF(x, y + t - 14, t, 14), QColor(0, 0, 0, 150))
             p.drawText(QRectF(x, y + t - 14, t, 14), Qt.AlignmentFlag.AlignCenter, f"{score:.3g}")

@@ -23,4 +23,5 @@ class StatTile(QFrame):
         lay.addWidget(self.value)
 
     def set(self, text: str) -> None:
-        self.value.setText(text)
+        if text != self.value.text():  # an unchanged tile must not trigger a re-layout
+            self.value.setText(text)

@@ -31,7 +31,7 @@ class VerdictBanner(QFrame):
         self._detail = QLabel("")
         self._detail.setObjectName("verdictDetail")
         self._detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._detail.setWordWrap(True)
+        self._detail.setWordWrap(False)  # one line: a wrapping label re-lays-out the window on every part
         lay = QVBoxLayout(self)
         lay.setContentsMargins(16, 12, 16, 12)
         lay.addStretch(1)
@@ -44,6 +44,9 @@ class VerdictBanner(QFrame):
 
     def _apply(self, key: str) -> None:
         bg, fg = COLORS.get(key, COLORS["IDLE"])
+        if getattr(self, "_applied", None) == (bg, fg, self.verdict_pt):
+            return  # restyling is the costliest part of a verdict change; a run of PASS parts needs none
+        self._applied = (bg, fg, self.verdict_pt)
         # Font sizes live here (not in setFont) so an application style sheet cannot shrink them.
         self.setStyleSheet(
             f"QFrame#verdictBanner {{ background: {bg}; border-radius: 10px; }}"

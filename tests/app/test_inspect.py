@@ -150,3 +150,37 @@ def test_shift_counters_and_bundle_summary() -> None:
     assert info["model"] == "ganomaly · 64 px"
     assert info["data"] == "washers (108 good images)"
     assert info["threshold"].startswith("0.25 / 0.5") and "youden" in info["threshold"]
+
+
+def test_camera_sized_frames_are_drawn_at_display_size_as_soon_as_scored(view: InspectView, qtbot, tmp_path: Path,
+                                                                         part_images: list) -> None:
+    import cv2
+
+    big = [cv2.resize(im, (1600, 1200), interpolation=cv2.INTER_LINEAR) for im in part_images[:6]]
+    video = write_video(tmp_path / "camera.avi", big, fps=25.0)
+    assert view.start_source("video", str(video))
+    with qtbot.waitSignal(view.rendered, timeout=30000) as blocker:
+        pass
+    r = blocker.args[0]
+    assert r.image.shape[:2] == (1200, 1600), "the full frame is what was scored and recorded"
+    assert view.banner.text == str(getattr(r.prediction.verdict, "value", r.prediction.verdict))
+    for pane in (view.image_pane, view.heat_pane):
+        h, w = pane.image_array().shape[:2]
+        assert w <= pane.width() * pane.devicePixelRatioF() and h <= pane.height() * pane.devicePixelRatioF()
+        assert abs(w / h - 1600 / 1200) < 0.02, "shrunk for display with its aspect ratio kept"
+
+
+def test_heat_overlay_colours_hot_regions_and_keeps_cold_ones_readable() -> None:
+    import numpy as np
+
+    from app.widgets.image_pane import heat_overlay
+
+    gray = np.full((40, 60), 128, np.uint8)
+    heat = np.zeros((20, 30), np.float32)
+    heat[:, 15:] = 1.0  # right half hot (heat maps come at model resolution)
+    out = heat_overlay(gray, heat)
+    assert out.shape == (40, 60, 3) and out.dtype == np.uint8
+    cold, hot = out[:, :20].reshape(-1, 3), out[:, 40:].reshape(-1, 3)
+    assert np.abs(cold.astype(int) - 128).max() <= 40, "a cold region stays close to the part"
+    b, g, r = hot.mean(axis=0)
+    assert r > b + 50 and r > g + 50, "a hot region turns red (JET, BGR)"
