@@ -100,12 +100,40 @@ class ImagePane(QWidget):
     def set_image(self, image: np.ndarray | None) -> None:
         """Show ``image`` (None clears the pane)."""
         if image is None:
-            self._array, self._qimage = None, None
+            self._array, self._qimage, self._scaled = None, None, None
         else:
             self._array = to_display(image)
             self._qimage = to_qimage(self._array)
-        self._scaled = None
+            self._scaled = self._fitted(self._array)
         self.update()
+
+    def _image_area(self) -> QRectF:
+        title_h = 28 if self.title else 0
+        return QRectF(6, title_h + 2, self.width() - 12, self.height() - title_h - 8)
+
+    def _target_size(self, iw: int, ih: int) -> tuple[int, int]:
+        area = self._image_area()
+        scale = min(area.width() / iw, area.height() / ih)
+        return max(1, round(iw * scale)), max(1, round(ih * scale))
+
+    def _fitted(self, array: np.ndarray) -> QImage | None:
+        """The image resized with OpenCV to exactly the size it is painted at (several
+        times cheaper than Qt's smooth scaling, which a live view would pay per part)."""
+        if not self.isVisible() or self._image_area().width() <= 0 or self._image_area().height() <= 0:
+            return None  # sized at the first paint
+        h, w = array.shape[:2]
+        pw, ph = self._pixel_size(w, h)
+        if (pw, ph) == (w, h) and self.devicePixelRatioF() == 1.0:
+            return self._qimage
+        interp = cv2.INTER_AREA if pw < w else cv2.INTER_LINEAR
+        qimg = to_qimage(cv2.resize(array, (pw, ph), interpolation=interp))
+        qimg.setDevicePixelRatio(self.devicePixelRatioF())  # drawn at its logical size, sharp on HiDPI
+        return qimg
+
+    def _pixel_size(self, iw: int, ih: int) -> tuple[int, int]:
+        tw, th = self._target_size(iw, ih)
+        dpr = self.devicePixelRatioF()
+        return max(1, round(tw * dpr)), max(1, round(th * dpr))
 
     def clear(self, placeholder: str | None = None) -> None:
         if placeholder is not None:
@@ -131,16 +159,13 @@ class ImagePane(QWidget):
             p.setPen(QColor("#aab4be"))
             p.drawText(QRectF(10, 0, self.width() - 20, title_h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                        self.title.upper())
-        area = QRectF(6, title_h + 2, self.width() - 12, self.height() - title_h - 8)
+        area = self._image_area()
         if self._qimage is None or area.width() <= 0 or area.height() <= 0:
             p.setPen(QColor("#5c6670"))
             p.drawText(area, Qt.AlignmentFlag.AlignCenter, self.placeholder)
             return
         iw, ih = self._qimage.width(), self._qimage.height()
-        scale = min(area.width() / iw, area.height() / ih)
-        tw, th = max(1, round(iw * scale)), max(1, round(ih * scale))
-        if self._scaled is None or (self._scaled.width(), self._scaled.height()) != (tw, th):
-            # Scaled once here, not on every repaint (a live view repaints panes more often than parts arrive).
-            self._scaled = self._qimage.scaled(tw, th, Qt.AspectRatioMode.IgnoreAspectRatio,
-                                               Qt.TransformationMode.SmoothTransformation)
+        tw, th = self._target_size(iw, ih)
+        if self._scaled is None or (self._scaled.width(), self._scaled.height()) != self._pixel_size(iw, ih):
+            self._scaled = self._fitted(self._array)  # first paint, or the pane was resized
         p.drawImage(QPointF(area.x() + (area.width() - tw) / 2, area.y() + (area.height() - th) / 2), self._scaled)
