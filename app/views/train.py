@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
     QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
 
@@ -145,6 +145,12 @@ class TrainView(QWidget):
         self.device_combo.addItems(["auto", "cpu", "cuda"])
         self.device_combo.setToolTip("auto: the GPU when there is one, else the CPU")
         form.addRow("Device:", self.device_combo)
+        self.fast_cpu_check = QCheckBox("Fast CPU training (bf16)")
+        self.fast_cpu_check.setToolTip(
+            "bf16 mixed precision and channels-last on the CPU: about 2x faster per epoch on CPUs with\n"
+            "AVX512-BF16 or AMX (measured 2.06x at 128 px), slower on CPUs without them. The weights\n"
+            "differ slightly from an fp32 run; evaluate the bundle before handing it over.")
+        form.addRow("", self.fast_cpu_check)
         self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         form.addRow("Seed:", self.seed_spin)
         self.name_edit = QLineEdit()
@@ -297,7 +303,8 @@ class TrainView(QWidget):
         mcfg = ModelConfig(model=self.model_combo.currentText(), image_size=int(self.size_combo.currentText()),
                            channels=channels, latent_dim=self.latent_spin.value(), base_width=self.width_spin.value())
         tcfg = TrainConfig(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
-                           device=self.device_combo.currentText(), seed=self.seed_spin.value())
+                           device=self.device_combo.currentText(), seed=self.seed_spin.value(),
+                           cpu_bf16=self.fast_cpu_check.isChecked())
         if mcfg.model == "vgg16":
             tcfg.lr = 1e-4
         return mcfg, tcfg

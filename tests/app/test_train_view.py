@@ -89,6 +89,7 @@ def test_completed_training_saves_a_bundle_the_inspect_view_finds(view: TrainVie
     view.epochs_spin.setValue(1)
     view.name_edit.setText("tiny run")
     view.name_edit.setModified(True)
+    view.fast_cpu_check.setChecked(True)  # the engineer's fast CPU training switch reaches the trainer
     changed: list[object] = []
     ctx.bundleChanged.connect(changed.append)
     # Responsiveness while training is asserted in the stop test above; here the
@@ -101,6 +102,7 @@ def test_completed_training_saves_a_bundle_the_inspect_view_finds(view: TrainVie
     assert view.saved_path in ctx.list_bundles()
     m = read_manifest(view.saved_path)
     assert m["model"]["image_size"] == 32 and m["model"]["base_width"] == 8
+    assert m["training"]["precision"] == "bf16-amp"
     assert m["metrics"]["image_auroc"] is not None  # evaluated on the test split
     assert view.summary_box.isVisible() and "Image AUROC" in "".join(
         view.metrics_grid.itemAt(i).widget().text() for i in range(view.metrics_grid.count()))
