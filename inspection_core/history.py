@@ -83,9 +83,6 @@ _INSERT = (
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
 
-_PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-
-
 class HistoryError(RuntimeError):
     """The history database cannot be used; ``path`` names the file."""
 
@@ -370,9 +367,7 @@ class HistoryDB:
         tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            # Huffman-only zlib: lossless all the same, about half the time of the default
-            # level and smaller files on textured parts; this runs on the scoring thread.
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(image), _PNG_FAST)
+            ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
             if not ok:
                 raise ValueError(f"cannot encode a {image.dtype} array of shape {image.shape} as PNG")
             with open(tmp, "wb") as fh:
