@@ -8,6 +8,7 @@ Re-exported by ``app.workers`` (``from app.workers import ScoringWorker``).
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -109,6 +110,12 @@ class ScoringWorker(QObject):
         self._source_ready = threading.Event()
         self._pending_threshold: Any = None
         self._done_times: list[float] = []
+        # Kept images (FAIL/REVIEW) are written by a background writer after their
+        # row is committed: a camera-sized PNG must not hold up the next part.
+        # Bounded, so a slow disk slows the line instead of dropping evidence.
+        self._keep_queue: queue.Queue = queue.Queue(maxsize=16)
+        self._keeper: threading.Thread | None = None
+        self.images_kept = 0
         self._capture = CallableThread(self._capture_loop, "capture")
         self._scoring = CallableThread(self._scoring_loop, "scoring")
         self._finished_threads = 0
@@ -177,11 +184,45 @@ class ScoringWorker(QObject):
             except Exception:  # noqa: BLE001 - closing a broken source must not stop shutdown
                 pass
         ok = bool(self._capture.wait(wait_ms) and self._scoring.wait(wait_ms))
+        if ok:
+            ok = self._stop_keeper(wait_ms)
         if not ok and self not in _LINGERING:  # stuck in a driver call: keep its objects alive until it ends
             _LINGERING.append(self)
         elif ok and self in _LINGERING:
             _LINGERING.remove(self)
         return ok
+
+    # ---------------------------------------------------------------- kept images
+    def _keep_later(self, record_id: int, image: Any, ref: str) -> None:
+        if self._keeper is None:
+            self._keeper = threading.Thread(target=self._keeper_loop, name="keeper", daemon=True)
+            self._keeper.start()
+        self._keep_queue.put((record_id, image, ref))
+
+    def _keeper_loop(self) -> None:
+        while True:
+            item = self._keep_queue.get()
+            if item is None:
+                return
+            record_id, image, ref = item
+            try:
+                if self.history.attach_image(record_id, image) is None:
+                    self._emit("frameError", f"{ref}: recorded, but its image could not be kept (see the log)")
+                else:
+                    self.images_kept += 1
+            except Exception as exc:  # noqa: BLE001 - shown; the row itself is committed
+                self._emit("frameError", f"{ref}: recorded, but its image could not be kept ({exc})")
+
+    def _stop_keeper(self, wait_ms: int) -> bool:
+        """Write every queued image, then end the writer (True when it finished in time)."""
+        if self._keeper is None:
+            return True
+        self._keep_queue.put(None)
+        self._keeper.join(wait_ms / 1000.0 + 10.0)  # images already scored are evidence: give them time
+        done = not self._keeper.is_alive()
+        if done:
+            self._keeper = None
+        return done
 
     # ---------------------------------------------------------------- relay
     def _emit(self, kind: str, payload: Any = None) -> None:
@@ -340,16 +381,22 @@ class ScoringWorker(QObject):
         t1 = time.perf_counter()
         record_id, record_error = None, None
         if self.history is not None:
+            keep_later = frame.image is not None and hasattr(self.history, "attach_image") and \
+                self.history.keeps_image_for(pred.verdict)
             try:
                 record_id = self.history.record(
                     score=pred.score, verdict=pred.verdict, threshold_high=pred.threshold.high,
                     threshold_low=pred.threshold.low, source=self.source_label, image_ref=frame.ref,
                     bundle=getattr(self.inspector, "name", ""), bundle_id=getattr(self.inspector, "bundle_id", ""),
-                    station=self.station, latency_ms=pred.latency_ms, image=frame.image, time=frame.timestamp,
+                    station=self.station, latency_ms=pred.latency_ms, image=None if keep_later else frame.image,
+                    time=frame.timestamp,
                 )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - shown, and the frame is not counted as recorded
                 record_error = f"{frame.ref}: not recorded ({exc})"
                 self._emit("frameError", record_error)
+            else:
+                if keep_later:
+                    self._keep_later(record_id, frame.image, frame.ref)
         t2 = time.perf_counter()
         now = time.monotonic()
         self._done_times.append(now)

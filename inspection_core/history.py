@@ -455,6 +455,34 @@ class HistoryDB:
                 raise self._wrap(exc) from exc
         return ids
 
+    def keeps_image_for(self, verdict: Any) -> bool:
+        """Whether a part with this verdict has its image kept."""
+        return self.image_dir is not None and _verdict_str(verdict) in self.keep_images_for
+
+    def attach_image(self, record_id: int, image: np.ndarray) -> Path | None:
+        """Keep ``image`` for a row that is already committed; returns its path (None if it could not be written).
+
+        The live view records the row on its scoring thread and hands the image
+        to a background writer that calls this, so encoding a camera-sized PNG
+        (150-220 ms at 5 MP) never holds up the next part. A crash in between
+        leaves the committed row without an image, never an image without a row.
+        """
+        if self.image_dir is None:
+            return None
+        rec = self.get(record_id)
+        if rec is None:
+            raise HistoryError(self.path, f"no inspection with id {record_id} to attach an image to")
+        rel = Path(rec.time[:10]) / f"{rec.id}_{rec.verdict}.png"
+        if not self._save_image(rel, image):  # encoded and written outside the database lock
+            return None
+        with self._lock:
+            try:
+                self._db().execute("UPDATE inspections SET stored_image=? WHERE id=?", (rel.as_posix(), rec.id))
+            except sqlite3.Error as exc:
+                (self.image_dir / rel).unlink(missing_ok=True)
+                raise self._wrap(exc) from exc
+        return self.image_dir / rel
+
     def set_override(self, record_id: int, verdict: Any, operator: str) -> None:
         """Record an operator's decision on an inspection (``verdict=None`` clears it)."""
         value = None if verdict is None else _verdict_str(verdict)

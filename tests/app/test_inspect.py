@@ -51,6 +51,9 @@ def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectVie
     rows = ctx.history.query(limit=1000)
     assert all(r.image_ref.startswith("line.avi#frame=") for r in rows)
     assert {r.bundle for r in rows} == {"tiny_skip"}
+    kept = [r for r in rows if r.verdict in ("FAIL", "REVIEW")]
+    assert kept and all(ctx.history.image_path(r) is not None for r in kept), "every FAIL/REVIEW part keeps its image"
+    assert not any(r.stored_image for r in rows if r.verdict == "PASS")
     view._render_latest()
     assert view.banner.text in ("PASS", "REVIEW", "FAIL")
     assert "threshold" in view.banner.detail or "review band" in view.banner.detail

@@ -145,6 +145,27 @@ def test_fail_and_review_images_kept_pass_not(tmp_path: Path) -> None:
         assert db.get(i).stored_image is None
 
 
+def test_image_attached_after_the_row_is_committed(tmp_path: Path) -> None:
+    """The live view's order: commit the row, then keep the image from another thread."""
+    img = np.random.default_rng(1).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    with HistoryDB(tmp_path / "h.sqlite3", image_dir=tmp_path / "images") as db:
+        assert db.keeps_image_for("FAIL") and db.keeps_image_for(Verdict.REVIEW) and not db.keeps_image_for("PASS")
+        when = dt.datetime(2024, 5, 2, 10, 0, tzinfo=dt.timezone.utc)
+        rid = db.record(score=0.9, verdict="FAIL", threshold_high=0.5, time=when)
+        assert db.get(rid).stored_image is None  # committed, image not yet there
+        out: list = []
+        t = threading.Thread(target=lambda: out.append(db.attach_image(rid, img)))
+        t.start()
+        t.join()
+        rec = db.get(rid)
+        assert out == [tmp_path / "images" / "2024-05-02" / f"{rid}_FAIL.png"] and rec.stored_image == f"2024-05-02/{rid}_FAIL.png"
+        assert np.array_equal(cv2.imread(str(db.image_path(rec)), cv2.IMREAD_UNCHANGED), img)
+        with pytest.raises(HistoryError, match="no inspection with id 999"):
+            db.attach_image(999, img)
+    with HistoryDB(tmp_path / "h.sqlite3") as db:  # no image folder: nothing to keep
+        assert not db.keeps_image_for("FAIL") and db.attach_image(rid, img) is None
+
+
 def test_100k_rows_page_query_is_fast(tmp_path: Path) -> None:
     verdicts = ["PASS"] * 8 + ["REVIEW", "FAIL"]
     rows = (
