@@ -46,7 +46,9 @@ class ScoringWorker(QObject):
     ``frames_dropped``. The scoring thread loads the Inspector (torch is only
     ever touched there), scores the frame in the slot, records the verdict in
     the history database (committed before the result is emitted) and emits a
-    :class:`LiveResult`.
+    :class:`LiveResult`. A FAIL/REVIEW image is kept by a background writer
+    after its row is committed (``HistoryDB.attach_image``); ``stop()`` waits
+    until every queued image is written.
 
     ``lossless`` (default: the source is not live, e.g. a folder): the capture
     thread waits until the slot is free, so every image is scored. ``pace_fps``

@@ -103,9 +103,10 @@ def available_paths() -> list[str]:
 
 
 # --------------------------------------------------------------------------- inputs
-def make_inputs(work: Path, size: int) -> dict[str, Path]:
+def make_inputs(work: Path, size: int, frame_size: tuple[int, int] = (256, 256)) -> dict[str, Path]:
     """Generated parts (256 px frames, so preprocessing resizes), a folder of
-    test images and a 30 fps video of them."""
+    test images and a 30 fps video of them (its frames resized to ``frame_size``,
+    e.g. 1600x1200 for a camera-sized stream)."""
     import cv2
 
     from inspection_core.data.demo import make_demo_dataset
@@ -115,11 +116,12 @@ def make_inputs(work: Path, size: int) -> dict[str, Path]:
     if not demo.is_dir():
         make_demo_dataset(demo, seed=3, size=256, n_train=96, n_test_good=40, n_test_defect_per_type=6)
     frames = [read_image(p) for p in list_images(demo / "train" / "good")]
-    video = work / "parts.avi"
+    video = work / ("parts.avi" if frame_size == (256, 256) else f"parts_{frame_size[0]}x{frame_size[1]}.avi")
     if not video.is_file():
-        vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (256, 256))
+        vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, frame_size)
         for i in range(300):
-            vw.write(frames[i % len(frames)])
+            f = frames[i % len(frames)]
+            vw.write(f if f.shape[1::-1] == frame_size else cv2.resize(f, frame_size, interpolation=cv2.INTER_LINEAR))
         vw.release()
     return {"demo": demo, "video": video, "frame": demo / "test" / "good" / sorted(os.listdir(demo / "test" / "good"))[0]}
 
@@ -445,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=40, help="repetitions per latency figure")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--train-steps", type=int, default=3)
+    ap.add_argument("--frame-size", default="256x256", help="video frame size WxH for the live and app figures")
     ap.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     ap.add_argument("--app-probe", nargs=3, metavar=("BUNDLE", "VIDEO", "OUT"), help=argparse.SUPPRESS)
@@ -460,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="inspector-perf-") if args.work is None else None
     work = args.work or Path(tmp.name)  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
-    inputs = make_inputs(work, args.size)
+    fw, fh = (int(v) for v in args.frame_size.lower().split("x"))
+    inputs = make_inputs(work, args.size, (fw, fh))
     bundle = args.bundle or quick_bundle(work, inputs["demo"], args.size)
     from inspection_core.bundle import read_manifest
 
