@@ -16,17 +16,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ModelConfig, TrainConfig
-from .base import Detector, ScoreOutput, reconstruction_map, weights_init
-from .blocks import (
-    Decoder,
-    Discriminator,
-    Encoder,
-    discriminator_loss,
-    frozen,
-    per_image_mse,
-    reinit_if_collapsed,
-)
+from ..config import ModelConfig
+from .adversarial import GeneratorDiscriminatorDetector
+from .base import ScoreOutput, reconstruction_map, weights_init
+from .blocks import Decoder, Discriminator, Encoder, frozen, per_image_mse
 from .registry import register
 
 
@@ -48,7 +41,7 @@ class GanomalyGenerator(nn.Module):
 
 
 @register("ganomaly")
-class Ganomaly(Detector):
+class Ganomaly(GeneratorDiscriminatorDetector):
     """GANomaly detector. Params: ``w_adv`` (feature-matching adversarial
     loss), ``w_con`` (L1 reconstruction), ``w_enc`` (latent L2) weights."""
 
@@ -76,18 +69,6 @@ class Ganomaly(Detector):
         )
 
     # --------------------------------------------------------------- training
-    def configure_optimizers(self, tcfg: TrainConfig) -> None:
-        betas = (tcfg.beta1, 0.999)
-        self.optimizers = {
-            "g": torch.optim.Adam(self.generator.parameters(), lr=tcfg.lr, betas=betas, weight_decay=tcfg.weight_decay),
-            "d": torch.optim.Adam(self.discriminator.parameters(), lr=tcfg.lr, betas=betas, weight_decay=tcfg.weight_decay),
-        }
-
-    def maybe_reinit_discriminator(self, d_loss: float) -> bool:
-        """Re-initialise D when its loss collapsed below 1e-5 (as the
-        original implementation does). Returns whether it did."""
-        return reinit_if_collapsed(self.discriminator, d_loss, self.optimizers.get("d"))
-
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
         if not self.optimizers:
             raise RuntimeError("ganomaly: call configure_optimizers() before training_step()")
@@ -104,13 +85,7 @@ class Ganomaly(Detector):
         self.step(g_loss, self.optimizers["g"])
 
         # discriminator update on real vs. (detached) reconstructions
-        with self.autocast():
-            real_logits, _ = self.discriminator(x)
-            fake_logits, _ = self.discriminator(x_hat.detach())
-            d_loss = discriminator_loss(real_logits, fake_logits)
-        self.step(d_loss, self.optimizers["d"])
-        d_value = float(d_loss.item())
-        reinit = self.maybe_reinit_discriminator(d_value)
+        d_value, reinit = self.update_discriminator(x, x_hat)
 
         return {
             "g_loss": float(g_loss.item()),

@@ -17,9 +17,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ModelConfig, TrainConfig
-from .base import Detector, ScoreOutput, reconstruction_map, weights_init
-from .blocks import Discriminator, discriminator_loss, frozen, per_image_mse, pyramid_widths, reinit_if_collapsed
+from ..config import ModelConfig
+from .adversarial import GeneratorDiscriminatorDetector
+from .base import ScoreOutput, reconstruction_map, weights_init
+from .blocks import Discriminator, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
 
@@ -78,7 +79,7 @@ class UNetGenerator(nn.Module):
 
 
 @register("skip-ganomaly")
-class SkipGanomaly(Detector):
+class SkipGanomaly(GeneratorDiscriminatorDetector):
     """Skip-GANomaly detector. Params: ``w_adv`` (adversarial BCE), ``w_con``
     (L1 reconstruction), ``w_lat`` (L2 between discriminator features of x
     and x_hat) loss weights; ``lam`` mixes the score (1 = reconstruction
@@ -110,17 +111,6 @@ class SkipGanomaly(Detector):
         return ScoreOutput(scores=scores, anomaly_map=reconstruction_map(x, x_hat), reconstruction=x_hat.float())
 
     # --------------------------------------------------------------- training
-    def configure_optimizers(self, tcfg: TrainConfig) -> None:
-        betas = (tcfg.beta1, 0.999)
-        self.optimizers = {
-            "g": torch.optim.Adam(self.generator.parameters(), lr=tcfg.lr, betas=betas, weight_decay=tcfg.weight_decay),
-            "d": torch.optim.Adam(self.discriminator.parameters(), lr=tcfg.lr, betas=betas, weight_decay=tcfg.weight_decay),
-        }
-
-    def maybe_reinit_discriminator(self, d_loss: float) -> bool:
-        """Re-initialise D when its loss collapsed below 1e-5. Returns whether it did."""
-        return reinit_if_collapsed(self.discriminator, d_loss, self.optimizers.get("d"))
-
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
         if not self.optimizers:
             raise RuntimeError("skip-ganomaly: call configure_optimizers() before training_step()")
@@ -138,13 +128,7 @@ class SkipGanomaly(Detector):
             g_loss = p["w_adv"] * g_adv + p["w_con"] * g_con + p["w_lat"] * g_lat
         self.step(g_loss, self.optimizers["g"])
 
-        with self.autocast():
-            real_logits, _ = self.discriminator(x)
-            fake_logits, _ = self.discriminator(x_hat.detach())
-            d_loss = discriminator_loss(real_logits, fake_logits)
-        self.step(d_loss, self.optimizers["d"])
-        d_value = float(d_loss.item())
-        reinit = self.maybe_reinit_discriminator(d_value)
+        d_value, reinit = self.update_discriminator(x, x_hat)
 
         return {
             "g_loss": float(g_loss.item()),
