@@ -62,6 +62,17 @@ def ctx(qtbot, isolated_dirs):
     c.shutdown(10000)
 
 
+@pytest.fixture
+def engineer_ctx(qtbot, tmp_path: Path):
+    """An engineer's AppContext with its data and models folders in tmp; shut down after the test."""
+    from app.context import AppContext
+    from app.settings import StationSettings
+
+    c = AppContext(settings=StationSettings(data_dir=str(tmp_path / "data"), models_dir=str(tmp_path / "models")))
+    yield c
+    c.shutdown(10000)
+
+
 def write_video(path: Path, images: list, fps: float = 25.0) -> Path:
     """Write BGR uint8 frames to an MJPG .avi with cv2.VideoWriter (what a line camera recorder gives)."""
     import cv2

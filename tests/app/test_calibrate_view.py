@@ -13,7 +13,6 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from app.context import AppContext
-from app.settings import StationSettings
 from app.views.calibrate import CalibrateView
 from app.views.calibrate_dialogs import PredictionDialog, SaveCalibrationDialog
 from inspection_core import calibration as cal
@@ -30,10 +29,8 @@ def scores_and_labels(n_good: int = 120, n_defect: int = 40) -> tuple[np.ndarray
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, qtbot) -> AppContext:
-    c = AppContext(settings=StationSettings(data_dir=str(tmp_path / "data"), models_dir=str(tmp_path / "models")))
-    yield c
-    c.shutdown(10000)
+def ctx(engineer_ctx: AppContext) -> AppContext:
+    return engineer_ctx
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 
 from app.context import AppContext
-from app.settings import StationSettings
 from app.views.train import TrainView
 from inspection_core.bundle import read_manifest
 
@@ -22,10 +21,8 @@ from _gaps import GapMeter  # noqa: E402
 
 
 @pytest.fixture
-def ctx(tmp_path: Path, qtbot) -> AppContext:
-    c = AppContext(settings=StationSettings(data_dir=str(tmp_path / "data"), models_dir=str(tmp_path / "models")))
-    yield c
-    c.shutdown(10000)
+def ctx(engineer_ctx: AppContext) -> AppContext:
+    return engineer_ctx
 
 
 @pytest.fixture
