@@ -41,7 +41,7 @@ millisecond without bootstrap).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -475,10 +475,17 @@ def _relative_names(paths: Sequence[Any], root: str | Path | None) -> list[str]:
 
 def calibration_record(manifest: dict[str, Any], result: CalibrationResult, note: str = "",
                        paths: Sequence[Any] | None = None, root: str | Path | None = None,
-                       time: str | None = None) -> dict[str, Any]:
-    """Return a copy of ``manifest`` with the calibration written in (pure function)."""
+                       time: str | None = None, inference: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return a copy of ``manifest`` with the calibration written in (pure function).
+
+    ``inference``: ``Inspector.inference_record()`` of the Inspector that scored
+    the calibration set; stored as ``manifest["inference"]`` (keeping a stored
+    fidelity record) so the bundle says which scoring path its threshold belongs to.
+    """
     time = time or _now_iso()
     m = dict(manifest)
+    if inference is not None:
+        m["inference"] = {**(m.get("inference") or {}), **dict(inference)}
     old = dict(m.get("threshold") or {})
     new = result.threshold.to_dict()
     m["threshold"] = {**new, "strategy": result.strategy, "target": result.target,
@@ -504,13 +511,13 @@ def calibration_record(manifest: dict[str, Any], result: CalibrationResult, note
 
 
 def apply_calibration(bundle_path: str | Path, result: CalibrationResult, note: str = "",
-                      paths: Sequence[Any] | None = None, root: str | Path | None = None
-                      ) -> dict[str, Any]:
+                      paths: Sequence[Any] | None = None, root: str | Path | None = None,
+                      inference: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write the calibration into the bundle's manifest atomically; return the new manifest."""
     from .bundle import update_manifest
 
     fn: Callable[[dict[str, Any]], dict[str, Any]] = (
-        lambda m: calibration_record(m, result, note=note, paths=paths, root=root))
+        lambda m: calibration_record(m, result, note=note, paths=paths, root=root, inference=inference))
     return update_manifest(bundle_path, fn)
 
 

@@ -44,6 +44,7 @@ class CalibrateView(QWidget):
         self.strategy, self.target = "manual", None  # what placed the current line(s)
         self._placing = False
         self._inspector: Any = None  # created and used on workers only
+        self._root: Path | None = None  # the calibration data folder the paths are relative to
         self._score_job: Any = None
         self._save_job: Any = None
         self._dialogs: list[QDialog] = []
@@ -154,6 +155,7 @@ class CalibrateView(QWidget):
         if self._score_job is not None:  # scores of the previous model mean nothing for this one
             self._score_job.cancel()
         self._inspector = None
+        self._root = None
         self.scores = self.labels = self.paths = self.point = None
         self._show_bundle()
         m = self._manifest()
@@ -220,6 +222,7 @@ class CalibrateView(QWidget):
             self._say(str(exc), error=True)
             return
         samples = list(index.test)
+        self._root = index.root
         if not samples:
             self._say(f"'{folder}' has no test images (test/good, test/<defect>) to calibrate on.", error=True)
             return
@@ -481,12 +484,14 @@ class CalibrateView(QWidget):
         if dlg.exec() != QDialog.DialogCode.Accepted:
             self._say("Not saved.")
             return
-        note, paths = dlg.note_text(), self.paths
+        note, paths, root = dlg.note_text(), self.paths, self._root
+        # the scoring path (fp32 / bf16, engine) the threshold belongs to; None for scores read back from the bundle
+        inference = self._inspector.inference_record() if self._inspector is not None else None
         self.save_button.setEnabled(False)
         self._say("Saving…")
 
         def job(_p: Any, _c: Any) -> dict[str, Any]:
-            return cal.apply_calibration(bundle, result, note, paths=paths)
+            return cal.apply_calibration(bundle, result, note, paths=paths, root=root, inference=inference)
 
         def done(_manifest: dict[str, Any]) -> None:
             self.save_button.setEnabled(True)

@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
             print("Dry run: bundle not changed.")
             return 0
         old = manifest.get("threshold") or {}
-        new_manifest = apply_calibration(args.bundle, result, note=args.note, paths=paths, root=index.root)
+        new_manifest = apply_calibration(args.bundle, result, note=args.note, paths=paths, root=index.root,
+                                         inference=inspector.inference_record())
         print(f"Written to {args.bundle}: threshold {old.get('high')} (low {old.get('low')}) -> "
               f"{result.threshold.high:.6g} (low {result.threshold.low}); "
               f"{len(new_manifest.get('calibration_history', []))} entries in the calibration history.")

@@ -186,6 +186,8 @@ def test_score_a_folder_inspect_a_miss_and_save_to_the_bundle(view: CalibrateVie
     assert m["calibration_history"][-1]["note"] == "tested on the demo line"
     assert m["calibration_history"][-1]["old"]["high"] == pytest.approx(old_high)
     assert len(m["calibration"]["scores"]) == 28
+    assert all(p.startswith("test/") for p in m["calibration"]["paths"]), "paths relative to the data folder"
+    assert m["inference"]["engine"].startswith("cpu-") and m["calibration"]["precision_path"] == m["inference"]["precision"]
 
     # the stored scores redraw the same picture without rescoring
     before = view.confusion.counts()

@@ -242,6 +242,12 @@ def test_calibration_record_and_round_trip():
     assert old["threshold"]["high"] == 0.3 and "calibration" not in old  # input untouched
     m2 = calibration_record(m, calibrate(SCORES, LABELS, "youden", bootstrap=0))
     assert len(m2["calibration_history"]) == 2
+    # scored with a bf16 Inspector: the bundle now says its threshold belongs to bf16 (and keeps its fidelity record)
+    rec = {"precision": "bf16", "engine": "cpu-onednn-packed-bf16", "device": "cpu"}
+    m3 = calibration_record({**m, "inference": {"precision": "fp32", "fidelity": {"bf16": {"ok": True}}}}, res,
+                            inference=rec)
+    assert m3["calibration"]["precision_path"] == "bf16"
+    assert m3["inference"] == {**rec, "fidelity": {"bf16": {"ok": True}}}
     again = calibration_from_manifest(m2)
     assert again.threshold.high == GOOD[50] and again.point.fp == 49
 
@@ -281,7 +287,9 @@ def test_cli_calibrate_writes_bundle(bundle_copy, demo_data, capsys):
     assert m["threshold"] == {"high": phi, "low": None, "strategy": "fpr", "target": 0.1, "provisional": False}
     assert m["calibration_history"][-1]["note"] == "line 3"
     assert m["weights"] == weights_before and load_bundle(bundle_copy) is not None
-    assert Inspector(bundle_copy, device="cpu").threshold.high == phi  # inspection uses it
+    insp = Inspector(bundle_copy, device="cpu")
+    assert insp.threshold.high == phi  # inspection uses it
+    assert m["inference"]["engine"] == insp.engine and cal["precision_path"] == insp.precision == "fp32"
     op = operating_point(cal["scores"], cal["labels"], phi)
     assert f"({op.fp} of {op.n_good} good)" in out and "95% CI" in out and "Written to" in out
 
