@@ -38,6 +38,17 @@ SOURCE_KINDS = {
 }
 
 
+def _short_data_text(text: str, name_chars: int = 28) -> str:
+    """'<data set> (<n> good images)' with a long data-set name cut, so the
+    side panel keeps its height (the full text is the label's tooltip)."""
+    name, sep, count = text.rpartition(" (")
+    if not sep or not count.endswith("good images)"):
+        name, sep, count = text, "", ""
+    if len(name) > name_chars:
+        name = name[: name_chars - 1].rstrip() + "…"
+    return f"{name}{sep}{count}"
+
+
 class InspectView(QWidget):
     """Source picker, three image panes, verdict banner, shift counters, bundle panel."""
 
@@ -262,7 +273,8 @@ class InspectView(QWidget):
             return
         self.model_label.setText(info["model"])
         self.trained_label.setText(info["trained"])
-        self.data_label.setText(info["data"])
+        self.data_label.setText(_short_data_text(info["data"]))
+        self.data_label.setToolTip(info["data"])
         self.threshold_label.setText(info["threshold"])
 
     def _bundle_chosen(self, index: int) -> None:

@@ -31,6 +31,7 @@ def test_view_builds_and_shows_the_bundle(view: InspectView, tiny_bundle: Path) 
     assert not view.image_pane.has_image
     assert "skip-ganomaly" in view.model_label.text() and "32 px" in view.model_label.text()
     assert view.threshold_label.text() not in ("", "—")
+    assert view.data_label.text().endswith("good images)") and view.data_label.toolTip().endswith("good images)")
     assert view.bundle_combo.currentData() == str(tiny_bundle.resolve())
 
 
@@ -137,6 +138,14 @@ def test_lost_camera_shows_reconnecting_state(view: InspectView, qtbot) -> None:
     t = time.monotonic()
     view.stop()
     assert time.monotonic() - t < 6.0, "stopping a reconnecting camera must not hang"
+
+
+def test_long_data_set_names_are_cut_but_keep_the_image_count() -> None:
+    from app.views.inspect import _short_data_text
+
+    assert _short_data_text("washers (108 good images)") == "washers (108 good images)"
+    short = _short_data_text("generated demo data (make_demo_dataset seed=0, size=128) (108 good images)")
+    assert short == "generated demo data (make_d… (108 good images)"
 
 
 def test_shift_counters_and_bundle_summary() -> None:
