@@ -62,7 +62,7 @@ def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectVie
     assert "finished" in view.state_strip.text()
     c = view.counters
     assert c.passed + c.review + c.failed == c.inspected
-    assert view.tile_inspected.value.text() == str(scored)
+    assert view.tile_inspected.text() == str(scored)
     # The GUI thread never waited on scoring.
     assert gap_meter.ticks > 20
     gap_meter.assert_responsive()
