@@ -12,20 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )  # fmt: skip
 
 from app.context import AppContext
 from app.manifest import read_manifest_light
+from app.views.inspect_panels import BundlePanel, BusyPanel, PerformancePanel, ShiftPanel
 from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part of this view's API
 from app.widgets.image_pane import ImagePane, fit_for_display, heat_overlay
 from app.widgets.recent_strip import RecentStrip
-from app.widgets.stat_tile import StatTile
 from app.widgets.verdict_banner import VerdictBanner
 from app.workers import LiveResult, ScoringWorker
 
@@ -36,17 +34,6 @@ SOURCE_KINDS = {
     "video": "Video file",
     "camera": "Camera / stream",
 }
-
-
-def _short_data_text(text: str, name_chars: int = 28) -> str:
-    """'<data set> (<n> good images)' with a long data-set name cut, so the
-    side panel keeps its height (the full text is the label's tooltip)."""
-    name, sep, count = text.rpartition(" (")
-    if not sep or not count.endswith("good images)"):
-        name, sep, count = text, "", ""
-    if len(name) > name_chars:
-        name = name[: name_chars - 1].rstrip() + "…"
-    return f"{name}{sep}{count}"
 
 
 class InspectView(QWidget):
@@ -146,18 +133,8 @@ class InspectView(QWidget):
         root.addWidget(self.state_strip)
 
         # Busy panel (first start: the demo model is trained)
-        self.busy_panel = QFrame()
-        self.busy_panel.setObjectName("busyPanel")
-        bl = QHBoxLayout(self.busy_panel)
-        self.busy_label = QLabel("")
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)
-        self.busy_bar.setTextVisible(True)
-        self.busy_cancel = QPushButton("Cancel")
-        bl.addWidget(self.busy_label, 2)
-        bl.addWidget(self.busy_bar, 3)
-        bl.addWidget(self.busy_cancel)
-        self.busy_panel.hide()
+        self.busy_panel = BusyPanel()
+        self.busy_label = self.busy_panel.label
         root.addWidget(self.busy_panel)
 
         body = QHBoxLayout()
@@ -184,54 +161,20 @@ class InspectView(QWidget):
         self.banner = VerdictBanner()
         side.addWidget(self.banner)
 
-        counts = QGroupBox("Shift")
-        grid = QGridLayout(counts)
-        grid.setSpacing(6)
-        self.tile_inspected = StatTile("Inspected")
-        self.tile_pass = StatTile("Pass", "#4caf50")
-        self.tile_review = StatTile("Review", "#f0b400")
-        self.tile_fail = StatTile("Fail", "#ef5350")
-        self.tile_yield = StatTile("Yield")
-        self.tile_yield.set("—")
-        grid.addWidget(self.tile_inspected, 0, 0)
-        grid.addWidget(self.tile_yield, 0, 1)
-        grid.addWidget(self.tile_pass, 1, 0)
-        grid.addWidget(self.tile_fail, 1, 1)
-        grid.addWidget(self.tile_review, 2, 0)
-        self.reset_btn = QPushButton("New shift")
-        self.reset_btn.setToolTip("Reset the shift counters (the history keeps every record)")
-        self.reset_btn.clicked.connect(self.reset_counters)
-        grid.addWidget(self.reset_btn, 2, 1)
-        side.addWidget(counts)
-
-        perf = QGroupBox("Performance")
-        pf = QFormLayout(perf)
-        self.fps_label = QLabel("—")
-        self.latency_label = QLabel("—")
-        self.dropped_label = QLabel("0")
-        pf.addRow("Frames per second", self.fps_label)
-        pf.addRow("Scoring latency", self.latency_label)
-        pf.addRow("Stale frames dropped", self.dropped_label)
-        side.addWidget(perf)
-
-        model = QGroupBox("Model bundle")
-        mf = QFormLayout(model)
-        self.bundle_combo = QComboBox()
-        self.bundle_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.bundle_combo.setMinimumContentsLength(14)
-        self.bundle_combo.activated.connect(self._bundle_chosen)
-        self.model_label = QLabel("—")
-        self.trained_label = QLabel("—")
-        self.data_label = QLabel("—")
-        self.threshold_label = QLabel("—")
-        for lab in (self.model_label, self.trained_label, self.data_label, self.threshold_label):
-            lab.setWordWrap(True)
-        mf.addRow("Bundle", self.bundle_combo)
-        mf.addRow("Model", self.model_label)
-        mf.addRow("Trained", self.trained_label)
-        mf.addRow("On", self.data_label)
-        mf.addRow("Threshold", self.threshold_label)
-        side.addWidget(model)
+        self.shift_panel = ShiftPanel()
+        self.shift_panel.newShiftRequested.connect(self.reset_counters)
+        self.perf_panel = PerformancePanel()
+        self.bundle_panel = BundlePanel()
+        self.bundle_panel.bundle_combo.activated.connect(self._bundle_chosen)
+        # the panels' widgets under the names the rest of the app and the tests use
+        sp, pp, bp = self.shift_panel, self.perf_panel, self.bundle_panel
+        self.tile_inspected, self.tile_pass, self.tile_review = sp.tile_inspected, sp.tile_pass, sp.tile_review
+        self.tile_fail, self.tile_yield, self.reset_btn = sp.tile_fail, sp.tile_yield, sp.reset_btn
+        self.fps_label, self.latency_label, self.dropped_label = pp.fps_label, pp.latency_label, pp.dropped_label
+        self.bundle_combo, self.model_label, self.trained_label = bp.bundle_combo, bp.model_label, bp.trained_label
+        self.data_label, self.threshold_label = bp.data_label, bp.threshold_label
+        for panel in (sp, pp, bp):
+            side.addWidget(panel)
         side.addStretch(1)
         side_w = QWidget()
         side_w.setLayout(side)
@@ -245,37 +188,20 @@ class InspectView(QWidget):
     # ------------------------------------------------------------------ bundles
     def refresh_bundles(self) -> None:
         """Fill the bundle switcher from the model folders and show the current bundle."""
-        self.bundle_combo.blockSignals(True)
-        self.bundle_combo.clear()
-        current = self.ctx.bundle_path
-        for p in self.ctx.list_bundles():
-            self.bundle_combo.addItem(p.stem, str(p))
-            self.bundle_combo.setItemData(self.bundle_combo.count() - 1, str(p), Qt.ItemDataRole.ToolTipRole)
-        if current is not None:
-            i = self.bundle_combo.findData(str(current))
-            if i < 0:
-                self.bundle_combo.addItem(current.stem, str(current))
-                i = self.bundle_combo.count() - 1
-            self.bundle_combo.setCurrentIndex(i)
-        self.bundle_combo.blockSignals(False)
+        self.bundle_panel.set_bundles(self.ctx.list_bundles(), self.ctx.bundle_path)
         self._show_bundle_info()
 
     def _show_bundle_info(self) -> None:
         path = self.ctx.bundle_path
         if path is None:
-            for lab in (self.model_label, self.trained_label, self.data_label, self.threshold_label):
-                lab.setText("—")
+            self.bundle_panel.show_info(None)
             return
         try:
             info = bundle_summary(read_manifest_light(path))
         except Exception as exc:  # noqa: BLE001 - shown, not fatal
-            self.model_label.setText(f"unreadable: {exc}")
+            self.bundle_panel.show_error(f"unreadable: {exc}")
             return
-        self.model_label.setText(info["model"])
-        self.trained_label.setText(info["trained"])
-        self.data_label.setText(_short_data_text(info["data"]))
-        self.data_label.setToolTip(info["data"])
-        self.threshold_label.setText(info["threshold"])
+        self.bundle_panel.show_info(info)
 
     def _bundle_chosen(self, index: int) -> None:
         path = self.bundle_combo.itemData(index)
@@ -524,9 +450,7 @@ class InspectView(QWidget):
         now = time.monotonic()
         if now - self._last_status >= 0.5:  # rates, not per part: a label change re-lays-out the window
             self._last_status = now
-            self.fps_label.setText(f"{r.fps:.1f}")
-            self.latency_label.setText(f"{r.score_ms:.0f} ms")
-            self.dropped_label.setText(f"{r.frames_dropped}")
+            self.perf_panel.show_rates(r.fps, r.score_ms, r.frames_dropped)
         shown = r.image if r.image is not None else p.image
         dpr = self.devicePixelRatioF()
         shown = fit_for_display(np.asarray(shown), int(self.image_pane.width() * dpr), int(self.image_pane.height() * dpr))
@@ -542,13 +466,7 @@ class InspectView(QWidget):
         self.rendered.emit(r)
 
     def _update_counters(self) -> None:
-        c = self.counters
-        self.tile_inspected.set(str(c.inspected))
-        self.tile_pass.set(str(c.passed))
-        self.tile_review.set(str(c.review))
-        self.tile_fail.set(str(c.failed))
-        y = c.yield_pct
-        self.tile_yield.set("—" if y is None else f"{y:.1f} %")
+        self.shift_panel.show_counts(self.counters)
 
     # ------------------------------------------------------------------ states
     def _on_source_state(self, state: str, message: str) -> None:
@@ -597,18 +515,7 @@ class InspectView(QWidget):
 
     # ------------------------------------------------------------------ busy panel (demo preparation)
     def show_busy(self, text: str, fraction: float | None = None, on_cancel: Any = None) -> None:
-        self.busy_label.setText(text)
-        if fraction is None:
-            self.busy_bar.setRange(0, 0)
-        else:
-            self.busy_bar.setRange(0, 1000)
-            self.busy_bar.setValue(int(fraction * 1000))
-        self._busy_cancel_fn = on_cancel
-        if not getattr(self, "_busy_connected", False):
-            self.busy_cancel.clicked.connect(lambda: self._busy_cancel_fn and self._busy_cancel_fn())
-            self._busy_connected = True
-        self.busy_cancel.setVisible(on_cancel is not None)
-        self.busy_panel.show()
+        self.busy_panel.show_progress(text, fraction, on_cancel)
 
     def hide_busy(self) -> None:
         self.busy_panel.hide()

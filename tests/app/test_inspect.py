@@ -141,7 +141,7 @@ def test_lost_camera_shows_reconnecting_state(view: InspectView, qtbot) -> None:
 
 
 def test_long_data_set_names_are_cut_but_keep_the_image_count() -> None:
-    from app.views.inspect import _short_data_text
+    from app.views.inspect_panels import short_data_text as _short_data_text
 
     assert _short_data_text("washers (108 good images)") == "washers (108 good images)"
     short = _short_data_text("generated demo data (make_demo_dataset seed=0, size=128) (108 good images)")

@@ -1,0 +1,167 @@
+"""The Inspect view's side panels: the shift counters, the live rates and the
+model bundle in use. Each shows what it is given; the view owns the data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget,
+)  # fmt: skip
+
+from app.views.shift import ShiftCounters
+from app.widgets.stat_tile import StatTile
+
+
+def short_data_text(text: str, name_chars: int = 28) -> str:
+    """'<data set> (<n> good images)' with a long data-set name cut, so the
+    side panel keeps its height (the full text is the label's tooltip)."""
+    name, sep, count = text.rpartition(" (")
+    if not sep or not count.endswith("good images)"):
+        name, sep, count = text, "", ""
+    if len(name) > name_chars:
+        name = name[: name_chars - 1].rstrip() + "…"
+    return f"{name}{sep}{count}"
+
+
+class ShiftPanel(QGroupBox):
+    """Inspected / yield / pass / fail / review tiles and the "New shift" button."""
+
+    newShiftRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Shift", parent)
+        grid = QGridLayout(self)
+        grid.setSpacing(6)
+        self.tile_inspected = StatTile("Inspected")
+        self.tile_pass = StatTile("Pass", "#4caf50")
+        self.tile_review = StatTile("Review", "#f0b400")
+        self.tile_fail = StatTile("Fail", "#ef5350")
+        self.tile_yield = StatTile("Yield")
+        self.tile_yield.set("—")
+        grid.addWidget(self.tile_inspected, 0, 0)
+        grid.addWidget(self.tile_yield, 0, 1)
+        grid.addWidget(self.tile_pass, 1, 0)
+        grid.addWidget(self.tile_fail, 1, 1)
+        grid.addWidget(self.tile_review, 2, 0)
+        self.reset_btn = QPushButton("New shift")
+        self.reset_btn.setToolTip("Reset the shift counters (the history keeps every record)")
+        self.reset_btn.clicked.connect(self.newShiftRequested)
+        grid.addWidget(self.reset_btn, 2, 1)
+
+    def show_counts(self, c: ShiftCounters) -> None:
+        self.tile_inspected.set(str(c.inspected))
+        self.tile_pass.set(str(c.passed))
+        self.tile_review.set(str(c.review))
+        self.tile_fail.set(str(c.failed))
+        y = c.yield_pct
+        self.tile_yield.set("—" if y is None else f"{y:.1f} %")
+
+
+class PerformancePanel(QGroupBox):
+    """Scored frames per second, the model's latency and the stale frames dropped."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Performance", parent)
+        form = QFormLayout(self)
+        self.fps_label = QLabel("—")
+        self.latency_label = QLabel("—")
+        self.dropped_label = QLabel("0")
+        form.addRow("Frames per second", self.fps_label)
+        form.addRow("Scoring latency", self.latency_label)
+        form.addRow("Stale frames dropped", self.dropped_label)
+
+    def show_rates(self, fps: float, score_ms: float, dropped: int) -> None:
+        self.fps_label.setText(f"{fps:.1f}")
+        self.latency_label.setText(f"{score_ms:.0f} ms")
+        self.dropped_label.setText(f"{dropped}")
+
+
+class BundlePanel(QGroupBox):
+    """The bundle switcher and what the chosen bundle is (model, training, data, threshold)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Model bundle", parent)
+        form = QFormLayout(self)
+        self.bundle_combo = QComboBox()
+        self.bundle_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.bundle_combo.setMinimumContentsLength(14)
+        self.model_label = QLabel("—")
+        self.trained_label = QLabel("—")
+        self.data_label = QLabel("—")
+        self.threshold_label = QLabel("—")
+        for lab in self._labels():
+            lab.setWordWrap(True)
+        form.addRow("Bundle", self.bundle_combo)
+        form.addRow("Model", self.model_label)
+        form.addRow("Trained", self.trained_label)
+        form.addRow("On", self.data_label)
+        form.addRow("Threshold", self.threshold_label)
+
+    def _labels(self) -> tuple[QLabel, ...]:
+        return self.model_label, self.trained_label, self.data_label, self.threshold_label
+
+    def set_bundles(self, bundles: list[Any], current: Any) -> None:
+        """Fill the switcher (``bundles``: paths) and select ``current`` (a path or None)."""
+        combo = self.bundle_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for p in bundles:
+            combo.addItem(p.stem, str(p))
+            combo.setItemData(combo.count() - 1, str(p), Qt.ItemDataRole.ToolTipRole)
+        if current is not None:
+            i = combo.findData(str(current))
+            if i < 0:
+                combo.addItem(current.stem, str(current))
+                i = combo.count() - 1
+            combo.setCurrentIndex(i)
+        combo.blockSignals(False)
+
+    def show_info(self, info: dict[str, str] | None) -> None:
+        """``bundle_summary`` of the bundle in use; None: no bundle."""
+        if info is None:
+            for lab in self._labels():
+                lab.setText("—")
+            return
+        self.model_label.setText(info["model"])
+        self.trained_label.setText(info["trained"])
+        self.data_label.setText(short_data_text(info["data"]))
+        self.data_label.setToolTip(info["data"])
+        self.threshold_label.setText(info["threshold"])
+
+    def show_error(self, message: str) -> None:
+        self.model_label.setText(message)
+
+
+class BusyPanel(QFrame):
+    """A message with a progress bar and an optional Cancel (first start: the demo is prepared)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("busyPanel")
+        lay = QHBoxLayout(self)
+        self.label = QLabel("")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)
+        self.bar.setTextVisible(True)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.clicked.connect(lambda: self._on_cancel and self._on_cancel())
+        self._on_cancel: Callable[[], Any] | None = None
+        lay.addWidget(self.label, 2)
+        lay.addWidget(self.bar, 3)
+        lay.addWidget(self.cancel_btn)
+        self.hide()
+
+    def show_progress(self, text: str, fraction: float | None = None, on_cancel: Callable[[], Any] | None = None) -> None:
+        """Show ``text``; ``fraction`` in [0, 1] (None: busy without a known end); Cancel calls ``on_cancel``."""
+        self.label.setText(text)
+        if fraction is None:
+            self.bar.setRange(0, 0)
+        else:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(fraction * 1000))
+        self._on_cancel = on_cancel
+        self.cancel_btn.setVisible(on_cancel is not None)
+        self.show()
