@@ -42,7 +42,7 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.images import ImageReadError, is_image_file, list_images, read_image, write_image
+    from ..data.images import ImageReadError, list_images, read_image, write_image
     from ..inference import Inspector
 
     insp = Inspector(args.bundle, device=args.device)
