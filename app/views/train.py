@@ -76,7 +76,8 @@ class TrainView(QWidget):
         self._out: Path = Path()
         self._out_mtime: int | None = None
         self.job_elapsed = 0.0
-        self._check_timer = QTimer(self, singleShot=True, interval=400, timeout=self.check_data)
+        self._check_seq = 0
+        self._check_timer = QTimer(self, singleShot=True, interval=400, timeout=self.check_data_in_background)
         self.models: dict[str, dict[str, Any]] = {}
         self._build()
         self._models_job = ctx.start_job(model_catalogue, on_done=self._on_models,
@@ -85,7 +86,7 @@ class TrainView(QWidget):
         default = ctx.settings.data_dir or str(ctx.settings.demo_data_path())
         if Path(default).expanduser().is_dir():
             self.data_edit.setText(str(Path(default).expanduser()))
-        self.check_data()
+        self.check_data_in_background()
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -108,7 +109,7 @@ class TrainView(QWidget):
         self.data_edit = QLineEdit()
         self.data_edit.setPlaceholderText("folder: MVTec layout or good/ + defect/")
         self.data_edit.textChanged.connect(lambda _t: self._check_timer.start())
-        self.data_edit.editingFinished.connect(self.check_data)
+        self.data_edit.editingFinished.connect(self.check_data_in_background)
         row.addWidget(self.data_edit, 1)
         row.addWidget(QPushButton("Browse…", clicked=self._browse))
         dl.addLayout(row)
@@ -227,34 +228,71 @@ class TrainView(QWidget):
         d = QFileDialog.getExistingDirectory(self, "Training data folder", self.data_edit.text())
         if d:
             self.data_edit.setText(d)
-            self.check_data()
+            self.check_data_in_background()
 
     def check_data(self) -> DatasetIndex | None:
-        """Scan the folder now and show its counts or what is wrong with it."""
+        """Scan the folder now (on this thread) and show its counts or what is wrong with it."""
         self._check_timer.stop()
+        self._check_seq += 1  # a background check still running is stale now
         text = self.data_edit.text().strip()
+        index, error = None, None
+        if text:
+            try:
+                index = scan_dataset(text, seed=self.seed_spin.value())
+            except (DatasetLayoutError, OSError) as exc:
+                error = str(exc)
+        self._show_check(text, index, error)
+        return self.index
+
+    def check_data_in_background(self) -> None:
+        """Scan the folder on a worker (typing, browsing: a network share must not
+        freeze the window); the result is shown if the folder is still the one typed."""
+        self._check_timer.stop()
+        self._check_seq += 1
+        seq, text, seed = self._check_seq, self.data_edit.text().strip(), self.seed_spin.value()
+        if not text:
+            self._show_check(text, None, None)
+            return
         self.index = None
+        self.data_status.setText("Checking the folder…")
+        self.data_status.setStyleSheet("color: #666;")
+        self._update_buttons()
+
+        def job(_progress: Any, _cancel: Any) -> tuple[DatasetIndex | None, str | None]:
+            try:
+                return scan_dataset(text, seed=seed), None
+            except (DatasetLayoutError, OSError) as exc:
+                return None, str(exc)
+
+        def done(result: tuple[DatasetIndex | None, str | None]) -> None:
+            if seq == self._check_seq:
+                self._show_check(text, *result)
+
+        def failed(message: str) -> None:
+            if seq == self._check_seq:
+                self._show_check(text, None, message)
+
+        self.ctx.start_job(job, on_done=done, on_error=failed, name="data-check")
+
+    def _show_check(self, text: str, index: DatasetIndex | None, error: str | None) -> None:
+        self.index = index
         if not text:
             self.data_status.setText("Choose a data folder.")
             self.data_status.setStyleSheet("color: #666;")
+        elif index is None:
+            self.data_status.setText(error or "cannot read this folder")
+            self.data_status.setStyleSheet("color: #b00020;")
         else:
-            try:
-                self.index = scan_dataset(text, seed=self.seed_spin.value())
-            except (DatasetLayoutError, OSError) as exc:
-                self.data_status.setText(str(exc))
-                self.data_status.setStyleSheet("color: #b00020;")
-            else:
-                s = self.index.summary()
-                types = ", ".join(f"{k} {v}" for k, v in s["defect_types"].items())
-                layout = "MVTec layout" if s["layout"] == "mvtec" else "good/ + defect/ layout"
-                self.data_status.setText(
-                    f"✓ {layout}, {s['channels']}-channel images: <b>{s['n_train']}</b> for training; "
-                    f"test: <b>{s['n_test_good']}</b> good, <b>{s['n_test_defect']}</b> defective"
-                    + (f" ({types})" if types else "") + (f"; {s['n_masks']} masks" if s["n_masks"] else ""))
-                self.data_status.setStyleSheet("color: #1d6b3a;")
+            s = index.summary()
+            types = ", ".join(f"{k} {v}" for k, v in s["defect_types"].items())
+            layout = "MVTec layout" if s["layout"] == "mvtec" else "good/ + defect/ layout"
+            self.data_status.setText(
+                f"✓ {layout}, {s['channels']}-channel images: <b>{s['n_train']}</b> for training; "
+                f"test: <b>{s['n_test_good']}</b> good, <b>{s['n_test_defect']}</b> defective"
+                + (f" ({types})" if types else "") + (f"; {s['n_masks']} masks" if s["n_masks"] else ""))
+            self.data_status.setStyleSheet("color: #1d6b3a;")
         self._update_default_name()
         self._update_buttons()
-        return self.index
 
     def _on_models(self, catalogue: dict[str, dict[str, Any]]) -> None:
         self.models = catalogue

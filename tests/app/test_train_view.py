@@ -58,6 +58,23 @@ def test_data_check_shows_counts_or_the_layout_error(view: TrainView, tmp_path: 
     assert not view.start_button.isEnabled()
 
 
+def test_a_typed_folder_is_checked_in_the_background_and_stale_checks_are_dropped(
+        view: TrainView, qtbot, demo_data: Path, tmp_path: Path) -> None:
+    (tmp_path / "loose").mkdir()
+    view.data_edit.setText(str(tmp_path / "loose"))
+    view.data_edit.setText(str(demo_data))  # typed on: only the last folder counts
+    qtbot.waitUntil(lambda: "for training" in view.data_status.text(), timeout=15000)
+    assert view.index is not None and view.start_button.isEnabled()
+
+    view.check_data_in_background()
+    assert "Checking" in view.data_status.text() and not view.start_button.isEnabled()
+    view.data_edit.setText(str(tmp_path / "loose"))
+    view.check_data()  # a newer check: the one still running for the demo folder must not win
+    qtbot.wait(1500)
+    assert view.index is None and "loose' is empty" in view.data_status.text()
+    assert not view.start_button.isEnabled()
+
+
 def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: AppContext, qtbot) -> None:
     view.epochs_spin.setValue(200)  # far longer than the test waits
     out = view.output_path()
