@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
                 iv.show_busy(f"Training the demo model: epoch {e.epoch}/{e.epochs}{eta}", e.fraction,
                              on_cancel=lambda: self._demo_job and self._demo_job.cancel())
             elif e.kind == "message" and e.message:
-                iv.busy_label.setText(e.message)
+                iv.busy_panel.label.setText(e.message)
 
         def done(path: Any) -> None:
             self._demo_job = None

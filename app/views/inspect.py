@@ -134,7 +134,6 @@ class InspectView(QWidget):
 
         # Busy panel (first start: the demo model is trained)
         self.busy_panel = BusyPanel()
-        self.busy_label = self.busy_panel.label
         root.addWidget(self.busy_panel)
 
         body = QHBoxLayout()
@@ -166,14 +165,7 @@ class InspectView(QWidget):
         self.perf_panel = PerformancePanel()
         self.bundle_panel = BundlePanel()
         self.bundle_panel.bundle_combo.activated.connect(self._bundle_chosen)
-        # the panels' widgets under the names the rest of the app and the tests use
-        sp, pp, bp = self.shift_panel, self.perf_panel, self.bundle_panel
-        self.tile_inspected, self.tile_pass, self.tile_review = sp.tile_inspected, sp.tile_pass, sp.tile_review
-        self.tile_fail, self.tile_yield, self.reset_btn = sp.tile_fail, sp.tile_yield, sp.reset_btn
-        self.fps_label, self.latency_label, self.dropped_label = pp.fps_label, pp.latency_label, pp.dropped_label
-        self.bundle_combo, self.model_label, self.trained_label = bp.bundle_combo, bp.model_label, bp.trained_label
-        self.data_label, self.threshold_label = bp.data_label, bp.threshold_label
-        for panel in (sp, pp, bp):
+        for panel in (self.shift_panel, self.perf_panel, self.bundle_panel):
             side.addWidget(panel)
         side.addStretch(1)
         side_w = QWidget()
@@ -204,7 +196,7 @@ class InspectView(QWidget):
         self.bundle_panel.show_info(info)
 
     def _bundle_chosen(self, index: int) -> None:
-        path = self.bundle_combo.itemData(index)
+        path = self.bundle_panel.bundle_combo.itemData(index)
         if path:
             try:
                 self.ctx.set_bundle(Path(path))

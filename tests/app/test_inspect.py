@@ -29,10 +29,10 @@ def view(ctx, qtbot, tiny_bundle: Path) -> InspectView:
 def test_view_builds_and_shows_the_bundle(view: InspectView, tiny_bundle: Path) -> None:
     assert view.banner.text == "WAITING"
     assert not view.image_pane.has_image
-    assert "skip-ganomaly" in view.model_label.text() and "32 px" in view.model_label.text()
-    assert view.threshold_label.text() not in ("", "—")
-    assert view.data_label.text().endswith("good images)") and view.data_label.toolTip().endswith("good images)")
-    assert view.bundle_combo.currentData() == str(tiny_bundle.resolve())
+    assert "skip-ganomaly" in view.bundle_panel.model_label.text() and "32 px" in view.bundle_panel.model_label.text()
+    assert view.bundle_panel.threshold_label.text() not in ("", "—")
+    assert view.bundle_panel.data_label.text().endswith("good images)") and view.bundle_panel.data_label.toolTip().endswith("good images)")
+    assert view.bundle_panel.bundle_combo.currentData() == str(tiny_bundle.resolve())
 
 
 def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectView, ctx, qtbot, tmp_path: Path,
@@ -62,7 +62,7 @@ def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectVie
     assert "finished" in view.state_strip.text()
     c = view.counters
     assert c.passed + c.review + c.failed == c.inspected
-    assert view.tile_inspected.text() == str(scored)
+    assert view.shift_panel.tile_inspected.text() == str(scored)
     # The GUI thread never waited on scoring.
     assert gap_meter.ticks > 20
     gap_meter.assert_responsive()
