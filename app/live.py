@@ -383,8 +383,7 @@ class ScoringWorker(QObject):
         t1 = time.perf_counter()
         record_id, record_error = None, None
         if self.history is not None:
-            keep_later = frame.image is not None and hasattr(self.history, "attach_image") and \
-                self.history.keeps_image_for(pred.verdict)
+            keep_later = frame.image is not None and self.history.keeps_image_for(pred.verdict)
             try:
                 record_id = self.history.record(
                     score=pred.score, verdict=pred.verdict, threshold_high=pred.threshold.high,
