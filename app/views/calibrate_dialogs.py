@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
@@ -21,22 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets.image_pane import heat_overlay  # the same heat map the Inspect view shows
 from app.widgets.plots import to_pixmap
 from inspection_core.types import Prediction, Threshold
-
-
-def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """The heat map (values in [0, 1]) in the JET colours blended over the image (BGR uint8)."""
-    img = np.asarray(image)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    h = np.clip(np.nan_to_num(np.asarray(heat, dtype=np.float32)), 0.0, 1.0)
-    if h.shape[:2] != img.shape[:2]:
-        h = cv2.resize(h, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
-    colored = cv2.applyColorMap((h * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    return cv2.addWeighted(img[:, :, :3], 1.0 - alpha, colored, alpha, 0.0)
 
 
 def _pane(title: str) -> tuple[QWidget, QLabel]:
