@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from app.context import AppContext
 from app.widgets.image_pane import ImagePane
+from app.widgets.palette import VERDICT_TEXT
 
 PAGE_SIZE = 500
 MAX_PAGES = 40
@@ -38,8 +39,6 @@ COLUMNS = [
     ("station", "Station"),
     ("latency_ms", "Latency"),
 ]
-
-VERDICT_COLORS = {"PASS": "#4caf50", "REVIEW": "#f0b400", "FAIL": "#ef5350"}
 
 
 def _local_time(record: Any) -> str:
@@ -136,8 +135,8 @@ class HistoryTableModel(QAbstractTableModel):
             return "" if value is None else str(value)
         if role == Qt.ItemDataRole.ForegroundRole and key in ("verdict", "override_verdict"):
             v = rec.verdict if key == "verdict" else rec.override_verdict
-            if v in VERDICT_COLORS:
-                return QBrush(QColor(VERDICT_COLORS[v]))
+            if v in VERDICT_TEXT:
+                return QBrush(QColor(VERDICT_TEXT[v]))
         if role == Qt.ItemDataRole.FontRole and key == "verdict":
             f = QFont()
             f.setBold(True)

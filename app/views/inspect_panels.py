@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
 )  # fmt: skip
 
 from app.views.shift import ShiftCounters
+from app.widgets.palette import VERDICT_TEXT
 from app.widgets.stat_tile import StatTile
 
 
@@ -36,9 +37,9 @@ class ShiftPanel(QGroupBox):
         grid = QGridLayout(self)
         grid.setSpacing(6)
         self.tile_inspected = StatTile("Inspected")
-        self.tile_pass = StatTile("Pass", "#4caf50")
-        self.tile_review = StatTile("Review", "#f0b400")
-        self.tile_fail = StatTile("Fail", "#ef5350")
+        self.tile_pass = StatTile("Pass", VERDICT_TEXT["PASS"])
+        self.tile_review = StatTile("Review", VERDICT_TEXT["REVIEW"])
+        self.tile_fail = StatTile("Fail", VERDICT_TEXT["FAIL"])
         self.tile_yield = StatTile("Yield")
         self.tile_yield.set("—")
         grid.addWidget(self.tile_inspected, 0, 0)

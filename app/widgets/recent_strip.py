@@ -12,8 +12,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.widgets.image_pane import to_display, to_qimage
-
-VERDICT_COLORS = {"PASS": "#2e9d4f", "REVIEW": "#e0a100", "FAIL": "#d32f2f"}
+from app.widgets.palette import VERDICT_FRAME
 
 
 class RecentStrip(QWidget):
@@ -60,7 +59,7 @@ class RecentStrip(QWidget):
         for thumb, verdict, score in self._items:
             if x + t > self.width() - 6:
                 break
-            color = QColor(VERDICT_COLORS.get(verdict, "#5c6670"))
+            color = QColor(VERDICT_FRAME.get(verdict, "#5c6670"))
             p.fillRect(QRectF(x - 3, y - 3, t + 6, t + 6), color)
             p.fillRect(QRectF(x, y, t, t), QColor("#15191e"))
             p.drawImage(QPointF(x + (t - thumb.width()) / 2, y + (t - thumb.height()) / 2), thumb)

@@ -6,13 +6,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QFrame, QSizePolicy, QWidget
 
-COLORS = {
-    "PASS": ("#1b7f3b", "#ffffff"),
-    "REVIEW": ("#e0a100", "#1a1a1a"),
-    "FAIL": ("#c62828", "#ffffff"),
-    "IDLE": ("#2b3238", "#c9d1d9"),
-    "LOST": ("#8a4b00", "#ffffff"),
-}
+from app.widgets.palette import BANNER
 
 
 def format_threshold(high: float, low: float | None) -> str:
@@ -46,7 +40,7 @@ class VerdictBanner(QFrame):
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
-        bg, fg = COLORS.get(self.verdict, COLORS["IDLE"])
+        bg, fg = BANNER.get(self.verdict, BANNER["IDLE"])
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.setPen(Qt.PenStyle.NoPen)
