@@ -129,6 +129,11 @@ class HistoryRecord:
 # --------------------------------------------------------------------------- paths
 
 
+def _kept_image_name(time_iso: str, record_id: int, verdict: str) -> Path:
+    """Where a kept image lives under ``image_dir``: ``YYYY-MM-DD/<id>_<verdict>.png``."""
+    return Path(time_iso[:10]) / f"{record_id}_{verdict}.png"
+
+
 def default_data_dir() -> Path:
     """The user's data folder for Inspector (history, kept images, user models).
 
@@ -354,7 +359,7 @@ class HistoryDB:
         """Insert one row, then keep its image (the file name needs the row id)."""
         row_id = int(conn.execute(_INSERT, values).lastrowid)
         verdict = values[10]
-        rel = Path(values[0][:10]) / f"{row_id}_{verdict}.png"
+        rel = _kept_image_name(values[0], row_id, verdict)
         if not self._save_image(rel, image):
             return row_id, None
         conn.execute("UPDATE inspections SET stored_image=? WHERE id=?", (rel.as_posix(), row_id))
@@ -472,7 +477,7 @@ class HistoryDB:
         rec = self.get(record_id)
         if rec is None:
             raise HistoryError(self.path, f"no inspection with id {record_id} to attach an image to")
-        rel = Path(rec.time[:10]) / f"{rec.id}_{rec.verdict}.png"
+        rel = _kept_image_name(rec.time, rec.id, rec.verdict)
         if not self._save_image(rel, image):  # encoded and written outside the database lock
             return None
         with self._lock:
