@@ -197,8 +197,8 @@ def demo_configs(epochs: int | None = None) -> tuple[Any, Any]:
     """(ModelConfig, TrainConfig) of the demo recipe."""
     from inspection_core.config import ModelConfig, TrainConfig
 
-    mcfg = ModelConfig(model=DEMO_MODEL, image_size=DEMO_MODEL_SIZE, base_width=DEMO_WIDTH,
-                       latent_dim=DEMO_LATENT, params=dict(DEMO_PARAMS))
+    mcfg = ModelConfig(model=DEMO_MODEL, image_size=DEMO_MODEL_SIZE,
+                       params={"base_width": DEMO_WIDTH, "latent_dim": DEMO_LATENT, **DEMO_PARAMS})
     tcfg = TrainConfig(epochs=epochs or DEMO_EPOCHS, batch_size=DEMO_BATCH, lr=DEMO_LR, device="cpu",
                        seed=DEMO_SEED, samples_per_epoch=0)
     return mcfg, tcfg

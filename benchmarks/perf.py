@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
 
     man = read_manifest(bundle)
     print(f"# bundle {bundle.name}: {man['model']['model']} {man['model']['image_size']} px, "
-          f"{man['model']['channels']} ch, width {man['model']['base_width']}; work folder {work}")
+          f"{man['model']['channels']} ch, width {man['model']['params'].get('base_width')}; work folder {work}")
     print(f"{'section':<9} {'figure':<44} {'value':>9} {'unit':<6} {'ratio':>6}  {'target':<14} details")
     rep = Report()
     if "single" not in skip:

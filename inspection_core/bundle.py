@@ -91,13 +91,18 @@ def _state_bytes(state_dict: dict[str, "torch.Tensor"]) -> bytes:
     return buf.getvalue()
 
 
-def save_bundle(path: str | os.PathLike[str], model: "torch.nn.Module", manifest: dict[str, Any]) -> Path:
-    """Write ``model``'s weights and ``manifest`` to ``path`` atomically.
-    Fills in format version, app version, creation time and the weights'
-    checksum. Returns the path written."""
+def bundle_path(path: str | os.PathLike[str]) -> Path:
+    """The file a bundle name means, the same way everywhere: ``NAME`` and
+    ``NAME.inspector`` are one bundle (the suffix is added when missing)."""
     path = Path(path)
-    if path.suffix != BUNDLE_SUFFIX:
-        path = path.with_name(path.name + BUNDLE_SUFFIX)
+    return path if path.suffix == BUNDLE_SUFFIX else path.with_name(path.name + BUNDLE_SUFFIX)
+
+
+def save_bundle(path: str | os.PathLike[str], model: "torch.nn.Module", manifest: dict[str, Any]) -> Path:
+    """Write ``model``'s weights and ``manifest`` to ``bundle_path(path)``
+    atomically. Fills in format version, app version, creation time and the
+    weights' checksum. Returns the path written."""
+    path = bundle_path(path)
     weights = _state_bytes(model.state_dict())
     m = copy.deepcopy(manifest)
     m["format_version"] = BUNDLE_FORMAT_VERSION
@@ -105,9 +110,16 @@ def save_bundle(path: str | os.PathLike[str], model: "torch.nn.Module", manifest
     m.setdefault("created", utc_now())
     m.setdefault("name", path.stem)
     m["weights"] = {"file": WEIGHTS_NAME, "sha256": hashlib.sha256(weights).hexdigest(), "bytes": len(weights)}
-    _validate_manifest(path, m)
+    _validate_manifest(path, m, deep=True)
     _atomic_write_zip(path, m, weights)
     return path
+
+
+def existing_bundle(path: str | os.PathLike[str]) -> Path:
+    """``path`` as given when it exists, else ``bundle_path(path)`` (so that
+    ``--bundle demo`` finds ``demo.inspector``)."""
+    path = Path(path)
+    return bundle_path(path) if not path.exists() and bundle_path(path).is_file() else path
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -141,7 +153,9 @@ def _read_manifest_from(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
 REQUIRED_KEYS = ("format_version", "model", "preprocessing", "threshold", "weights")
 
 
-def _validate_manifest(path: Path, m: dict[str, Any]) -> None:
+def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> None:
+    """Refuse a manifest this version cannot use. ``deep`` also asks the model
+    family whether it can build the model (imports torch; used on write)."""
     missing = [k for k in REQUIRED_KEYS if k not in m]
     if missing:
         raise BundleError(path, f"manifest lacks {', '.join(missing)}")
@@ -154,18 +168,30 @@ def _validate_manifest(path: Path, m: dict[str, Any]) -> None:
             f"made by a newer Inspector (bundle format {version}, this version reads up to "
             f"{BUNDLE_FORMAT_VERSION}); update Inspector to use it",
         )
+    if version < 1:
+        raise BundleError(path, f"format_version must be 1 or more, got {version}")
     try:
         cfg = ModelConfig.from_dict(m["model"])
         cfg.validate()
-        Preprocessing.from_dict(m["preprocessing"])
+        pp = Preprocessing.from_dict(m["preprocessing"])
         Threshold.from_dict(m["threshold"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(path, f"manifest is invalid: {exc}") from None
+    if (pp.image_size, pp.channels) != (cfg.image_size, cfg.channels):
+        raise BundleError(path, f"manifest is invalid: preprocessing ({pp.image_size} px, {pp.channels} channel(s)) "
+                                f"does not match the model ({cfg.image_size} px, {cfg.channels} channel(s))")
+    if deep:
+        from .models import check_model_config
+
+        try:
+            check_model_config(cfg)
+        except ValueError as exc:
+            raise BundleError(path, f"manifest does not describe a valid model: {exc}") from None
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest alone (cheap: weights are not read or checked)."""
-    path = Path(path)
+    path = existing_bundle(path)
     with _open_zip(path) as zf:
         return _read_manifest_from(zf, path)
 
@@ -206,8 +232,6 @@ class Bundle:
             model = build_model(self.model_config)
         except ValueError as exc:
             raise BundleError(self.path, f"manifest does not describe a valid model: {exc}") from None
-        if hasattr(model, "prepare_for_loading"):
-            model.prepare_for_loading()
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as exc:
@@ -221,7 +245,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     reason for a missing, truncated, tampered, newer or mismatched file."""
     import torch
 
-    path = Path(path)
+    path = existing_bundle(path)
     with _open_zip(path) as zf:
         manifest = _read_manifest_from(zf, path)
         try:
@@ -244,7 +268,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
 def update_manifest(path: str | os.PathLike[str], fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:
     """Rewrite the manifest with ``fn(manifest)`` (which may modify in place
     and return None), keeping the weights byte for byte. Atomic."""
-    path = Path(path)
+    path = existing_bundle(path)
     with _open_zip(path) as zf:
         manifest = _read_manifest_from(zf, path)
         weights = zf.read(WEIGHTS_NAME)
@@ -255,7 +279,7 @@ def update_manifest(path: str | os.PathLike[str], fn: Callable[[dict[str, Any]],
         raise BundleError(path, "manifest update returned nothing")
     new["weights"] = manifest["weights"]
     new["format_version"] = BUNDLE_FORMAT_VERSION
-    _validate_manifest(path, new)
+    _validate_manifest(path, new, deep=True)
     _atomic_write_zip(path, new, weights)
     return new
 

@@ -1,55 +1,92 @@
 """Typed configurations for models and training, convertible to/from plain dicts
-(they are stored in the bundle manifest as JSON)."""
+(they are stored in the bundle manifest as JSON).
+
+A :class:`ModelConfig` says only what every detector family has: its name, the
+square input size and the channel count. Everything family-specific (a GAN's
+latent size and channel width, a backbone and its layers, loss weights) lives
+in ``params``, whose names and defaults each family declares
+(``Detector.default_params``) and whose values it checks.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-VALID_IMAGE_SIZES = (32, 64, 128, 256)
+#: the input sizes any family may be asked for; a family narrows this further
+#: (the DCGAN families need a power of two, see ``Detector.check_config``)
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
+#: sizes offered by the CLI and the Train view (families check their own)
+COMMON_IMAGE_SIZES = (32, 64, 128, 224, 256, 320)
+#: model-section keys of format-1 manifests that now live in ``params``
+LEGACY_MODEL_KEYS = ("latent_dim", "base_width")
 
 
 @dataclass
 class ModelConfig:
-    """Architecture of a detector. ``params`` holds model-specific
-    hyper-parameters (loss weights, score mixing factors); each model family
-    fills in its defaults (see ``Detector.default_params``)."""
+    """What a detector is: family name, input geometry and family parameters."""
 
     model: str = "ganomaly"
     image_size: int = 128
     channels: int = 3
-    latent_dim: int = 100
-    base_width: int = 64
     params: dict[str, Any] = field(default_factory=dict)
+    #: legacy keys that :meth:`from_dict` moved into ``params`` (not a field: never saved)
+    _legacy = ()
 
     def validate(self) -> None:
-        if self.image_size not in VALID_IMAGE_SIZES:
-            raise ValueError(
-                f"image size must be one of {', '.join(map(str, VALID_IMAGE_SIZES))}, got {self.image_size}"
-            )
+        if not isinstance(self.image_size, int) or isinstance(self.image_size, bool):
+            raise ValueError(f"image size must be a whole number, got {self.image_size!r}")
+        if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}, got {self.image_size}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.latent_dim < 1 or self.base_width < 1:
-            raise ValueError("latent size and base width must be positive")
+        if not isinstance(self.params, dict):
+            raise ValueError(f"model params must be a mapping, got {type(self.params).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """From a manifest's ``model`` section. Format-1 manifests kept
+        ``latent_dim`` and ``base_width`` beside ``params``; they move into
+        ``params`` (a family that has no such parameter ignores them)."""
+        if not isinstance(d, dict):
+            raise ValueError("model section must be a mapping")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        unknown = set(d) - known - set(LEGACY_MODEL_KEYS)
+        if unknown:
+            raise ValueError(f"unknown key(s) in the model section: {', '.join(sorted(unknown))}")
+        params = dict(d.get("params") or {})
+        legacy = {k: d[k] for k in LEGACY_MODEL_KEYS if k in d}
+        for k, v in legacy.items():
+            params.setdefault(k, v)
+        cfg = cls(**{k: v for k, v in d.items() if k in known and k != "params"}, params=params)
+        cfg._legacy = tuple(legacy)
+        return cfg
 
 
 @dataclass
 class TrainConfig:
     """How to train. ``device``: "auto" (CUDA, then MPS, then CPU), "cpu",
     "cuda", "cuda:1", "mps". ``amp``: mixed precision on GPU (bf16 autocast on
-    CPU when ``cpu_bf16`` is set)."""
+    CPU when ``cpu_bf16`` is set).
+
+    Update-loop families train for ``updates`` optimiser steps when it is set
+    (the epoch count follows from the data size), else for ``epochs``;
+    ``lr_schedule`` is "constant" or "cosine" (to 5 % of ``lr`` at the end,
+    after ``warmup`` linear warm-up updates); ``augment`` holds the
+    augmentation settings (see :mod:`inspection_core.training.augment`);
+    ``checkpoint``: keep the "best" validation round or the "last" one.
+    ``preset`` names the recipe the values came from (for the record).
+    """
 
     epochs: int = 15
+    updates: int | None = None
     batch_size: int = 32
     lr: float = 2e-4
+    lr_schedule: str = "constant"
+    warmup: int = 0
     beta1: float = 0.5
     weight_decay: float = 0.0
     device: str = "auto"
@@ -61,15 +98,31 @@ class TrainConfig:
     samples_per_epoch: int = 8
     max_steps_per_epoch: int | None = None
     threshold_quantile: float = 0.99
+    checkpoint: str = "best"
+    augment: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.updates is not None and self.updates < 1:
+            raise ValueError(f"updates must be at least 1, got {self.updates}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"learning rate must be positive, got {self.lr}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"learning-rate schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.checkpoint not in ("best", "last"):
+            raise ValueError(f"checkpoint must be 'best' or 'last', got {self.checkpoint!r}")
+        if self.warmup < 0:
+            raise ValueError(f"warm-up updates must be >= 0, got {self.warmup}")
         if not 0.0 <= self.val_fraction < 0.9:
             raise ValueError(f"validation fraction must be in [0, 0.9), got {self.val_fraction}")
+        from .training.augment import Augmentation
+
+        Augmentation.from_dict(self.augment)  # raises on an unknown key or a bad value
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

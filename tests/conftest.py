@@ -58,7 +58,7 @@ def _train_tiny(data: Path, model: str, out: Path, epochs: int = 2, **params) ->
     from inspection_core.config import ModelConfig, TrainConfig
     from inspection_core.training import train
 
-    mcfg = ModelConfig(model=model, image_size=32, latent_dim=16, base_width=8, params=params)
+    mcfg = ModelConfig(model=model, image_size=32, params={"latent_dim": 16, "base_width": 8, **params})
     tcfg = TrainConfig(epochs=epochs, batch_size=16, device="cpu", seed=0, samples_per_epoch=4)
     result = train(data, mcfg, tcfg)
     return save_bundle(out, result.model, result.manifest)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from app.context import BUNDLE_SUFFIX, AppContext
 from app.views.train_process import train_in_process
 from app.widgets.plots import ImageGrid, SeriesPlot
-from inspection_core.config import VALID_IMAGE_SIZES, ModelConfig, TrainConfig
+from inspection_core.config import COMMON_IMAGE_SIZES, ModelConfig, TrainConfig
 from inspection_core.data.dataset import DatasetIndex, DatasetLayoutError, scan_dataset
 from inspection_core.progress import ProgressEvent
 
@@ -130,7 +130,7 @@ class TrainView(QWidget):
         self.model_note.setStyleSheet("color: #666;")
         form.addRow("", self.model_note)
         self.size_combo = QComboBox()
-        self.size_combo.addItems([str(s) for s in VALID_IMAGE_SIZES])
+        self.size_combo.addItems([str(s) for s in COMMON_IMAGE_SIZES])
         self.size_combo.setCurrentText("128")
         form.addRow("Image size (px):", self.size_combo)
         self.epochs_spin = QSpinBox(minimum=1, maximum=1000, value=15)
@@ -338,8 +338,11 @@ class TrainView(QWidget):
 
     def configs(self) -> tuple[ModelConfig, TrainConfig]:
         channels = self.index.channels if self.index is not None else 3
-        mcfg = ModelConfig(model=self.model_combo.currentText(), image_size=int(self.size_combo.currentText()),
-                           channels=channels, latent_dim=self.latent_spin.value(), base_width=self.width_spin.value())
+        model = self.model_combo.currentText()
+        defaults = (self.models.get(model) or {}).get("params", {})
+        params = {k: v for k, v in (("latent_dim", self.latent_spin.value()), ("base_width", self.width_spin.value()))
+                  if k in defaults}
+        mcfg = ModelConfig(model=model, image_size=int(self.size_combo.currentText()), channels=channels, params=params)
         tcfg = TrainConfig(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
                            device=self.device_combo.currentText(), seed=self.seed_spin.value(),
                            cpu_bf16=self.fast_cpu_check.isChecked())

@@ -41,28 +41,11 @@ class TrainingProcessError(RuntimeError):
 def train_and_save(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, out: Path,
                    progress: ProgressCallback, cancel: CancelToken, evaluate_test: bool = True
                    ) -> tuple[Path, dict[str, Any]]:
-    """Train, evaluate on the test split (when there is one), save the bundle.
-    A cancel at any point before saving leaves no file (the save is atomic)."""
-    from inspection_core.bundle import save_bundle
-    from inspection_core.evaluation import evaluate
-    from inspection_core.inference import Inspector
-    from inspection_core.training import train
-    from inspection_core.training.trainer import in_memory_bundle
+    """The core's train use case, as (path, manifest) for the view."""
+    from inspection_core.usecases.training import train_and_save as run
 
-    result = train(index, mcfg, tcfg, progress, cancel)
-    cancel.raise_if_cancelled()
-    manifest = result.manifest
-    if evaluate_test and index.test:
-        def eval_progress(ev: ProgressEvent) -> None:
-            progress(ProgressEvent("message", step=ev.step, steps=ev.steps,
-                                   message=f"evaluating on the test split: {ev.step}/{ev.steps} images"))
-
-        metrics, _ = evaluate(Inspector(in_memory_bundle(result), device=tcfg.device), index,
-                              progress=eval_progress, cancel=cancel)
-        manifest["metrics"] = metrics
-    cancel.raise_if_cancelled()
-    path = save_bundle(out, result.model, manifest)
-    return path, manifest
+    outcome = run(index, mcfg, tcfg, out, progress, cancel, evaluate_test=evaluate_test)
+    return outcome.path, outcome.manifest
 
 
 def _child(args: tuple[DatasetIndex, ModelConfig, TrainConfig, Path, bool], q: Any, stop: Any) -> None:

@@ -1,127 +1,144 @@
-"""``inspector train``: train a detector and save a model bundle."""
+"""``inspector train``: train a detector and save a model bundle (an adapter
+over :func:`inspection_core.usecases.training.train_and_save`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from .common import CliError, ProgressBar
 
+#: flags that set a family parameter: flag dest -> param name
+_PARAM_FLAGS = {"latent": "latent_dim", "width": "base_width", "backbone": "backbone"}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..models import available_models
+    from ..models.registry import available_models
+    from ..recipes import DEFAULT_PRESET, PRESETS
 
     p = sub.add_parser(
         "train",
         help="train a detector on images of good parts and save a model bundle",
         description="Train a detector and save a model bundle (.inspector) with a provisional threshold "
         "(a high quantile of held-out good scores); when the data has a labelled test split, "
-        "the bundle's metrics are computed on it.",
+        "the bundle's metrics are computed on it. Every setting not given comes from the model's "
+        f"preset (--preset, default {DEFAULT_PRESET}; see docs/quality.md for what each preset is).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--data", type=Path, required=True, help="data folder (MVTec layout or good/ + defect/)")
-    p.add_argument("--model", choices=available_models(), default="ganomaly")
+    p.add_argument("--model", choices=available_models(), default="ganomaly", help="detector family")
     p.add_argument("--out", type=Path, required=True, help="bundle file to write (.inspector is appended if missing)")
-    p.add_argument("--image-size", type=int, default=128, choices=(32, 64, 128, 256))
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (model default if omitted)")
-    p.add_argument("--latent", type=int, default=100, help="latent size")
-    p.add_argument("--width", type=int, default=64, help="base channel width")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model parameter, e.g. w_con=50 (repeatable)")
+    p.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help="recipe the other settings default to")
+    p.add_argument("--image-size", type=int, default=None, help="square model input in pixels (default: the preset's)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the data (default: the preset's)")
+    p.add_argument("--updates", type=int, default=None, help="optimiser updates instead of epochs (GAN families)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per update (default: the preset's)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None, help="learning-rate schedule")
+    p.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
+                   help="augmentation, e.g. hflip=true rotate=10 (repeatable; see docs/quality.md)")
+    p.add_argument("--latent", type=int, default=None, help="GAN latent size (param latent_dim)")
+    p.add_argument("--width", type=int, default=None, help="GAN/VGG channel width (param base_width)")
+    p.add_argument("--backbone", default=None, help="pretrained backbone (patchcore, vgg16 classifier)")
+    p.add_argument("--weights", type=Path, default=None, help="local pretrained weights file (offline stations)")
+    p.add_argument("--from-scratch", action="store_true", help="vgg16: start from random weights (explicitly)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model parameter, e.g. lam=1 (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of good training images")
-    p.add_argument("--val-data", type=Path, default=None, help="labelled folder for per-epoch validation AUROC")
+    p.add_argument("--val-data", type=Path, default=None, help="labelled folder for validation AUROC")
     p.add_argument("--early-stopping", type=int, default=None, metavar="EPOCHS", help="patience in epochs")
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast and channels-last when training on the CPU (about 2x faster per epoch on CPUs with AVX512-BF16 or AMX, slower without)")
-    p.add_argument("--weights", type=Path, default=None, help="vgg16: local ImageNet weights file (offline stations)")
-    p.add_argument("--from-scratch", action="store_true", help="vgg16: start from random weights (explicitly)")
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluation on the test split")
     p.add_argument("--progress", action="store_true", help="force the progress bar (default: only on a terminal)")
     p.set_defaults(func=run)
 
 
-def _parse_params(items: list[str]) -> dict:
-    params = {}
+def parse_pairs(items: list[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items; values are JSON where they parse (numbers, true/false), else strings."""
+    out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise CliError(f"--param expects KEY=VALUE, got '{item}'")
+            raise CliError(f"{flag} expects KEY=VALUE, got '{item}'")
         k, v = item.split("=", 1)
         try:
-            params[k.strip()] = json.loads(v)
+            out[k.strip()] = json.loads(v)
         except json.JSONDecodeError:
-            params[k.strip()] = v
-    return params
+            out[k.strip()] = v
+    return out
+
+
+def configs_from_args(args: argparse.Namespace, channels: int) -> tuple[Any, Any]:
+    """(ModelConfig, TrainConfig): the preset with the given flags laid over it."""
+    from ..models.registry import model_class
+    from ..recipes import resolve
+
+    cls = model_class(args.model)
+    defaults = cls.default_params()
+    params = parse_pairs(args.param, "--param")
+    for dest, name in _PARAM_FLAGS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            if name not in defaults:
+                raise CliError(f"--{dest} does not apply to model '{args.model}'")
+            params[name] = value
+    if args.weights and args.from_scratch:
+        raise CliError("give either --weights or --from-scratch, not both")
+    if args.weights or args.from_scratch:
+        if cls.weights_param is None:
+            raise CliError(f"--weights and --from-scratch do not apply to model '{args.model}'")
+        if args.from_scratch and cls.scratch_weights is None:
+            raise CliError(f"model '{args.model}' needs pretrained weights: --from-scratch does not apply")
+        params[cls.weights_param] = str(args.weights) if args.weights else cls.scratch_weights
+    train: dict[str, Any] = {"device": args.device, "seed": args.seed, "val_fraction": args.val_fraction,
+                             "early_stopping_patience": args.early_stopping, "cpu_bf16": args.cpu_bf16}
+    for dest in ("epochs", "updates", "batch_size", "lr", "lr_schedule"):
+        value = getattr(args, dest)
+        if value is not None:
+            train[dest] = value
+    if args.augment:
+        train["augment"] = parse_pairs(args.augment, "--augment")
+    if args.lr is not None and "lr" in defaults:  # a family with its own optimiser setting (the classifier)
+        params["lr"] = args.lr
+    return resolve(args.model, args.preset, channels=channels, image_size=args.image_size, params=params, train=train)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bundle import describe, save_bundle
-    from ..config import ModelConfig, TrainConfig
+    from ..bundle import describe
     from ..data.dataset import scan_dataset
-    from ..evaluation import evaluate
-    from ..inference import Inspector
-    from ..training.trainer import in_memory_bundle, train
+    from ..models.registry import check_model_config
+    from ..usecases.training import train_and_save
 
-    params = _parse_params(args.param)
-    if args.model == "vgg16":
-        if args.weights and args.from_scratch:
-            raise CliError("give either --weights or --from-scratch, not both")
-        if args.weights:
-            params["init"] = str(args.weights)
-        elif args.from_scratch:
-            params["init"] = "scratch"
-    elif args.weights or args.from_scratch:
-        raise CliError("--weights and --from-scratch apply to the vgg16 model only")
+    mcfg, tcfg = configs_from_args(args, channels=3)
+    check_model_config(mcfg)  # a bad size or parameter fails before the data is read
+    tcfg.validate()
     index = scan_dataset(args.data, seed=args.seed)
-    mcfg = ModelConfig(
-        model=args.model,
-        image_size=args.image_size,
-        channels=index.channels,
-        latent_dim=args.latent,
-        base_width=args.width,
-        params=params,
-    )
-    tcfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        device=args.device,
-        seed=args.seed,
-        val_fraction=args.val_fraction,
-        early_stopping_patience=args.early_stopping,
-        cpu_bf16=args.cpu_bf16,
-    )
-    if args.lr is not None:
-        if args.model == "vgg16":
-            mcfg.params["lr"] = args.lr  # the classifier's own optimiser setting
-        else:
-            tcfg.lr = args.lr
+    mcfg.channels = index.channels
     bar = ProgressBar(f"train {args.model}", enabled=True if args.progress else None)
     try:
-        result = train(index, mcfg, tcfg, progress=bar, val_data=args.val_data)
+        outcome = train_and_save(index, mcfg, tcfg, args.out, progress=bar, evaluate_test=not args.no_evaluate,
+                                 val_data=args.val_data)
     finally:
         bar.close()
-    manifest = result.manifest
-    if not args.no_evaluate and index.test:
-        metrics, _ = evaluate(Inspector(in_memory_bundle(result), device=args.device), index)
-        manifest["metrics"] = metrics
-    path = save_bundle(args.out, result.model, manifest)
+    manifest, path = outcome.manifest, outcome.path
     tr = manifest["training"]
     print(f"saved {path}")
-    print(describe(read_back(path)))
-    print(f"trained {tr['epochs_run']} epochs in {tr['duration_s']:.1f} s on {tr['device']} ({tr['precision']}), best epoch {tr['best_epoch']}")
+    print(describe(manifest))
+    if tr["fit_mode"] == "one_pass":
+        fit = tr.get("fit") or {}
+        extra = f", memory bank {fit['memory_bank']} patches" if "memory_bank" in fit else ""
+        print(f"fitted in {tr['duration_s']:.1f} s on {tr['device']} ({tr['precision']}){extra}")
+    else:
+        print(f"trained {tr['updates']} updates ({tr['epochs_run']} rounds) in {tr['duration_s']:.1f} s on "
+              f"{tr['device']} ({tr['precision']}), best round {tr['best_epoch']}")
     if tr["data"]["n_skipped"]:
         print(f"skipped {tr['data']['n_skipped']} unreadable image(s): see warnings above")
-    if result.stopped_reason:
-        print(f"note: {result.stopped_reason}")
+    if outcome.stopped_reason:
+        print(f"note: {outcome.stopped_reason}")
     m = manifest.get("metrics") or {}
     if m.get("image_auroc") is not None:
         extra = f", pixel AUROC {m['pixel_auroc']:.3f}" if m.get("pixel_auroc") is not None else ""
         print(f"test split: image AUROC {m['image_auroc']:.3f}, AP {m['image_ap']:.3f}{extra}")
     return 0
-
-
-def read_back(path: Path) -> dict:
-    from ..bundle import read_manifest
-
-    return read_manifest(path)

@@ -1,10 +1,21 @@
 """The interface every detector implements.
 
-A detector is an ``nn.Module`` that (1) scores a batch of preprocessed images
-(``forward`` in eval mode, returning :class:`ScoreOutput`) and (2) knows how to
-make one training update on a batch (``training_step``). The generic training
-loop in :mod:`inspection_core.training` owns epochs, validation, checkpoints,
-progress and cancellation; the model owns its losses and optimisers.
+A detector is an ``nn.Module`` that scores a batch of preprocessed images
+(``forward`` in eval mode, returning :class:`ScoreOutput`) and says how it
+trains, so that the engine in :mod:`inspection_core.training` needs no case
+for any family:
+
+- ``fit_mode = "updates"``: an optimiser loop. The engine owns epochs or an
+  update budget, augmentation, the learning-rate schedule, validation,
+  best-epoch checkpoints, early stopping, failure handling, progress and
+  cancellation; the model owns its losses and optimisers
+  (``configure_optimizers``, ``training_step``, ``on_epoch_start``).
+- ``fit_mode = "one_pass"``: the engine shows every training image once
+  (``fit_batch``) and then lets the model build itself (``fit_finish``), as
+  PatchCore builds its memory bank.
+
+Both get ``setup_training`` first (start weights, class balance) and report
+what the bundle should record through ``training_record``.
 
 Inputs are float tensors (B, C, H, W) scaled to [-1, 1] by
 :func:`inspection_core.data.preprocess.to_tensor`.
@@ -14,13 +25,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ModelConfig, TrainConfig
+from ..config import LEGACY_MODEL_KEYS, ModelConfig, TrainConfig
 
 
 @dataclass
@@ -34,6 +45,19 @@ class ScoreOutput:
     reconstruction: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class FitInfo:
+    """What the engine tells a model before training: the training split's
+    class counts, the input size, the seed and the training config."""
+
+    n_train: int
+    n_good: int
+    n_defect: int
+    image_size: int
+    seed: int
+    train_cfg: TrainConfig
+
+
 class Detector(nn.Module):
     """Base class of all detectors (see module docstring)."""
 
@@ -42,16 +66,17 @@ class Detector(nn.Module):
     supervised: ClassVar[bool] = False
     #: whether ``generate`` draws samples from random latents
     can_generate: ClassVar[bool] = False
+    #: how the family trains: "updates" (optimiser loop) or "one_pass"
+    fit_mode: ClassVar[str] = "updates"
+    #: the parameter naming pretrained start weights ("imagenet" or a file), if any
+    weights_param: ClassVar[str | None] = None
+    #: its value for "start from random weights", if the family allows that
+    scratch_weights: ClassVar[str | None] = None
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        cfg.validate()
-        merged = dict(self.default_params())
-        unknown = set(cfg.params) - set(merged)
-        if unknown:
-            raise ValueError(f"{self.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(merged)}")
-        merged.update(cfg.params)
-        cfg.params = merged
+        cfg.params = self.resolve_params(cfg)
+        self.check_config(cfg)
         self.cfg = cfg
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         # set by the training loop
@@ -64,6 +89,27 @@ class Detector(nn.Module):
         """Model-specific hyper-parameters and their defaults."""
         return {}
 
+    @classmethod
+    def resolve_params(cls, cfg: ModelConfig) -> dict[str, Any]:
+        """``cfg.params`` over the family's defaults; an unknown name is an error
+        (format-1 keys that this family never had are dropped)."""
+        cfg.validate()
+        merged = dict(cls.default_params())
+        given = dict(cfg.params)
+        for k in getattr(cfg, "_legacy", ()):
+            if k in LEGACY_MODEL_KEYS and k not in merged:
+                given.pop(k, None)
+        unknown = set(given) - set(merged)
+        if unknown:
+            raise ValueError(f"{cls.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(merged)}")
+        merged.update(given)
+        return merged
+
+    @classmethod
+    def check_config(cls, cfg: ModelConfig) -> None:
+        """Raise ValueError when the family cannot take ``cfg`` (its params
+        already resolved): image size, network size. Cheap: builds nothing."""
+
     @property
     def params(self) -> dict[str, Any]:
         return self.cfg.params
@@ -73,15 +119,38 @@ class Detector(nn.Module):
         raise NotImplementedError
 
     # --------------------------------------------------------------- training
-    def configure_optimizers(self, tcfg: TrainConfig) -> None:  # pragma: no cover - abstract
+    def setup_training(self, info: FitInfo) -> None:
+        """Called once before training (start weights, class balance)."""
+
+    def training_record(self) -> dict[str, Any]:
+        """What the bundle's ``training`` section records about this model
+        (e.g. where its start weights came from)."""
+        return {}
+
+    # fit_mode "updates"
+    def configure_optimizers(self, tcfg: TrainConfig) -> None:
         """Create ``self.optimizers`` (name -> optimiser)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.name}: an update-loop family must create its optimisers")
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each epoch (0-based), e.g. to unfreeze layers."""
 
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
         """One update on a batch (model in train mode). ``y``: labels (0 good,
         1 defective) for supervised models, else None. Returns the losses as
         floats; a non-finite value makes the training loop stop."""
-        raise NotImplementedError  # pragma: no cover - abstract
+        raise NotImplementedError(f"{self.name}: an update-loop family must implement training_step")
+
+    # fit_mode "one_pass"
+    def fit_batch(self, x: torch.Tensor) -> None:
+        """Take in one batch of good training images."""
+        raise NotImplementedError(f"{self.name}: a one-pass family must implement fit_batch")
+
+    def fit_finish(self, tick: Callable[[int, int], None]) -> dict[str, Any]:
+        """Build the model from what ``fit_batch`` took in; ``tick(done, total)``
+        reports progress (and raises when the job is cancelled). Returns
+        figures for the bundle's training record."""
+        raise NotImplementedError(f"{self.name}: a one-pass family must implement fit_finish")
 
     def generate(self, n: int) -> torch.Tensor | None:
         """Images (n, C, H, W) in [-1, 1] from random latents, or None."""

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..config import ModelConfig, TrainConfig
 from .base import Detector, ScoreOutput, reconstruction_map, weights_init
-from .blocks import Decoder, Encoder, frozen, per_image_mse, pyramid_widths
+from .blocks import check_dcgan_config, dcgan_params, Decoder, Encoder, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
 
@@ -86,7 +86,7 @@ class BiGAN(Detector):
                 raise ValueError(f"bigan: {key} must be >= 0, got {p[key]}")
         if int(p["n_critic"]) < 1 or int(p["n_critic"]) != p["n_critic"]:
             raise ValueError(f"bigan: n_critic must be a whole number >= 1, got {p['n_critic']}")
-        s, c, k, w = cfg.image_size, cfg.channels, cfg.latent_dim, cfg.base_width
+        s, c, k, w = cfg.image_size, cfg.channels, int(p['latent_dim']), int(p['base_width'])
         self.encoder = Encoder(s, c, k, w)
         self.generator = Decoder(s, k, c, w)
         self.critic = JointCritic(s, c, k, w)
@@ -95,7 +95,11 @@ class BiGAN(Detector):
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {"alpha": 0.9, "lambda_gp": 10.0, "n_critic": 2, "w_feat": 1.0, "w_cons": 10.0}
+        return {**dcgan_params(), "alpha": 0.9, "lambda_gp": 10.0, "n_critic": 2, "w_feat": 1.0, "w_cons": 10.0}
+
+    @classmethod
+    def check_config(cls, cfg: ModelConfig) -> None:
+        check_dcgan_config(cls.name, cfg.image_size, cfg.params)
 
     # -------------------------------------------------------------- inference
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +117,7 @@ class BiGAN(Detector):
 
     def sample_latents(self, n: int) -> torch.Tensor:
         """z ~ N(0, I), shaped (n, latent_dim, 1, 1) on the model's device."""
-        return torch.randn(n, self.cfg.latent_dim, 1, 1, device=self.device)
+        return torch.randn(n, int(self.params['latent_dim']), 1, 1, device=self.device)
 
     @torch.no_grad()
     def generate(self, n: int) -> torch.Tensor:

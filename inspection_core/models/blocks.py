@@ -21,6 +21,26 @@ from torch.nn import functional as F
 from .base import weights_init
 
 
+#: input sizes of the DCGAN families (a power of two: stride-2 levels down to 4x4)
+DCGAN_IMAGE_SIZES = (32, 64, 128, 256, 512)
+
+
+def dcgan_params() -> dict[str, int]:
+    """Network-size parameters shared by the DCGAN families and their defaults
+    (GANomaly paper: latent 100, width 64)."""
+    return {"latent_dim": 100, "base_width": 64}
+
+
+def check_dcgan_config(name: str, image_size: int, params: dict) -> None:
+    """A DCGAN family's constraints on its input size and network size."""
+    if image_size not in DCGAN_IMAGE_SIZES:
+        raise ValueError(f"{name}: image size must be one of {', '.join(map(str, DCGAN_IMAGE_SIZES))}, got {image_size}")
+    for key in ("latent_dim", "base_width"):
+        v = params[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: {key} must be a positive whole number, got {v!r}")
+
+
 def pyramid_widths(image_size: int, width: int) -> list[int]:
     """Channel counts of the encoder levels at sizes S/2, S/4, ..., 4."""
     if image_size < 8 or image_size & (image_size - 1):

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
 from .base import ScoreOutput, reconstruction_map, weights_init
-from .blocks import Decoder, Discriminator, Encoder, frozen, per_image_mse
+from .blocks import check_dcgan_config, dcgan_params, Decoder, Discriminator, Encoder, frozen, per_image_mse
 from .registry import register
 
 
@@ -50,14 +50,18 @@ class Ganomaly(GeneratorDiscriminatorDetector):
         for key in ("w_adv", "w_con", "w_enc"):
             if float(self.params[key]) < 0:
                 raise ValueError(f"ganomaly: loss weight {key} must be >= 0, got {self.params[key]}")
-        self.generator = GanomalyGenerator(cfg.image_size, cfg.channels, cfg.latent_dim, cfg.base_width)
-        self.discriminator = Discriminator(cfg.image_size, cfg.channels, cfg.base_width)
+        self.generator = GanomalyGenerator(cfg.image_size, cfg.channels, int(self.params['latent_dim']), int(self.params['base_width']))
+        self.discriminator = Discriminator(cfg.image_size, cfg.channels, int(self.params['base_width']))
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {"w_adv": 1.0, "w_con": 50.0, "w_enc": 1.0}
+        return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_enc": 1.0}
+
+    @classmethod
+    def check_config(cls, cfg: ModelConfig) -> None:
+        check_dcgan_config(cls.name, cfg.image_size, cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:

@@ -42,3 +42,14 @@ def model_class(name: str) -> type[Detector]:
 
 def build_model(cfg: ModelConfig) -> Detector:
     return model_class(cfg.model)(cfg)
+
+
+def check_model_config(cfg: ModelConfig) -> None:
+    """Raise ValueError when ``cfg`` does not describe a model its family can
+    build (unknown family or parameter, unsupported size); builds nothing."""
+    import copy
+
+    cls = model_class(cfg.model)
+    c = copy.deepcopy(cfg)
+    c.params = cls.resolve_params(c)
+    cls.check_config(c)

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
 from .base import ScoreOutput, reconstruction_map, weights_init
-from .blocks import Discriminator, frozen, per_image_mse, pyramid_widths
+from .blocks import check_dcgan_config, dcgan_params, Discriminator, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
 
@@ -92,14 +92,18 @@ class SkipGanomaly(GeneratorDiscriminatorDetector):
                 raise ValueError(f"skip-ganomaly: loss weight {key} must be >= 0, got {self.params[key]}")
         if not 0.0 <= float(self.params["lam"]) <= 1.0:
             raise ValueError(f"skip-ganomaly: lam must be in [0, 1], got {self.params['lam']}")
-        self.generator = UNetGenerator(cfg.image_size, cfg.channels, cfg.latent_dim, cfg.base_width)
-        self.discriminator = Discriminator(cfg.image_size, cfg.channels, cfg.base_width)
+        self.generator = UNetGenerator(cfg.image_size, cfg.channels, int(self.params['latent_dim']), int(self.params['base_width']))
+        self.discriminator = Discriminator(cfg.image_size, cfg.channels, int(self.params['base_width']))
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {"w_adv": 1.0, "w_con": 50.0, "w_lat": 1.0, "lam": 0.9}
+        return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_lat": 1.0, "lam": 0.9}
+
+    @classmethod
+    def check_config(cls, cfg: ModelConfig) -> None:
+        check_dcgan_config(cls.name, cfg.image_size, cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:

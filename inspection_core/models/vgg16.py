@@ -1,8 +1,9 @@
 """VGG16 transfer-learning classifier with class activation maps.
 
-VGG16 (Simonyan and Zisserman, ICLR 2015) convolutional base, its fully
-connected layers replaced by global average pooling and a Linear(512 -> 2)
-head, so that a class activation map (CAM, Zhou et al., CVPR 2016) localises
+A pretrained convolutional base, by default VGG16's (Simonyan and Zisserman,
+ICLR 2015; param ``backbone``: also ``mobilenet_v2``, ``resnet18``,
+``wide_resnet50_2``), its fully connected layers replaced by global average
+pooling and a Linear(C -> 2) head, so that a class activation map (CAM, Zhou et al., CVPR 2016) localises
 what drives the "defective" decision. As in the CAM paper the last max-pool
 (pool5) is dropped: the map is taken from conv5_3 at 1/16 of the input size.
 
@@ -10,8 +11,12 @@ Supervised: it needs good AND defective training images. Score = softmax
 probability of class 1 (defective); anomaly map = ReLU(w_1 . features)
 upsampled bilinearly to the input size; no reconstruction.
 
-Start weights (param ``init``): ``"imagenet"`` (torchvision's
-``VGG16_Weights.IMAGENET1K_V1``, downloaded once into torch's cache),
+For the other backbones the base is :class:`inspection_core.backbones.FeatureExtractor`
+up to the network's last feature stage (its BatchNorm layers keep their
+ImageNet statistics while the weights are fine-tuned).
+
+Start weights (param ``init``): ``"imagenet"`` (torchvision's weights API,
+downloaded once into torch's cache),
 a path to a local state dict file (offline stations), or ``"scratch"``
 (random, only when asked for). They are loaded by :meth:`VGG16Classifier.load_start_weights`,
 which ``configure_optimizers`` calls — never at construction, so that a
@@ -20,66 +25,23 @@ saved bundle can be rebuilt on a station without the ImageNet file.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchvision.models import VGG16_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
+from ..backbones import BACKBONES, FeatureExtractor, WeightsUnavailableError, backbone_spec, pretrained_state_dict
 from ..config import ModelConfig, TrainConfig
-from .base import Detector, ScoreOutput
+from .base import Detector, FitInfo, ScoreOutput
 from .registry import register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)
 REAL_WIDTH = 64  # base_width of the real VGG16
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The requested start weights cannot be found, downloaded or read."""
-
-
-def _hub_checkpoint_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def _imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet VGG16 weights from torch's cache, downloading
-    them once; a clear error, never a silent fallback, when that fails."""
-    weights = VGG16_Weights.IMAGENET1K_V1
-    url = weights.url
-    cached = _hub_checkpoint_dir() / Path(url).name
-    try:
-        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise WeightsUnavailableError(
-            f"VGG16 ImageNet weights are not available: not in torch's cache ('{cached}') "
-            f"and the download from {url} failed ({type(exc).__name__}: {exc}). To get them: "
-            f"run training once on a machine with internet (the file is then cached in "
-            f"'{cached.parent}' and can be copied to the same place here), or download {url} "
-            f"and pass the file with --weights FILE, or train from random weights with --from-scratch."
-        ) from exc
-
-
-def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise WeightsUnavailableError(
-            f"VGG16 weights file '{path}' does not exist; pass a torchvision vgg16 state dict "
-            f"(e.g. {VGG16_Weights.IMAGENET1K_V1.url}) or use --from-scratch"
-        )
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file: corrupt, not a torch file, pickled code
-        raise WeightsUnavailableError(f"cannot read VGG16 weights file '{path}': {exc}") from exc
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise WeightsUnavailableError(f"'{path}' is not a state dict (a mapping of names to tensors)")
-    return sd
 
 
 def _features_only(sd: dict[str, torch.Tensor], origin: str) -> dict[str, torch.Tensor]:
@@ -93,47 +55,55 @@ def _features_only(sd: dict[str, torch.Tensor], origin: str) -> dict[str, torch.
     return feats
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @register("vgg16")
 class VGG16Classifier(Detector):
-    """Two-way VGG16 classifier (good / defective). Params: ``init``
-    ("imagenet", "scratch" or a state dict file), ``freeze_epochs`` (conv
-    base frozen for epochs 0 .. freeze_epochs-1 when starting from
-    pretrained weights), ``lr`` (Adam), ``class_weights`` ("balanced" or
-    "none"), ``augment`` (flips, +-``max_rotation`` degrees, brightness and
-    contrast jitter during training)."""
+    """Two-way transfer classifier (good / defective). Params: ``backbone``
+    (the pretrained base, default "vgg16"), ``init`` ("imagenet", "scratch"
+    or a state dict file), ``base_width`` (vgg16 from scratch only: channel
+    width, 64 is the real network), ``freeze_epochs`` (conv base frozen for
+    epochs 0 .. freeze_epochs-1 when starting from pretrained weights),
+    ``lr`` (Adam), ``class_weights`` ("balanced" or "none"), ``augment``
+    (flips, +-``max_rotation`` degrees, brightness and contrast jitter during
+    training)."""
 
     supervised = True
+    weights_param = "init"
+    scratch_weights = "scratch"
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         p = self.params
-        init = p["init"]
+        init, backbone, width = p["init"], p["backbone"], p["base_width"]
         if not isinstance(init, str) or not init:
             raise ValueError(f"vgg16: init must be 'imagenet', 'scratch' or a weights file path, got {init!r}")
-        if init != "scratch" and cfg.base_width != REAL_WIDTH:
+        if backbone not in BACKBONES:
+            raise ValueError(f"vgg16: unknown backbone {backbone!r}; available: {', '.join(BACKBONES)}")
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"vgg16: base_width must be a positive whole number, got {width!r}")
+        if width != REAL_WIDTH and (init != "scratch" or backbone != "vgg16"):
             raise ValueError(
-                f"vgg16: pretrained weights ({init!r}) need base_width {REAL_WIDTH} (the real VGG16), "
-                f"got {cfg.base_width}; use init='scratch' for a narrower network"
+                f"vgg16: pretrained weights ({init!r}) and other backbones need base_width {REAL_WIDTH} "
+                f"(the real network), got {width}; use init='scratch' with backbone vgg16 for a narrower network"
             )
         if p["class_weights"] not in ("balanced", "none"):
             raise ValueError(f"vgg16: class_weights must be 'balanced' or 'none', got {p['class_weights']!r}")
         if int(p["freeze_epochs"]) < 0 or float(p["lr"]) <= 0:
             raise ValueError("vgg16: freeze_epochs must be >= 0 and lr > 0")
-        scale = cfg.base_width / REAL_WIDTH
-        layout = [v if v == "M" else max(1, int(round(int(v) * scale))) for v in cfgs["D"]]
-        self.features = make_layers(layout[:-1])  # pool5 dropped: CAM at 1/16 resolution
-        self.feature_channels = int(layout[-2])
+        if backbone == "vgg16":
+            # torchvision's layout (state-dict keys features.N), pool5 dropped: CAM at 1/16 resolution
+            scale = width / REAL_WIDTH
+            layout = [v if v == "M" else max(1, int(round(int(v) * scale))) for v in cfgs["D"]]
+            self.features = make_layers(layout[:-1])
+            self.feature_channels = int(layout[-2])
+            self.normalise_imagenet = init != "scratch"
+        else:
+            last = backbone_spec(backbone).last
+            self.base = FeatureExtractor(backbone, [last], weights=None)
+            self.base.requires_grad_(True)
+            self.feature_channels = self.base.channels[last]
+            self.normalise_imagenet = False  # FeatureExtractor normalises by itself
         self.head = nn.Linear(self.feature_channels, 2)
-        self._init_random()
-        self.normalise_imagenet = init != "scratch"
+        self._init_random(self.head if backbone != "vgg16" else self)
         self.register_buffer("_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.class_weight: torch.Tensor | None = None
@@ -144,7 +114,9 @@ class VGG16Classifier(Detector):
     @classmethod
     def default_params(cls) -> dict[str, Any]:
         return {
+            "backbone": "vgg16",
             "init": "imagenet",
+            "base_width": REAL_WIDTH,
             "freeze_epochs": 2,
             "lr": 1e-4,
             "class_weights": "balanced",
@@ -152,9 +124,10 @@ class VGG16Classifier(Detector):
             "max_rotation": 10.0,
         }
 
-    def _init_random(self) -> None:
+    @staticmethod
+    def _init_random(root: nn.Module) -> None:
         # torchvision's VGG initialisation
-        for m in self.modules():
+        for m in root.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
@@ -169,18 +142,20 @@ class VGG16Classifier(Detector):
         cannot be had; never falls back to random weights silently."""
         if self._start_loaded:
             return
-        init = self.params["init"]
-        if init == "imagenet":
-            feats = _features_only(_imagenet_state_dict(), "the ImageNet weights")
-            source = "imagenet (torchvision VGG16_Weights.IMAGENET1K_V1)"
-        else:
-            path = Path(init).expanduser().resolve()
-            feats = _features_only(_file_state_dict(path), f"'{path}'")
-            source = f"file {path} (sha256 {_file_sha256(path)})"
+        init, backbone = self.params["init"], self.params["backbone"]
+        source_arg = "imagenet" if init == "imagenet" else str(Path(init).expanduser().resolve())
         try:
-            self.features.load_state_dict(feats, strict=True)
-        except RuntimeError as exc:
-            raise WeightsUnavailableError(f"{source}: not VGG16 conv weights of the expected shapes: {exc}") from exc
+            if backbone != "vgg16":
+                source = self.base.load_pretrained(source_arg)
+            else:
+                sd, source = pretrained_state_dict("vgg16", source_arg)
+                feats = _features_only(sd, source)
+                try:
+                    self.features.load_state_dict(feats, strict=True)
+                except RuntimeError as exc:
+                    raise WeightsUnavailableError(f"{source}: not VGG16 conv weights of the expected shapes: {exc}") from exc
+        except WeightsUnavailableError as exc:
+            raise WeightsUnavailableError(f"{exc} (or train from random weights with --from-scratch)") from exc
         self.init_source = source
         self._start_loaded = True
 
@@ -192,6 +167,9 @@ class VGG16Classifier(Detector):
         self._start_loaded = True
         return result
 
+    def training_record(self) -> dict[str, Any]:
+        return {"init_source": self.init_source}
+
     # -------------------------------------------------------------- inference
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """[-1, 1] gray or BGR -> the 3-channel RGB input the network expects
@@ -202,7 +180,9 @@ class VGG16Classifier(Detector):
         return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """conv5_3 feature maps (B, C, H/16, W/16), after ReLU."""
+        """The base's last feature maps (vgg16: conv5_3 after ReLU, 1/16 of the input)."""
+        if self.params["backbone"] != "vgg16":
+            return next(iter(self.base(x).values()))
         return self.features(self._prepare(x))
 
     def logits(self, feats: torch.Tensor) -> torch.Tensor:
@@ -221,6 +201,10 @@ class VGG16Classifier(Detector):
         return ScoreOutput(scores=probs[:, 1], anomaly_map=cam, reconstruction=None)
 
     # --------------------------------------------------------------- training
+    def setup_training(self, info: FitInfo) -> None:
+        self.set_class_balance(info.n_good, info.n_defect)
+        self.load_start_weights()
+
     def set_class_balance(self, n_good: int, n_defect: int) -> None:
         """Class counts of the training split (called by the training loop);
         with ``class_weights="balanced"`` each class gets weight N / (2 n_c)."""
@@ -236,7 +220,7 @@ class VGG16Classifier(Detector):
             self.class_weight = None
 
     def set_base_frozen(self, frozen: bool) -> None:
-        self.features.requires_grad_(not frozen)
+        (self.features if self.params["backbone"] == "vgg16" else self.base).requires_grad_(not frozen)
 
     def on_epoch_start(self, epoch: int) -> None:
         """Freeze the conv base for epochs ``0 .. freeze_epochs - 1`` (0-based)

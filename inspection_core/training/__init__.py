@@ -1,5 +1,6 @@
 """Plain training loops that report progress and honour cancellation."""
 
-from .trainer import TrainingError, TrainResult, train
+from .loops import TrainingError
+from .trainer import TrainResult, train
 
 __all__ = ["TrainResult", "TrainingError", "train"]

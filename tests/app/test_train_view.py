@@ -114,7 +114,7 @@ def test_completed_training_saves_a_bundle_the_inspect_view_finds(view: TrainVie
     assert view.saved_path == ctx.user_models_dir() / "tiny-run.inspector", view.status.text()
     assert view.saved_path in ctx.list_bundles()
     m = read_manifest(view.saved_path)
-    assert m["model"]["image_size"] == 32 and m["model"]["base_width"] == 8
+    assert m["model"]["image_size"] == 32 and m["model"]["params"]["base_width"] == 8
     assert m["training"]["precision"] == "bf16-amp"
     assert m["metrics"]["image_auroc"] is not None  # evaluated on the test split
     assert view.summary_box.isVisible() and "Image AUROC" in "".join(

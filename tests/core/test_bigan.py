@@ -25,7 +25,7 @@ def good_parts(n: int, channels: int = 1, size: int = 32, seed: int = 0) -> torc
 
 def make(channels: int = 1, **params) -> BiGAN:
     torch.manual_seed(0)
-    model = build_model(ModelConfig("bigan", image_size=32, channels=channels, latent_dim=16, base_width=8, params=params))
+    model = build_model(ModelConfig("bigan", image_size=32, channels=channels, params={"latent_dim": 16, "base_width": 8, **params}))
     assert isinstance(model, BiGAN)
     return model
 

@@ -83,7 +83,7 @@ def test_newer_format_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
 
 def test_mismatched_model_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
     def wider(m: dict) -> dict:
-        m["model"]["base_width"] = 16
+        m["model"]["params"]["base_width"] = 16
         return m
 
     def other(m: dict) -> dict:
@@ -145,7 +145,7 @@ def test_update_manifest_is_atomic_and_keeps_weights(tiny_bundle: Path, tmp_path
 
     # a failing update leaves the good file untouched and no temp file behind
     def boom(m: dict) -> dict:
-        m["model"]["image_size"] = 33
+        m["model"]["image_size"] = m["preprocessing"]["image_size"] = 33  # not a power of two
         return m
 
     with pytest.raises(BundleError, match="image size"):

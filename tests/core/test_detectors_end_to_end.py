@@ -20,7 +20,7 @@ def test_bigan_trains_generates_and_round_trips(demo_data: Path, tmp_path: Path)
     events: list[ProgressEvent] = []
     res = train(
         demo_data,
-        ModelConfig(model="bigan", image_size=32, latent_dim=16, base_width=8),
+        ModelConfig(model="bigan", image_size=32, params={"latent_dim": 16, "base_width": 8}),
         TrainConfig(epochs=1, batch_size=16, device="cpu", samples_per_epoch=4),
         progress=events.append,
     )
@@ -37,7 +37,7 @@ def test_bigan_trains_generates_and_round_trips(demo_data: Path, tmp_path: Path)
 def test_vgg16_from_scratch_uses_a_held_out_test_split(demo_data: Path, tmp_path: Path) -> None:
     res = train(
         demo_data,
-        ModelConfig(model="vgg16", image_size=32, base_width=8, params={"init": "scratch", "freeze_epochs": 0}),
+        ModelConfig(model="vgg16", image_size=32, params={"base_width": 8, "init": "scratch", "freeze_epochs": 0}),
         TrainConfig(epochs=1, batch_size=16, device="cpu", samples_per_epoch=0),
     )
     m = res.manifest

@@ -32,7 +32,7 @@ def _seed_and_threads():
 
 
 def make_model(name: str, size: int = 32, channels: int = 1, width: int = 8, **params) -> Detector:
-    cfg = ModelConfig(model=name, image_size=size, channels=channels, latent_dim=16, base_width=width, params=params)
+    cfg = ModelConfig(model=name, image_size=size, channels=channels, params={"latent_dim": 16, "base_width": width, **params})
     return build_model(cfg)
 
 

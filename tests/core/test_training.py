@@ -15,11 +15,8 @@ from inspection_core.models import model_class, register
 from inspection_core.progress import CancelToken, Cancelled, ProgressEvent
 from inspection_core.training import TrainingError, train
 
-TINY = dict(image_size=32, latent_dim=16, base_width=8)
-
-
-def _cfg(model: str = "skip-ganomaly", **kw) -> ModelConfig:
-    return ModelConfig(model=model, **TINY, **kw)
+def _cfg(model: str = "skip-ganomaly") -> ModelConfig:
+    return ModelConfig(model=model, image_size=32, params={"latent_dim": 16, "base_width": 8})
 
 
 def test_training_reports_progress_and_learns(demo_data: Path) -> None:

@@ -37,7 +37,7 @@ def parts(n: int, size: int = 32, channels: int = 1, seed: int = 0):
 def make(size: int = 32, channels: int = 1, width: int = 8, **params) -> VGG16Classifier:
     torch.manual_seed(0)
     params.setdefault("init", "scratch")
-    cfg = ModelConfig("vgg16", image_size=size, channels=channels, latent_dim=16, base_width=width, params=params)
+    cfg = ModelConfig("vgg16", image_size=size, channels=channels, params={"base_width": width, **params})
     model = build_model(cfg)
     assert isinstance(model, VGG16Classifier)
     return model

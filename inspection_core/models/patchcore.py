@@ -1,0 +1,277 @@
+"""PatchCore: towards total recall in industrial anomaly detection
+(Roth, Pemula, Zepeda, Schölkopf, Brox and Gehler, CVPR 2022).
+
+No training in the gradient sense: the good training images pass once
+through a frozen ImageNet backbone; mid-level feature maps of two or more
+layers, each averaged over its 3x3 neighbourhood and brought to the finest
+layer's grid, give one descriptor per image patch. A memory bank keeps a
+greedy (k-center) coreset of those descriptors, chosen on a random
+projection so that the selection is fast. A test patch's anomaly is the
+distance to its nearest neighbour in the bank; the image score is the
+largest patch anomaly (optionally re-weighted as in the paper, eq. 7), and
+the anomaly map is the patch grid upsampled to the input and smoothed.
+
+Every image is scored on its own (frozen BatchNorm, per-image nearest
+neighbours), so scores do not depend on the batch. The memory bank is a
+buffer whose size comes from the bundle's state dict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..backbones import BACKBONES, FeatureExtractor, backbone_spec
+from ..config import ModelConfig
+from .base import Detector, FitInfo, ScoreOutput, smooth_map
+from .registry import register
+
+#: query x bank elements per distance chunk (about 64 MB of fp32 distances)
+_CHUNK_ELEMENTS = 1 << 24
+
+
+def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor | None = None,
+                      k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean distances of each query (Q, D) to its ``k`` nearest bank rows
+    (M, D), and their indices: (Q, k) each. Chunked so that no Q x M matrix is
+    ever held; fp32 throughout."""
+    q = queries.float()
+    m = bank.float()
+    m_sq = (m * m).sum(1) if bank_sq is None else bank_sq
+    q_sq = (q * q).sum(1, keepdim=True)
+    n_q, n_m = q.shape[0], m.shape[0]
+    k = min(k, n_m)
+    best_d = torch.full((n_q, k), math.inf, device=q.device)
+    best_i = torch.zeros((n_q, k), dtype=torch.long, device=q.device)
+    step_m = max(1, min(n_m, _CHUNK_ELEMENTS // max(1, n_q)))
+    for start in range(0, n_m, step_m):
+        mc = m[start : start + step_m]
+        d = torch.addmm(q_sq + m_sq[start : start + step_m].unsqueeze(0), q, mc.t(), beta=1.0, alpha=-2.0)
+        if k == 1:
+            val, idx = d.min(dim=1, keepdim=True)
+        else:
+            val, idx = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+        idx = idx + start
+        if start == 0 and val.shape[1] == k:
+            best_d, best_i = val, idx
+        else:
+            cat_d, cat_i = torch.cat([best_d, val], 1), torch.cat([best_i, idx], 1)
+            best_d, order = cat_d.topk(k, dim=1, largest=False)
+            best_i = cat_i.gather(1, order)
+    return best_d.clamp_min_(0.0).sqrt_(), best_i
+
+
+def greedy_coreset(features: torch.Tensor, k: int, generator: torch.Generator,
+                   tick: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Indices of ``k`` rows of ``features`` (N, d) chosen by greedy k-center
+    selection: each new row is the one farthest from all rows chosen so far.
+    One matrix-vector product per chosen row (vectorised over N).
+    ``tick(done, k)`` is called now and then (progress and cancellation)."""
+    n = features.shape[0]
+    if k >= n:
+        return torch.arange(n)
+    f = features.float().contiguous()
+    sq = (f * f).sum(1)
+    min_d = torch.full((n,), math.inf)
+    chosen = torch.empty(k, dtype=torch.long)
+    cur = int(torch.randint(0, n, (1,), generator=generator))
+    every = max(1, k // 100)
+    for i in range(k):
+        chosen[i] = cur
+        c = f[cur]
+        d = torch.addmv(sq, f, c, alpha=-2.0).add_(sq[cur])
+        torch.minimum(min_d, d, out=min_d)
+        cur = int(torch.argmax(min_d))
+        if tick is not None and (i % every == 0 or i == k - 1):
+            tick(i + 1, k)
+    return chosen
+
+
+@register("patchcore")
+class PatchCore(Detector):
+    """PatchCore detector. Params: ``backbone`` (one of
+    :data:`inspection_core.backbones.BACKBONES`), ``layers`` (feature layers;
+    the backbone's defaults when empty), ``weights`` ("imagenet", a local
+    weights file, or "random" for tests), ``neighbourhood`` (patch
+    aggregation size), ``coreset_ratio`` (share of training patches kept),
+    ``max_bank`` (cap on the memory bank), ``projection_dim`` (random
+    projection used to choose the coreset), ``reweight`` (the paper's image
+    score re-weighting), ``neighbours`` (its neighbourhood size b),
+    ``map_sigma`` (Gaussian smoothing of the map, pixels at the input size),
+    ``fit_memory_mb`` (budget for the patches held while fitting)."""
+
+    fit_mode = "one_pass"
+    weights_param = "weights"
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        p = self.params
+        if p["backbone"] not in BACKBONES:
+            raise ValueError(f"patchcore: unknown backbone {p['backbone']!r}; available: {', '.join(BACKBONES)}")
+        spec = backbone_spec(p["backbone"])
+        if not p["layers"]:
+            p["layers"] = list(spec.default_layers)
+        if not isinstance(p["layers"], (list, tuple)) or not all(isinstance(l, str) for l in p["layers"]):
+            raise ValueError(f"patchcore: layers must be a list of layer names, got {p['layers']!r}")
+        p["layers"] = list(p["layers"])
+        for key, lo in (("neighbourhood", 1), ("max_bank", 1), ("projection_dim", 1), ("neighbours", 1), ("fit_memory_mb", 16)):
+            v = p[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"patchcore: {key} must be a whole number >= {lo}, got {v!r}")
+        if not 0.0 < float(p["coreset_ratio"]) <= 1.0:
+            raise ValueError(f"patchcore: coreset_ratio must be in (0, 1], got {p['coreset_ratio']}")
+        if float(p["map_sigma"]) < 0:
+            raise ValueError(f"patchcore: map_sigma must be >= 0, got {p['map_sigma']}")
+        if not isinstance(p["weights"], str) or not p["weights"]:
+            raise ValueError(f"patchcore: weights must be 'imagenet', 'random' or a file path, got {p['weights']!r}")
+        # weights are loaded by setup_training (never here), so that a bundle
+        # is rebuilt offline from its own state dict
+        self.features = FeatureExtractor(p["backbone"], p["layers"], weights=None)
+        self.feature_dim = sum(self.features.channels[l] for l in self.features.layers)
+        self.register_buffer("memory_bank", torch.zeros(0, self.feature_dim))
+        self.register_buffer("_bank_sq", torch.zeros(0), persistent=False)
+        self._fit_parts: list[torch.Tensor] = []
+        self._fit_keep = 1.0
+        self._fit_gen = torch.Generator().manual_seed(0)
+        self.init_source = "not loaded yet"
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        return {
+            "backbone": "mobilenet_v2",
+            "layers": [],
+            "weights": "imagenet",
+            "neighbourhood": 3,
+            "coreset_ratio": 0.1,
+            "max_bank": 20000,
+            "projection_dim": 128,
+            "reweight": False,
+            "neighbours": 9,
+            "map_sigma": 4.0,
+            "fit_memory_mb": 1024,
+        }
+
+    # ------------------------------------------------------------ state dict
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # the memory bank takes its size from the bundle (any size loads)
+        key = prefix + "memory_bank"
+        if key in state_dict:
+            self.memory_bank = torch.empty_like(state_dict[key], device=self.memory_bank.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
+
+    # -------------------------------------------------------------- features
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch descriptors (B, D, h, w) on the finest layer's grid."""
+        feats = self.features(x)
+        k = int(self.params["neighbourhood"])
+        layers = self.features.layers
+        size = feats[layers[0]].shape[-2:]
+        parts = []
+        for name in layers:
+            f = feats[name].float()
+            if k > 1:
+                f = F.avg_pool2d(f, k, stride=1, padding=k // 2, count_include_pad=False)
+            if f.shape[-2:] != size:
+                f = F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+            parts.append(f)
+        return torch.cat(parts, dim=1)
+
+    # -------------------------------------------------------------- inference
+    def _bank_norms(self) -> torch.Tensor:
+        if self._bank_sq.numel() != self.memory_bank.shape[0]:
+            self._bank_sq = (self.memory_bank.float() ** 2).sum(1)
+        return self._bank_sq
+
+    def forward(self, x: torch.Tensor) -> ScoreOutput:
+        if self.memory_bank.shape[0] == 0:
+            raise RuntimeError("patchcore: the memory bank is empty (the model was not fitted)")
+        emb = self.embed(x)
+        b, d, h, w = emb.shape
+        patches = emb.permute(0, 2, 3, 1).reshape(b, h * w, d)
+        bank, bank_sq = self.memory_bank, self._bank_norms()
+        dist = torch.empty(b, h * w, device=x.device)
+        nn_idx = torch.empty(b, h * w, dtype=torch.long, device=x.device)
+        for i in range(b):  # per image: scores never depend on the batch
+            dd, ii = nearest_distances(patches[i], bank, bank_sq)
+            dist[i], nn_idx[i] = dd[:, 0], ii[:, 0]
+        flat_max, arg = dist.max(dim=1)
+        scores = flat_max
+        if self.params["reweight"]:
+            scores = self._reweight(patches, dist, nn_idx, arg)
+        amap = F.interpolate(dist.view(b, 1, h, w), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
+        sigma = float(self.params["map_sigma"]) * x.shape[-1] / 224.0
+        amap = smooth_map(amap, sigma)
+        return ScoreOutput(scores=scores.float(), anomaly_map=amap.float(), reconstruction=None)
+
+    def _reweight(self, patches: torch.Tensor, dist: torch.Tensor, nn_idx: torch.Tensor, arg: torch.Tensor) -> torch.Tensor:
+        """Eq. 7 of the paper: s = (1 - softmax weight of the nearest bank
+        patch m* among its b neighbours in the bank, seen from the test patch)
+        x s*. A test patch close to a rare, isolated bank patch scores higher."""
+        b = patches.shape[0]
+        rows = torch.arange(b, device=patches.device)
+        test_patch = patches[rows, arg]                        # (B, D)
+        m_star = self.memory_bank[nn_idx[rows, arg]]           # (B, D)
+        s_star = dist[rows, arg]                               # (B,)
+        _, neigh = nearest_distances(m_star, self.memory_bank, self._bank_norms(), k=int(self.params["neighbours"]))
+        neigh_feats = self.memory_bank[neigh]                  # (B, b, D)
+        d_test = torch.linalg.vector_norm(neigh_feats - test_patch.unsqueeze(1), dim=2)  # (B, b)
+        weight = 1.0 - torch.softmax(-d_test, dim=1)[:, 0]
+        return weight * s_star
+
+    # ---------------------------------------------------------------- fitting
+    def setup_training(self, info: FitInfo) -> None:
+        weights = self.params["weights"]
+        self.init_source = "random" if weights == "random" else self.features.load_pretrained(weights)
+        self._fit_parts = []
+        self._fit_gen = torch.Generator().manual_seed(int(info.seed))
+        # patches held while fitting: at most fit_memory_mb of fp32 descriptors
+        grid = self._grid_size(info.image_size)
+        budget = int(self.params["fit_memory_mb"]) * 2**20 // (4 * self.feature_dim)
+        total = max(1, info.n_train) * grid
+        self._fit_keep = min(1.0, budget / total)
+
+    def _grid_size(self, image_size: int) -> int:
+        stride = min(self.features.strides[l] for l in self.features.layers)
+        side = math.ceil(image_size / stride)
+        return side * side
+
+    def fit_batch(self, x: torch.Tensor) -> None:
+        with torch.inference_mode():
+            emb = self.embed(x)
+        patches = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]).cpu()
+        if self._fit_keep < 1.0:  # subsample on the way: never one array of every patch
+            n = max(1, int(round(patches.shape[0] * self._fit_keep)))
+            idx = torch.randperm(patches.shape[0], generator=self._fit_gen)[:n]
+            patches = patches[idx]
+        self._fit_parts.append(patches.clone())
+
+    def fit_finish(self, tick: Callable[[int, int], None]) -> dict[str, Any]:
+        if not self._fit_parts:
+            raise RuntimeError("patchcore: no training patches were collected")
+        feats = torch.cat(self._fit_parts)
+        self._fit_parts = []
+        n = feats.shape[0]
+        k = max(1, min(int(self.params["max_bank"]), int(math.ceil(n * float(self.params["coreset_ratio"])))))
+        pdim = int(self.params["projection_dim"])
+        if pdim < feats.shape[1]:
+            proj = torch.randn(feats.shape[1], pdim, generator=self._fit_gen) / math.sqrt(pdim)
+            reduced = feats @ proj
+        else:
+            reduced = feats
+        idx = greedy_coreset(reduced, k, self._fit_gen, tick)
+        self.memory_bank = feats[idx].contiguous().to(self.memory_bank.device)
+        self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
+        return {"patches_seen": int(n), "memory_bank": int(self.memory_bank.shape[0]),
+                "patch_sampling": round(self._fit_keep, 4)}
+
+    def training_record(self) -> dict[str, Any]:
+        return {"init_source": self.init_source}
+
+
+__all__ = ["PatchCore", "greedy_coreset", "nearest_distances"]
+

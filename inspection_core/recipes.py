@@ -1,0 +1,102 @@
+"""Training recipes: what ``inspector train --model M`` does with no other flag.
+
+A recipe is a model family's input size, parameters and training settings.
+Each family has three presets that the command line and the Train view share:
+
+- ``quick``: a short check that the data and the pipeline work (minutes),
+- ``standard``: the default, measured on ``../shared/data`` (see
+  ``docs/quality.md``),
+- ``thorough``: a longer run for the last few points.
+
+Anything a user sets explicitly (``--lr``, ``--param lam=1``, the Train
+view's fields) is laid over the preset by :func:`resolve`; the preset's name
+is recorded in the bundle with the values that were used.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .config import ModelConfig, TrainConfig
+
+PRESETS = ("quick", "standard", "thorough")
+DEFAULT_PRESET = "standard"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Input size, family parameters and training settings of one preset."""
+
+    image_size: int
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+_GAN_TRAIN = {"batch_size": 32, "lr": 2e-4, "epochs": 15}
+
+#: family -> preset -> recipe
+RECIPES: dict[str, dict[str, Recipe]] = {
+    "ganomaly": {
+        "quick": Recipe(64, {"base_width": 32}, {**_GAN_TRAIN, "epochs": 5}),
+        "standard": Recipe(128, {}, _GAN_TRAIN),
+        "thorough": Recipe(128, {}, {**_GAN_TRAIN, "epochs": 40}),
+    },
+    "skip-ganomaly": {
+        "quick": Recipe(64, {"base_width": 32}, {**_GAN_TRAIN, "epochs": 5}),
+        "standard": Recipe(128, {}, _GAN_TRAIN),
+        "thorough": Recipe(128, {}, {**_GAN_TRAIN, "epochs": 40}),
+    },
+    "bigan": {
+        "quick": Recipe(64, {"base_width": 32}, {**_GAN_TRAIN, "epochs": 5}),
+        "standard": Recipe(128, {}, _GAN_TRAIN),
+        "thorough": Recipe(128, {}, {**_GAN_TRAIN, "epochs": 40}),
+    },
+    "vgg16": {
+        "quick": Recipe(128, {}, {"batch_size": 32, "epochs": 3}),
+        "standard": Recipe(128, {}, {"batch_size": 32, "epochs": 15}),
+        "thorough": Recipe(224, {}, {"batch_size": 32, "epochs": 30}),
+    },
+    "patchcore": {
+        "quick": Recipe(224, {"coreset_ratio": 0.02}, {"batch_size": 16}),
+        "standard": Recipe(224, {}, {"batch_size": 16}),
+        "thorough": Recipe(256, {"coreset_ratio": 0.25}, {"batch_size": 16}),
+    },
+}
+
+
+def recipe(model: str, preset: str = DEFAULT_PRESET) -> Recipe:
+    """The preset ``preset`` of family ``model``."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+    try:
+        return RECIPES[model][preset]
+    except KeyError:
+        raise ValueError(f"no recipe for model {model!r}; models with recipes: {', '.join(sorted(RECIPES))}") from None
+
+
+def resolve(model: str, preset: str = DEFAULT_PRESET, *, channels: int = 3, image_size: int | None = None,
+            params: dict[str, Any] | None = None, train: dict[str, Any] | None = None
+            ) -> tuple[ModelConfig, TrainConfig]:
+    """The configs of ``preset`` with the user's explicit settings laid over
+    it: ``params`` over the recipe's family parameters, ``train`` (TrainConfig
+    field names) over its training settings. Unknown training settings are
+    an error."""
+    r = recipe(model, preset)
+    known = {f.name for f in fields(TrainConfig)}
+    overrides = dict(train or {})
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {sorted(unknown)}")
+    tvals = {**copy.deepcopy(r.train), **overrides, "preset": preset}
+    if "updates" in overrides and "epochs" not in overrides:
+        tvals.pop("epochs", None)  # an update budget replaces the recipe's epochs
+    if "epochs" in overrides and "updates" not in overrides:
+        tvals.pop("updates", None)
+    mcfg = ModelConfig(model=model, image_size=int(image_size or r.image_size), channels=channels,
+                       params={**copy.deepcopy(r.params), **(params or {})})
+    return mcfg, TrainConfig(**tvals)
+
+
+__all__ = ["DEFAULT_PRESET", "PRESETS", "RECIPES", "Recipe", "recipe", "resolve"]
