@@ -15,10 +15,11 @@ import os
 import secrets
 import socket
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from inspection_core.fileio import atomic_write_text
 
 APP_DIR_NAME = "Inspector"
 SETTINGS_FILE = "settings.json"
@@ -49,21 +50,6 @@ def default_data_dir() -> Path:
     ``INSPECTOR_DATA_DIR`` overrides."""
     env = os.environ.get("INSPECTOR_DATA_DIR")
     return Path(env) if env else _platform_dir("data")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so that a crash never leaves a half-written file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -119,7 +105,7 @@ class StationSettings:
     def save(self, path: Path | None = None) -> Path:
         """Write the settings atomically as indented JSON; returns the file."""
         target = Path(path) if path else self.path
-        atomic_write_text(target, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(target, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", private=True)
         self._path = target  # type: ignore[attr-defined]
         return target
 

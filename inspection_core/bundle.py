@@ -8,7 +8,7 @@ A bundle is a zip file (``NAME.inspector``) with two members:
   with ``torch.load(weights_only=True)``: loading a bundle never runs code.
 
 The manifest records the sha256 of ``weights.pt`` so that a tampered or
-truncated file is refused. Writing is atomic (temp file + ``os.replace``).
+truncated file is refused. Writing is atomic (:mod:`inspection_core.fileio`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import __version__
 from .config import ModelConfig
 from .data.preprocess import Preprocessing
+from .fileio import atomic_open
 from .types import Threshold
 
 if TYPE_CHECKING:  # torch is imported lazily: reading a manifest stays cheap
@@ -62,25 +62,10 @@ def _json_default(o: Any) -> Any:
 
 
 def _atomic_write_zip(path: Path, manifest: dict[str, Any], weights: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, default=_json_default))
-                zf.writestr(WEIGHTS_NAME, weights)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a bundle is shared data
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(path, "wb") as fh:  # a bundle is shared data: the usual permissions
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr(MANIFEST_NAME, json.dumps(manifest, indent=2, default=_json_default))
+            zf.writestr(WEIGHTS_NAME, weights)
 
 
 def _state_bytes(state_dict: dict[str, "torch.Tensor"]) -> bytes:

@@ -36,6 +36,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .fileio import atomic_open, atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -369,21 +371,14 @@ class HistoryDB:
         """Write a kept image atomically; a failure is logged, never fatal to recording."""
         assert self.image_dir is not None
         target = self.image_dir / rel
-        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
             ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
             if not ok:
                 raise ValueError(f"cannot encode a {image.dtype} array of shape {image.shape} as PNG")
-            with open(tmp, "wb") as fh:
-                fh.write(buf.tobytes())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
+            atomic_write_bytes(target, buf.tobytes())
             return True
         except (OSError, ValueError, cv2.error) as exc:
             log.warning("history: could not keep image '%s': %s", target, exc)
-            tmp.unlink(missing_ok=True)
             return False
 
     def record(
@@ -595,25 +590,22 @@ class HistoryDB:
         where, params = _build_where(verdict, since, until, bundle, source_contains)
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT {', '.join(_COLUMNS)} FROM inspections{where} ORDER BY epoch {order}, id {order}"
-        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
         n = 0
         conn = self._connect()
         try:
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            with atomic_open(target, "w", encoding="utf-8", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(_COLUMNS)
                 cur = conn.execute(sql, params)
                 while batch := cur.fetchmany(2000):
                     writer.writerows(batch)
                     n += len(batch)
-            os.replace(tmp, target)
         except sqlite3.Error as exc:
             raise self._wrap(exc) from exc
         except OSError as exc:
             raise HistoryError(self.path, f"cannot export to '{target}' ({exc.strerror or exc})") from exc
         finally:
             conn.close()
-            tmp.unlink(missing_ok=True)
         return n
 
     # ---------------------------------------------------------------- lifetime

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 
 from .calibration import (OperatingPoint, operating_point, pr, roc, standard_operating_points,
                           validate_scores)
+from .fileio import atomic_write_text
 from .types import Threshold
 
 ImagesArg = np.ndarray | Sequence[np.ndarray] | Callable[[int], np.ndarray] | None
@@ -363,18 +362,6 @@ def _flat_metrics(metrics: dict[str, Any] | None) -> list[tuple[str, Any]]:
     return out
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _masks_for(samples: Sequence[Any], size: int) -> list[np.ndarray | None] | None:
     """Masks for scored samples: all-false for good images, None for defects without a mask."""
     if not any(getattr(smp, "mask_path", None) is not None for smp in samples):
@@ -508,5 +495,5 @@ def write_report(report_dir: str | Path, scores: Any = None, labels: Any = None,
         "</body></html>",
     ]
     index = out / "index.html"
-    _write_text_atomic(index, "\n".join(parts))
+    atomic_write_text(index, "\n".join(parts))
     return index

@@ -91,7 +91,9 @@ def _child(args: tuple[DatasetIndex, ModelConfig, TrainConfig, Path, bool], q: A
 
 def _remove_partial(out: Path) -> None:
     """Temp files an atomic save leaves behind only when its process is killed."""
-    for p in out.parent.glob(f"{out.name}.*.tmp"):
+    from inspection_core.fileio import temp_pattern
+
+    for p in out.parent.glob(temp_pattern(out)):
         try:
             p.unlink()
         except OSError:

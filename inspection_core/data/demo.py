@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..fileio import atomic_write_text
 from .images import write_image
 
 DEFECT_TYPES: tuple[str, ...] = ("scratch", "dent", "stain", "missing")
@@ -279,7 +280,7 @@ def make_demo_dataset(
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(n):
             img, _ = _render(rng, g, channels, None)
-            write_image(folder / f"{i:03d}.png", img)
+            write_image(folder / f"{i:03d}.png", img, fsync=False)
 
     write_good(out / "train" / "good", n_train)
     write_good(out / "test" / "good", n_test_good)
@@ -289,8 +290,8 @@ def make_demo_dataset(
         gt_dir.mkdir(parents=True, exist_ok=True)
         for i in range(n_test_defect_per_type):
             img, mask = _render(rng, g, channels, kind)
-            write_image(img_dir / f"{i:03d}.png", img)
-            write_image(gt_dir / f"{i:03d}_mask.png", mask.astype(np.uint8) * 255)
+            write_image(img_dir / f"{i:03d}.png", img, fsync=False)
+            write_image(gt_dir / f"{i:03d}_mask.png", mask.astype(np.uint8) * 255, fsync=False)
     _write_readme(out, seed, size, channels, n_train, n_test_good, n_test_defect_per_type)
     return out
 
@@ -323,6 +324,4 @@ Defect types:
   stain    translucent rust or oil blob
   missing  notch bitten out of the ring's outer edge
 """
-    tmp = out / ".README.txt.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, out / "README.txt")
+    atomic_write_text(out / "README.txt", text, fsync=False)

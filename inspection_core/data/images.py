@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..fileio import atomic_write_bytes
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 )
@@ -94,8 +96,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return decode_image(data, p)
 
 
-def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
-    """Write an image atomically (temp file + rename); the extension picks the format.
+def write_image(path: str | os.PathLike[str], img: np.ndarray, *, fsync: bool = True) -> None:
+    """Write an image atomically (:mod:`inspection_core.fileio`); the extension
+    picks the format. ``fsync=False`` only for output that can be regenerated
+    (the generated demo data set).
 
     Works with non-ASCII paths (``cv2.imencode`` + a plain file write).
     """
@@ -104,14 +108,7 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray) -> None:
     ok, buf = cv2.imencode(ext, img)
     if not ok:
         raise ValueError(f"cannot encode image for '{p}' as {ext}")
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(p, buf.tobytes(), fsync=fsync)
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
