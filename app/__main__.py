@@ -1,15 +1,18 @@
 """Entry point: ``inspector-app`` / ``python -m app`` (also PyInstaller's script).
 
 torch is imported only when a model is loaded (on a worker thread), so the
-window appears fast. ``QT_QPA_PLATFORM`` is respected as Qt reads it.
+window appears fast. ``QT_QPA_PLATFORM`` is respected as Qt reads it. What
+both this entry point and ``--self-test`` need (QSettings, the style sheet)
+is in :mod:`app.startup`, so neither imports the other at module level.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from app.startup import configure_qsettings, load_style  # noqa: F401 - also this module's API (benchmarks, tests)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,70 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def configure_qsettings() -> None:
-    """QSettings as an INI file in the config folder (readable; tests isolate it)."""
-    from PySide6.QtCore import QCoreApplication, QSettings
-
-    from app.settings import config_dir
-
-    QCoreApplication.setOrganizationName("Inspector")
-    QCoreApplication.setApplicationName("Inspector")
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(config_dir()))
-
-
-def load_style() -> str:
-    from importlib.resources import files
-
-    try:
-        return (files("resources") / "style.qss").read_text(encoding="utf-8")
-    except (FileNotFoundError, ModuleNotFoundError):
-        return ""
-
-
-def smoke_test() -> int:
-    """Quick check (seconds): import every view, build the window offscreen, load resources.
-    ``--self-test`` runs the full check in ``app.selftest`` instead."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
-    from app.context import AppContext
-    from app.main_window import MainWindow, app_icon
-
-    app = QApplication.instance() or QApplication([])
-    from app import gc_guard
-
-    gc_guard.install(app)
-    configure_qsettings()
-    problems = []
-    if app_icon().isNull():
-        problems.append("icon.svg not found or not loadable")
-    if not load_style():
-        problems.append("style.qss not found")
-    win = MainWindow(AppContext())
-    for title in ("Calibrate", "Train"):
-        if type(win.engineer_view(title)).__name__ == "_Placeholder":
-            problems.append(f"view {title} failed to build")
-    win.close()
-    app.processEvents()
-    if not win.ctx.shutdown(20000):
-        problems.append("background jobs did not stop within 20 s")
-    for p in problems:
-        print(f"smoke-test: {p}", file=sys.stderr)
-    print("smoke-test: " + ("OK" if not problems else "FAILED"))
-    return 1 if problems else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     import multiprocessing
 
     multiprocessing.freeze_support()  # a frozen program's spawn children start here
     args = build_parser().parse_args(argv)
     if args.self_test:
-        try:
-            from app.selftest import run_self_test
-        except ImportError:
-            return smoke_test()
+        from app.selftest import run_self_test
+
         return run_self_test()
 
     from PySide6.QtWidgets import QApplication

@@ -128,7 +128,7 @@ def _isolated_settings(tmp: Path) -> Any:
 
 
 def _check_resources() -> str:
-    from app.__main__ import load_style
+    from app.startup import load_style
     from app.main_window import app_icon
 
     icon = app_icon()

@@ -25,7 +25,7 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     monkeypatch.setenv("INSPECTOR_DATA_DIR", str(data))
     monkeypatch.setenv("INSPECTOR_NO_CONFIRM", "1")
     monkeypatch.delenv("INSPECTOR_SCREENSHOT", raising=False)
-    from app.__main__ import configure_qsettings
+    from app.startup import configure_qsettings
 
     configure_qsettings()
     return {"config": cfg, "data": data}

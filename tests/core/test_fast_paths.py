@@ -18,7 +18,7 @@ from torch import nn
 
 from inspection_core import acceleration
 from inspection_core.acceleration import BF16_VERIFIED, PackedConv, choose_precision, cpu_can_pack, cpu_has_native_bf16, pack_model
-from inspection_core.acceleration import measure_fidelity, record_fidelity
+from inspection_core.usecases.fidelity import Fidelity, measure_fidelity, record_fidelity
 from inspection_core.bundle import read_manifest
 from inspection_core.config import ModelConfig
 from inspection_core.data.dataset import load_images, scan_dataset
@@ -71,12 +71,12 @@ def test_a_bundle_verified_for_bf16_defaults_to_it(tiny_ganomaly_bundle: Path, d
     images, labels = _test_images(demo_data, Inspector(bundle, device="cpu", precision="eager"))
     fid = measure_fidelity(bundle, images, labels, precision="fp32")
     assert fid.ok and fid.max_rel < 1e-4 and fid.auroc_delta is not None and abs(fid.auroc_delta) < 1e-9
-    failing = acceleration.Fidelity("bf16", "test", 10, max_rel=0.03, median_rel=0.01)
+    failing = Fidelity("bf16", "test", 10, max_rel=0.03, median_rel=0.01)
     assert not failing.ok
     record_fidelity(bundle, failing)
     assert read_manifest(bundle)["inference"]["fidelity"]["bf16"]["ok"] is False
     assert Inspector(bundle, device="cpu").precision == "fp32"  # not shown to hold: stays fp32
-    passing = acceleration.Fidelity("bf16", "test", 10, max_rel=0.002, median_rel=0.001, auroc_fp32=0.9, auroc=0.901)
+    passing = Fidelity("bf16", "test", 10, max_rel=0.002, median_rel=0.001, auroc_fp32=0.9, auroc=0.901)
     record_fidelity(bundle, passing)
     expected = "bf16" if cpu_has_native_bf16() else "fp32"
     assert Inspector(bundle, device="cpu").precision == expected
