@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -420,7 +420,6 @@ class CalibrationResult:
     pr: PrCurve
     scores: np.ndarray
     labels: np.ndarray
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def calibrate(scores: Any, labels: Any, strategy: str | None, target: float | None = None,

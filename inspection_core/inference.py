@@ -16,7 +16,6 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -96,12 +95,6 @@ class Inspector:
         """The scoring path in use, e.g. "cpu-onednn-packed-bf16"."""
         return self.path.engine
 
-    @property
-    def calibrated_precision(self) -> str:
-        """The precision the bundle's threshold was calibrated with."""
-        cal = self.manifest.get("calibration") or {}
-        return str(cal.get("precision_path") or (self.manifest.get("inference") or {}).get("precision") or "fp32")
-
     def inference_record(self) -> dict[str, str]:
         """What to store as ``manifest["inference"]`` when a threshold is
         calibrated with this Inspector."""
@@ -180,8 +173,3 @@ class Inspector:
         t0 = time.perf_counter()
         prepared = np.stack([self.prepare(im) for im in images])
         return self._predictions(prepared, t0)
-
-    def predict_file(self, path: str | os.PathLike[str]) -> Prediction:
-        from .data.images import read_image
-
-        return self.predict(read_image(Path(path)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,4 +79,3 @@ class Prediction:
     image: np.ndarray
     reconstruction: np.ndarray | None = None
     latency_ms: float = 0.0
-    extras: dict[str, float] = field(default_factory=dict)

@@ -394,10 +394,6 @@ class InspectView(QWidget):
         self.recent.clear()
         self._update_counters()
 
-    @property
-    def is_running(self) -> bool:
-        return self.worker is not None and self.worker.running
-
     def _update_buttons(self) -> None:
         running = self.worker is not None
         paused = running and self.worker.paused  # type: ignore[union-attr]

@@ -130,19 +130,6 @@ class ScoreHistogram(pg.PlotWidget):
         self.enableAutoRange(axis="y")
 
     # thresholds
-    def set_two_threshold(self, enabled: bool, low: float | None = None) -> None:
-        """Show or hide the REVIEW band line; ``low`` places it (clamped below the FAIL line)."""
-        self._silent = True
-        try:
-            self.low_line.setVisible(enabled)
-            if enabled:
-                high = self.high_line.value()
-                self.low_line.setValue(min(high, high if low is None else low))
-            self._update_bounds()
-        finally:
-            self._silent = False
-        self._emit()
-
     def two_threshold(self) -> bool:
         return self.low_line.isVisible()
 

@@ -63,13 +63,8 @@ def run(args: argparse.Namespace) -> int:
                 for s, sc, v in zip(scored.samples, scored.scores, verdicts)
             ),
         )
-        try:
-            from ..report import write_report
-        except ImportError:
-            write_report = None
-        if write_report is not None:
-            index = write_report(out, scored=scored, inspector=insp, metrics=metrics)
-            print(f"report: {index}")
-        else:
-            print(f"wrote {out / 'metrics.json'} and {out / 'scores.csv'}")
+        from ..report import write_report
+
+        index = write_report(out, scored=scored, inspector=insp, metrics=metrics)
+        print(f"report: {index}")
     return 0

@@ -25,13 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:
-        try:
-            mod = importlib.import_module(f"{__package__}.{name.replace('-', '_')}")
-        except ModuleNotFoundError as exc:  # a sub-command not written yet
-            if exc.name == f"{__package__}.{name}":
-                continue
-            raise
-        mod.add_parser(sub)
+        importlib.import_module(f"{__package__}.{name}").add_parser(sub)
     return parser
 
 
