@@ -2,8 +2,9 @@
 
 QSettings keeps only window geometry and recent paths; everything an engineer
 may want to read or copy between stations (data folder, history location,
-image retention, PIN hash) lives here. This module has no Qt so the CLI and
-packaging scripts can use it too.
+image retention, PIN hash) lives here. Which folders "the config folder" and
+"the data folder" are is :mod:`inspection_core.paths`' one answer. This module
+has no Qt so the CLI and packaging scripts can use it too.
 """
 
 from __future__ import annotations
@@ -11,45 +12,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import socket
-import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from inspection_core.fileio import atomic_write_text
+from inspection_core import paths
 
-APP_DIR_NAME = "Inspector"
 SETTINGS_FILE = "settings.json"
 _PIN_ITERATIONS = 120_000
-
-
-def _platform_dir(kind: str) -> Path:
-    """Per-user folder for ``kind`` ("config" or "data"), following the platform's habits."""
-    home = Path.home()
-    if sys.platform.startswith("win"):
-        base = os.environ.get("APPDATA" if kind == "config" else "LOCALAPPDATA") or str(home / "AppData" / "Roaming")
-        return Path(base) / APP_DIR_NAME
-    if sys.platform == "darwin":
-        return home / "Library" / "Application Support" / APP_DIR_NAME
-    env = "XDG_CONFIG_HOME" if kind == "config" else "XDG_DATA_HOME"
-    default = home / (".config" if kind == "config" else ".local/share")
-    return Path(os.environ.get(env) or default) / APP_DIR_NAME.lower()
-
-
-def config_dir() -> Path:
-    """Where settings.json lives; ``INSPECTOR_CONFIG_DIR`` overrides (tests, kiosks)."""
-    env = os.environ.get("INSPECTOR_CONFIG_DIR")
-    return Path(env) if env else _platform_dir("config")
-
-
-def default_data_dir() -> Path:
-    """Where history, kept images, demo data and user models live by default;
-    ``INSPECTOR_DATA_DIR`` overrides."""
-    env = os.environ.get("INSPECTOR_DATA_DIR")
-    return Path(env) if env else _platform_dir("data")
 
 
 @dataclass
@@ -73,7 +46,7 @@ class StationSettings:
     # ---- file I/O --------------------------------------------------------------
     @staticmethod
     def default_path() -> Path:
-        return config_dir() / SETTINGS_FILE
+        return paths.config_dir() / SETTINGS_FILE
 
     @classmethod
     def load(cls, path: Path | None = None) -> "StationSettings":
@@ -115,13 +88,13 @@ class StationSettings:
         return self.station_name or socket.gethostname() or "station"
 
     def data_path(self) -> Path:
-        return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
+        return Path(self.data_dir).expanduser() if self.data_dir else paths.data_dir()
 
     def history_db_path(self) -> Path:
-        return Path(self.history_path).expanduser() if self.history_path else self.data_path() / "history.sqlite3"
+        return Path(self.history_path).expanduser() if self.history_path else self.data_path() / paths.HISTORY_FILENAME
 
     def image_dir_path(self) -> Path:
-        return Path(self.image_dir).expanduser() if self.image_dir else self.data_path() / "images"
+        return Path(self.image_dir).expanduser() if self.image_dir else self.data_path() / paths.KEPT_IMAGES_DIRNAME
 
     def models_path(self) -> Path:
         return Path(self.models_dir).expanduser() if self.models_dir else self.data_path() / "models"

@@ -12,7 +12,7 @@ def configure_qsettings() -> None:
     """QSettings as an INI file in the config folder (readable; tests isolate it)."""
     from PySide6.QtCore import QCoreApplication, QSettings
 
-    from app.settings import config_dir
+    from inspection_core.paths import config_dir
 
     QCoreApplication.setOrganizationName("Inspector")
     QCoreApplication.setApplicationName("Inspector")

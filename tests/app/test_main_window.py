@@ -156,6 +156,21 @@ def test_station_settings_round_trip(isolated_dirs) -> None:
         StationSettings.load()
 
 
+def test_settings_and_history_ask_the_same_resolver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from inspection_core.history import default_history_path, default_image_dir
+    from inspection_core.paths import config_dir, data_dir
+
+    monkeypatch.delenv("INSPECTOR_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    s = StationSettings()
+    assert s.history_db_path() == default_history_path() == data_dir() / "history.sqlite3"
+    assert s.image_dir_path() == default_image_dir()
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", "~/station-data")
+    monkeypatch.setenv("INSPECTOR_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert StationSettings().data_path() == data_dir() == Path.home() / "station-data"
+    assert StationSettings.default_path() == config_dir() / "settings.json" == tmp_path / "cfg" / "settings.json"
+
+
 def test_guess_source() -> None:
     assert guess_source("0") == ("camera", "0")
     assert guess_source("rtsp://cam/1") == ("camera", "rtsp://cam/1")

@@ -1,257 +1,25 @@
-"""Inspection history: every verdict recorded in an SQLite database.
-
-Used by the desktop app (a worker thread records, the GUI thread reads) and by
-the CLI's ``predict``. Design choices:
-
-- WAL journal with ``synchronous=FULL``: ``record`` commits before it returns,
-  so a verdict counted by the app survives a crash of the app or of the machine.
-- Thread safety: ONE connection opened with ``check_same_thread=False`` and
-  guarded by a re-entrant lock. Every statement is short (a page query on
-  100,000 rows takes a few ms), so serialising them costs nothing noticeable and
-  keeps ``close()`` simple. ``export_csv`` streams through its own short-lived
-  connection (a WAL snapshot) so that a long export never blocks recording.
-- Other processes (the CLI while the app runs) may use the same file: WAL lets
-  readers and one writer work at once; writers wait up to ``busy_timeout``.
-- Schema versioned with ``PRAGMA user_version``; ``_MIGRATIONS`` maps an old
-  version to the function that brings it one step forward.
-- FAIL and REVIEW images (``keep_images_for``) are kept as PNG files under
-  ``image_dir/YYYY-MM-DD/<id>_<verdict>.png``; the row stores the path relative
-  to ``image_dir`` so the whole folder can be moved.
-"""
+"""The history database: one SQLite file, recorded to by a worker thread and
+read by the GUI thread (see the package docstring for the design)."""
 
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import logging
 import os
 import sqlite3
-import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from .fileio import atomic_open, atomic_write_bytes
+from ..fileio import atomic_open
+from .kept_images import kept_image_name, save_kept_image
+from .records import (COLUMNS, INSERT_SQL, MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, VERDICTS, HistoryError, HistoryRecord,
+                      build_where, iso_utc, opt_float, to_datetime, utc_now, verdict_str)
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-VERDICTS = ("PASS", "REVIEW", "FAIL")
-HISTORY_FILENAME = "history.sqlite3"
-
-_COLUMNS = (
-    "id", "time", "epoch", "station", "source", "image_ref", "bundle", "bundle_id",
-    "score", "threshold_high", "threshold_low", "verdict", "override_verdict",
-    "override_operator", "override_time", "stored_image", "latency_ms", "note",
-)  # fmt: skip
-
-_SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS inspections (
-    id                INTEGER PRIMARY KEY AUTOINCREMENT,
-    time              TEXT    NOT NULL,   -- UTC ISO 8601 with ms, e.g. 2024-05-01T12:00:00.123Z
-    epoch             REAL    NOT NULL,   -- same instant, seconds since 1970 (fast range filters)
-    station           TEXT    NOT NULL DEFAULT '',
-    source            TEXT    NOT NULL DEFAULT '',
-    image_ref         TEXT    NOT NULL DEFAULT '',
-    bundle            TEXT    NOT NULL DEFAULT '',
-    bundle_id         TEXT    NOT NULL DEFAULT '',
-    score             REAL,
-    threshold_high    REAL,
-    threshold_low     REAL,
-    verdict           TEXT    NOT NULL,
-    override_verdict  TEXT,
-    override_operator TEXT,
-    override_time     TEXT,
-    stored_image      TEXT,
-    latency_ms        REAL,
-    note              TEXT    NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS ix_inspections_epoch   ON inspections(epoch);
-CREATE INDEX IF NOT EXISTS ix_inspections_verdict ON inspections(verdict, epoch);
-CREATE INDEX IF NOT EXISTS ix_inspections_bundle  ON inspections(bundle, epoch);
-"""
-
-_INSERT = (
-    "INSERT INTO inspections (time, epoch, station, source, image_ref, bundle, bundle_id, score,"
-    " threshold_high, threshold_low, verdict, latency_ms, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-
-# version -> function that migrates a database at that version to version + 1.
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
-
-
-class HistoryError(RuntimeError):
-    """The history database cannot be used; ``path`` names the file."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"inspection history '{self.path}': {reason}")
-
-
-@dataclass(frozen=True)
-class HistoryRecord:
-    """One recorded inspection (a row of the database)."""
-
-    id: int
-    time: str
-    epoch: float
-    station: str
-    source: str
-    image_ref: str
-    bundle: str
-    bundle_id: str
-    score: float | None
-    threshold_high: float | None
-    threshold_low: float | None
-    verdict: str
-    override_verdict: str | None
-    override_operator: str | None
-    override_time: str | None
-    stored_image: str | None
-    latency_ms: float | None
-    note: str
-
-    @property
-    def effective_verdict(self) -> str:
-        """The operator's override when there is one, else the model's verdict."""
-        return self.override_verdict or self.verdict
-
-    @property
-    def datetime(self) -> _dt.datetime:
-        """The inspection time as an aware UTC datetime."""
-        return _dt.datetime.fromtimestamp(self.epoch, tz=_dt.timezone.utc)
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def _kept_image_name(time_iso: str, record_id: int, verdict: str) -> Path:
-    """Where a kept image lives under ``image_dir``: ``YYYY-MM-DD/<id>_<verdict>.png``."""
-    return Path(time_iso[:10]) / f"{record_id}_{verdict}.png"
-
-
-def default_data_dir() -> Path:
-    """The user's data folder for Inspector (history, kept images, user models).
-
-    ``INSPECTOR_DATA_DIR`` overrides it; otherwise %LOCALAPPDATA%\\Inspector on
-    Windows, ~/Library/Application Support/Inspector on macOS and
-    $XDG_DATA_HOME/inspector (default ~/.local/share/inspector) elsewhere.
-    """
-    env = os.environ.get("INSPECTOR_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    if sys.platform.startswith("win"):
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "Inspector"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "Inspector"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base_dir = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
-    return base_dir / "inspector"
-
-
-def default_history_path() -> Path:
-    """Where the history database lives by default (the folder is not created)."""
-    return default_data_dir() / HISTORY_FILENAME
-
-
-def default_image_dir(history_path: str | os.PathLike[str] | None = None) -> Path:
-    """The folder for kept FAIL/REVIEW images: ``images/`` beside the database."""
-    return Path(history_path or default_history_path()).parent / "images"
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _utc_now() -> _dt.datetime:
-    return _dt.datetime.now(tz=_dt.timezone.utc)
-
-
-def _to_datetime(value: Any) -> _dt.datetime:
-    """datetime (naive = local time), epoch seconds or ISO string -> aware UTC datetime."""
-    if isinstance(value, _dt.datetime):
-        dt = value if value.tzinfo else value.astimezone()
-        return dt.astimezone(_dt.timezone.utc)
-    if isinstance(value, _dt.date):
-        return _to_datetime(_dt.datetime(value.year, value.month, value.day))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _dt.datetime.fromtimestamp(float(value), tz=_dt.timezone.utc)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        return _to_datetime(_dt.datetime.fromisoformat(text))
-    raise TypeError(f"cannot interpret {value!r} as a time")
-
-
-def _iso(dt: _dt.datetime) -> str:
-    d = dt.astimezone(_dt.timezone.utc)
-    return (
-        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-        f".{d.microsecond // 1000:03d}Z"
-    )
-
-
-def _verdict_str(value: Any) -> str:
-    text = str(getattr(value, "value", value)).upper()
-    if text not in VERDICTS:
-        raise ValueError(f"unknown verdict {value!r}; expected one of {', '.join(VERDICTS)}")
-    return text
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _build_where(
-    verdict: str | Iterable[str] | None = None,
-    since: Any = None,
-    until: Any = None,
-    bundle: str | None = None,
-    source_contains: str | None = None,
-) -> tuple[str, list[Any]]:
-    """SQL WHERE clause + parameters for the common filters.
-
-    ``verdict``: the model's verdict (one or several); ``since`` inclusive,
-    ``until`` exclusive; ``source_contains`` matches the source or the image
-    reference, case-insensitively.
-    """
-    clauses: list[str] = []
-    params: list[Any] = []
-    if verdict is not None:
-        verdicts = [verdict] if isinstance(verdict, str) or hasattr(verdict, "value") else list(verdict)
-        names = sorted({_verdict_str(v) for v in verdicts})
-        if not names:
-            clauses.append("0")
-        elif len(names) == 1:
-            clauses.append("verdict = ?")
-            params.append(names[0])
-        else:
-            clauses.append(f"verdict IN ({','.join('?' * len(names))})")
-            params.extend(names)
-    if since is not None:
-        clauses.append("epoch >= ?")
-        params.append(_to_datetime(since).timestamp())
-    if until is not None:
-        clauses.append("epoch < ?")
-        params.append(_to_datetime(until).timestamp())
-    if bundle is not None:
-        clauses.append("bundle = ?")
-        params.append(bundle)
-    if source_contains:
-        pattern = "%" + source_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append("(source LIKE ? ESCAPE '\\' OR image_ref LIKE ? ESCAPE '\\')")
-        params.extend([pattern, pattern])
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-# --------------------------------------------------------------------------- database
 
 
 class HistoryDB:
@@ -266,7 +34,7 @@ class HistoryDB:
     ) -> None:
         self.path = Path(path)
         self.image_dir = Path(image_dir) if image_dir is not None else None
-        self.keep_images_for = frozenset(_verdict_str(v) for v in keep_images_for)
+        self.keep_images_for = frozenset(verdict_str(v) for v in keep_images_for)
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
@@ -322,11 +90,11 @@ class HistoryDB:
         try:
             if version == 0:
                 # Statement by statement: executescript() would commit on its own.
-                for stmt in filter(str.strip, _SCHEMA_V1.split(";")):
+                for stmt in filter(str.strip, SCHEMA_V1.split(";")):
                     conn.execute(stmt)
                 version = 1
             while version < SCHEMA_VERSION:
-                _MIGRATIONS[version](conn)
+                MIGRATIONS[version](conn)
                 version += 1
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -341,13 +109,13 @@ class HistoryDB:
     # ---------------------------------------------------------------- writing
 
     def _row_values(self, kw: Mapping[str, Any]) -> tuple[list[Any], str]:
-        when = _to_datetime(kw["time"]) if kw.get("time") is not None else _utc_now()
-        verdict = _verdict_str(kw["verdict"])
+        when = to_datetime(kw["time"]) if kw.get("time") is not None else utc_now()
+        verdict = verdict_str(kw["verdict"])
         values = [
-            _iso(when), when.timestamp(), str(kw.get("station", "")), str(kw.get("source", "")),
+            iso_utc(when), when.timestamp(), str(kw.get("station", "")), str(kw.get("source", "")),
             str(kw.get("image_ref", "")), str(kw.get("bundle", "")), str(kw.get("bundle_id", "")),
-            _opt_float(kw.get("score")), _opt_float(kw.get("threshold_high")),
-            _opt_float(kw.get("threshold_low")), verdict, _opt_float(kw.get("latency_ms")),
+            opt_float(kw.get("score")), opt_float(kw.get("threshold_high")),
+            opt_float(kw.get("threshold_low")), verdict, opt_float(kw.get("latency_ms")),
             str(kw.get("note", "")),
         ]  # fmt: skip
         return values, verdict
@@ -359,27 +127,17 @@ class HistoryDB:
         self, conn: sqlite3.Connection, values: list[Any], image: np.ndarray
     ) -> tuple[int, Path | None]:
         """Insert one row, then keep its image (the file name needs the row id)."""
-        row_id = int(conn.execute(_INSERT, values).lastrowid)
+        row_id = int(conn.execute(INSERT_SQL, values).lastrowid)
         verdict = values[10]
-        rel = _kept_image_name(values[0], row_id, verdict)
+        rel = kept_image_name(values[0], row_id, verdict)
         if not self._save_image(rel, image):
             return row_id, None
         conn.execute("UPDATE inspections SET stored_image=? WHERE id=?", (rel.as_posix(), row_id))
         return row_id, self.image_dir / rel if self.image_dir is not None else None
 
     def _save_image(self, rel: Path, image: np.ndarray) -> bool:
-        """Write a kept image atomically; a failure is logged, never fatal to recording."""
         assert self.image_dir is not None
-        target = self.image_dir / rel
-        try:
-            ok, buf = cv2.imencode(".png", np.ascontiguousarray(image))
-            if not ok:
-                raise ValueError(f"cannot encode a {image.dtype} array of shape {image.shape} as PNG")
-            atomic_write_bytes(target, buf.tobytes())
-            return True
-        except (OSError, ValueError, cv2.error) as exc:
-            log.warning("history: could not keep image '%s': %s", target, exc)
-            return False
+        return save_kept_image(self.image_dir / rel, image)
 
     def record(
         self,
@@ -423,7 +181,7 @@ class HistoryDB:
             # One executemany for rows without images. The ids are consecutive:
             # this connection holds the write lock and AUTOINCREMENT only grows.
             if batch:
-                conn.executemany(_INSERT, batch)
+                conn.executemany(INSERT_SQL, batch)
                 last = int(conn.execute("SELECT MAX(id) FROM inspections").fetchone()[0])
                 ids.extend(range(last - len(batch) + 1, last + 1))
                 batch.clear()
@@ -457,7 +215,7 @@ class HistoryDB:
 
     def keeps_image_for(self, verdict: Any) -> bool:
         """Whether a part with this verdict has its image kept."""
-        return self.image_dir is not None and _verdict_str(verdict) in self.keep_images_for
+        return self.image_dir is not None and verdict_str(verdict) in self.keep_images_for
 
     def attach_image(self, record_id: int, image: np.ndarray) -> Path | None:
         """Keep ``image`` for a row that is already committed; returns its path (None if it could not be written).
@@ -472,7 +230,7 @@ class HistoryDB:
         rec = self.get(record_id)
         if rec is None:
             raise HistoryError(self.path, f"no inspection with id {record_id} to attach an image to")
-        rel = _kept_image_name(rec.time, rec.id, rec.verdict)
+        rel = kept_image_name(rec.time, rec.id, rec.verdict)
         if not self._save_image(rel, image):  # encoded and written outside the database lock
             return None
         with self._lock:
@@ -485,13 +243,13 @@ class HistoryDB:
 
     def set_override(self, record_id: int, verdict: Any, operator: str) -> None:
         """Record an operator's decision on an inspection (``verdict=None`` clears it)."""
-        value = None if verdict is None else _verdict_str(verdict)
+        value = None if verdict is None else verdict_str(verdict)
         with self._lock:
             try:
                 cur = self._db().execute(
                     "UPDATE inspections SET override_verdict=?, override_operator=?, override_time=?"
                     " WHERE id=?",
-                    (value, None if value is None else operator, None if value is None else _iso(_utc_now()),
+                    (value, None if value is None else operator, None if value is None else iso_utc(utc_now()),
                      int(record_id)),
                 )  # fmt: skip
             except sqlite3.Error as exc:
@@ -519,11 +277,11 @@ class HistoryDB:
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[HistoryRecord]:
-        """One page of records matching the filters (see ``_build_where``)."""
-        where, params = _build_where(verdict, since, until, bundle, source_contains)
+        """One page of records matching the filters (see ``build_where``)."""
+        where, params = build_where(verdict, since, until, bundle, source_contains)
         order = "DESC" if newest_first else "ASC"
         sql = (
-            f"SELECT {', '.join(_COLUMNS)} FROM inspections{where}"
+            f"SELECT {', '.join(COLUMNS)} FROM inspections{where}"
             f" ORDER BY epoch {order}, id {order} LIMIT ? OFFSET ?"
         )
         rows = self._select(sql, params + [int(limit), int(offset)])
@@ -531,7 +289,7 @@ class HistoryDB:
 
     def get(self, record_id: int) -> HistoryRecord | None:
         """The record with this id, or None."""
-        rows = self._select(f"SELECT {', '.join(_COLUMNS)} FROM inspections WHERE id=?", [int(record_id)])
+        rows = self._select(f"SELECT {', '.join(COLUMNS)} FROM inspections WHERE id=?", [int(record_id)])
         return HistoryRecord(*rows[0]) if rows else None
 
     def count(
@@ -543,7 +301,7 @@ class HistoryDB:
         source_contains: str | None = None,
     ) -> int:
         """How many records match the filters."""
-        where, params = _build_where(verdict, since, until, bundle, source_contains)
+        where, params = build_where(verdict, since, until, bundle, source_contains)
         return int(self._select(f"SELECT COUNT(*) FROM inspections{where}", params)[0][0])
 
     def counts_by_verdict(
@@ -555,7 +313,7 @@ class HistoryDB:
         source_contains: str | None = None,
     ) -> dict[str, int]:
         """Model verdict -> number of matching records; every verdict is present (0 if none)."""
-        where, params = _build_where(verdict, since, until, bundle, source_contains)
+        where, params = build_where(verdict, since, until, bundle, source_contains)
         rows = self._select(f"SELECT verdict, COUNT(*) FROM inspections{where} GROUP BY verdict", params)
         out = {v: 0 for v in VERDICTS}
         out.update({str(v): int(n) for v, n in rows})
@@ -587,15 +345,15 @@ class HistoryDB:
         Reads through its own connection so that recording goes on meanwhile.
         """
         target = Path(path)
-        where, params = _build_where(verdict, since, until, bundle, source_contains)
+        where, params = build_where(verdict, since, until, bundle, source_contains)
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM inspections{where} ORDER BY epoch {order}, id {order}"
+        sql = f"SELECT {', '.join(COLUMNS)} FROM inspections{where} ORDER BY epoch {order}, id {order}"
         n = 0
         conn = self._connect()
         try:
             with atomic_open(target, "w", encoding="utf-8", newline="") as fh:
                 writer = csv.writer(fh)
-                writer.writerow(_COLUMNS)
+                writer.writerow(COLUMNS)
                 cur = conn.execute(sql, params)
                 while batch := cur.fetchmany(2000):
                     writer.writerows(batch)
@@ -624,14 +382,3 @@ class HistoryDB:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-__all__ = [
-    "HistoryDB",
-    "HistoryError",
-    "HistoryRecord",
-    "SCHEMA_VERSION",
-    "default_data_dir",
-    "default_history_path",
-    "default_image_dir",
-]
