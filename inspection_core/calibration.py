@@ -386,6 +386,21 @@ def operating_point(scores: Any, labels: Any, threshold: Threshold | float,
                           fpr_ci, fnr_ci)
 
 
+def misjudged(scores: Any, labels: Any, threshold: Threshold | float) -> tuple[list[int], list[int]]:
+    """The images a threshold gets wrong: indices of the false passes (defects
+    that PASS, lowest score first) and of the false rejects (good parts that
+    FAIL, highest score first). In two-threshold mode REVIEW parts are neither
+    (see the module docstring). The report's and the Calibrate view's galleries."""
+    s, y = validate_scores(scores, labels)
+    th = threshold if isinstance(threshold, Threshold) else Threshold(float(threshold))
+    passes = s <= (th.low if th.low is not None else th.high)
+    false_pass = np.flatnonzero((y == 1) & passes)
+    false_reject = np.flatnonzero((y == 0) & (s > th.high))
+    false_pass = false_pass[np.argsort(s[false_pass], kind="stable")]
+    false_reject = false_reject[np.argsort(-s[false_reject], kind="stable")]
+    return [int(i) for i in false_pass], [int(i) for i in false_reject]
+
+
 def standard_operating_points(scores: Any, labels: Any, bootstrap: int = 0, seed: int = 0
                               ) -> dict[str, OperatingPoint | str]:
     """The report's reference points: youden, f1, fpr 1 %, fnr 0.5 %, quantile 99 %.

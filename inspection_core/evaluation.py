@@ -173,7 +173,7 @@ def evaluate(
     metrics["images_per_s"] = float(len(scored.samples) / scored.seconds) if scored.seconds > 0 else None
     if has_masks and scored.maps is not None:
         masks = load_masks(scored.samples, inspector.preprocessing.image_size)
-        from .report import pixel_auroc, pro_score
+        from .pixel_metrics import pixel_auroc, pro_score
 
         defect = np.array([s.label == 1 and s.mask_path is not None for s in scored.samples])
         good = scored.labels == 0

@@ -26,7 +26,7 @@ from app.views.calibrate_dialogs import PredictionDialog, SaveCalibrationDialog
 from app.views.calibrate_panels import STRATEGY_TEXT, MisjudgedGallery, OperatingPointPanel, StrategyPanel, pct
 from app.widgets.plots import RocPlot, ScoreHistogram
 from inspection_core import calibration as cal
-from inspection_core.types import Threshold, Verdict
+from inspection_core.types import Threshold
 
 BOOTSTRAP = 1000  # resamples for the FPR/FNR intervals (binomial draws: cheap enough for every drag)
 
@@ -417,10 +417,7 @@ class CalibrateView(QWidget):
         rejects (good parts failed, highest first) at the current threshold."""
         if self.scores is None:
             return [], []
-        verdicts = self.thresholds().verdicts(self.scores)
-        fp = [i for i, v in enumerate(verdicts) if v is Verdict.PASS and self.labels[i] == 1]
-        fr = [i for i, v in enumerate(verdicts) if v is Verdict.FAIL and self.labels[i] == 0]
-        return sorted(fp, key=lambda i: self.scores[i]), sorted(fr, key=lambda i: -self.scores[i])
+        return cal.misjudged(self.scores, self.labels, self.thresholds())
 
     def _refresh_gallery(self) -> None:
         fp, fr = self.misjudged()

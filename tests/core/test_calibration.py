@@ -336,3 +336,16 @@ def test_cli_calibrate_errors_are_one_line(tmp_path, demo_data, capsys):
     rc, out, err = _cli(["calibrate", "--bundle", str(tmp_path / "missing.inspector"), "--data", str(demo_data),
                          "--strategy", "youden"], capsys)
     assert rc != 0 and "missing.inspector" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("threshold, false_pass, false_reject", [
+    (Threshold(0.5), [0, 5, 2], [4, 3]),            # ties at φ pass; escapes lowest first, rejects highest first
+    (Threshold(0.5, low=0.2), [0], [4, 3]),         # REVIEW (0.3, 0.5) is neither an escape nor a reject
+    (Threshold(0.05), [], [4, 3, 1]),               # everything fails: no escapes
+])
+def test_misjudged_is_the_one_rule_for_galleries(threshold, false_pass, false_reject):
+    from inspection_core.calibration import misjudged
+
+    scores = [0.1, 0.3, 0.5, 0.7, 0.9, 0.3]
+    labels = [1, 0, 1, 0, 0, 1]
+    assert misjudged(scores, labels, threshold) == (false_pass, false_reject)
