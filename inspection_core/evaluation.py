@@ -15,9 +15,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .data.dataset import DatasetIndex, Sample, load_images, load_masks, scan_dataset
+from .data.dataset import DatasetIndex, Sample, load_images, load_masks
 from .inference import Inspector
 from .progress import CancelToken, ProgressCallback, ProgressEvent, null_progress
+from .selection import evaluation_samples, open_data
 from .types import Threshold, Verdict
 
 log = logging.getLogger(__name__)
@@ -139,19 +140,6 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, threshold: Threshold
     }
 
 
-def held_out_test(inspector: Inspector, index: DatasetIndex) -> list[Sample]:
-    """The test samples to evaluate on: for a supervised model trained on this
-    data set, only the split it never saw."""
-    split = inspector.manifest.get("training", {}).get("split", {})
-    test_paths = split.get("test_paths")
-    if split.get("kind") == "supervised" and test_paths is not None:
-        same_root = Path(inspector.manifest["training"]["data"].get("root", "")).resolve() == Path(index.root).resolve()
-        if same_root:
-            wanted = set(test_paths)
-            return [s for s in list(index.train) + list(index.test) if str(Path(s.path).relative_to(index.root)) in wanted]
-    return list(index.test)
-
-
 def evaluate(
     inspector: Inspector,
     data: DatasetIndex | str | os.PathLike[str],
@@ -160,10 +148,11 @@ def evaluate(
     cancel: CancelToken | None = None,
     keep: bool = False,
 ) -> tuple[dict[str, Any], ScoredSet]:
-    """Score the test split of ``data`` and compute metrics (with pixel
-    AUROC when masks exist)."""
-    index = data if isinstance(data, DatasetIndex) else scan_dataset(Path(data))
-    samples = held_out_test(inspector, index)
+    """Score the images of ``data`` that the bundle may be measured on (its
+    test split; a classifier's held-out split, see :mod:`.selection`) and
+    compute metrics (with pixel AUROC and PRO when masks exist)."""
+    index = open_data(data, inspector.manifest)
+    samples = evaluation_samples(inspector.manifest, index).samples
     if not samples:
         raise ValueError(f"no test images in '{index.root}': expected test/good and test/<defect_type> folders")
     has_masks = any(s.mask_path is not None for s in samples)

@@ -1,4 +1,5 @@
-"""Atomic file writes: the one helper every writer of the project uses.
+"""Atomic file writes: the one helper every writer of the project uses
+(bytes, text, and the JSON and CSV the CLI and reports write).
 
 A bundle, a settings file, a report, a CSV export or a kept image is written
 to a hidden temporary file in the same folder, flushed and fsync'ed, given
@@ -16,9 +17,11 @@ the PIN hash).
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -111,4 +114,25 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, private: bool 
     return Path(path)
 
 
-__all__ = ["PRIVATE_MODE", "SHARED_MODE", "atomic_open", "atomic_write_bytes", "atomic_write_text", "temp_pattern"]
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):  # numpy arrays and scalars
+        return o.tolist()
+    return str(o)  # paths, enums
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """``obj`` as indented JSON (numpy values as lists/numbers, paths as text)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default))
+
+
+def atomic_write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """A CSV file with ``header`` and ``rows``, streamed into the temporary file."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return Path(path)
+
+
+__all__ = ["PRIVATE_MODE", "SHARED_MODE", "atomic_open", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json",
+           "atomic_write_text", "temp_pattern"]

@@ -73,3 +73,57 @@ def tiny_bundle(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="session")
 def tiny_ganomaly_bundle(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _train_tiny(demo_data, "ganomaly", tmp_path_factory.mktemp("bundles") / "tiny_gan.inspector")
+
+
+@pytest.fixture(scope="session")
+def tiny_vgg16_bundle(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A supervised classifier (from scratch, 32 px): it trains on some of the
+    test folders' defects, so only its held-out split may measure it."""
+    from inspection_core.bundle import save_bundle
+    from inspection_core.config import ModelConfig, TrainConfig
+    from inspection_core.training import train
+
+    result = train(demo_data, ModelConfig(model="vgg16", image_size=32, params={"base_width": 8, "init": "scratch",
+                                                                                "freeze_epochs": 0}),
+                   TrainConfig(epochs=1, batch_size=16, device="cpu", seed=0, samples_per_epoch=0))
+    return save_bundle(tmp_path_factory.mktemp("bundles") / "tiny_vgg16.inspector", result.model, result.manifest)
+
+
+@pytest.fixture(scope="session")
+def good_defect_data(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo images in the plain good/ + defect/ layout (a seeded 70 % of good trains)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("gooddefect") / "parts"
+    for sub, pattern in (("good", "*/good/*.png"), ("defect", "test/[!g]*/*.png")):
+        (out / sub).mkdir(parents=True)
+        for i, p in enumerate(sorted(demo_data.glob(pattern))):
+            shutil.copy(p, out / sub / f"{i:03d}_{p.parent.name}.png")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_seed3_bundle(good_defect_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Skip-GANomaly trained on ``good_defect_data`` with seed 3: its held-out
+    good images are seed 3's 30 %, not seed 0's."""
+    from inspection_core.bundle import save_bundle
+    from inspection_core.config import ModelConfig, TrainConfig
+    from inspection_core.training import train
+
+    result = train(good_defect_data, ModelConfig(model="skip-ganomaly", image_size=32,
+                                                 params={"latent_dim": 16, "base_width": 8}),
+                   TrainConfig(epochs=1, batch_size=16, device="cpu", seed=3, samples_per_epoch=0))
+    return save_bundle(tmp_path_factory.mktemp("bundles") / "tiny_seed3.inspector", result.model, result.manifest)
+
+
+@pytest.fixture(scope="session")
+def tiny_patchcore_bundle(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PatchCore on a randomly initialised resnet18 (no download): the
+    mechanics of a family without a reconstruction, not its quality."""
+    from inspection_core.bundle import save_bundle
+    from inspection_core.config import ModelConfig, TrainConfig
+    from inspection_core.training import train
+
+    result = train(demo_data, ModelConfig("patchcore", image_size=64, params={"weights": "random", "backbone": "resnet18"}),
+                   TrainConfig(batch_size=16, device="cpu", seed=0))
+    return save_bundle(tmp_path_factory.mktemp("bundles") / "tiny_patchcore.inspector", result.model, result.manifest)

@@ -1,32 +1,14 @@
-"""Helpers shared by the sub-commands: errors, progress bars, atomic writes."""
+"""Helpers shared by the sub-commands: the one-line error and the progress bar."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import sys
-from pathlib import Path
-from typing import Any, Iterable
 
-from ..fileio import atomic_write_text
 from ..progress import ProgressEvent
 
 
 class CliError(Exception):
     """An error reported as one line, with exit status 2."""
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-
-
-def write_csv(path: Path, header: list[str], rows: Iterable[list[Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
 
 
 class ProgressBar:

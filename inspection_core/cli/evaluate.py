@@ -1,18 +1,19 @@
-"""``inspector evaluate``: metrics of a bundle on a labelled data set."""
+"""``inspector evaluate``: metrics of a bundle on a labelled data set (an
+adapter over :func:`inspection_core.usecases.evaluate.evaluate_bundle`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from .common import ProgressBar, write_csv, write_json
+from .common import ProgressBar
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="score a labelled data set and report metrics",
-        description="Score the test split of a labelled data set with a bundle and print image AUROC, AP, F1, "
+        description="Score the test split of a labelled data set (a supervised bundle: the split it never trained on) with a bundle and print image AUROC, AP, F1, "
         "balanced accuracy and the confusion at the bundle's threshold (pixel AUROC and PRO when masks exist). "
         "With --report, also write metrics.json, a per-image CSV, figures and index.html.",
     )
@@ -26,21 +27,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate
-    from ..inference import Inspector
+    from ..usecases.evaluate import evaluate_bundle
 
-    insp = Inspector(args.bundle, device=args.device)
     bar = ProgressBar("evaluate", enabled=True if args.progress else None)
     try:
-        metrics, scored = evaluate(insp, args.data, args.batch_size, progress=bar, keep=args.report is not None)
+        outcome = evaluate_bundle(args.bundle, args.data, report_dir=args.report, batch_size=args.batch_size,
+                                  device=args.device, progress=bar)
     finally:
         bar.close()
+    metrics, scored = outcome.metrics, outcome.scored
     c = metrics["confusion"]
 
     def f(v: object) -> str:
         return "n/a" if v is None else f"{v:.4f}"
 
-    print(f"bundle {insp.name}: {metrics['n_good']} good, {metrics['n_defect']} defective test images")
+    print(f"bundle {outcome.inspector.name}: {metrics['n_good']} good, {metrics['n_defect']} defective images "
+          f"({outcome.description})")
     print(f"image AUROC {f(metrics['image_auroc'])}  AP {f(metrics['image_ap'])}  F1 {f(metrics['f1'])}  balanced accuracy {f(metrics['balanced_accuracy'])}")
     print(f"threshold {metrics['threshold']:.6g}: tp {c['tp']}  fp {c['fp']}  tn {c['tn']}  fn {c['fn']}  (FPR {f(metrics['fpr'])}, FNR {f(metrics['fnr'])})")
     if metrics.get("pixel_auroc") is not None:
@@ -50,21 +52,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {len(scored.skipped)} unreadable image(s):")
         for p, reason in scored.skipped[:10]:
             print(f"  {p}: {reason}")
-    if args.report:
-        out = Path(args.report)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "metrics.json", metrics)
-        verdicts = insp.threshold.verdicts(scored.scores)
-        write_csv(
-            out / "scores.csv",
-            ["path", "label", "defect_type", "score", "verdict"],
-            (
-                [str(s.path), int(s.label), s.defect_type, f"{sc:.8g}", v.value]
-                for s, sc, v in zip(scored.samples, scored.scores, verdicts)
-            ),
-        )
-        from ..report import write_report
-
-        index = write_report(out, scored=scored, inspector=insp, metrics=metrics)
-        print(f"report: {index}")
+    if outcome.report is not None:
+        print(f"report: {outcome.report}")
     return 0

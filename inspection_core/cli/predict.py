@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import CliError, write_csv
+from ..fileio import atomic_write_csv
+from .common import CliError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     if history is not None:
         history.close()
     if args.csv:
-        write_csv(args.csv, ["path", "score", "verdict"], rows)
+        atomic_write_csv(args.csv, ["path", "score", "verdict"], rows)
     total = sum(counts.values())
     print(
         f"{total} scored: {counts['PASS']} PASS, {counts['REVIEW']} REVIEW, {counts['FAIL']} FAIL"

@@ -10,10 +10,14 @@ from inspection_core.bundle import save_bundle
 from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.data.dataset import scan_dataset
 from inspection_core.data.images import read_image
-from inspection_core.evaluation import evaluate, held_out_test
+import numpy as np
+
+from inspection_core.evaluation import evaluate
 from inspection_core.inference import Inspector
 from inspection_core.progress import ProgressEvent
+from inspection_core.selection import evaluation_samples
 from inspection_core.training import train
+from inspection_core.training.trainer import in_memory_bundle
 
 
 def test_bigan_trains_generates_and_round_trips(demo_data: Path, tmp_path: Path) -> None:
@@ -26,12 +30,13 @@ def test_bigan_trains_generates_and_round_trips(demo_data: Path, tmp_path: Path)
     )
     sample = [e for e in events if e.kind == "sample"][0].payload
     assert sample["generated"].shape == (4, 32, 32, 3)  # the Train view shows these
-    path = save_bundle(tmp_path / "bigan.inspector", res.model, res.manifest)
     images = [read_image(s.path) for s in scan_dataset(demo_data).test[:4]]
-    a = Inspector(path, device="cpu").predict_batch(images)
-    b = Inspector(path, device="cpu").predict_batch(images)
-    assert [p.score for p in a] == [p.score for p in b]
-    assert a[0].reconstruction is not None and a[0].anomaly_map.shape == (32, 32)
+    trained = Inspector(in_memory_bundle(res), device="cpu").predict_batch(images)  # the model as trained
+    path = save_bundle(tmp_path / "bigan.inspector", res.model, res.manifest)
+    loaded = Inspector(path, device="cpu").predict_batch(images)  # and as every station loads it
+    np.testing.assert_allclose([p.score for p in loaded], [p.score for p in trained], rtol=1e-6)
+    np.testing.assert_allclose(loaded[0].anomaly_map, trained[0].anomaly_map, rtol=1e-5, atol=1e-7)
+    assert loaded[0].reconstruction is not None and loaded[0].anomaly_map.shape == (32, 32)
 
 
 def test_vgg16_from_scratch_uses_a_held_out_test_split(demo_data: Path, tmp_path: Path) -> None:
@@ -46,7 +51,7 @@ def test_vgg16_from_scratch_uses_a_held_out_test_split(demo_data: Path, tmp_path
     path = save_bundle(tmp_path / "vgg.inspector", res.model, m)
     insp = Inspector(path, device="cpu")
     index = scan_dataset(demo_data)
-    test = held_out_test(insp, index)
+    test = evaluation_samples(insp.manifest, index).samples
     assert 0 < len(test) < len(index.test)  # never evaluated on images it trained on
     metrics, scored = evaluate(insp, index)
     assert metrics["n_good"] + metrics["n_defect"] == len(test)
