@@ -45,6 +45,7 @@ DEMO_RECIPE = 2            # bump when the training recipe below changes
 # A GAN needs a few hundred updates: 30 epochs of 7 batches of 16 = 210 steps,
 # at a higher learning rate than the DCGAN default.
 DEMO_MODEL = "skip-ganomaly"
+DEMO_PRESET = "standard"   # every value below overrides it; recorded in the bundle
 DEMO_WIDTH = 16
 DEMO_LATENT = 64
 DEMO_PARAMS: dict[str, Any] = {"lam": 1.0}
@@ -194,14 +195,15 @@ def _build_line(root: Path, line: Path) -> None:
 
 # ------------------------------------------------------------------ building
 def demo_configs(epochs: int | None = None) -> tuple[Any, Any]:
-    """(ModelConfig, TrainConfig) of the demo recipe."""
-    from inspection_core.config import ModelConfig, TrainConfig
+    """(ModelConfig, TrainConfig) of the demo recipe, built the way the CLI and
+    the Train view build theirs (:func:`inspection_core.recipes.resolve`), so
+    the Train view can reproduce it."""
+    from inspection_core.recipes import resolve
 
-    mcfg = ModelConfig(model=DEMO_MODEL, image_size=DEMO_MODEL_SIZE,
-                       params={"base_width": DEMO_WIDTH, "latent_dim": DEMO_LATENT, **DEMO_PARAMS})
-    tcfg = TrainConfig(epochs=epochs or DEMO_EPOCHS, batch_size=DEMO_BATCH, lr=DEMO_LR, device="cpu",
-                       seed=DEMO_SEED, samples_per_epoch=0)
-    return mcfg, tcfg
+    return resolve(DEMO_MODEL, DEMO_PRESET, image_size=DEMO_MODEL_SIZE,
+                   params={"base_width": DEMO_WIDTH, "latent_dim": DEMO_LATENT, **DEMO_PARAMS},
+                   train={"epochs": epochs or DEMO_EPOCHS, "batch_size": DEMO_BATCH, "lr": DEMO_LR, "device": "cpu",
+                          "seed": DEMO_SEED, "samples_per_epoch": 0})
 
 
 def build_demo_bundle(
@@ -214,19 +216,18 @@ def build_demo_bundle(
 ) -> Path:
     """Train the demo recipe on ``data_root`` (made by :func:`make_demo_data`),
     calibrate its threshold on a separate demo set, record its figures on the
-    test split, and write the bundle to ``out`` (atomically).
+    test split, and write the bundle to ``out`` (atomically). Each step is the
+    core's use case (train and save, calibrate, evaluate), as for any bundle.
 
     Training runs on the CPU with a fixed seed, so the same torch version and
     thread count give the same weights. ``data_label`` replaces the (temporary)
     data folder name in the manifest.
     """
-    from inspection_core.bundle import save_bundle, update_manifest
-    from inspection_core.calibration import apply_calibration, calibrate
-    from inspection_core.evaluation import evaluate, score_samples
-    from inspection_core.data.dataset import scan_dataset
-    from inspection_core.inference import Inspector
+    from inspection_core.bundle import update_manifest
     from inspection_core.progress import CancelToken, ProgressEvent, null_progress
-    from inspection_core.training import train
+    from inspection_core.usecases.calibrate import calibrate_bundle
+    from inspection_core.usecases.evaluate import evaluate_bundle
+    from inspection_core.usecases.training import train_and_save
 
     progress = progress or null_progress
     token = cancel if isinstance(cancel, CancelToken) else CancelToken()
@@ -239,30 +240,27 @@ def build_demo_bundle(
         token.raise_if_cancelled()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         # the calibration set's test split picks the best epoch (never the demo test split)
-        result = train(data_root, mcfg, tcfg, progress=progress, cancel=token, val_data=cal_root)
+        trained = train_and_save(data_root, mcfg, tcfg, work / DEMO_BUNDLE_NAME, progress, token, evaluate_test=False,
+                                 val_data=cal_root, manifest_extra={"name": "demo", "demo": demo_spec()})
         train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        token.raise_if_cancelled()
-        manifest = dict(result.manifest)
-        manifest["name"] = "demo"
-        manifest["demo"] = demo_spec()
-        if data_label:
-            manifest["training"]["data"]["root"] = data_label
-        staged = save_bundle(work / DEMO_BUNDLE_NAME, result.model, manifest)
+        staged = trained.path
 
         progress(ProgressEvent("message", message="Calibrating the demo threshold…"))
-        inspector = Inspector(staged, device="cpu")
-        cal = score_samples(inspector, scan_dataset(cal_root).test, cancel=token)
-        res = calibrate(cal.scores, cal.labels, DEMO_CALIBRATION_STRATEGY, bootstrap=0)
-        apply_calibration(staged, res, note=f"demo calibration set (seed {DEMO_CALIBRATION_SEED})",
-                          paths=cal.paths, root=cal_root)
+        calibrate_bundle(staged, cal_root, DEMO_CALIBRATION_STRATEGY, bootstrap=0, device="cpu", cancel=token,
+                         note=f"demo calibration set (seed {DEMO_CALIBRATION_SEED})")
 
         progress(ProgressEvent("message", message="Checking the demo model on the demo test images…"))
-        inspector = Inspector(staged, device="cpu")
-        metrics, _ = evaluate(inspector, data_root, cancel=token)
-        figures = demo_figures(metrics)
+        figures = demo_figures(evaluate_bundle(staged, data_root, device="cpu", cancel=token).metrics)
         figures["train_wall_s"] = round(train_wall, 1)
         figures["train_cpu_s"] = round(train_cpu, 1)
-        update_manifest(staged, lambda m: {**m, "metrics": {**figures, "split": f"demo test split (seed {DEMO_SEED})"}})
+
+        def record(m: dict[str, Any]) -> dict[str, Any]:
+            m["metrics"] = {**figures, "split": f"demo test split (seed {DEMO_SEED})"}
+            if data_label:
+                m["training"]["data"]["root"] = data_label
+            return m
+
+        update_manifest(staged, record)
         os.replace(staged, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -41,7 +41,7 @@ millisecond without bootstrap).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -522,17 +522,6 @@ def calibration_record(manifest: dict[str, Any], result: CalibrationResult, note
                     "new": new, "note": note})
     m["calibration_history"] = history
     return m
-
-
-def apply_calibration(bundle_path: str | Path, result: CalibrationResult, note: str = "",
-                      paths: Sequence[Any] | None = None, root: str | Path | None = None,
-                      inference: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Write the calibration into the bundle's manifest atomically; return the new manifest."""
-    from .bundle import update_manifest
-
-    fn: Callable[[dict[str, Any]], dict[str, Any]] = (
-        lambda m: calibration_record(m, result, note=note, paths=paths, root=root, inference=inference))
-    return update_manifest(bundle_path, fn)
 
 
 def calibration_from_manifest(manifest: dict[str, Any], bootstrap: int = 0

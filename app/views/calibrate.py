@@ -1,11 +1,12 @@
 """Calibrate view (engineers): choose the threshold on real score distributions.
 
-Scores a calibration folder on a worker (or reuses the scores stored in the
-bundle), then shows the good/defective histograms with draggable threshold
+Scores a calibration folder on a worker (the images and the scoring are the
+core's calibrate use case, shared with ``inspector calibrate``), or reuses the
+scores stored in the bundle, then shows the good/defective histograms with draggable threshold
 line(s), the ROC curve with the operating point, the confusion matrix and the
 rates, and a gallery of the images misjudged at the current threshold. Every
 number comes from :mod:`inspection_core.calibration`; saving goes through
-``calibrate`` + ``apply_calibration``.
+``usecases.calibrate.save_calibration``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class CalibrateView(QWidget):
         self.strategy, self.target = "manual", None  # what placed the current line(s)
         self._placing = False
         self._inspector: Any = None  # created and used on workers only
+        self._calibration_set: Any = None  # the last scored set (usecases.calibrate.CalibrationSet)
         self._root: Path | None = None  # the calibration data folder the paths are relative to
         self._score_job: Any = None
         self._save_job: Any = None
@@ -148,13 +150,13 @@ class CalibrateView(QWidget):
             return None
 
     def _on_bundle_updated(self, _path: object) -> None:
-        self._inspector = None  # its threshold is stale now
+        self._inspector = None  # its threshold is stale now (the scored set stays valid: same model)
         self._show_bundle()
 
     def _on_bundle_changed(self, _path: object) -> None:
         if self._score_job is not None:  # scores of the previous model mean nothing for this one
             self._score_job.cancel()
-        self._inspector = None
+        self._inspector = self._calibration_set = None
         self._root = None
         self.scores = self.labels = self.paths = self.point = None
         self._show_bundle()
@@ -209,38 +211,29 @@ class CalibrateView(QWidget):
             self.folder_edit.setText(d)
 
     def start_scoring(self) -> None:
-        """Score the calibration folder's test images on a worker."""
+        """Score the calibration folder on a worker: the images the core's one
+        rule allows for this bundle (``inspection_core.selection``), the same
+        ones ``inspector calibrate`` uses."""
         bundle, folder = self.ctx.bundle_path, self.folder_edit.text().strip()
         if bundle is None:
             self._say("Choose a model bundle first.", error=True)
             return
-        from inspection_core.data.dataset import DatasetLayoutError, scan_dataset
-
-        try:
-            index = scan_dataset(folder)
-        except DatasetLayoutError as exc:
-            self._say(str(exc), error=True)
-            return
-        samples = list(index.test)
-        self._root = index.root
-        if not samples:
-            self._say(f"'{folder}' has no test images (test/good, test/<defect>) to calibrate on.", error=True)
+        if not folder:
+            self._say("Choose a calibration data folder first.", error=True)
             return
         cached = self._inspector
 
-        def job(progress: Any, cancel: Any) -> tuple[Any, Any]:
-            from inspection_core.evaluation import score_samples
-            from inspection_core.inference import Inspector
+        def job(progress: Any, cancel: Any) -> Any:
+            from inspection_core.usecases.calibrate import score_calibration_set
 
-            inspector = cached if cached is not None else Inspector(bundle)
-            return inspector, score_samples(inspector, samples, 16, progress, cancel)
+            return score_calibration_set(cached if cached is not None else bundle, folder, batch_size=16,
+                                         progress=progress, cancel=cancel)
 
-        self.progress.setRange(0, len(samples))
-        self.progress.setValue(0)
+        self.progress.setRange(0, 0)  # busy until the folder is scanned and the first batch is scored
         self.progress.setVisible(True)
         self.cancel_button.setEnabled(True)
         self.score_button.setEnabled(False)
-        self._say(f"Scoring {len(samples)} images of '{folder}'…")
+        self._say(f"Scoring the calibration images of '{folder}'…")
         self._score_job = self.ctx.start_job(job, on_progress=self._on_score_progress, on_done=self._on_scored,
                                              on_error=self._on_score_error, on_cancelled=self._on_score_cancelled,
                                              name="calibration-scoring")
@@ -261,12 +254,13 @@ class CalibrateView(QWidget):
             self.progress.setRange(0, steps)
             self.progress.setValue(getattr(ev, "step", 0))
 
-    def _on_scored(self, result: tuple[Any, Any]) -> None:
+    def _on_scored(self, cset: Any) -> None:
         self._scoring_ended()
-        self._inspector, scored = result
-        self.set_scores(scored.scores, scored.labels, [s.path for s in scored.samples])
-        skipped = getattr(scored, "skipped", []) or []
-        msg = f"Scored {len(scored.scores)} images."
+        self.set_scores(cset.scores, cset.labels, cset.paths)
+        self._calibration_set = cset
+        self._inspector, self._root = cset.inspector, cset.root
+        skipped = cset.scored.skipped or []
+        msg = f"Scored {len(cset.scores)} images ({cset.description})."
         if skipped:
             msg += f" {len(skipped)} could not be read, e.g. {skipped[0][0]}: {skipped[0][1]}"
         self._say(msg, error=bool(skipped))
@@ -300,6 +294,7 @@ class CalibrateView(QWidget):
                    threshold: Threshold | None = None) -> None:
         """Load a calibration set and draw everything; the line starts at
         ``threshold``, else the bundle's, else the first sensible strategy."""
+        self._calibration_set = None  # these scores come from elsewhere until _on_scored says otherwise
         try:
             s, y = cal.validate_scores(scores, labels, paths)
         except cal.CalibrationError as exc:
@@ -481,14 +476,18 @@ class CalibrateView(QWidget):
         if dlg.exec() != QDialog.DialogCode.Accepted:
             self._say("Not saved.")
             return
-        note, paths, root = dlg.note_text(), self.paths, self._root
-        # the scoring path (fp32 / bf16, engine) the threshold belongs to; None for scores read back from the bundle
-        inference = self._inspector.inference_record() if self._inspector is not None else None
+        note, cset, paths, root = dlg.note_text(), self._calibration_set, self.paths, self._root
         self.save_button.setEnabled(False)
         self._say("Saving…")
 
         def job(_p: Any, _c: Any) -> dict[str, Any]:
-            return cal.apply_calibration(bundle, result, note, paths=paths, root=root, inference=inference)
+            from inspection_core.usecases.calibrate import save_calibration
+
+            # a scored set records its paths and the scoring path the threshold belongs to;
+            # scores read back from the bundle have neither
+            if cset is not None:
+                return save_calibration(bundle, result, note=note, calibration_set=cset)
+            return save_calibration(bundle, result, note=note, paths=paths, root=root)
 
         def done(_manifest: dict[str, Any]) -> None:
             self.save_button.setEnabled(True)

@@ -1,10 +1,10 @@
-"""``inspector calibrate``: score a data set, choose the threshold(s), write them into the bundle.
+"""``inspector calibrate``: score a data set, choose the threshold(s), write
+them into the bundle (an adapter over :mod:`inspection_core.usecases.calibrate`).
 
-Which images calibrate: an MVTec-style set gives its ``test`` split. A
-good/defect set gives all its images, unless the bundle was trained on this
-very folder (same data fingerprint in the manifest): then only its held-out
-test split, because images the model was trained on score too low and would
-pull the threshold down. ``--split`` overrides this.
+Which images calibrate is :func:`inspection_core.selection.calibration_samples`'
+rule, the same as the Calibrate view's: never images the bundle was trained
+on (a good/defect folder it trained on gives its held-out test split, a
+classifier its held-out split); ``--split`` overrides it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from ..calibration import STRATEGIES, CalibrationResult
+from ..selection import CALIBRATION_SPLITS
+from .common import CliError, ProgressBar
 
-from ..calibration import (STRATEGIES, CalibrationError, CalibrationResult,
-                           apply_calibration, calibrate, choose_threshold, strategies_available,
-                           validate_scores)
-from .common import ProgressBar
-
-PROG = "inspector calibrate"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -46,35 +42,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the FPR/FNR intervals")
-    p.add_argument("--split", choices=("auto", "test", "all"), default="auto",
+    p.add_argument("--split", choices=CALIBRATION_SPLITS, default="auto",
                    help="which images calibrate (default: see the command's description)")
     p.add_argument("--dry-run", action="store_true", help="print the operating point but do not write the bundle")
     p.set_defaults(func=run)
     return p
-
-
-def _find_fingerprint(obj: Any) -> str | None:
-    """The training data fingerprint wherever the manifest's ``training`` section keeps it."""
-    if isinstance(obj, dict):
-        if isinstance(obj.get("fingerprint"), str):
-            return obj["fingerprint"]
-        for v in obj.values():
-            found = _find_fingerprint(v)
-            if found:
-                return found
-    return None
-
-
-def select_samples(index: Any, manifest: dict[str, Any], split: str = "auto") -> tuple[list[Any], str]:
-    """Samples to calibrate on and a short description of the choice."""
-    if split == "test" or (split == "auto" and index.layout == "mvtec"):
-        return list(index.test), "test split"
-    if split == "all":
-        return [*index.train, *index.test], "all images"
-    trained_fp = _find_fingerprint(manifest.get("training") or {})
-    if trained_fp is not None and trained_fp == index.fingerprint():
-        return list(index.test), "held-out test split (the bundle was trained on this folder)"
-    return [*index.train, *index.test], "all images"
 
 
 def _pct(v: float | None) -> str:
@@ -114,71 +86,43 @@ def format_result(result: CalibrationResult) -> str:
     return "\n".join(lines)
 
 
-def _check_strategy(strategy: str, labels: list[int]) -> None:
-    """Raise the strategy's CalibrationError for these labels without scoring anything."""
-    if strategy not in strategies_available(labels):
-        # choose_threshold explains which strategies fit; dummy scores suffice for the check
-        choose_threshold(np.zeros(len(labels)), np.asarray(labels), strategy)
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run the command; 0 on success, 1 with a one-line message on error."""
-    from ..bundle import BundleError, read_manifest
-    from ..data.dataset import DatasetLayoutError, scan_dataset
-    from ..data.images import ImageReadError
+    """Run the command; 0 on success, 2 with a one-line message on error."""
+    from ..usecases.calibrate import calibrate_bundle
 
+    if args.strategy is None and args.review_band is None:
+        raise CliError("give --strategy (or --review-band LOW HIGH)")
+    if args.review_band is not None and args.strategy not in (None, "manual"):
+        raise CliError(f"--review-band sets both thresholds itself; leave out --strategy {args.strategy} "
+                       "(or use --strategy manual)")
+    if args.strategy == "manual" and args.target is None and args.review_band is None:
+        raise CliError("--strategy manual needs --target VALUE (the threshold)")
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
+    bar = ProgressBar("calibrate")
     try:
-        if args.strategy is None and args.review_band is None:
-            raise CalibrationError("give --strategy (or --review-band LOW HIGH)")
-        if args.review_band is not None and args.strategy not in (None, "manual"):
-            raise CalibrationError("--review-band sets both thresholds itself; leave out --strategy "
-                                   f"{args.strategy} (or use --strategy manual)")
-        if args.strategy == "manual" and args.target is None and args.review_band is None:
-            raise CalibrationError("--strategy manual needs --target VALUE (the threshold)")
-        if args.batch_size < 1:
-            raise CalibrationError(f"--batch-size must be at least 1, got {args.batch_size}")
-        manifest = read_manifest(args.bundle)
-        index = scan_dataset(args.data)
-        samples, which = select_samples(index, manifest, args.split)
-        if not samples:
-            raise CalibrationError(f"no images to calibrate on in '{args.data}' ({which})")
-        strategy = "manual" if args.review_band is not None else args.strategy
-        _check_strategy(strategy, [s.label for s in samples])  # fail before the slow scoring
-
-        from ..evaluation import score_samples
-        from ..inference import Inspector
-
-        inspector = Inspector(args.bundle, device=args.device)
-        print(f"Scoring {len(samples)} images from {args.data} ({which}) ...", file=sys.stderr)
-        bar = ProgressBar("calibrate")
-        try:
-            scored = score_samples(inspector, samples, batch_size=args.batch_size, progress=bar)
-        finally:
-            bar.close()
-        for path, reason in scored.skipped or []:
-            print(f"skipped {path}: {reason}", file=sys.stderr)
-        paths = [s.path for s in scored.samples]
-        validate_scores(scored.scores, scored.labels, paths)
-        result = calibrate(scored.scores, scored.labels, strategy, args.target,
-                           review_band=None if args.review_band is None else tuple(args.review_band),
-                           margin=args.margin, bootstrap=args.bootstrap)
-        n_good = int((scored.labels == 0).sum())
-        print(f"Bundle: {args.bundle}\nCalibration set: {len(paths)} images ({n_good} good, "
-              f"{len(paths) - n_good} defective), {which}")
-        print(format_result(result))
-        if args.dry_run:
-            print("Dry run: bundle not changed.")
-            return 0
-        old = manifest.get("threshold") or {}
-        new_manifest = apply_calibration(args.bundle, result, note=args.note, paths=paths, root=index.root,
-                                         inference=inspector.inference_record())
-        print(f"Written to {args.bundle}: threshold {old.get('high')} (low {old.get('low')}) -> "
-              f"{result.threshold.high:.6g} (low {result.threshold.low}); "
-              f"{len(new_manifest.get('calibration_history', []))} entries in the calibration history.")
+        outcome = calibrate_bundle(args.bundle, args.data, args.strategy, args.target,
+                                   review_band=None if args.review_band is None else tuple(args.review_band),
+                                   margin=args.margin, bootstrap=args.bootstrap, note=args.note, split=args.split,
+                                   batch_size=args.batch_size, device=args.device, dry_run=args.dry_run,
+                                   progress=bar)
+    finally:
+        bar.close()
+    cset, result = outcome.calibration_set, outcome.result
+    for path, reason in cset.scored.skipped or []:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    n, n_good = len(cset.paths), int((cset.labels == 0).sum())
+    print(f"Bundle: {args.bundle}\nCalibration set: {n} images ({n_good} good, {n - n_good} defective) "
+          f"from {args.data}, {cset.description}")
+    print(format_result(result))
+    if outcome.manifest is None:
+        print("Dry run: bundle not changed.")
         return 0
-    except (CalibrationError, BundleError, DatasetLayoutError, ImageReadError, OSError, ValueError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+    old = outcome.old_threshold
+    print(f"Written to {args.bundle}: threshold {old.get('high')} (low {old.get('low')}) -> "
+          f"{result.threshold.high:.6g} (low {result.threshold.low}); "
+          f"{len(outcome.manifest.get('calibration_history', []))} entries in the calibration history.")
+    return 0
 
 
-__all__ = ["add_parser", "run", "format_result", "select_samples"]
+__all__ = ["add_parser", "format_result", "run"]

@@ -196,3 +196,46 @@ def test_score_a_folder_inspect_a_miss_and_save_to_the_bundle(view: CalibrateVie
     assert view.confusion.counts() == before
     assert view.thresholds().high == pytest.approx(new_high)
     assert view.save_button.isEnabled()
+
+
+@pytest.mark.parametrize("bundle_fixture, data_fixture, expected", [
+    ("tiny_vgg16_bundle", "demo_data", "held-out test split (the classifier"),  # never its training defects
+    ("tiny_seed3_bundle", "good_defect_data", "held-out test split (the bundle"),  # seed 3's split, not seed 0's
+    ("tiny_bundle", "good_defect_data", "all images (the bundle was not trained"),  # a foreign folder: all of it
+])
+def test_cli_and_view_choose_the_same_images_and_threshold(view: CalibrateView, ctx: AppContext, qtbot,
+                                                           tmp_path: Path, request: pytest.FixtureRequest,
+                                                           bundle_fixture: str, data_fixture: str,
+                                                           expected: str, capsys: pytest.CaptureFixture) -> None:
+    """The same bundle and folder give the same calibration images and the same
+    threshold in ``inspector calibrate`` and in the Calibrate view."""
+    from inspection_core.cli.main import main
+    from inspection_core.data.dataset import scan_dataset
+    from inspection_core.selection import training_seed
+
+    source, data = request.getfixturevalue(bundle_fixture), request.getfixturevalue(data_fixture)
+    cli_bundle, view_bundle = (Path(shutil.copy(source, tmp_path / name)) for name in ("cli.inspector", "view.inspector"))
+    assert main(["calibrate", "--bundle", str(cli_bundle), "--data", str(data), "--strategy", "youden",
+                 "--bootstrap", "0"]) == 0
+    assert expected in capsys.readouterr().out
+    cli = read_manifest(cli_bundle)
+
+    ctx.set_bundle(view_bundle)
+    view.folder_edit.setText(str(data))
+    view.start_scoring()
+    qtbot.waitUntil(lambda: view.scores is not None and not view.is_busy(), timeout=60000)
+    assert expected in view.status.text()
+    view.strategy_buttons["youden"].click()
+    view_paths = sorted(p.relative_to(data).as_posix() for p in view.paths)
+    assert view_paths == sorted(cli["calibration"]["paths"])
+    assert view.thresholds().high == cli["threshold"]["high"]
+
+    # and the rule keeps what it promises: no image the bundle was trained on
+    manifest = read_manifest(source)
+    split = manifest["training"]["split"]
+    if split["kind"] == "supervised":
+        assert set(view_paths) == {Path(p).as_posix() for p in split["test_paths"]}
+    elif bundle_fixture == "tiny_seed3_bundle":
+        trained = {s.path.relative_to(data).as_posix() for s in scan_dataset(data, seed=training_seed(manifest)).train}
+        seed0 = {s.path.relative_to(data).as_posix() for s in scan_dataset(data, seed=0).train}
+        assert trained != seed0 and not trained & set(view_paths)

@@ -328,14 +328,21 @@ def test_cli_calibrate_without_defects(bundle_copy, demo_data, tmp_path, capsys,
         m = read_manifest(bundle_copy)
         assert m["threshold"]["strategy"] == "quantile" and len(m["calibration"]["scores"]) == 6
         return
-    assert rc != 0 and message in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1  # README: errors exit with 2
     assert read_manifest(bundle_copy)["threshold"] == before  # nothing written
 
 
-def test_cli_calibrate_errors_are_one_line(tmp_path, demo_data, capsys):
+@pytest.mark.parametrize("extra, message", [
+    (["--strategy", "youden"], "missing.inspector"),                       # no such bundle
+    ([], "give --strategy"),
+    (["--strategy", "manual"], "needs --target"),
+    (["--strategy", "youden", "--review-band", "0", "1"], "leave out --strategy youden"),
+    (["--strategy", "youden", "--batch-size", "0"], "--batch-size must be at least 1"),
+])
+def test_cli_calibrate_errors_are_one_line_with_status_2(tmp_path, demo_data, capsys, extra, message):
     rc, out, err = _cli(["calibrate", "--bundle", str(tmp_path / "missing.inspector"), "--data", str(demo_data),
-                         "--strategy", "youden"], capsys)
-    assert rc != 0 and "missing.inspector" in err and len(err.strip().splitlines()) == 1
+                         *extra], capsys)
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.parametrize("threshold, false_pass, false_reject", [
