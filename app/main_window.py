@@ -23,25 +23,6 @@ from app.views.history import HistoryView
 from app.views.inspect import InspectView
 
 MAX_RECENT = 8
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm"}
-
-
-def guess_source(spec: str) -> tuple[str, str]:
-    """(kind, spec) for a --source argument: ``watch:FOLDER``, a folder, a video
-    file, a camera index or a stream URL."""
-    s = spec.strip()
-    if s.startswith("watch:"):
-        return "watch", s[len("watch:"):]
-    if s.startswith("folder:"):
-        return "folder", s[len("folder:"):]
-    if s.isdigit() or "://" in s:
-        return "camera", s
-    p = Path(s).expanduser()
-    if p.is_dir():
-        return "folder", str(p)
-    if p.suffix.lower() in VIDEO_SUFFIXES:
-        return "video", str(p)
-    return "camera", s
 
 
 def app_icon() -> QIcon:
@@ -281,8 +262,16 @@ class MainWindow(QMainWindow):
             self.inspect_view.start_source(kind, spec)
 
     def start_source(self, spec: str) -> bool:
-        kind, s = guess_source(spec)
-        return self.inspect_view.start_source(kind, s)
+        """Inspect ``spec`` (``--source``, the settings' default source): the
+        core's one parser decides what it is; a spec it refuses is shown."""
+        from inspection_core.sources import SourceError, parse_source
+
+        try:
+            parsed = parse_source(spec)
+        except SourceError as exc:
+            self.inspect_view._show_state("error", str(exc))
+            return False
+        return self.inspect_view.start_source(parsed.kind, parsed.target)
 
     # ------------------------------------------------------------------ demo
     def start_demo(self) -> None:

@@ -6,8 +6,8 @@ thread through queued signals. Step events are throttled (about 20 per second)
 so a fast training loop never floods the event loop; every other event kind
 (epoch, sample, message, done) is always delivered, in order.
 
-The live inspection pipeline (``ScoringWorker``: capture thread + scoring
-thread) lives in ``app.live`` and is re-exported here.
+The live line itself is the core's (``inspection_core.usecases.live``); its
+Qt relay ``ScoringWorker`` lives in ``app.live`` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def start_job(
     return handle.start()
 
 
-# The live pipeline lives in app.live; imported here so callers have one place to look.
+# The live line's relay lives in app.live; imported here so callers have one place to look.
 from app.live import LiveResult, ScoringWorker  # noqa: E402
 
 __all__ = ["CallableThread", "JobHandle", "JobWorker", "LiveResult", "ScoringWorker", "start_job"]

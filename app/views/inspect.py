@@ -1,7 +1,7 @@
 """Inspect: live scoring of a camera, video file, folder or watched folder.
 
-The view owns one ``ScoringWorker`` (capture + scoring threads) and only
-displays what it emits: the newest result is painted by a 25 Hz timer, so a
+The view owns one ``ScoringWorker`` (the Qt relay of the core's live line:
+capture and scoring threads, history recording) and only displays what it emits: the newest result is painted by a 25 Hz timer, so a
 fast source never makes the GUI thread fall behind.
 """
 
@@ -26,6 +26,7 @@ from app.widgets.image_pane import ImagePane, fit_for_display, heat_overlay
 from app.widgets.recent_strip import RecentStrip
 from app.widgets.verdict_banner import VerdictBanner
 from app.workers import LiveResult, ScoringWorker
+from inspection_core.usecases.live import line_source
 
 SOURCE_KINDS = {
     "demo": "Demo parts",
@@ -279,23 +280,12 @@ class InspectView(QWidget):
             self.kind_combo.setCurrentIndex(i)
 
     def _make_source(self, kind: str, spec: str) -> tuple[Any, dict[str, Any]]:
-        """The ImageSource (not opened: the capture thread opens it) and pipeline options."""
-        from inspection_core.sources.folder import FolderSource, WatchedFolderSource
-
+        """The ImageSource (not opened: the capture thread opens it) and the line's
+        settings for it, as the core's live use case decides them for the kind."""
         rate = float(self.rate_spin.value()) or None
-        if kind in ("demo", "folder"):
-            return FolderSource(spec, recursive=kind == "folder"), {"lossless": True, "pace_fps": rate, "loop": kind == "demo"}
-        if kind == "watch":
-            return WatchedFolderSource(spec), {"lossless": True}
-        if kind == "video":
-            from inspection_core.sources.video import VideoFileSource
-
-            return VideoFileSource(spec, realtime=True), {"lossless": False}
-        if kind == "camera":
-            from inspection_core.sources.camera import CameraSource
-
-            return CameraSource(spec), {"lossless": False}
-        raise ValueError(f"unknown source kind {kind!r}")
+        demo = kind == "demo"
+        source, settings = line_source(spec, kind="folder" if demo else kind, rate=rate, loop=demo)
+        return source, {"lossless": settings.lossless, "pace_fps": settings.pace_fps, "loop": settings.loop}
 
     def start_source(self, kind: str, spec: str, mode: str | None = None, **options: Any) -> bool:
         """Start inspecting ``spec`` (a path, camera index or URL) as source ``kind``.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app.context import AppContext
-from app.main_window import MainWindow, guess_source
+from app.main_window import MainWindow
 from app.settings import StationSettings
 
 pytestmark = pytest.mark.gui
@@ -171,12 +171,12 @@ def test_settings_and_history_ask_the_same_resolver(monkeypatch: pytest.MonkeyPa
     assert StationSettings.default_path() == config_dir() / "settings.json" == tmp_path / "cfg" / "settings.json"
 
 
-def test_guess_source() -> None:
-    assert guess_source("0") == ("camera", "0")
-    assert guess_source("rtsp://cam/1") == ("camera", "rtsp://cam/1")
-    assert guess_source("watch:/tmp/x") == ("watch", "/tmp/x")
-    assert guess_source("part.mp4")[0] == "video"
-    assert guess_source(str(ROOT))[0] == "folder"
+def test_a_source_spec_is_parsed_by_the_core_and_a_typo_is_not_a_camera(window: MainWindow, tmp_path: Path) -> None:
+    """``--source`` and the settings' default source go through the core's one parser:
+    a mistyped folder is an error that names it (it used to be opened as a camera)."""
+    assert not window.start_source(str(tmp_path / "partz"))
+    assert window.inspect_view.state_kind == "error" and "partz" in window.inspect_view.state_text
+    assert window.inspect_view.worker is None
 
 
 def test_window_starts_without_torch_and_every_view_builds(isolated_dirs) -> None:

@@ -230,3 +230,36 @@ def test_open_source_dispatch(tmp_path: Path) -> None:
         open_source(str(tmp_path / "nothing"))
     with pytest.raises(SourceError, match="notes.txt"):
         open_source(other)
+
+
+@pytest.mark.parametrize("text, kind, target", [
+    ("0", "camera", "0"),
+    (" 2 ", "camera", "2"),
+    ("camera:1", "camera", "1"),
+    ("rtsp://cam/1", "camera", "rtsp://cam/1"),
+    ("camera:rtsp://cam/1", "camera", "rtsp://cam/1"),
+    ("watch:/data/incoming", "watch", "/data/incoming"),
+    ("WATCH: /data/incoming", "watch", "/data/incoming"),
+    ("part.mp4", "video", "part.mp4"),           # by its extension, before it exists
+    ("video:/clips/part.avi", "video", "/clips/part.avi"),
+    ("folder:/parts", "folder", "/parts"),
+])
+def test_one_parser_for_every_spec(text: str, kind: str, target: str) -> None:
+    from inspection_core.sources import parse_source
+
+    spec = parse_source(text)
+    assert (spec.kind, spec.target) == (kind, target)
+    assert parse_source(str(spec)) == spec  # the canonical text parses back
+
+
+def test_an_unknown_path_is_an_error_not_a_camera(tmp_path: Path) -> None:
+    from inspection_core.sources import parse_source
+
+    assert parse_source(tmp_path).kind == "folder"
+    assert parse_source(str(tmp_path), kind="watch").kind == "watch"  # a picker says what the text is
+    for bad, message in ((str(tmp_path / "nothing"), "no such file or folder"), ("watch:", "needs a folder"),
+                         ("", "no image source"), (True, "not an image source")):
+        with pytest.raises(SourceError, match=message):
+            parse_source(bad)
+    with pytest.raises(SourceError, match="unknown source kind"):
+        parse_source("x", kind="scanner")

@@ -1,0 +1,456 @@
+"""Use case: run a live inspection line (plain threads, no Qt).
+
+A capture thread reads the source and keeps only the NEWEST frame in a
+one-slot buffer (a frame replaced before it was scored counts as dropped); a
+scoring thread loads the Inspector (torch is only ever touched there), scores
+the frame in the slot, records the verdict in the history (committed before
+the result is announced) and announces a :class:`LiveResult`. A FAIL/REVIEW
+image is kept by a background writer after its row is committed
+(``HistoryDB.attach_image``), so a camera-sized PNG never holds up the next
+part; :meth:`LiveLine.stop` waits until every queued image is written.
+
+Modes: ``lossless`` (folders, watched folders: every image is a part, the
+capture waits for the slot) or newest-frame (cameras, videos played at their
+own speed); ``mode`` "continuous" or "triggered" (one frame per
+:meth:`LiveLine.trigger`: the next one acquired after the call, or the next
+image of a lossless source). ``pace_fps`` limits how fast frames are read.
+
+What happens is told to one ``listener(kind, payload)``, called on the line's
+threads: ``"ready"`` (the Inspector), ``"result"`` (LiveResult), ``"state"``
+((state, message) of the source), ``"frame_error"`` (message: one frame not
+scored or not recorded), ``"failed"`` (message: the line cannot run),
+``"ended"`` (the source finished, every frame handled), ``"stopped"`` (both
+threads ended; always the last event). The desktop app relays them to the GUI
+thread (``app.live``); a headless station or a test calls :meth:`LiveLine.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..sources import ImageSource, SourceSpec, build_source, parse_source
+
+log = logging.getLogger(__name__)
+
+LiveListener = Callable[[str, Any], None]
+MODES = ("continuous", "triggered")
+
+
+@dataclass
+class LiveResult:
+    """One scored frame, as a view or a station receives it."""
+
+    prediction: Any                  # inspection_core.types.Prediction
+    frame_index: int
+    frame_ref: str
+    frame_timestamp: float
+    record_id: int | None            # row in the history database (None: not recorded)
+    score_ms: float                  # model time for this frame
+    record_ms: float                 # time to commit the history row
+    age_ms: float                    # acquisition -> result ready
+    fps: float                       # scored frames per second (recent window)
+    frames_read: int
+    frames_scored: int
+    frames_dropped: int              # stale frames replaced before they were scored
+    record_error: str | None = None
+    image: Any = None                # the frame as captured (for the full-size pane)
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    """How a line runs a kind of source."""
+
+    lossless: bool
+    pace_fps: float | None = None
+    loop: bool = False
+
+
+def line_source(spec: int | str | os.PathLike[str] | SourceSpec, *, kind: str | None = None,
+                rate: float | None = None, loop: bool = False) -> tuple[ImageSource, LineSettings]:
+    """The source a spec names (not opened: the capture thread opens it) and
+    how a line runs it: a folder is read recursively, lossless, at most
+    ``rate`` parts a second, looping when ``loop``; a watched folder lossless;
+    a video at its own speed and a camera keep the newest frame."""
+    s = parse_source(spec, kind)
+    if s.kind == "folder":
+        return build_source(s, recursive=True), LineSettings(True, rate or None, loop)
+    if s.kind == "watch":
+        return build_source(s), LineSettings(True)
+    if s.kind == "video":
+        return build_source(s, realtime=True), LineSettings(False)
+    return build_source(s), LineSettings(False)
+
+
+class LiveLine:
+    """See the module docstring. ``source``: an ImageSource or a spec;
+    ``inspector``: an Inspector or a bundle path (loaded on the scoring thread)."""
+
+    def __init__(
+        self,
+        source: Any,
+        inspector: Any,
+        history: Any = None,
+        *,
+        mode: str = "continuous",
+        lossless: bool | None = None,
+        pace_fps: float | None = None,
+        loop: bool = False,
+        station: str = "",
+        source_label: str = "",
+        device: str = "auto",
+        listener: LiveListener | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'continuous' or 'triggered', got {mode!r}")
+        self._source_arg = source
+        self._inspector_arg = inspector
+        self.inspector: Any = None
+        self.source: Any = None
+        self.history = history
+        self.mode = mode
+        self._lossless_arg = lossless
+        self.pace_fps = pace_fps
+        self.loop = loop
+        self.station = station
+        self.source_label = source_label or (str(source) if isinstance(source, (str, SourceSpec))
+                                             else getattr(source, "name", ""))
+        self.device = device
+        self._listener = listener
+        self.frames_read = 0
+        self.frames_scored = 0
+        self.frames_dropped = 0
+        self.frames_skipped = 0      # deliberately not scored (paused, triggered mode)
+        self.images_kept = 0
+        self._cond = threading.Condition()
+        self._slot: Any = None
+        self._stop = threading.Event()
+        self._paused = False
+        self._triggers = 0
+        self._capture_done = False
+        self._source_ready = threading.Event()
+        self._pending_threshold: Any = None
+        self._done_times: list[float] = []
+        # Bounded, so a slow disk slows the line instead of dropping evidence.
+        self._keep_queue: queue.Queue = queue.Queue(maxsize=16)
+        self._keeper: threading.Thread | None = None
+        self._threads = [threading.Thread(target=self._capture_loop, name="capture", daemon=True),
+                         threading.Thread(target=self._scoring_loop, name="scoring", daemon=True)]
+        self._alive = 0
+        self._alive_lock = threading.Lock()
+        self._finished = threading.Event()
+
+    # ---------------------------------------------------------------- control
+    def start(self) -> "LiveLine":
+        self._alive = len(self._threads)
+        for t in self._threads:
+            t.start()
+        return self
+
+    def run(self, timeout_s: float | None = None) -> bool:
+        """Run until the source finishes (a folder, a video) or ``timeout_s``
+        passes, then stop; True when it finished by itself."""
+        self.start()
+        done = self._finished.wait(timeout_s)
+        self.stop()
+        return done
+
+    @property
+    def lossless(self) -> bool:
+        if self._lossless_arg is not None:
+            return bool(self._lossless_arg)
+        return not bool(getattr(self.source, "is_live", False)) if self.source is not None else True
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'continuous' or 'triggered', got {mode!r}")
+        with self._cond:
+            self.mode = mode
+            self._triggers = 0
+            self._cond.notify_all()
+
+    def trigger(self) -> None:
+        """Triggered mode: score the next frame (the next one acquired from now on for a live source)."""
+        with self._cond:
+            self._triggers += 1
+            if not self.lossless and self._slot is not None:
+                self._slot = None
+                self.frames_skipped += 1
+            self._cond.notify_all()
+
+    def set_threshold(self, threshold: Any) -> None:
+        """Use a new Threshold from the next frame on (after a calibration)."""
+        with self._cond:
+            self._pending_threshold = threshold
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop both threads, close the source and write the queued kept
+        images; True when everything ended in time (a thread stuck in a driver
+        call may outlive this)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        src = self.source
+        if src is not None:
+            try:
+                src.close()  # releases a blocked read()
+            except Exception:  # noqa: BLE001 - closing a broken source must not stop shutdown
+                pass
+        deadline = time.monotonic() + timeout_s
+        for t in self._threads:
+            if t.ident is not None:
+                t.join(max(0.0, deadline - time.monotonic()))
+        if self.running:
+            return False
+        return self._stop_keeper(timeout_s)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until both threads ended; True if they did."""
+        return self._finished.wait(timeout_s)
+
+    # ---------------------------------------------------------------- events
+    def _emit(self, kind: str, payload: Any = None) -> None:
+        if self._listener is None:
+            return
+        try:
+            self._listener(kind, payload)
+        except Exception:  # noqa: BLE001 - a broken listener must not stop the line
+            log.exception("live line: the listener failed on %r", kind)
+
+    def _thread_done(self) -> None:
+        with self._alive_lock:
+            self._alive -= 1
+            last = self._alive == 0
+        if last:
+            self._finished.set()
+            self._emit("stopped")
+
+    # ---------------------------------------------------------------- kept images
+    def _keep_later(self, record_id: int, image: Any, ref: str) -> None:
+        if self._keeper is None:
+            self._keeper = threading.Thread(target=self._keeper_loop, name="keeper", daemon=True)
+            self._keeper.start()
+        self._keep_queue.put((record_id, image, ref))
+
+    def _keeper_loop(self) -> None:
+        while True:
+            item = self._keep_queue.get()
+            if item is None:
+                return
+            record_id, image, ref = item
+            try:
+                if self.history.attach_image(record_id, image) is None:
+                    self._emit("frame_error", f"{ref}: recorded, but its image could not be kept (see the log)")
+                else:
+                    self.images_kept += 1
+            except Exception as exc:  # noqa: BLE001 - shown; the row itself is committed
+                self._emit("frame_error", f"{ref}: recorded, but its image could not be kept ({exc})")
+
+    def _stop_keeper(self, timeout_s: float) -> bool:
+        """Write every queued image, then end the writer (True when it finished in time)."""
+        if self._keeper is None:
+            return True
+        self._keep_queue.put(None)
+        self._keeper.join(timeout_s + 10.0)  # images already scored are evidence: give them time
+        done = not self._keeper.is_alive()
+        if done:
+            self._keeper = None
+        return done
+
+    # ---------------------------------------------------------------- capture thread
+    def _open_source(self) -> Any:
+        src = self._source_arg
+        if not isinstance(src, ImageSource):
+            src = line_source(src)[0]
+        self.source = src
+        if getattr(src, "closed", True):
+            src.open()
+        return src
+
+    def _capture_loop(self) -> None:
+        try:
+            try:
+                src = self._open_source()
+            except Exception as exc:  # noqa: BLE001 - told to the user, never a crash
+                self._emit("failed", f"cannot open source: {exc}")
+                self._stop.set()
+                return
+            finally:
+                self._source_ready.set()
+            self._read_frames(src)
+        finally:
+            if self.source is not None:
+                try:
+                    self.source.close()  # also when stop() came before the source was open
+                except Exception:  # noqa: BLE001
+                    pass
+            with self._cond:
+                self._capture_done = True
+                self._cond.notify_all()
+            self._thread_done()
+
+    def _read_frames(self, src: Any) -> None:
+        last_state = None
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            state = getattr(src, "state", "running")
+            if state != last_state:
+                last_state = state
+                self._emit("state", (state, getattr(src, "last_error", "") or ""))
+            if self._paused and self.lossless:
+                with self._cond:
+                    self._cond.wait(0.1)
+                continue
+            frame = src.poll(0.1)
+            if frame is None:
+                if src.finished and not self._stop.is_set():
+                    if self.loop and not getattr(src, "is_live", False) and src.state == "ended":
+                        src.close()
+                        src.open()
+                        continue
+                    state = getattr(src, "state", "ended")
+                    if state != last_state:
+                        self._emit("state", (state, getattr(src, "last_error", "") or ""))
+                    return
+                continue
+            with self._cond:
+                self.frames_read += 1
+                if self.lossless:
+                    while self._slot is not None and not self._stop.is_set():
+                        self._cond.wait(0.1)
+                elif self._slot is not None:
+                    if self._paused or self.mode == "triggered":
+                        self.frames_skipped += 1
+                    else:
+                        self.frames_dropped += 1
+                self._slot = frame
+                self._cond.notify_all()
+            if self.pace_fps:
+                next_t = max(next_t + 1.0 / self.pace_fps, time.monotonic() - 1.0)
+                delay = next_t - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+
+    # ---------------------------------------------------------------- scoring thread
+    def _load_inspector(self) -> bool:
+        insp = self._inspector_arg
+        if isinstance(insp, (str, os.PathLike)):
+            try:
+                from ..inference import Inspector
+
+                insp = Inspector(insp, device=self.device)
+            except Exception as exc:  # noqa: BLE001
+                self._emit("failed", f"cannot load model bundle: {exc}")
+                return False
+        self.inspector = insp
+        self._emit("ready", insp)
+        return True
+
+    def _next_frame(self) -> Any:
+        with self._cond:
+            while not self._stop.is_set():
+                want = not self._paused and (self.mode == "continuous" or self._triggers > 0)
+                if want and self._slot is not None:
+                    frame, self._slot = self._slot, None
+                    if self.mode == "triggered":
+                        self._triggers -= 1
+                    self._cond.notify_all()
+                    return frame
+                if self._capture_done and self._slot is None:
+                    return None
+                self._cond.wait(0.1)
+        return None
+
+    def _scoring_loop(self) -> None:
+        try:
+            if not self._load_inspector():
+                self._stop.set()
+                if self.source is not None:
+                    self.source.close()
+                return
+            self._source_ready.wait()
+            while not self._stop.is_set():
+                frame = self._next_frame()
+                if frame is None:
+                    if not self._stop.is_set():
+                        self._emit("ended")
+                    break
+                self._score(frame)
+        finally:
+            self._thread_done()
+
+    def _score(self, frame: Any) -> None:
+        if self._pending_threshold is not None:
+            with self._cond:
+                self.inspector.threshold, self._pending_threshold = self._pending_threshold, None
+        t0 = time.perf_counter()
+        try:
+            pred = self.inspector.predict(frame.image)
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the line
+            self._emit("frame_error", f"{frame.ref}: cannot be scored ({exc})")
+            return
+        t1 = time.perf_counter()
+        record_id, record_error = self._record(frame, pred)
+        t2 = time.perf_counter()
+        now = time.monotonic()
+        self._done_times.append(now)
+        if len(self._done_times) > 30:
+            del self._done_times[0]
+        span = self._done_times[-1] - self._done_times[0]
+        fps = (len(self._done_times) - 1) / span if span > 0 else 0.0
+        self.frames_scored += 1
+        self._emit("result", LiveResult(
+            prediction=pred, frame_index=frame.index, frame_ref=frame.ref, frame_timestamp=frame.timestamp,
+            record_id=record_id, score_ms=(t1 - t0) * 1000.0, record_ms=(t2 - t1) * 1000.0,
+            age_ms=(time.time() - frame.timestamp) * 1000.0, fps=fps, frames_read=self.frames_read,
+            frames_scored=self.frames_scored, frames_dropped=self.frames_dropped, record_error=record_error,
+            image=frame.image,
+        ))  # fmt: skip
+
+    def _record(self, frame: Any, pred: Any) -> tuple[int | None, str | None]:
+        """Commit the verdict's history row (the kept image follows on the writer)."""
+        if self.history is None:
+            return None, None
+        keep_later = frame.image is not None and self.history.keeps_image_for(pred.verdict)
+        try:
+            record_id = self.history.record(
+                score=pred.score, verdict=pred.verdict, threshold_high=pred.threshold.high,
+                threshold_low=pred.threshold.low, source=self.source_label, image_ref=frame.ref,
+                bundle=getattr(self.inspector, "name", ""), bundle_id=getattr(self.inspector, "bundle_id", ""),
+                station=self.station, latency_ms=pred.latency_ms, image=None if keep_later else frame.image,
+                time=frame.timestamp,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - shown, and the frame is not counted as recorded
+            message = f"{frame.ref}: not recorded ({exc})"
+            self._emit("frame_error", message)
+            return None, message
+        if keep_later:
+            self._keep_later(record_id, frame.image, frame.ref)
+        return record_id, None
+
+
+__all__ = ["LineSettings", "LiveLine", "LiveListener", "LiveResult", "MODES", "line_source"]
