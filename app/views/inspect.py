@@ -1,8 +1,9 @@
 """Inspect: live scoring of a camera, video file, folder or watched folder.
 
 The view owns one ``ScoringWorker`` (the Qt relay of the core's live line:
-capture and scoring threads, history recording) and only displays what it emits: the newest result is painted by a 25 Hz timer, so a
-fast source never makes the GUI thread fall behind.
+capture and scoring threads, history recording) and only displays what it
+emits: the newest result is painted at most every 30 ms, so a fast source
+never makes the GUI thread fall behind.
 """
 
 from __future__ import annotations
