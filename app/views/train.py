@@ -1,11 +1,13 @@
 """Train view (engineers): train a detector on a data folder and save a bundle.
 
-The training itself is ``inspection_core.training.train``, run in a child
-process (see :mod:`app.views.train_process`) watched by a worker thread;
-this view only collects the settings, draws the progress it reports (loss
-curves, validation metric, sample reconstructions) and, at the end, evaluates
-on the test split and saves the bundle into the user's model folder, where
-the Inspect view finds it. Stop sets the job's cancel token; a stopped
+The run is the core's train use case (train, evaluate on the test split,
+save), in a child process (see :mod:`app.views.train_process`) watched by a
+worker thread; the settings are the form's (:mod:`app.views.train_form`:
+a preset and what the engineer changes, resolved as ``inspector train``
+resolves its flags). This view draws the progress the run reports (loss
+curves, validation metric, sample reconstructions; a one-pass family's two
+phases) and shows the result; the bundle lands in the user's model folder,
+where the Inspect view finds it. Stop sets the job's cancel token; a stopped
 training writes nothing.
 """
 
@@ -18,14 +20,15 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox,
-    QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter, QVBoxLayout, QWidget,
+    QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar,
+    QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
 )
 
 from app.context import BUNDLE_SUFFIX, AppContext
+from app.views.train_form import TrainForm, model_catalogue
 from app.views.train_process import train_in_process
 from app.widgets.plots import ImageGrid, SeriesPlot
-from inspection_core.config import COMMON_IMAGE_SIZES, ModelConfig, TrainConfig
+from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.data.dataset import DatasetIndex, DatasetLayoutError, scan_dataset
 from inspection_core.progress import ProgressEvent
 
@@ -42,18 +45,6 @@ def _duration(s: float | None) -> str:
         return "–"
     s = int(round(s))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def model_catalogue(_progress: Any = None, _cancel: Any = None) -> dict[str, dict[str, Any]]:
-    """name -> supervised, can_generate, default params of every model family.
-    Runs on a worker: the model registry imports torch, which the GUI thread never waits for."""
-    from inspection_core.models import available_models, model_class
-
-    out = {}
-    for name in available_models():
-        cls = model_class(name)
-        out[name] = {"supervised": cls.supervised, "can_generate": cls.can_generate, "params": cls.default_params()}
-    return out
 
 
 def safe_name(text: str) -> str:
@@ -78,10 +69,9 @@ class TrainView(QWidget):
         self.job_elapsed = 0.0
         self._check_seq = 0
         self._check_timer = QTimer(self, singleShot=True, interval=400, timeout=self.check_data_in_background)
-        self.models: dict[str, dict[str, Any]] = {}
         self._build()
         self._models_job = ctx.start_job(model_catalogue, on_done=self._on_models,
-                                         on_error=lambda msg: self.model_note.setText(f"cannot list models: {msg}"),
+                                         on_error=lambda msg: self.form.model_note.setText(f"cannot list models: {msg}"),
                                          name="model-list")
         default = ctx.settings.data_dir or str(ctx.settings.demo_data_path())
         if Path(default).expanduser().is_dir():
@@ -119,41 +109,12 @@ class TrainView(QWidget):
         dl.addWidget(self.data_status)
         lay.addWidget(dbox)
 
-        mbox = QGroupBox("Model and training")
-        form = QFormLayout(mbox)
-        self.model_combo = QComboBox()
-        self.model_combo.setPlaceholderText("loading the model list…")
-        self.model_combo.currentTextChanged.connect(self._on_model)
-        form.addRow("Model:", self.model_combo)
-        self.model_note = QLabel("")
-        self.model_note.setWordWrap(True)
-        self.model_note.setStyleSheet("color: #666;")
-        form.addRow("", self.model_note)
-        self.size_combo = QComboBox()
-        self.size_combo.addItems([str(s) for s in COMMON_IMAGE_SIZES])
-        self.size_combo.setCurrentText("128")
-        form.addRow("Image size (px):", self.size_combo)
-        self.epochs_spin = QSpinBox(minimum=1, maximum=1000, value=15)
-        form.addRow("Epochs:", self.epochs_spin)
-        self.batch_spin = QSpinBox(minimum=2, maximum=1024, value=32)
-        form.addRow("Batch size:", self.batch_spin)
-        self.latent_spin = QSpinBox(minimum=1, maximum=2048, value=100)
-        form.addRow("Latent size:", self.latent_spin)
-        self.width_spin = QSpinBox(minimum=4, maximum=256, value=64)
-        self.width_spin.setToolTip("channels of the first convolution; smaller trains faster")
-        form.addRow("Base width:", self.width_spin)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda"])
-        self.device_combo.setToolTip("auto: the GPU when there is one, else the CPU")
-        form.addRow("Device:", self.device_combo)
-        self.fast_cpu_check = QCheckBox("Fast CPU training (bf16)")
-        self.fast_cpu_check.setToolTip(
-            "bf16 mixed precision and channels-last on the CPU: about 2x faster per epoch on CPUs with\n"
-            "AVX512-BF16 or AMX (measured 2.06x at 128 px), slower on CPUs without them. The weights\n"
-            "differ slightly from an fp32 run; evaluate the bundle before handing it over.")
-        form.addRow("", self.fast_cpu_check)
-        self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
-        form.addRow("Seed:", self.seed_spin)
+        self.form = TrainForm()
+        self.form.model_combo.currentTextChanged.connect(lambda _t: self._update_default_name())
+        self.form.changed.connect(self._on_family)
+        lay.addWidget(self.form)
+        sbox = QGroupBox("Save")
+        form = QFormLayout(sbox)
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("bundle name")
         form.addRow("Save as:", self.name_edit)
@@ -162,7 +123,7 @@ class TrainView(QWidget):
         self.out_label.setStyleSheet("color: #666; font-size: 8pt;")
         form.addRow("", self.out_label)
         self.name_edit.textChanged.connect(self._show_out)
-        lay.addWidget(mbox)
+        lay.addWidget(sbox)
 
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start training", clicked=self.start)
@@ -238,7 +199,7 @@ class TrainView(QWidget):
         index, error = None, None
         if text:
             try:
-                index = scan_dataset(text, seed=self.seed_spin.value())
+                index = scan_dataset(text, seed=self.form.seed_spin.value())
             except (DatasetLayoutError, OSError) as exc:
                 error = str(exc)
         self._show_check(text, index, error)
@@ -249,7 +210,7 @@ class TrainView(QWidget):
         freeze the window); the result is shown if the folder is still the one typed."""
         self._check_timer.stop()
         self._check_seq += 1
-        seq, text, seed = self._check_seq, self.data_edit.text().strip(), self.seed_spin.value()
+        seq, text, seed = self._check_seq, self.data_edit.text().strip(), self.form.seed_spin.value()
         if not text:
             self._show_check(text, None, None)
             return
@@ -294,34 +255,25 @@ class TrainView(QWidget):
         self._update_default_name()
         self._update_buttons()
 
-    def _on_models(self, catalogue: dict[str, dict[str, Any]]) -> None:
-        self.models = catalogue
-        self.model_combo.addItems(list(catalogue))
-        if "ganomaly" in catalogue:
-            self.model_combo.setCurrentText("ganomaly")
-        self._on_model(self.model_combo.currentText())
+    def _on_models(self, catalogue: dict[str, Any]) -> None:
+        self.form.set_catalogue(catalogue)
         self._update_buttons()
 
-    def _on_model(self, name: str) -> None:
-        info = self.models.get(name)
-        if info is None:
-            self.model_note.setText("")
-            return
-        notes = []
-        if info["supervised"]:
-            notes.append("supervised: needs defective images (test/<defect> or defect/ folders) to train")
-        if info["can_generate"]:
-            notes.append("can draw samples from random latents")
-        if info["params"]:
-            notes.append("defaults: " + ", ".join(f"{k}={v}" for k, v in list(info["params"].items())[:6]))
-        self.model_note.setText("; ".join(notes))
+    def _on_family(self) -> None:
+        """What the plots can show depends on how the family trains."""
+        if self.form.one_pass:
+            self.loss_plot.set_title("No training losses: this model is built in one pass over the images")
+            self.sample_hint.setText("This model draws no reconstructions; its heat maps show in Inspect and Calibrate.")
+        else:
+            self.loss_plot.set_title("Training losses (log scale)")
+            self.sample_hint.setText("Reconstructions appear here after each epoch.")
         self._update_default_name()
 
     def _update_default_name(self) -> None:
         if self.name_edit.isModified() and self.name_edit.text().strip():
             return
         data = Path(self.data_edit.text().strip()).name or "data"
-        self.name_edit.setText(safe_name(f"{self.model_combo.currentText()}-{data}-{time.strftime('%Y%m%d-%H%M')}"))
+        self.name_edit.setText(safe_name(f"{self.form.model_combo.currentText()}-{data}-{time.strftime('%Y%m%d-%H%M')}"))
         self._show_out()
 
     def output_path(self) -> Path:
@@ -333,22 +285,14 @@ class TrainView(QWidget):
 
     def _update_buttons(self) -> None:
         busy = self.is_busy()
-        self.start_button.setEnabled(not busy and self.index is not None and bool(self.models))
+        self.start_button.setEnabled(not busy and self.index is not None and bool(self.form.models))
         self.stop_button.setEnabled(busy)
 
     def configs(self) -> tuple[ModelConfig, TrainConfig]:
+        """The configs the run uses: the form's settings over its preset
+        (``TrainSettings.configs``, as ``inspector train`` builds them)."""
         channels = self.index.channels if self.index is not None else 3
-        model = self.model_combo.currentText()
-        defaults = (self.models.get(model) or {}).get("params", {})
-        params = {k: v for k, v in (("latent_dim", self.latent_spin.value()), ("base_width", self.width_spin.value()))
-                  if k in defaults}
-        mcfg = ModelConfig(model=model, image_size=int(self.size_combo.currentText()), channels=channels, params=params)
-        tcfg = TrainConfig(epochs=self.epochs_spin.value(), batch_size=self.batch_spin.value(),
-                           device=self.device_combo.currentText(), seed=self.seed_spin.value(),
-                           cpu_bf16=self.fast_cpu_check.isChecked())
-        if mcfg.model == "vgg16":
-            tcfg.lr = 1e-4
-        return mcfg, tcfg
+        return self.form.settings().configs(channels)
 
     # ------------------------------------------------------------------ run
     def is_busy(self) -> bool:
@@ -366,14 +310,16 @@ class TrainView(QWidget):
             answer = QMessageBox.question(self, "Replace bundle?", f"{out.name} exists in {out.parent}. Replace it?")
             if answer != QMessageBox.StandardButton.Yes:
                 return
-        self._out, self._out_mtime = out, (out.stat().st_mtime_ns if out.exists() else None)
-        mcfg, tcfg = self.configs()
         try:
-            mcfg.validate()
+            from inspection_core.models import check_model_config
+
+            mcfg, tcfg = self.configs()
+            check_model_config(mcfg)  # a bad size or parameter is told now, not by the child process
             tcfg.validate()
         except ValueError as exc:
             self._say(str(exc), error=True)
             return
+        self._out, self._out_mtime = out, (out.stat().st_mtime_ns if out.exists() else None)
         self.loss_plot.clear_series()
         self.metric_plot.clear_series()
         self.sample_grid.set_rows([])
@@ -413,8 +359,12 @@ class TrainView(QWidget):
         if kind in ("step", "epoch") and ev.steps:
             self._steps = ev.steps
             self.progress.setValue(int(1000 * ev.fraction))
-            self.progress.setFormat(f"epoch {ev.epoch}/{ev.epochs} · step {ev.step}/{ev.steps} · "
-                                    f"ETA {_duration(ev.eta_s)}")
+            if kind == "step" and self.form.one_pass:  # two phases: features, then the model
+                self.progress.setFormat(f"phase {ev.epoch}/{ev.epochs}: {ev.message or 'working'} · "
+                                        f"ETA {_duration(ev.eta_s)}")
+            else:
+                self.progress.setFormat(f"epoch {ev.epoch}/{ev.epochs} · step {ev.step}/{ev.steps} · "
+                                        f"ETA {_duration(ev.eta_s)}")
         if kind == "step" and ev.losses:
             self.loss_plot.add_points(ev.epoch - 1 + ev.step / max(1, ev.steps), ev.losses)
         elif kind == "epoch":
@@ -464,10 +414,15 @@ class TrainView(QWidget):
     def _show_summary(self, manifest: dict[str, Any]) -> None:
         tr = manifest.get("training", {})
         th = manifest.get("threshold", {})
+        if tr.get("fit_mode") == "one_pass":
+            fit = tr.get("fit") or {}
+            bank = f", memory bank of {fit['memory_bank']} patches" if "memory_bank" in fit else ""
+            run = f"built in one pass in {_duration(tr.get('duration_s'))} on {tr.get('device', '?')}{bank}"
+        else:
+            run = (f"{tr.get('epochs_run', '?')} epochs ({tr.get('updates', '?')} updates) in "
+                   f"{_duration(tr.get('duration_s'))} on {tr.get('device', '?')}, best epoch {tr.get('best_epoch', '?')}")
         self.summary_label.setText(
-            f"<b>{self.saved_path.name}</b><br>in {self.saved_path.parent}<br>"
-            f"{tr.get('epochs_run', '?')} epochs in {_duration(tr.get('duration_s'))} on {tr.get('device', '?')}, "
-            f"best epoch {tr.get('best_epoch', '?')}"
+            f"<b>{self.saved_path.name}</b><br>in {self.saved_path.parent}<br>{run}"
             + (f"<br>note: {tr['stopped_reason']}" if tr.get("stopped_reason") else "")
             + f"<br>provisional threshold {th.get('high', float('nan')):.4g} "
               f"({100 * float(th.get('target') or 0):.0f} % quantile of good scores) — calibrate it next.")

@@ -24,21 +24,26 @@ def ctx(engineer_ctx: AppContext) -> AppContext:
     return engineer_ctx
 
 
+def tiny(form) -> None:
+    """A GAN small enough to train in seconds."""
+    form.size_combo.setCurrentText("32")
+    form.param_editors["base_width"].set_value(8)
+    form.param_editors["latent_dim"].set_value(16)
+    form.batch_spin.setValue(16)
+    form.device_combo.setCurrentText("cpu")
+
+
 @pytest.fixture
 def view(ctx: AppContext, qtbot, demo_data: Path) -> TrainView:
     v = TrainView(ctx)
     qtbot.addWidget(v)
     v.resize(1300, 850)
     v.show()
-    qtbot.waitUntil(lambda: v.model_combo.count() > 0, timeout=60000)  # the list is read on a worker
-    assert v.model_combo.currentText() == "ganomaly"
+    qtbot.waitUntil(lambda: v.form.model_combo.count() > 0, timeout=60000)  # the list is read on a worker
+    assert v.form.model_combo.currentText() == "ganomaly"
     v.data_edit.setText(str(demo_data))
     v.check_data()
-    v.size_combo.setCurrentText("32")
-    v.width_spin.setValue(8)
-    v.latent_spin.setValue(16)
-    v.batch_spin.setValue(16)
-    v.device_combo.setCurrentText("cpu")
+    tiny(v.form)
     qtbot.waitExposed(v)
     qtbot.wait(300)  # the first paint of a new window is not what the tests measure
     yield v
@@ -76,7 +81,7 @@ def test_a_typed_folder_is_checked_in_the_background_and_stale_checks_are_droppe
 
 
 def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: AppContext, qtbot) -> None:
-    view.epochs_spin.setValue(200)  # far longer than the test waits
+    view.form.budget_spin.setValue(200)  # epochs: far longer than the test waits
     out = view.output_path()
     with GapMeter() as gaps:
         view.start()
@@ -99,10 +104,10 @@ def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: Ap
 
 
 def test_completed_training_saves_a_bundle_the_inspect_view_finds(view: TrainView, ctx: AppContext, qtbot) -> None:
-    view.epochs_spin.setValue(1)
+    view.form.budget_spin.setValue(1)
     view.name_edit.setText("tiny run")
     view.name_edit.setModified(True)
-    view.fast_cpu_check.setChecked(True)  # the engineer's fast CPU training switch reaches the trainer
+    view.form.fast_cpu_check.setChecked(True)  # the engineer's fast CPU training switch reaches the trainer
     changed: list[object] = []
     ctx.bundleChanged.connect(changed.append)
     # Responsiveness while training is asserted in the stop test above; here the
@@ -123,3 +128,103 @@ def test_completed_training_saves_a_bundle_the_inspect_view_finds(view: TrainVie
     assert view.metric_plot.keys()  # one validation point per epoch
     view.use_button.click()
     assert ctx.bundle_path == view.saved_path.resolve() and changed
+
+
+def test_a_preset_fills_every_field_and_the_configs_are_the_cores(view: TrainView) -> None:
+    from inspection_core.recipes import resolve
+
+    form = view.form
+    assert [form.preset_combo.itemText(i) for i in range(form.preset_combo.count())] == ["quick", "standard", "thorough"]
+    for preset in ("quick", "thorough"):
+        form.preset_combo.setCurrentText(preset)
+        m, t = view.configs()
+        rm, rt = resolve("ganomaly", preset, channels=view.index.channels, train={"device": "cpu"})
+        assert (m.to_dict(), t.to_dict()) == (rm.to_dict(), rt.to_dict())  # what `inspector train --preset` gives
+    form.preset_combo.setCurrentText("quick")
+    assert form.budget_spin.value() == 5 and form.size_combo.currentText() == "64"
+    # what the engineer changes is laid over the preset, as ``inspector train`` does with its flags
+    form.budget_combo.setCurrentIndex(form.budget_combo.findData("updates"))
+    form.budget_spin.setValue(300)
+    form.schedule_combo.setCurrentText("cosine")
+    form.augment["hflip"].setChecked(True)
+    form.augment["rotate"].setValue(10.0)
+    m, t = view.configs()
+    assert t.updates == 300 and t.lr_schedule == "cosine" and t.augment == {"hflip": True, "rotate": 10.0}
+    assert t.preset == "quick" and m.params["base_width"] == 32
+
+
+def test_the_demo_recipe_can_be_reproduced_in_the_form(view: TrainView) -> None:
+    import app.demo as demo
+
+    form = view.form
+    form.model_combo.setCurrentText(demo.DEMO_MODEL)
+    form.preset_combo.setCurrentText(demo.DEMO_PRESET)
+    form.size_combo.setCurrentText(str(demo.DEMO_MODEL_SIZE))
+    form.budget_spin.setValue(demo.DEMO_EPOCHS)
+    form.batch_spin.setValue(demo.DEMO_BATCH)
+    form.lr_spin.setValue(demo.DEMO_LR)
+    form.device_combo.setCurrentText("cpu")
+    for name, value in {"base_width": demo.DEMO_WIDTH, "latent_dim": demo.DEMO_LATENT, **demo.DEMO_PARAMS}.items():
+        form.param_editors[name].set_value(value)
+    m, t = view.configs()
+    dm, dt = demo.demo_configs()
+    assert m.to_dict() == dm.to_dict()
+    # samples_per_epoch only says how many reconstructions the view is shown per epoch
+    assert {**t.to_dict(), "samples_per_epoch": 0} == dt.to_dict()
+
+
+def test_the_classifier_reads_the_learning_rate_field(view: TrainView) -> None:
+    form = view.form
+    form.model_combo.setCurrentText("vgg16")
+    assert form.lr_spin.value() == pytest.approx(1e-4)  # its own optimiser setting, not TrainConfig.lr
+    form.lr_spin.setValue(5e-5)
+    form.weights_combo.setCurrentIndex(form.weights_combo.findData("scratch"))
+    m, _t = view.configs()
+    assert m.params["lr"] == pytest.approx(5e-5) and m.params["init"] == "scratch"
+
+
+def test_patchcore_shows_only_what_applies_and_says_where_the_weights_go(view: TrainView, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from inspection_core.backbones import hub_checkpoint_path
+
+    form = view.form
+    form.model_combo.setCurrentText("patchcore")
+    for hidden in (form.budget_row, form.lr_spin, form.schedule_combo):
+        assert not form.train_form.isRowVisible(hidden)
+    assert not form.augment_box.isVisibleTo(view) and form.batch_spin.isVisibleTo(view)
+    assert form.model_form.isRowVisible(form.backbone_combo) and form.model_form.isRowVisible(form.weights_row)
+    assert "layers" in form.param_editors and "weights" not in form.param_editors and "backbone" not in form.param_editors
+    assert form.weights_combo.findData("scratch") < 0  # PatchCore needs pretrained weights
+
+    form.backbone_combo.setCurrentText("resnet18")
+    form.backbones["resnet18"]["cached"] = False  # as on an offline station
+    form.weights_combo.setCurrentIndex(form.weights_combo.findData("imagenet"))
+    form._show_weights_note()
+    note = form.weights_note.text()
+    assert "not in torch's cache" in note and str(hub_checkpoint_path("resnet18")) in note
+
+    weights = tmp_path / "resnet18.pth"
+    weights.write_bytes(b"")
+    form.weights_combo.setCurrentIndex(form.weights_combo.findData("file"))
+    form.weights_edit.setText(str(weights))
+    assert form.weights_edit.isVisibleTo(view) and "does not exist" not in form.weights_note.text()
+    m, t = view.configs()
+    assert m.model == "patchcore" and m.params["backbone"] == "resnet18" and m.params["weights"] == str(weights)
+    assert t.augment == {} and t.lr_schedule == "constant"  # nothing of an update loop is sent
+    view.form.model_combo.setCurrentText("ganomaly")
+    assert form.train_form.isRowVisible(form.budget_row) and not form.model_form.isRowVisible(form.weights_row)
+
+
+def test_a_one_pass_run_shows_both_phases(view: TrainView) -> None:
+    from inspection_core.progress import ProgressEvent
+
+    view.form.model_combo.setCurrentText("patchcore")
+    assert "no reconstructions" in view.sample_hint.text()
+    seen = []
+    for epoch, step, steps, message in ((1, 1, 3, "features: 16/43 images"), (1, 3, 3, "features: 43/43 images"),
+                                        (2, 1, 276, "building: 1/276"), (2, 276, 276, "building: 276/276")):
+        view._on_progress(ProgressEvent("step", epoch, 2, step, steps, message=message))
+        seen.append((view.progress.value(), view.progress.format()))
+    values = [v for v, _ in seen]
+    assert values == sorted(values) and values[1] == 500 and values[-1] == 1000  # each phase is half the bar
+    assert seen[0][1].startswith("phase 1/2: features") and seen[2][1].startswith("phase 2/2: building")

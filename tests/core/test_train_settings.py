@@ -1,0 +1,52 @@
+"""The Train view's settings and ``inspector train``'s flags give the same
+configs: the GUI can reproduce any CLI recipe (the demo's: see
+tests/app/test_train_view.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from inspection_core.usecases.train_settings import TrainSettings
+
+
+def cli_configs(argv: list[str]):
+    from inspection_core.cli.main import build_parser
+    from inspection_core.cli.train import configs_from_args
+
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "o", *argv])
+    assert isinstance(args, argparse.Namespace)
+    return configs_from_args(args, channels=3)
+
+
+@pytest.mark.parametrize("argv, settings", [
+    (["--model", "skip-ganomaly", "--image-size", "64", "--width", "16", "--latent", "64", "--batch-size", "16",
+      "--epochs", "30", "--lr", "1e-3", "--param", "lam=1"],  # the README's demo recipe
+     TrainSettings("skip-ganomaly", image_size=64, epochs=30, batch_size=16, lr=1e-3,
+                   params={"base_width": 16, "latent_dim": 64, "lam": 1})),
+    (["--model", "vgg16", "--lr", "5e-5", "--from-scratch", "--preset", "quick"],  # the classifier reads params["lr"]
+     TrainSettings("vgg16", preset="quick", lr=5e-5, from_scratch=True)),
+    (["--model", "patchcore", "--backbone", "resnet18", "--weights", "/w/resnet18.pth", "--preset", "thorough"],
+     TrainSettings("patchcore", preset="thorough", weights="/w/resnet18.pth", params={"backbone": "resnet18"})),
+    (["--model", "ganomaly", "--updates", "300", "--lr-schedule", "cosine", "--augment", "hflip=true",
+      "--augment", "rotate=10", "--seed", "4", "--device", "cpu", "--cpu-bf16"],
+     TrainSettings("ganomaly", updates=300, lr_schedule="cosine", augment={"hflip": True, "rotate": 10}, seed=4,
+                   device="cpu", cpu_bf16=True)),
+])
+def test_the_view_settings_reproduce_the_cli_recipe(argv: list[str], settings: TrainSettings) -> None:
+    cli_m, cli_t = cli_configs(argv)
+    m, t = settings.configs(channels=3)
+    assert m.to_dict() == cli_m.to_dict()
+    assert t.to_dict() == cli_t.to_dict()
+
+
+@pytest.mark.parametrize("settings, message", [
+    (TrainSettings("ganomaly", params={"lamda": 1}), "no parameter"),
+    (TrainSettings("ganomaly", weights="/w.pth"), "do not apply"),
+    (TrainSettings("patchcore", from_scratch=True), "needs pretrained weights"),
+    (TrainSettings("vgg16", weights="/w.pth", from_scratch=True), "not both"),
+])
+def test_settings_a_family_does_not_have_are_refused(settings: TrainSettings, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings.configs()
