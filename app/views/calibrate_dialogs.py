@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.image_pane import heat_overlay  # the same heat map the Inspect view shows
+from app.widgets.image_pane import NO_RECONSTRUCTION, heat_overlay  # the same heat map the Inspect view shows
 from app.widgets.plots import to_pixmap
 from inspection_core.types import Prediction, Threshold
 
@@ -84,7 +84,7 @@ class PredictionDialog(QDialog):
         if pred.reconstruction is not None:
             self.recon_label.setPixmap(to_pixmap(pred.reconstruction, self.SIZE))
         else:
-            self.recon_label.setText("this model has no reconstruction")
+            self.recon_label.setText(NO_RECONSTRUCTION)
         self.heat_label.setPixmap(to_pixmap(heat_overlay(pred.image, pred.heat), self.SIZE))
         self.status.setText(
             f"score {pred.score:.4g} → {pred.verdict.value} with the bundle's saved threshold; "

@@ -23,7 +23,7 @@ from app.context import AppContext
 from app.manifest import read_manifest_light
 from app.views.inspect_panels import BundlePanel, BusyPanel, PerformancePanel, ShiftPanel
 from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part of this view's API
-from app.widgets.image_pane import ImagePane, fit_for_display, heat_overlay
+from app.widgets.image_pane import NO_RECONSTRUCTION, ImagePane, fit_for_display, heat_overlay
 from app.widgets.recent_strip import RecentStrip
 from app.widgets.verdict_banner import VerdictBanner
 from app.workers import LiveResult, ScoringWorker
@@ -437,7 +437,7 @@ class InspectView(QWidget):
         if p.reconstruction is not None:
             self.recon_pane.set_image(p.reconstruction)
         else:
-            self.recon_pane.clear("this model has no reconstruction")
+            self.recon_pane.clear(NO_RECONSTRUCTION)
         self.heat_pane.set_image(heat_overlay(shown, p.heat))
         self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low)
         when = time.strftime("%H:%M:%S", time.localtime(r.frame_timestamp))

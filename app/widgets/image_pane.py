@@ -14,6 +14,9 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+#: what the reconstruction pane says for a model that rebuilds no image (PatchCore, the classifier)
+NO_RECONSTRUCTION = "no reconstruction for this model"
+
 
 def to_display(image: np.ndarray) -> np.ndarray:
     """An 8-bit gray, BGR or BGRA C-contiguous view/copy of an OpenCV-style image."""

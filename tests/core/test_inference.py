@@ -14,8 +14,11 @@ from inspection_core.inference import Inspector
 from inspection_core.types import Threshold, Verdict
 
 
-@pytest.mark.parametrize("bundle_fixture", ["tiny_bundle", "tiny_ganomaly_bundle"])
+@pytest.mark.parametrize("bundle_fixture", ["tiny_bundle", "tiny_ganomaly_bundle", "tiny_vgg16_bundle",
+                                            "tiny_patchcore_bundle"])
 def test_score_does_not_depend_on_the_batch(bundle_fixture: str, demo_data: Path, request: pytest.FixtureRequest) -> None:
+    """Through the Inspector (prepacked oneDNN path, folded BatchNorm, PatchCore's
+    per-image nearest neighbours): a part scores the same alone or in any batch."""
     insp = Inspector(request.getfixturevalue(bundle_fixture), device="cpu")
     images = [read_image(s.path) for s in scan_dataset(demo_data).test]
     alone = np.array([insp.predict(im).score for im in images[:5]])
