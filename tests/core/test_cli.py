@@ -1,20 +1,13 @@
-"""The ``inspector`` command end to end on generated data."""
+"""The ``inspector`` command end to end on generated data (in this process:
+torch is imported once, not once per sub-command)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-
-def inspector(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "inspection_core.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
 
 
 def in_process(*args: str) -> int:
@@ -27,20 +20,29 @@ def in_process(*args: str) -> int:
         return int(exc.code or 0)
 
 
-def test_end_to_end(tmp_path: Path) -> None:
-    r = inspector("demo-data", str(tmp_path / "demo"), "--size", "64", "--train", "30", "--test-good", "6", "--test-defect", "2")
-    assert r.returncode == 0, r.stderr
-    assert "30 train" in r.stdout
-    bundle = tmp_path / "m.inspector"
-    r = inspector(
-        "train", "--data", str(tmp_path / "demo"), "--model", "ganomaly", "--out", str(bundle),
-        "--image-size", "32", "--epochs", "1", "--width", "8", "--latent", "16", "--batch-size", "8", "--device", "cpu",
-    )
-    assert r.returncode == 0, r.stderr
-    assert bundle.exists() and "saved" in r.stdout and "test split: image AUROC" in r.stdout
+def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    rc = in_process(*args)
+    out, err = capsys.readouterr()
+    return rc, out, err
 
-    r = inspector("evaluate", "--bundle", str(bundle), "--data", str(tmp_path / "demo"), "--report", str(tmp_path / "rep"))
-    assert r.returncode == 0, r.stderr
+
+def test_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """demo-data, train, evaluate with a report, predict: the README's sequence, in this process."""
+    rc, out, err = run(capsys, "demo-data", str(tmp_path / "demo"), "--size", "64", "--train", "30", "--test-good", "6",
+                       "--test-defect", "2")
+    assert rc == 0, err
+    assert "30 train" in out
+    bundle = tmp_path / "m.inspector"
+    rc, out, err = run(capsys, "train", "--data", str(tmp_path / "demo"), "--model", "ganomaly", "--out", str(bundle),
+                       "--image-size", "32", "--epochs", "1", "--width", "8", "--latent", "16", "--batch-size", "8",
+                       "--device", "cpu")
+    assert rc == 0, err
+    assert bundle.exists() and "saved" in out and "test split: image AUROC" in out
+
+    rc, out, err = run(capsys, "evaluate", "--bundle", str(bundle), "--data", str(tmp_path / "demo"), "--report",
+                       str(tmp_path / "rep"))
+    assert rc == 0, err
+    assert "(test split)" in out and "report:" in out
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     for key in ("image_auroc", "image_ap", "f1", "balanced_accuracy", "threshold", "confusion", "n_good", "n_defect", "pixel_auroc"):
         assert key in metrics
@@ -49,12 +51,14 @@ def test_end_to_end(tmp_path: Path) -> None:
     assert sum(metrics["confusion"].values()) == 14
     rows = list(csv.DictReader((tmp_path / "rep" / "scores.csv").open()))
     assert len(rows) == 14 and {r["verdict"] for r in rows} <= {"PASS", "FAIL"}
+    assert (tmp_path / "rep" / "index.html").is_file() and (tmp_path / "rep" / "roc.png").is_file()
 
     folder = tmp_path / "demo" / "test" / "scratch"
     (folder / "broken.png").write_bytes(b"nope")
-    r = inspector("predict", "--bundle", str(bundle), str(folder), "--csv", str(tmp_path / "p.csv"), "--maps", str(tmp_path / "maps"))
-    assert r.returncode == 0, r.stderr
-    assert "broken.png" in r.stderr and "skipped" in r.stderr
+    rc, out, err = run(capsys, "predict", "--bundle", str(bundle), str(folder), "--csv", str(tmp_path / "p.csv"),
+                       "--maps", str(tmp_path / "maps"))
+    assert rc == 0, err
+    assert "broken.png" in err and "skipped" in err
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert len(rows) == 2
     assert len(list((tmp_path / "maps").glob("*_heat.png"))) == 2
