@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import OperatingPoint, operating_point, pr, roc
+from ..fileio import atomic_open
 from ..types import Threshold
 
 ImagesArg = np.ndarray | Sequence[np.ndarray] | Callable[[int], np.ndarray] | None
@@ -24,7 +25,8 @@ def _figure(w: float = 5.0, h: float = 4.0):
 
 
 def _save(fig: Any, path: Path) -> Path:
-    fig.savefig(path, format="png")
+    with atomic_open(path, "wb", fsync=False) as fh:  # a report can be written again
+        fig.savefig(fh, format="png")
     return path
 
 
