@@ -179,19 +179,17 @@ def test_a_source_spec_is_parsed_by_the_core_and_a_typo_is_not_a_camera(window: 
     assert window.inspect_view.worker is None
 
 
-def test_window_starts_without_torch_and_every_view_builds(isolated_dirs) -> None:
-    """One fresh process (sys.modules must be clean): the operator's window comes up without
-    torch, then every engineer view builds with the shipped icon and style sheet."""
+def test_window_starts_without_torch_with_its_icon_and_style(isolated_dirs) -> None:
+    """A fresh process (sys.modules must be clean): the operator's window comes up
+    without importing torch, with the shipped icon and style sheet. That every view
+    builds is test_every_view_builds, in this process."""
     code = ("import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
             "from app.context import AppContext; from app.main_window import MainWindow, app_icon; "
             "from app.startup import load_style; "
             "w = MainWindow(AppContext()); w.show(); app.processEvents(); "
-            "print('torch imported:', 'torch' in sys.modules); "
-            "views = [type(w.engineer_view(t)).__name__ for t in ('Calibrate', 'Train')]; "
-            "print('views:', views, 'icon:', not app_icon().isNull(), 'style:', bool(load_style())); "
-            "w.close(); app.processEvents(); print('stopped:', w.ctx.shutdown(20000))")  # fmt: skip
+            "print('torch imported:', 'torch' in sys.modules, 'icon:', not app_icon().isNull(), "
+            "'style:', bool(load_style())); w.close(); app.processEvents(); print('stopped:', w.ctx.shutdown(20000))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "torch imported: False" in out.stdout, "operator start must not import torch"
-    assert "views: ['CalibrateView', 'TrainView'] icon: True style: True" in out.stdout, out.stdout + out.stderr
+    assert "torch imported: False icon: True style: True" in out.stdout, "operator start must not import torch"
     assert "stopped: True" in out.stdout

@@ -45,7 +45,6 @@ def view(ctx: AppContext, qtbot, demo_data: Path) -> TrainView:
     v.check_data()
     tiny(v.form)
     qtbot.waitExposed(v)
-    qtbot.wait(300)  # the first paint of a new window is not what the tests measure
     yield v
     v.stop(10000)
 
@@ -75,7 +74,8 @@ def test_a_typed_folder_is_checked_in_the_background_and_stale_checks_are_droppe
     assert "Checking" in view.data_status.text() and not view.start_button.isEnabled()
     view.data_edit.setText(str(tmp_path / "loose"))
     view.check_data()  # a newer check: the one still running for the demo folder must not win
-    qtbot.wait(1500)
+    qtbot.waitUntil(lambda: not view.ctx.running_jobs("data-check"), timeout=15000)  # the stale one has answered
+    qtbot.wait(50)  # and its result has been delivered to the view
     assert view.index is None and "loose' is empty" in view.data_status.text()
     assert not view.start_button.isEnabled()
 
@@ -83,6 +83,7 @@ def test_a_typed_folder_is_checked_in_the_background_and_stale_checks_are_droppe
 def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: AppContext, qtbot) -> None:
     view.form.budget_spin.setValue(200)  # epochs: far longer than the test waits
     out = view.output_path()
+    qtbot.wait(300)  # the first paint of a new window is not what this test measures
     with GapMeter() as gaps:
         view.start()
         assert view.is_busy() and view.stop_button.isEnabled()
