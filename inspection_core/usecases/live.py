@@ -89,7 +89,9 @@ def line_source(spec: int | str | os.PathLike[str] | SourceSpec, *, kind: str | 
 
 
 class LiveLine:
-    """See the module docstring. ``source``: an ImageSource or a spec;
+    """See the module docstring. ``source``: an ImageSource, or a spec (then
+    :func:`line_source` builds it and, unless given, decides ``lossless`` and
+    ``pace_fps``; a spec that names nothing raises ``SourceError`` here);
     ``inspector``: an Inspector or a bundle path (loaded on the scoring thread)."""
 
     def __init__(
@@ -109,6 +111,11 @@ class LiveLine:
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be 'continuous' or 'triggered', got {mode!r}")
+        label = str(source) if isinstance(source, (str, SourceSpec)) else getattr(source, "name", "")
+        if not isinstance(source, ImageSource):  # a spec: the source and how a line runs its kind
+            source, settings = line_source(source)
+            lossless = settings.lossless if lossless is None else lossless
+            pace_fps = settings.pace_fps if pace_fps is None else pace_fps
         self._source_arg = source
         self._inspector_arg = inspector
         self.inspector: Any = None
@@ -119,8 +126,7 @@ class LiveLine:
         self.pace_fps = pace_fps
         self.loop = loop
         self.station = station
-        self.source_label = source_label or (str(source) if isinstance(source, (str, SourceSpec))
-                                             else getattr(source, "name", ""))
+        self.source_label = source_label or label
         self.device = device
         self._listener = listener
         self.frames_read = 0
@@ -284,8 +290,6 @@ class LiveLine:
     # ---------------------------------------------------------------- capture thread
     def _open_source(self) -> Any:
         src = self._source_arg
-        if not isinstance(src, ImageSource):
-            src = line_source(src)[0]
         self.source = src
         if getattr(src, "closed", True):
             src.open()

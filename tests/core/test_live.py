@@ -39,8 +39,8 @@ def test_a_folder_line_scores_records_and_keeps_every_part(tiny_bundle: Path, de
     insp.threshold = Threshold(float(np.median(scores)))  # about half the parts FAIL
     events = Events()
     with HistoryDB(tmp_path / "h.sqlite3", image_dir=tmp_path / "kept") as db:
-        source, settings = line_source(str(folder))
-        line = LiveLine(source, insp, db, lossless=settings.lossless, station="line 1", listener=events)
+        line = LiveLine(str(folder), insp, db, station="line 1", listener=events)  # a folder: lossless
+        assert line.lossless and line_source(str(folder))[1].lossless
         assert line.run(timeout_s=60)
         assert "ready" in events.kinds and "state" in events.kinds
         assert events.kinds[-2:] == ["ended", "stopped"]
@@ -98,4 +98,4 @@ def test_a_line_that_cannot_start_says_why(tiny_bundle: Path, tmp_path: Path) ->
     line.run(timeout_s=30)
     assert any("cannot open source" in m for m in events.messages) and events.kinds[-1] == "stopped"
     with pytest.raises(SourceError, match="no such file"):
-        line_source(str(tmp_path / "typo"))
+        LiveLine(str(tmp_path / "typo"), str(tiny_bundle))  # told at once, not by a thread
