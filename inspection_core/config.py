@@ -76,7 +76,7 @@ class TrainConfig:
     (the epoch count follows from the data size), else for ``epochs``;
     ``lr_schedule`` is "constant" or "cosine" (to 5 % of ``lr`` at the end,
     after ``warmup`` linear warm-up updates); ``augment`` holds the
-    augmentation settings (see :mod:`inspection_core.training.augment`);
+    augmentation settings (see :mod:`inspection_core.augment`);
     ``checkpoint``: keep the "best" validation round or the "last" one.
     ``preset`` names the recipe the values came from (for the record).
     """
@@ -120,7 +120,7 @@ class TrainConfig:
             raise ValueError(f"warm-up updates must be >= 0, got {self.warmup}")
         if not 0.0 <= self.val_fraction < 0.9:
             raise ValueError(f"validation fraction must be in [0, 0.9), got {self.val_fraction}")
-        from .training.augment import Augmentation
+        from .augment import Augmentation
 
         Augmentation.from_dict(self.augment)  # raises on an unknown key or a bad value
 

@@ -71,12 +71,12 @@ def parse_pairs(items: list[str], flag: str) -> dict[str, Any]:
 
 
 def configs_from_args(args: argparse.Namespace, channels: int) -> tuple[Any, Any]:
-    """(ModelConfig, TrainConfig): the preset with the given flags laid over it."""
+    """(ModelConfig, TrainConfig): the preset with the given flags laid over it
+    (the same rules as the Train view: :class:`TrainSettings`)."""
     from ..models.registry import model_class
-    from ..recipes import resolve
+    from ..usecases.train_settings import TrainSettings
 
-    cls = model_class(args.model)
-    defaults = cls.default_params()
+    defaults = model_class(args.model).default_params()
     params = parse_pairs(args.param, "--param")
     for dest, name in _PARAM_FLAGS.items():
         value = getattr(args, dest)
@@ -84,25 +84,17 @@ def configs_from_args(args: argparse.Namespace, channels: int) -> tuple[Any, Any
             if name not in defaults:
                 raise CliError(f"--{dest} does not apply to model '{args.model}'")
             params[name] = value
-    if args.weights and args.from_scratch:
-        raise CliError("give either --weights or --from-scratch, not both")
-    if args.weights or args.from_scratch:
-        if cls.weights_param is None:
-            raise CliError(f"--weights and --from-scratch do not apply to model '{args.model}'")
-        if args.from_scratch and cls.scratch_weights is None:
-            raise CliError(f"model '{args.model}' needs pretrained weights: --from-scratch does not apply")
-        params[cls.weights_param] = str(args.weights) if args.weights else cls.scratch_weights
-    train: dict[str, Any] = {"device": args.device, "seed": args.seed, "val_fraction": args.val_fraction,
-                             "early_stopping_patience": args.early_stopping, "cpu_bf16": args.cpu_bf16}
-    for dest in ("epochs", "updates", "batch_size", "lr", "lr_schedule"):
-        value = getattr(args, dest)
-        if value is not None:
-            train[dest] = value
-    if args.augment:
-        train["augment"] = parse_pairs(args.augment, "--augment")
-    if args.lr is not None and "lr" in defaults:  # a family with its own optimiser setting (the classifier)
-        params["lr"] = args.lr
-    return resolve(args.model, args.preset, channels=channels, image_size=args.image_size, params=params, train=train)
+    settings = TrainSettings(
+        model=args.model, preset=args.preset, image_size=args.image_size, epochs=args.epochs, updates=args.updates,
+        batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+        augment=parse_pairs(args.augment, "--augment") if args.augment else None, params=params,
+        weights=str(args.weights) if args.weights else None, from_scratch=args.from_scratch, device=args.device,
+        seed=args.seed, val_fraction=args.val_fraction, early_stopping_patience=args.early_stopping,
+        cpu_bf16=args.cpu_bf16)
+    try:
+        return settings.configs(channels)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:

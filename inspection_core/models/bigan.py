@@ -102,10 +102,6 @@ class BiGAN(Detector):
         check_dcgan_config(cls.name, cfg.image_size, cfg.params)
 
     # -------------------------------------------------------------- inference
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """E(x) -> latents (B, latent_dim, 1, 1)."""
-        return self.encoder(x)
-
     def forward(self, x: torch.Tensor) -> ScoreOutput:
         z = self.encoder(x)
         x_hat = self.generator(z)

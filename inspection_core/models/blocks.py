@@ -115,8 +115,7 @@ class Discriminator(nn.Module):
 
     The classifier outputs logits rather than sigmoid probabilities: the BCE
     is computed with ``binary_cross_entropy_with_logits``, which is the same
-    loss but numerically stable and safe under autocast. ``probability``
-    gives the sigmoid output.
+    loss but numerically stable and safe under autocast.
     """
 
     def __init__(self, image_size: int, in_channels: int, width: int) -> None:
@@ -127,9 +126,6 @@ class Discriminator(nn.Module):
         feats = self.encoder.forward_features(x)
         logits = self.encoder.head(feats).flatten()
         return logits, feats
-
-    def probability(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self(x)[0])
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,6 @@ import math
 from typing import Any, Callable
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from ..backbones import BACKBONES, FeatureExtractor, backbone_spec

@@ -23,7 +23,7 @@ from ..config import TrainConfig
 from ..data.preprocess import from_tensor, to_tensor
 from ..models import Detector
 from ..progress import CancelToken, ProgressCallback, ProgressEvent
-from .augment import Augmentation
+from ..augment import Augmentation
 
 log = logging.getLogger(__name__)
 
