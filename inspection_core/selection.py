@@ -17,7 +17,7 @@ purpose                trained on this folder                          any other
 =====================  ==============================================  ===========================
 evaluation             supervised: its held-out test split;            the test split
                        unsupervised: the test split
-calibration ``auto``   as evaluation                                   MVTec layout: the test split;
+calibration ``auto``   as evaluation                                   MVTec, BTAD, VisA: the test split;
                                                                        good/defect: all images
 calibration ``test``   as evaluation                                   the test split
 calibration ``all``    every image (explicit; the description warns)   every image
@@ -129,7 +129,7 @@ def calibration_samples(manifest: dict[str, Any], index: DatasetIndex, split: st
         if seen and chosen.description == "test split":
             return ImageSelection(chosen.samples, "held-out test split (the bundle was trained on this folder)", index)
         return chosen
-    if index.layout == "mvtec":
+    if index.fixed_split:  # MVTec, BTAD, VisA: the split the data came with
         return ImageSelection(list(index.test), "test split", index)
     return ImageSelection([*index.train, *index.test], "all images (the bundle was not trained on this folder)", index)
 

@@ -8,6 +8,8 @@ Two layouts are understood:
 * good/defect: ``good/*`` plus ``defect/*`` and/or ``bad/*``. A seeded 70 % of
   the good images is used for training; the other good images and all
   defective ones form the test set.
+
+The BTAD and VisA layouts, as downloaded, are read by :mod:`.layouts`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ log = logging.getLogger(__name__)
 
 EXPECTED_LAYOUT = (
     "expected an MVTec AD layout (train/good/*.png, test/good, test/<defect_type>, "
-    "optional ground_truth/<defect_type>/<name>_mask.png) or a good/ + defect/ pair of folders"
+    "optional ground_truth/<defect_type>/<name>_mask.png), a good/ + defect/ pair of folders, "
+    "a BTAD product (train/ok, test/ok, test/ko) or a VisA object (Data/Images/Normal, Data/Images/Anomaly)"
 )
 GOOD = "good"
 DEFECT_FOLDERS = ("defect", "bad")
@@ -62,10 +65,18 @@ class DatasetIndex:
     """The files of a data set, split into train and test (no pixels loaded)."""
 
     root: Path
-    layout: str  # "mvtec" or "good_defect"
+    layout: str  # "mvtec", "good_defect", "btad", "visa" (its published split) or "visa_seeded"
     train: list[Sample]
     test: list[Sample]
     channels: int
+
+    @property
+    def fixed_split(self) -> bool:
+        """Whether the data came with its train/test split (MVTec, BTAD, VisA's
+        csv), rather than one drawn with a seed (good/defect)."""
+        from .layouts import FIXED_SPLIT_LAYOUTS
+
+        return self.layout in FIXED_SPLIT_LAYOUTS
 
     def summary(self) -> dict[str, Any]:
         """Counts for reports and the bundle manifest."""
@@ -209,18 +220,22 @@ def scan_dataset(root: str | os.PathLike[str], seed: int = 0) -> DatasetIndex:
         raise DatasetLayoutError(f"'{root}' is not a folder: {EXPECTED_LAYOUT}")
     if not any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise DatasetLayoutError(f"data set folder '{root}' is empty: {EXPECTED_LAYOUT}")
-    if (root / "train").is_dir():
+    from . import layouts
+
+    other = layouts.scan_layout(root, seed)
+    if other is not None:
+        layout, train, test = other
+    elif (root / "train").is_dir():
         layout = "mvtec"
         train, test = _scan_mvtec(root)
     elif (root / GOOD).is_dir():
         layout = "good_defect"
         train, test = _scan_good_defect(root, seed)
     else:
-        categories = [d.name for d in _subdirs(root) if (d / "train" / GOOD).is_dir()]
-        if categories:
-            raise DatasetLayoutError(
-                f"'{root}' holds several MVTec categories ({', '.join(categories)}): choose one of them"
-            )
+        what, names = layouts.categories(root)
+        if names:
+            raise DatasetLayoutError(f"'{root}' holds several {what} ({', '.join(names)}): choose one of them, "
+                                     f"e.g. '{root / names[0]}'")
         loose = list_images(root)
         hint = f" (found {len(loose)} loose images; put them in a good/ folder)" if loose else ""
         raise DatasetLayoutError(f"no training images in '{root}'{hint}: {EXPECTED_LAYOUT}")

@@ -97,7 +97,7 @@ def supervised_split(
             f"(test/<defect_type>/ in the MVTec layout, defect/ or bad/ next to good/)"
         )
     rng = np.random.default_rng(seed)
-    if index.layout == "mvtec":
+    if index.fixed_split:  # MVTec, BTAD, VisA: train/good trains, the test folders are split
         train, val, test = _stratified(index.test, fractions, rng)
         train = sorted([*index.train, *train], key=lambda s: str(s.path))
     else:
