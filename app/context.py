@@ -78,8 +78,11 @@ class AppContext(QObject):
 
     # ---- bundles -------------------------------------------------------------------
     def set_bundle(self, path: Path | str | None) -> None:
-        """Make ``path`` the bundle in use (checked to exist) and tell the views."""
-        new = Path(path).expanduser().resolve() if path else None
+        """Make ``path`` the bundle in use (checked to exist; ``NAME`` finds
+        ``NAME.inspector``, as everywhere) and tell the views."""
+        from inspection_core.bundle import existing_bundle
+
+        new = existing_bundle(Path(path).expanduser()).resolve() if path else None
         if new is not None and not new.is_file():
             raise FileNotFoundError(f"model bundle {new} does not exist")
         if new == self.bundle_path:

@@ -101,10 +101,11 @@ def save_bundle(path: str | os.PathLike[str], model: "torch.nn.Module", manifest
 
 
 def existing_bundle(path: str | os.PathLike[str]) -> Path:
-    """``path`` as given when it exists, else ``bundle_path(path)`` (so that
-    ``--bundle demo`` finds ``demo.inspector``)."""
+    """``path`` as given when it is a file, else ``bundle_path(path)`` when that
+    is one (so that ``--bundle demo`` finds ``demo.inspector``, also beside a
+    data folder called ``demo``), else ``path`` (whose error then names it)."""
     path = Path(path)
-    return bundle_path(path) if not path.exists() and bundle_path(path).is_file() else path
+    return bundle_path(path) if not path.is_file() and bundle_path(path).is_file() else path
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:

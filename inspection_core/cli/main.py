@@ -1,4 +1,10 @@
-"""``inspector``: train, evaluate, calibrate and run inspection models."""
+"""``inspector``: train, evaluate, calibrate and run inspection models.
+
+Only the sub-command being run builds its own parser (``train``'s lists the
+model families, which imports torch): ``inspector --help`` and every other
+sub-command start without it. The others appear in the listing by their
+one-line summary (:data:`SUMMARIES`; a test checks it against each module).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,32 @@ from typing import Sequence
 from .. import __version__
 from .common import CliError
 
-SUBCOMMANDS = ("demo", "train", "evaluate", "calibrate", "predict")
+#: sub-command name -> (module, one-line summary shown by ``inspector --help``)
+SUMMARIES = {
+    "demo-data": ("demo", "generate the built-in synthetic data set (MVTec layout)"),
+    "train": ("train", "train a detector on images of good parts and save a model bundle"),
+    "evaluate": ("evaluate", "score a labelled data set and report metrics"),
+    "calibrate": ("calibrate", "choose the decision threshold(s) on a labelled data set and store them in a bundle"),
+    "predict": ("predict", "score image files or folders and print verdicts"),
+}
+SUBCOMMANDS = tuple(module for module, _summary in SUMMARIES.values())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str] | None) -> str | None:
+    """The sub-command ``argv`` names (its first word that is not an option), if any."""
+    for word in argv or ():
+        if not word.startswith("-"):
+            return word if word in SUMMARIES else None
+    return None
+
+
+def _needs_full_parser(args: argparse.Namespace) -> None:
+    raise CliError("internal: this sub-command's parser was not built")
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``inspector`` parser. With ``argv``, only the sub-command it names
+    gets its full parser (the others are listed by summary); without, all do."""
     parser = argparse.ArgumentParser(
         prog="inspector",
         description="Visual inspection of manufactured parts: train detectors on images of good parts, "
@@ -24,13 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in SUBCOMMANDS:
-        importlib.import_module(f"{__package__}.{name}").add_parser(sub)
+    chosen = _chosen(argv) if argv is not None else None
+    for name, (module, summary) in SUMMARIES.items():
+        if argv is None or name == chosen:
+            importlib.import_module(f"{__package__}.{module}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=summary, add_help=False).set_defaults(func=_needs_full_parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,

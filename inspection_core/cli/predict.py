@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", type=Path, help="image files or folders")
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--csv", type=Path, default=None, help="write path,score,verdict rows here")
-    p.add_argument("--maps", type=Path, default=None, help="folder for heat-map overlays (<name>_heat.png)")
+    p.add_argument("--maps", type=Path, default=None, help="folder for heat-map overlays (<name>_heat.png, at each image's own resolution)")
     p.add_argument("--record", type=Path, default=None, metavar="DB", help="append verdicts to this history database")
     p.add_argument("--station", default="cli", help="station name for history records")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
@@ -32,10 +32,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """Heat map (values in [0, 1]) blended over a uint8 image, BGR uint8."""
+    """Heat map (values in [0, 1], any size) blended over an image as read
+    (gray, BGR or BGRA, 8 or 16 bit), BGR uint8 at the image's own resolution."""
     import cv2
 
-    base = image if image.ndim == 3 and image.shape[2] == 3 else cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    from ..data.preprocess import to_uint8
+
+    img = to_uint8(np.asarray(image))
+    if img.ndim == 3 and img.shape[2] == 4:
+        base = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    elif img.ndim == 3 and img.shape[2] == 3:
+        base = img
+    else:
+        base = cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
     colored = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     if colored.shape[:2] != base.shape[:2]:
         colored = cv2.resize(colored, base.shape[1::-1], interpolation=cv2.INTER_LINEAR)
@@ -44,9 +53,11 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
 
 def run(args: argparse.Namespace) -> int:
     from ..data.images import ImageReadError, list_images, read_image, write_image
+    from ..drift import InputMonitor
     from ..inference import Inspector
 
     insp = Inspector(args.bundle, device=args.device)
+    monitor = InputMonitor(insp.manifest)  # says once when the images are unlike the training data
     files: list[Path] = []
     for p in args.paths:
         if p.is_dir():
@@ -73,13 +84,15 @@ def run(args: argparse.Namespace) -> int:
             except ImageReadError as exc:
                 skipped.append((f, exc.reason))
                 print(f"warning: skipped {exc}", file=sys.stderr)
-        for f, pred in zip(chunk, insp.predict_batch(images)):
+        for f, image, pred in zip(chunk, images, insp.predict_batch(images)):
+            if (warning := monitor.observe(image, pred.score, pred.image)) is not None:
+                print(f"warning: {warning}", file=sys.stderr)
             counts[pred.verdict.value] += 1
             rows.append([str(f), f"{pred.score:.8g}", pred.verdict.value])
             print(f"{f}\t{pred.score:.6g}\t{pred.verdict.value}")
             if args.maps:
                 args.maps.mkdir(parents=True, exist_ok=True)
-                write_image(args.maps / f"{f.stem}_heat.png", overlay(pred.image, pred.heat))
+                write_image(args.maps / f"{f.stem}_heat.png", overlay(image, pred.heat))  # at the image's resolution
             if history is not None:
                 history.record(
                     score=pred.score,
@@ -95,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
                 )
     if history is not None:
         history.close()
+    if (warning := monitor.finish()) is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.csv:
         atomic_write_csv(args.csv, ["path", "score", "verdict"], rows)
     total = sum(counts.values())
