@@ -8,7 +8,11 @@ A bundle is a zip file (``NAME.inspector``) with two members:
   with ``torch.load(weights_only=True)``: loading a bundle never runs code.
 
 The manifest records the sha256 of ``weights.pt`` so that a tampered or
-truncated file is refused. Writing is atomic (:mod:`inspection_core.fileio`).
+truncated file is refused. A bundle may come from anywhere, so reading is
+bounded (:mod:`inspection_core.safezip`): a member that declares more than
+``MAX_MANIFEST_BYTES`` / ``MAX_WEIGHTS_BYTES``, or weights of another size than
+the manifest records, is refused before anything is unpacked. Writing is
+atomic (:mod:`inspection_core.fileio`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import copy
 import hashlib
 import io
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -27,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import __version__
 from .config import ModelConfig
 from .data.preprocess import Preprocessing
-from .fileio import atomic_open
+from .fileio import atomic_open, describe_os_error
+from .safezip import READ_ERRORS, ZipLimitError, human_bytes, member_size, open_zip, read_member
 from .types import Threshold
 
 if TYPE_CHECKING:  # torch is imported lazily: reading a manifest stays cheap
@@ -37,6 +43,10 @@ BUNDLE_FORMAT_VERSION = 1
 BUNDLE_SUFFIX = ".inspector"
 MANIFEST_NAME = "manifest.json"
 WEIGHTS_NAME = "weights.pt"
+#: a manifest is JSON text: a calibration of 100,000 images is about 8 MB
+MAX_MANIFEST_BYTES = 32 << 20
+#: the largest state dict a bundle may hold (a WideResNet-50 PatchCore bundle is 100-300 MB)
+MAX_WEIGHTS_BYTES = 2 << 30
 
 
 class BundleError(ValueError):
@@ -96,8 +106,36 @@ def save_bundle(path: str | os.PathLike[str], model: "torch.nn.Module", manifest
     m.setdefault("name", path.stem)
     m["weights"] = {"file": WEIGHTS_NAME, "sha256": hashlib.sha256(weights).hexdigest(), "bytes": len(weights)}
     _validate_manifest(path, m, deep=True)
-    _atomic_write_zip(path, m, weights)
+    try:
+        _atomic_write_zip(path, m, weights)
+    except OSError as exc:  # the weights exist only in memory: do not lose a finished training
+        raise BundleError(path, _rescue(path, m, weights, exc)) from None
     return path
+
+
+def _rescue(path: Path, manifest: dict[str, Any], weights: bytes, exc: OSError) -> str:
+    """Write a bundle that could not go to ``path`` to the data folder or the
+    temporary folder instead; the message says where (or that it could not)."""
+    import tempfile
+
+    from .paths import data_dir
+
+    reason = describe_os_error(exc)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    tried = []
+    for folder in (data_dir() / "rescued", Path(tempfile.gettempdir())):
+        if folder.resolve() == path.parent.resolve():
+            continue
+        target = folder / f"{path.stem}-{stamp}{BUNDLE_SUFFIX}"
+        try:
+            _atomic_write_zip(target, manifest, weights)
+        except OSError:
+            tried.append(str(folder))
+            continue
+        return (f"cannot be written ({reason}); the model was saved to '{target}' instead: "
+                f"move it to '{path}' once the problem is fixed")
+    also = f" (also tried {', '.join(tried)})" if tried else ""
+    return f"cannot be written ({reason}); the model could not be saved anywhere else either{also}"
 
 
 def existing_bundle(path: str | os.PathLike[str]) -> Path:
@@ -114,8 +152,12 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     if path.is_dir():
         raise BundleError(path, "is a folder, expected a .inspector file")
     try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
+        zf = open_zip(path)
+    except ZipLimitError as exc:
+        raise BundleError(path, f"not a model bundle: it {exc.reason}") from None
+    except PermissionError:
+        raise BundleError(path, "cannot be read (permission denied)") from None
+    except READ_ERRORS:
         raise BundleError(path, "not a model bundle, or the file is truncated or damaged") from None
     names = set(zf.namelist())
     missing = {MANIFEST_NAME, WEIGHTS_NAME} - names
@@ -127,13 +169,37 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
 
 def _read_manifest_from(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
-    except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise BundleError(path, f"manifest is unreadable ({exc})") from None
+        manifest = json.loads(read_member(zf, MANIFEST_NAME, MAX_MANIFEST_BYTES).decode("utf-8"))
+    except ZipLimitError as exc:
+        raise BundleError(path, f"refused: {exc.reason}") from None
+    except RecursionError:
+        raise BundleError(path, "manifest is unreadable (nested too deeply)") from None
+    except READ_ERRORS as exc:
+        raise BundleError(path, f"manifest is unreadable ({str(exc)[:200] or type(exc).__name__})") from None
     if not isinstance(manifest, dict):
         raise BundleError(path, "manifest is not a JSON object")
     _validate_manifest(path, manifest)
     return manifest
+
+
+def _read_weights_from(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any]) -> bytes:
+    """The weights' bytes, refused before unpacking when they declare another
+    size than the manifest records or more than ``MAX_WEIGHTS_BYTES``, and
+    after reading when their checksum differs from the manifest's."""
+    expected = manifest["weights"].get("bytes")
+    declared = member_size(zf, WEIGHTS_NAME)
+    if expected is not None and declared != expected:
+        raise BundleError(path, f"weights are {human_bytes(declared)} but the manifest records "
+                                f"{human_bytes(int(expected))}: the file was modified or damaged")
+    try:
+        weights = read_member(zf, WEIGHTS_NAME, MAX_WEIGHTS_BYTES)
+    except ZipLimitError as exc:
+        raise BundleError(path, f"refused: {exc.reason}") from None
+    except READ_ERRORS as exc:
+        raise BundleError(path, f"weights are unreadable ({str(exc)[:200] or type(exc).__name__}); the file is damaged") from None
+    if hashlib.sha256(weights).hexdigest() != manifest["weights"].get("sha256"):
+        raise BundleError(path, "weights checksum does not match the manifest: the file was modified or damaged")
+    return weights
 
 
 REQUIRED_KEYS = ("format_version", "model", "preprocessing", "threshold", "weights")
@@ -159,13 +225,22 @@ def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> Non
     try:
         cfg = ModelConfig.from_dict(m["model"])
         cfg.validate()
+        if not isinstance(cfg.model, str) or not isinstance(cfg.channels, int) or isinstance(cfg.channels, bool):
+            raise ValueError(f"model name must be text and channels a whole number, got {cfg.model!r}, {cfg.channels!r}")
+        _check_params(cfg.params)
         pp = Preprocessing.from_dict(m["preprocessing"])
+        if not _is_number(m["threshold"].get("high")) or not (m["threshold"].get("low") is None
+                                                              or _is_number(m["threshold"]["low"])):
+            raise ValueError(f"threshold must hold numbers, got {m['threshold']!r:.80}")
         Threshold.from_dict(m["threshold"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(path, f"manifest is invalid: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise BundleError(path, f"manifest is invalid: {str(exc)[:200]}") from None
     if (pp.image_size, pp.channels) != (cfg.image_size, cfg.channels):
         raise BundleError(path, f"manifest is invalid: preprocessing ({pp.image_size} px, {pp.channels} channel(s)) "
                                 f"does not match the model ({cfg.image_size} px, {cfg.channels} channel(s))")
+    problem = _section_problem(m)
+    if problem:
+        raise BundleError(path, f"manifest is invalid: {problem}")
     if deep:
         from .models import check_model_config
 
@@ -173,6 +248,68 @@ def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> Non
             check_model_config(cfg)
         except ValueError as exc:
             raise BundleError(path, f"manifest does not describe a valid model: {exc}") from None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_params(params: dict[str, Any], depth: int = 0) -> None:
+    """Family parameters are JSON scalars, lists or objects of them; a number
+    must be finite (a family's ``check_config`` judges the values)."""
+    for key, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"model parameter {key!r} must be a finite number, got {value}")
+        if isinstance(value, dict) and depth < 4:
+            _check_params(value, depth + 1)
+
+
+#: optional manifest sections and the JSON type each must have when present
+_SECTION_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "created": str, "app_version": str, "training": dict, "score_stats": dict, "metrics": dict,
+    "inference": dict, "calibration": (dict, type(None)), "calibration_history": list,
+}
+
+
+def _section_problem(m: dict[str, Any]) -> str | None:
+    """What is wrong with the sections the readers use (None when nothing): a
+    reader may then trust their types instead of guarding every access."""
+    for key, kind in _SECTION_TYPES.items():
+        if key in m and not isinstance(m[key], kind):
+            return f"'{key}' must be {_kind_name(kind)}, got {type(m[key]).__name__}"
+    if not isinstance(m["threshold"], dict):
+        return "'threshold' must be an object"
+    w = m["weights"]
+    if not isinstance(w, dict) or not isinstance(w.get("sha256"), str):
+        return "'weights' must be an object with the weights' sha256"
+    if w.get("bytes") is not None and (not isinstance(w["bytes"], int) or isinstance(w["bytes"], bool)
+                                       or not 0 < w["bytes"] <= MAX_WEIGHTS_BYTES):
+        return f"'weights.bytes' must be a size up to {human_bytes(MAX_WEIGHTS_BYTES)}, got {w['bytes']!r:.40}"
+    stats = m.get("score_stats") or {}
+    scale = stats.get("map_scale")
+    if scale is not None and (not _is_number(scale) or scale < 0):
+        return f"'score_stats.map_scale' must be a number of 0 or more, got {scale!r:.40}"
+    training = m.get("training") or {}
+    for key in ("config", "data", "split"):
+        if training.get(key) is not None and not isinstance(training[key], dict):
+            return f"'training.{key}' must be an object, got {type(training[key]).__name__}"
+    seed = ((training.get("config") or {}).get("seed", (training.get("split") or {}).get("seed")))
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        return f"the training seed must be a whole number, got {seed!r:.40}"
+    inference = m.get("inference") or {}
+    if inference.get("precision") is not None and not isinstance(inference["precision"], str):
+        return "'inference.precision' must be text"
+    cal = m.get("calibration") or {}
+    for key in ("scores", "labels", "paths"):
+        if cal.get(key) is not None and not isinstance(cal[key], list):
+            return f"'calibration.{key}' must be a list"
+    return None
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "text", dict: "an object", list: "a list", type(None): "null"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -234,14 +371,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     path = existing_bundle(path)
     with _open_zip(path) as zf:
         manifest = _read_manifest_from(zf, path)
-        try:
-            weights = zf.read(WEIGHTS_NAME)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise BundleError(path, f"weights are unreadable ({exc}); the file is damaged") from None
-    expected = manifest["weights"].get("sha256")
-    actual = hashlib.sha256(weights).hexdigest()
-    if expected != actual:
-        raise BundleError(path, "weights checksum does not match the manifest: the file was modified or damaged")
+        weights = _read_weights_from(zf, path, manifest)
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
@@ -257,9 +387,7 @@ def update_manifest(path: str | os.PathLike[str], fn: Callable[[dict[str, Any]],
     path = existing_bundle(path)
     with _open_zip(path) as zf:
         manifest = _read_manifest_from(zf, path)
-        weights = zf.read(WEIGHTS_NAME)
-    if hashlib.sha256(weights).hexdigest() != manifest["weights"].get("sha256"):
-        raise BundleError(path, "weights checksum does not match the manifest: refusing to rewrite a damaged bundle")
+        weights = _read_weights_from(zf, path, manifest)
     new = fn(copy.deepcopy(manifest))
     if new is None:
         raise BundleError(path, "manifest update returned nothing")

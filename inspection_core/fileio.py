@@ -13,14 +13,26 @@ Permissions: ``mkstemp`` creates files readable by their owner only; shared
 data (bundles, reports, images, CSV) gets what a plain ``open()`` would give
 (``0o666`` minus the umask), ``private=True`` keeps owner-only (settings hold
 the PIN hash).
+
+A process killed mid-write (kill -9, power cut) cannot remove its temporary
+file; the name says which host and process wrote it
+(``.NAME.<host>-<pid>.XXXXXXXX.tmp``), and the next write into that folder
+removes it once that process is gone (or, from another host, after an hour).
+A write that fails raises :class:`WriteError`, an ``OSError`` whose message
+names the file ("cannot write '/models/a.inspector': no space left on the disk").
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
+import re
+import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,10 +59,97 @@ SHARED_MODE = 0o666 & ~_UMASK
 PRIVATE_MODE = 0o600
 
 
+#: a temporary file of another host is stale after this long (no write takes an hour)
+STALE_TEMP_AGE_S = 3600.0
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname() or "host")[:32] or "host"
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_]{1,32})-(?P<pid>\d+)\.[^.]+\.tmp$")
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+
+
+class WriteError(OSError):
+    """A file could not be written; the message names it and says why in words."""
+
+    def __str__(self) -> str:
+        return f"cannot write '{self.filename}': {describe_os_error(self)}"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """What an OSError means, in words (no "[Errno 28]")."""
+    code = exc.errno
+    if code == errno.ENOSPC:
+        return "no space left on the disk (free some space and try again)"
+    if code == getattr(errno, "EDQUOT", -1):
+        return "the disk quota is used up"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied (the file or its folder is read-only or owned by someone else)"
+    if code == errno.EROFS:
+        return "the disk is mounted read-only"
+    if code == errno.EFBIG:
+        return "the file is larger than this disk or account allows"
+    return (exc.strerror or str(exc)).strip()
+
+
 def temp_pattern(path: str | os.PathLike[str]) -> str:
     """Glob pattern (in ``path``'s folder) of the temporary files a write of
     ``path`` uses; a process killed mid-write leaves one behind."""
     return f".{Path(path).name}.*.tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (another user's) or cannot tell: keep
+    return True
+
+
+def is_stale_temp(path: Path, now: float | None = None) -> bool:
+    """Whether ``path`` is a temporary file of an atomic write whose process
+    is gone (this host) or that is older than ``STALE_TEMP_AGE_S``."""
+    m = _TEMP_RE.match(path.name)
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return False
+    if m is None:
+        return path.name.endswith(".tmp") and age > STALE_TEMP_AGE_S  # written before the name said who
+    if m["host"] == _HOST and int(m["pid"]) != os.getpid():
+        return not _pid_alive(int(m["pid"]))
+    return m["host"] != _HOST and age > STALE_TEMP_AGE_S
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) -> list[Path]:
+    """Remove what killed writes left in ``folder`` (only ``name``'s temporary
+    files when given); returns what was removed."""
+    root = Path(folder)
+    pattern = temp_pattern(root / name) if name else ".*.tmp"
+    removed = []
+    try:
+        candidates = list(root.glob(pattern))
+    except OSError:
+        return removed
+    for p in candidates:
+        if (name or _TEMP_RE.match(p.name)) and is_stale_temp(p):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def _sweep_once(folder: Path, name: str) -> None:
+    """The target's own leftovers every time; the whole folder's once per process."""
+    remove_stale_temps(folder, name)
+    key = str(folder)
+    with _swept_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    remove_stale_temps(folder)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -77,8 +176,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_once(target.parent, target.name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=target.parent)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(exc.errno, exc.strerror, str(target)) from exc
     try:
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None,
                        newline=newline if "b" not in mode else None) as fh:
@@ -88,11 +193,13 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str
                 os.fsync(fh.fileno())
         os.chmod(tmp, PRIVATE_MODE if private else SHARED_MODE)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError) and exc.errno is not None:
+            raise WriteError(exc.errno, exc.strerror, str(target)) from exc
         raise
     if fsync:
         _fsync_dir(target.parent)
@@ -134,5 +241,6 @@ def atomic_write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: 
     return Path(path)
 
 
-__all__ = ["PRIVATE_MODE", "SHARED_MODE", "atomic_open", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json",
+__all__ = ["PRIVATE_MODE", "SHARED_MODE", "STALE_TEMP_AGE_S", "WriteError", "atomic_open", "describe_os_error",
+           "is_stale_temp", "remove_stale_temps", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json",
            "atomic_write_text", "temp_pattern"]

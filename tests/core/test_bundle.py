@@ -113,6 +113,7 @@ def test_pickled_code_is_never_run(tiny_bundle: Path, tmp_path: Path) -> None:
 
     def fix(m: dict) -> dict:
         m["weights"]["sha256"] = hashlib.sha256(payload).hexdigest()
+        m["weights"]["bytes"] = len(payload)
         return m
 
     bad = _rewrite(tiny_bundle, tmp_path / "evil.inspector", manifest_fn=fix, weights_fn=lambda w: payload)
@@ -152,3 +153,134 @@ def test_update_manifest_is_atomic_and_keeps_weights(tiny_bundle: Path, tmp_path
         update_manifest(path, boom)
     assert load_bundle(path).threshold.high == 0.5
     assert [p.name for p in tmp_path.iterdir()] == ["b.inspector"]
+
+
+# --------------------------------------------------------------------------- hostile archives (issue 13)
+
+def _declare_size(path: Path, member: str, size: int) -> None:
+    """Make ``member`` declare ``size`` unpacked bytes in both zip headers
+    (what a crafted zip bomb does), without writing them."""
+    import struct
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    data = bytearray(path.read_bytes())
+    local = info.header_offset
+    assert data[local:local + 4] == b"PK\x03\x04"
+    struct.pack_into("<L", data, local + 22, size)
+    central = data.find(b"PK\x01\x02")
+    while central >= 0:
+        name_len = struct.unpack_from("<H", data, central + 28)[0]
+        if data[central + 46:central + 46 + name_len].decode() == member:
+            struct.pack_into("<L", data, central + 24, size)
+            break
+        central = data.find(b"PK\x01\x02", central + 4)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.fault("bundle", "manifest.json that unpacks to 3 GiB (17 MB file)",
+                   "refused at once, naming the file and the size; memory stays flat")
+def test_a_manifest_bomb_is_refused_before_it_is_unpacked(tiny_bundle: Path, tmp_path: Path) -> None:
+    import time
+
+    from _memory import MiB, peak_growth
+
+    from app.manifest import read_manifest_light
+
+    bomb = _rewrite(tiny_bundle, tmp_path / "bomb.inspector")
+    _declare_size(bomb, "manifest.json", 3 << 30)
+    for reader in (read_manifest, load_bundle, read_manifest_light):
+        t0 = time.monotonic()
+        err, grew = peak_growth(lambda: reader(bomb))
+        assert isinstance(err, BundleError), err
+        assert "bomb.inspector" in str(err) and "manifest.json unpacks to 3.0 GiB" in str(err)
+        assert time.monotonic() - t0 < 2.0 and grew < 50 * MiB
+
+    real = tmp_path / "deflated.inspector"  # a real one: 40 MiB of JSON deflated to ~40 KB
+    with zipfile.ZipFile(real, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("manifest.json", "{" + " " * (40 << 20) + "}")
+        zf.writestr("weights.pt", b"")
+    assert real.stat().st_size < 1 << 20
+    with pytest.raises(BundleError, match="unpacks to 40.0 MiB"):
+        read_manifest(real)
+
+
+@pytest.mark.fault("bundle", "weights.pt that unpacks to 3.9 GiB",
+                   "refused at once: the size differs from the manifest's record, or exceeds the 2 GiB limit")
+def test_a_weights_bomb_is_refused_before_it_is_unpacked(tiny_bundle: Path, tmp_path: Path) -> None:
+    import time
+
+    from _memory import MiB, peak_growth
+    from inspection_core.bundle import MAX_WEIGHTS_BYTES
+
+    bomb = _rewrite(tiny_bundle, tmp_path / "wbomb.inspector")
+    _declare_size(bomb, "weights.pt", 3900 << 20)
+    t0 = time.monotonic()
+    err, grew = peak_growth(lambda: load_bundle(bomb))
+    assert isinstance(err, BundleError) and "weights are 3.8 GiB but the manifest records" in str(err), err
+    assert time.monotonic() - t0 < 2.0 and grew < 50 * MiB
+
+    def claim(m: dict) -> dict:  # the manifest agrees with the bomb: the hard limit refuses it
+        m["weights"]["bytes"] = 3900 << 20
+        return m
+
+    with pytest.raises(BundleError, match="weights.bytes' must be a size up to 2.0 GiB"):
+        load_bundle(_rewrite(tiny_bundle, tmp_path / "claims.inspector", manifest_fn=claim))
+    assert MAX_WEIGHTS_BYTES >= 1 << 30  # room for real PatchCore bundles (100-300 MB)
+
+
+@pytest.mark.fault("bundle", "zip with '../' member names, duplicate manifest.json, or 65,535 members",
+                   "refused ('suspicious name', 'twice', 'declares N members'); nothing is ever extracted")
+def test_odd_archives_are_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    import warnings
+
+    with zipfile.ZipFile(tiny_bundle) as zf:
+        manifest, weights = zf.read("manifest.json"), zf.read("weights.pt")
+    cases = {
+        "traversal": [("manifest.json", manifest), ("weights.pt", weights), ("../../pwned.sh", b"echo")],
+        "absolute": [("manifest.json", manifest), ("weights.pt", weights), ("/etc/cron.d/x", b"x")],
+        "twice": [("manifest.json", b"{}"), ("manifest.json", manifest), ("weights.pt", weights)],
+    }
+    expected = {"traversal": "suspicious name", "absolute": "suspicious name", "twice": "twice"}
+    for case, members in cases.items():
+        path = tmp_path / f"{case}.inspector"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+            with zipfile.ZipFile(path, "w") as zf:
+                for name, data in members:
+                    zf.writestr(name, data)
+        with pytest.raises(BundleError, match=expected[case]):
+            load_bundle(path)
+    many = tmp_path / "many.inspector"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(17):
+            zf.writestr(f"m{i}", b"")
+    with pytest.raises(BundleError, match="declares 17 members"):
+        read_manifest(many)
+    data = bytearray(many.read_bytes())  # a central directory that claims 70,000 entries is not even parsed
+    eocd = data.rfind(b"PK\x05\x06")
+    data[eocd + 8:eocd + 12] = (65535).to_bytes(2, "little") * 2
+    many.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="declares 65535 members"):
+        read_manifest(many)
+    assert not (tmp_path.parent / "pwned.sh").exists()
+
+
+@pytest.mark.fault("bundle", "full disk when a finished training is saved",
+                   "BundleError naming the file and the cause; the model is saved to the data folder instead")
+def test_a_bundle_that_cannot_be_written_is_rescued(tiny_bundle: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from _disk import fill, small_disk
+
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(tmp_path / "data"))
+    b = load_bundle(tiny_bundle)
+    model = b.build_model()
+    with small_disk(tmp_path / "disk", size_kb=128) as disk:
+        fill(disk)
+        with pytest.raises(BundleError) as info:
+            save_bundle(disk / "trained.inspector", model, b.manifest)
+    message = str(info.value)
+    assert f"'{disk / 'trained.inspector'}'" in message and "no space left on the disk" in message
+    rescued = list((tmp_path / "data" / "rescued").glob("trained-*.inspector"))
+    assert len(rescued) == 1 and f"saved to '{rescued[0]}'" in message
+    assert load_bundle(rescued[0]).manifest["weights"] == b.manifest["weights"]
