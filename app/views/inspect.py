@@ -58,6 +58,7 @@ class InspectView(QWidget):
         self._dirty = False
         self._source_desc: tuple[str, str] | None = None
         self._state = "idle"
+        self._end_note = ""
         self._build()
         # Rendering follows the results: a part is drawn as soon as it arrives,
         # at most once per RENDER_INTERVAL_MS (a faster source shows its newest part).
@@ -325,6 +326,7 @@ class InspectView(QWidget):
         self.worker.ended.connect(self._on_ended)
         self.worker.ready.connect(self._on_ready)
         self._source_desc = (kind, spec)
+        self._end_note = ""
         self._hide_state()
         self.banner.set_idle("LOADING", "loading the model…")
         self.worker.start()
@@ -457,6 +459,8 @@ class InspectView(QWidget):
             self.banner.set_idle("READY", "camera back — waiting for the next part")
         elif state == "error":
             self._show_state("error", f"Source error: {message}")
+        elif state == "ended" and message:
+            self._end_note = message  # e.g. a truncated video: shown with the end of the run
 
     def _on_ready(self, _inspector: object) -> None:
         if self._state != "reconnecting" and self.banner.verdict in ("IDLE", "LOST"):
@@ -464,7 +468,9 @@ class InspectView(QWidget):
 
     def _on_ended(self) -> None:
         n = self.counters.inspected
-        self._show_state("info", f"Source finished — {n} part{'s' if n != 1 else ''} inspected this shift.")
+        done = f"Source finished — {n} part{'s' if n != 1 else ''} inspected this shift."
+        note = self._end_note
+        self._show_state("warning" if note else "info", f"{done}  {note}" if note else done)
         self.stop()
 
     def _on_failed(self, message: str) -> None:

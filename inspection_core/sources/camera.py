@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from .base import Frame, ImageSource
+from .base import Frame, ImageSource, SourceError
+from .spec import check_camera_index
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,12 @@ class CameraSource(ImageSource):
         open_timeout: float = 5.0,
         read_timeout: float = 5.0,
     ) -> None:
-        if isinstance(spec, str) and spec.strip().isdigit():
+        if isinstance(spec, str) and spec.strip().lstrip("+-").isdigit():
             spec = int(spec.strip())
+        if isinstance(spec, bool) or not isinstance(spec, (int, str)):
+            raise SourceError(f"not a camera index or stream URL: {spec!r}")
+        if isinstance(spec, int):
+            check_camera_index(spec)  # before OpenCV sees it: a negative index segfaults its reader thread
         self.spec: int | str = spec
         label = f"camera:{spec}" if isinstance(spec, int) else redact_url(str(spec))
         super().__init__(label)
@@ -173,6 +178,7 @@ class CameraSource(ImageSource):
                     if self.state != "running":
                         if self.state == "reconnecting":
                             log.info("%s: frames again", self.name)
+                            self.last_error = ""  # the trouble is over: a recovered stream shows no old error
                         self.state = "running"
                     with self._cond:
                         if stop.is_set():

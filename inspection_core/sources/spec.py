@@ -30,6 +30,16 @@ from .video import VIDEO_EXTENSIONS
 
 SOURCE_KINDS = ("camera", "video", "folder", "watch")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_INDEX = re.compile(r"^[+-]?\d+$")
+#: camera indices OpenCV accepts (a negative one crashes some of its backends)
+MAX_CAMERA_INDEX = 9999
+
+
+def check_camera_index(index: int) -> int:
+    """``index`` when it is a usable camera index, else ``SourceError`` saying why."""
+    if isinstance(index, bool) or not 0 <= index <= MAX_CAMERA_INDEX:
+        raise SourceError(f"camera index must be between 0 and {MAX_CAMERA_INDEX}, got {index!r}")
+    return index
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,8 @@ class SourceSpec:
             what = {"camera": "a camera index or stream URL", "video": "a video file", "folder": "a folder",
                     "watch": "a folder, e.g. watch:/data/incoming"}[self.kind]
             raise SourceError(f"'{self.kind}:' needs {what}")
+        if self.kind == "camera" and _INDEX.match(self.target.strip()):
+            check_camera_index(int(self.target))
 
     @property
     def path(self) -> Path:
@@ -57,7 +69,7 @@ class SourceSpec:
 
 
 def _guess(text: str) -> SourceSpec:
-    if text.isdigit() or _URL.match(text):
+    if _INDEX.match(text) or _URL.match(text):
         return SourceSpec("camera", text)
     path = Path(text).expanduser()
     if path.suffix.lower() in VIDEO_EXTENSIONS:
@@ -91,4 +103,4 @@ def parse_source(spec: int | str | os.PathLike[str] | SourceSpec, kind: str | No
     return _guess(text)
 
 
-__all__ = ["SOURCE_KINDS", "SourceSpec", "parse_source"]
+__all__ = ["MAX_CAMERA_INDEX", "SOURCE_KINDS", "SourceSpec", "check_camera_index", "parse_source"]

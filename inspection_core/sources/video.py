@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -11,6 +12,8 @@ import cv2
 import numpy as np
 
 from .base import Frame, ImageSource, SourceError
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm"})
 
@@ -103,6 +106,18 @@ class VideoFileSource(ImageSource):
         ok, image = self._cap.read()
         return image if ok else None
 
+    def _note_early_end(self) -> None:
+        """A file that ends well before the frame count in its header is
+        truncated or damaged: say so instead of ending quietly half-way (the
+        count may be a little off for some containers, hence the margin)."""
+        n = self._frame_count
+        if n is None or self.loop or self.last_error:
+            return
+        if self._pos < n - max(2, n // 100):
+            self.last_error = (f"video file '{self.path.name}' ended at frame {self._pos} of the {n} its header "
+                               "announces: the file is truncated or damaged")
+            log.warning("%s", self.last_error)
+
     def _poll(self, timeout: float) -> Frame | None:
         if self.realtime and self._fps and self._delivered > 0:
             due = self._t0 + self._delivered / self._fps
@@ -117,6 +132,7 @@ class VideoFileSource(ImageSource):
                 return None
             image = self._decode()
         if image is None:
+            self._note_early_end()
             self.state = "ended"
             return None
         if self._delivered == 0:

@@ -192,3 +192,18 @@ def test_heat_overlay_colours_hot_regions_and_keeps_cold_ones_readable() -> None
     assert np.abs(cold.astype(int) - 128).max() <= 40, "a cold region stays close to the part"
     b, g, r = hot.mean(axis=0)
     assert r > b + 50 and r > g + 50, "a hot region turns red (JET, BGR)"
+
+
+@pytest.mark.fault("app", "a truncated video file played in the Inspect view",
+                   "every decodable frame scored and recorded, then 'Source finished … truncated or damaged' (warning)")
+def test_a_truncated_video_ends_with_a_warning(view: InspectView, ctx, qtbot, tmp_path: Path,
+                                               part_images: list) -> None:
+    whole = write_video(tmp_path / "whole.avi", (part_images * 4)[:30], fps=200.0)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert view.start_source("video", str(cut), lossless=True)
+    with qtbot.waitSignal(view.runningChanged, timeout=30000, check_params_cb=lambda running: not running):
+        pass
+    assert 0 < view.results_received < 30 and ctx.history.count() == view.results_received
+    assert view.state_kind == "warning" and "truncated or damaged" in view.state_text
+    assert "Source finished" in view.state_text

@@ -263,3 +263,101 @@ def test_an_unknown_path_is_an_error_not_a_camera(tmp_path: Path) -> None:
             parse_source(bad)
     with pytest.raises(SourceError, match="unknown source kind"):
         parse_source("x", kind="scanner")
+
+
+# --------------------------------------------------------------------------- hostile specs and flaky streams (issue 13)
+
+
+@pytest.mark.fault("sources", "open_source(-1), CameraSource(-1), 'camera:-1' (negative camera index)",
+                   "SourceError 'camera index must be between 0 and 9999' before OpenCV sees it (it segfaulted)")
+def test_a_negative_camera_index_is_an_error_not_a_crash() -> None:
+    import subprocess
+    import sys
+
+    code = ("from inspection_core.sources import CameraSource, SourceError, open_source, parse_source\n"
+            "for make in (lambda: open_source(-1), lambda: CameraSource(-1), lambda: parse_source('camera:-1'),\n"
+            "             lambda: open_source('-3'), lambda: CameraSource(2**40)):\n"
+            "    try:\n"
+            "        s = make(); s.open(); import time; time.sleep(0.5); s.close(); print('opened', s)\n"
+            "    except SourceError as exc:\n"
+            "        print(exc)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-500:]}"  # a segfault is -11
+    lines = r.stdout.splitlines()
+    assert len(lines) == 5 and all(line.startswith("camera index must be between 0 and 9999") for line in lines), lines
+
+
+class _FlakyCapture:
+    """A scripted cv2.VideoCapture: frames, then a stall long enough to count as lost, then frames again."""
+
+    script: list[bool] = []
+
+    def __init__(self, *_a: object) -> None:
+        self.opened = True
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self.opened
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        time.sleep(0.005)
+        ok = _FlakyCapture.script.pop(0) if _FlakyCapture.script else True
+        return (ok, np.zeros((4, 4, 3), np.uint8) if ok else None)
+
+    def get(self, _prop: int) -> float:
+        return 0.0
+
+    def set(self, *_a: object) -> bool:
+        return True
+
+    def release(self) -> None:
+        self.opened = False
+
+
+@pytest.mark.fault("sources", "a stream that stalls (reconnects) and recovers",
+                   "state back to 'running' and last_error cleared (it kept the old error)")
+def test_a_recovered_stream_shows_no_old_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspection_core.sources.camera as camera
+
+    _FlakyCapture.script = [True] * 3 + [False] * 4 + [True] * 1000
+    monkeypatch.setattr(camera.cv2, "VideoCapture", _FlakyCapture)
+    states = []
+    with CameraSource("rtsp://cam/line", reconnect_delay=0.02, max_failed_reads=3) as src:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and not (src.reconnects and src.state == "running" and len(states) > 3):
+            if src.poll(0.05) is not None:
+                states.append((src.state, src.last_error))
+        assert src.reconnects == 1 and src.state == "running"
+        assert src.last_error == "", src.last_error
+
+
+@pytest.mark.fault("sources", "a refused stream URL with a password (rtsp://op:secret@…)",
+                   "retried with backoff; the password appears in no message, log line or OpenCV output")
+def test_a_stream_password_is_never_shown(capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG), CameraSource("rtsp://op:secret@127.0.0.1:9/line", reconnect_delay=0.05,
+                                                      open_timeout=0.5, read_timeout=0.5) as src:
+        deadline = time.monotonic() + 5.0
+        while src.state != "reconnecting" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert src.state == "reconnecting" and "op:***@127.0.0.1" in src.last_error
+        assert "op:***@" in src.name
+    out, err = capfd.readouterr()
+    assert "secret" not in src.last_error + caplog.text + out + err
+
+
+@pytest.mark.fault("sources", "a truncated AVI (half of the file)",
+                   "every decodable frame delivered, then 'ended' with last_error 'ended at frame 19 of the 40 …'")
+def test_a_truncated_video_says_so_when_it_ends(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(40):
+        writer.write(_noise(i, (48, 64, 3)))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with VideoFileSource(whole) as src:
+        assert len(list(src)) == 40 and src.state == "ended" and src.last_error == ""
+    with caplog.at_level(logging.WARNING), VideoFileSource(cut) as src:
+        n = len(list(src))
+        assert 10 < n < 40 and src.state == "ended"
+        assert f"'cut.avi' ended at frame {n} of the 40" in src.last_error and "truncated" in src.last_error
+    assert "truncated" in caplog.text
