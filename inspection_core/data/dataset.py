@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..progress import CancelToken
+from .image_header import probe_file
 from .images import ImageReadError, list_images, read_image
 from .preprocess import Preprocessing, prepare_mask, to_model_image
 
@@ -40,7 +41,6 @@ EXPECTED_LAYOUT = (
 GOOD = "good"
 DEFECT_FOLDERS = ("defect", "bad")
 TRAIN_FRACTION_GOOD_DEFECT = 0.7
-_CHANNEL_PROBE = 8
 _LOAD_WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
@@ -69,6 +69,7 @@ class DatasetIndex:
     train: list[Sample]
     test: list[Sample]
     channels: int
+    notes: list[str] = field(default_factory=list)  # what a user should know (e.g. gray and colour mixed)
 
     @property
     def fixed_split(self) -> bool:
@@ -89,6 +90,7 @@ class DatasetIndex:
             "defect_types": dict(sorted(defects.items())),
             "n_masks": sum(1 for s in self.test if s.mask_path is not None),
             "channels": self.channels,
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
     def fingerprint(self) -> str:
@@ -187,25 +189,50 @@ def _is_gray(img: np.ndarray) -> bool:
     return bool(np.array_equal(b, g) and np.array_equal(g, r))
 
 
-def _detect_channels(root: Path, train: Sequence[Sample]) -> int:
-    """1 when the first few readable training images are all gray, else 3."""
-    seen = 0
-    errors: list[str] = []
+def _detect_channels(root: Path, train: Sequence[Sample]) -> tuple[int, list[str]]:
+    """1 when every training image is gray, else 3; and a note when they mix.
+
+    Every file's header says whether it stores gray or colour
+    (:mod:`.image_header`, no decoding); only files stored in colour (or of
+    unknown kind) are decoded, until one holds real colour (a colour file whose
+    three planes are equal counts as gray, as always). Colour wins a mix:
+    gray images are repeated into three channels without loss, while colour
+    made gray would lose what tells parts apart. A mix is logged and noted.
+    """
+    gray: list[Sample] = []
+    stored_colour: list[Sample] = []
     for s in train:
+        header = probe_file(s.path)
+        (gray if header is not None and header.channels == 1 else stored_colour).append(s)
+    errors: list[str] = []
+    decoded = 0
+    colour: Sample | None = None
+    for s in stored_colour or gray:
         try:
             img = read_image(s.path)
         except ImageReadError as exc:
             errors.append(str(exc))
             continue
-        seen += 1
-        if not _is_gray(img):
-            return 3
-        if seen >= _CHANNEL_PROBE:
+        decoded += 1
+        if not stored_colour:
+            break  # all stored gray: one readable file is enough
+        if _is_gray(img):
+            gray.append(s)
+        else:
+            colour = s
             break
-    if seen == 0:
+    if decoded == 0 and not (gray and stored_colour):
         detail = f" (first error: {errors[0]})" if errors else ""
         raise DatasetLayoutError(f"none of the training images in '{root}' could be read{detail}")
-    return 1
+    if colour is None:
+        return 1, []
+    if not gray:
+        return 3, []
+    note = (f"training images mix gray and colour (at least {len(gray)} gray, e.g. '{gray[0].path.name}', and "
+            f"colour ones, e.g. '{colour.path.name}'): the model takes colour (3 channels) and each gray image "
+            "is repeated into the three channels; train cameras of one kind apart for the best model")
+    log.warning("%s: %s", root, note)
+    return 3, [note]
 
 
 def scan_dataset(root: str | os.PathLike[str], seed: int = 0) -> DatasetIndex:
@@ -239,8 +266,8 @@ def scan_dataset(root: str | os.PathLike[str], seed: int = 0) -> DatasetIndex:
         loose = list_images(root)
         hint = f" (found {len(loose)} loose images; put them in a good/ folder)" if loose else ""
         raise DatasetLayoutError(f"no training images in '{root}'{hint}: {EXPECTED_LAYOUT}")
-    channels = _detect_channels(root, train)
-    return DatasetIndex(root=root, layout=layout, train=train, test=test, channels=channels)
+    channels, notes = _detect_channels(root, train)
+    return DatasetIndex(root=root, layout=layout, train=train, test=test, channels=channels, notes=notes)
 
 
 # ---------------------------------------------------------------- loading

@@ -3,6 +3,12 @@
 Images in memory are uint8 or uint16 arrays: (H, W) gray, (H, W, 3) BGR or
 (H, W, 4) BGRA. Files are read with ``np.fromfile`` + ``cv2.imdecode`` rather
 than ``cv2.imread`` so that paths with non-ASCII characters work on Windows too.
+
+What the header declares is checked before decoding (:mod:`.image_header`): a
+file larger than ``MAX_IMAGE_PIXELS`` (a 0.5 MB PNG can declare 12000 × 12000)
+or with several full-resolution pages (a multi-page TIFF, of which OpenCV
+would return page 1 without a word) is refused with the reason, like any file
+that cannot be decoded.
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ import cv2
 import numpy as np
 
 from ..fileio import atomic_write_bytes
+from .image_header import probe
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 )
+
+
+#: the largest image read (268 megapixels: 1.5 GiB as 16-bit BGR); a camera image is far smaller
+MAX_IMAGE_PIXELS = 1 << 28
 
 
 class ImageReadError(ValueError):
@@ -62,6 +73,15 @@ def decode_image(buffer: bytes | np.ndarray, name: str | os.PathLike[str] = "<me
     data = np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, (bytes, bytearray)) else buffer
     if data.size == 0:
         raise ImageReadError(name, "empty file")
+    header = probe(data)
+    if header is not None:
+        if header.pixels > MAX_IMAGE_PIXELS:
+            raise ImageReadError(name, f"declares {header.width} × {header.height} pixels "
+                                       f"({header.pixels / 1e6:.0f} megapixels), more than the "
+                                       f"{MAX_IMAGE_PIXELS / 1e6:.0f} Inspector reads")
+        if header.pages > 1:
+            raise ImageReadError(name, f"multi-page {header.format.upper()} ({header.pages} pages): Inspector scores "
+                                       "one image per file; save each page as its own file")
     try:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:  # pragma: no cover - depends on the OpenCV build
@@ -88,6 +108,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """
     p = Path(path)
     if not p.is_file():
+        if p.is_symlink() and not p.exists():
+            raise ImageReadError(p, f"broken symbolic link (its target '{os.readlink(p)}' does not exist)")
         raise ImageReadError(p, "file not found" if not p.exists() else "not a file")
     try:
         data = np.fromfile(p, dtype=np.uint8)
@@ -120,6 +142,8 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
 def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
     """Image files in ``folder`` (sorted by path), by extension; hidden files are skipped.
 
+    A broken symbolic link with an image name is listed too, so that the
+    reader skips it with its reason and it is counted, never silently dropped.
     A missing folder gives an empty list (callers decide whether that is an error).
     """
     root = Path(folder)
@@ -130,7 +154,7 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
         p
         for p in it
         if is_image_file(p)
-        and p.is_file()
+        and (p.is_file() or (p.is_symlink() and not p.exists()))
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     ]
     return sorted(out)

@@ -127,9 +127,12 @@ class WatchedFolderSource(ImageSource):
                     if not is_image_file(entry.name):
                         continue
                     try:
-                        if not entry.is_file():
+                        if entry.is_file():
+                            st = entry.stat()
+                        elif entry.is_symlink() and not os.path.exists(entry.path):
+                            st = entry.stat(follow_symlinks=False)  # a broken link: read, skipped, counted
+                        else:
                             continue
-                        st = entry.stat()
                     except OSError:
                         continue  # vanished between listing and stat
                     out[entry.name] = (st.st_size, st.st_mtime_ns)

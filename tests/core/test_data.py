@@ -310,3 +310,130 @@ def test_real_data_sets_scan_as_documented() -> None:
     screw = scan_dataset(SHARED_DATA / "screw").summary()
     assert (screw["n_train"], screw["n_test_good"], screw["n_test_defect"]) == (320, 41, 119)
     assert screw["n_masks"] == 0  # its masks cannot be paired with images by name
+
+
+# ---------------------------------------------------------------- bad inputs (issue 13)
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A valid tiny PNG whose IHDR (with a correct CRC) declares another size: a decompression bomb's header."""
+    import struct
+    import zlib
+
+    data = bytearray(cv2.imencode(".png", _rng_image((2, 2)))[1].tobytes())
+    struct.pack_into(">II", data, 16, width, height)
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.fault("images", "a PNG declaring 20000 × 20000 pixels (a few hundred bytes)",
+                   "ImageReadError 'declares 20000 × 20000 pixels (400 megapixels), more than the 268 …' before decoding")
+def test_an_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+    from inspection_core.data.image_header import probe
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_declaring(20000, 20000))
+    assert probe(bomb.read_bytes()).pixels == 400_000_000
+    with pytest.raises(ImageReadError, match=r"declares 20000 × 20000 pixels \(400 megapixels\), more than the 268"):
+        read_image(bomb)
+    big = _write(tmp_path / "camera.png", _rng_image((3000, 4000)))  # a 12-megapixel camera image is read
+    assert read_image(big).shape == (3000, 4000)
+
+
+@pytest.mark.fault("images", "a multi-page TIFF", "ImageReadError 'multi-page TIFF (3 pages)' (it scored page 1 without a word)")
+def test_a_multi_page_tiff_is_refused_with_its_page_count(tmp_path: Path) -> None:
+    pages = [_rng_image((20, 30), seed=i) for i in range(3)]
+    multi = tmp_path / "stack.tif"
+    assert cv2.imwritemulti(str(multi), pages)
+    with pytest.raises(ImageReadError, match=r"multi-page TIFF \(3 pages\): Inspector scores one image per file"):
+        read_image(multi)
+    single = tmp_path / "one.tif"
+    assert cv2.imwritemulti(str(single), pages[:1])
+    np.testing.assert_array_equal(read_image(single), pages[0])
+
+
+@pytest.mark.fault("images", "broken symbolic links in a folder (source, predict, data set)",
+                   "listed, skipped with 'broken symbolic link (its target … does not exist)' and counted")
+def test_broken_symlinks_are_skipped_and_counted(tmp_path: Path) -> None:
+    from inspection_core.sources import FolderSource, WatchedFolderSource
+
+    folder = tmp_path / "train" / "good"
+    for i in range(3):
+        _write(folder / f"{i}.png", _rng_image((16, 16, 3), seed=i))
+    (folder / "9_link.png").symlink_to(tmp_path / "gone.png")
+    assert [p.name for p in list_images(folder)] == ["0.png", "1.png", "2.png", "9_link.png"]
+    with pytest.raises(ImageReadError, match="broken symbolic link"):
+        read_image(folder / "9_link.png")
+    with FolderSource(folder) as src:
+        assert len(list(src)) == 3 and [(p.name, "broken" in r) for p, r in src.skipped] == [("9_link.png", True)]
+    index = scan_dataset(tmp_path)
+    loaded = load_images(index.train, Preprocessing(16, 3))
+    assert len(loaded.samples) == 3 and [p.name for p, _ in loaded.skipped] == ["9_link.png"]
+    watched = tmp_path / "incoming"
+    watched.mkdir()
+    with WatchedFolderSource(watched, poll_interval=0.02, settle_time=0.05) as src:
+        (watched / "late.png").symlink_to(tmp_path / "never.png")
+        _write(watched / "real.png", _rng_image((8, 8, 3)))
+        frame = src.poll(3.0)
+        import time
+
+        deadline = time.monotonic() + 3.0
+        while not src.skipped and time.monotonic() < deadline:
+            frame = frame or src.poll(0.05)
+        assert frame is not None and frame.ref.endswith("real.png")
+        assert [p.name for p, _ in src.skipped] == ["late.png"] and "broken symbolic link" in src.last_error
+
+
+@pytest.mark.fault("images", "a training folder mixing gray and colour images (the colour ones sorted last)",
+                   "3 channels from the whole folder, with a note 'training images mix gray and colour' (logged, in the manifest)")
+def test_a_mixed_gray_and_colour_folder_is_decided_by_every_file_and_said(tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "mixed"
+    for i in range(10):
+        _write(root / "train" / "good" / f"a{i:02d}.png", _rng_image((16, 16), seed=i))  # gray, sorted first
+    _write(root / "train" / "good" / "z_colour.png", _rng_image((16, 16, 3), seed=99))
+    with caplog.at_level(logging.WARNING):
+        index = scan_dataset(root)
+    assert index.channels == 3
+    assert len(index.notes) == 1 and "mix gray and colour" in index.notes[0] and "z_colour.png" in index.notes[0]
+    assert index.summary()["notes"] == index.notes and "mix gray and colour" in caplog.text
+    (root / "train" / "good" / "z_colour.png").unlink()  # all gray again: 1 channel, nothing to say
+    assert scan_dataset(root).channels == 1 and scan_dataset(root).notes == []
+    _write(root / "train" / "good" / "z_rgb_gray.png", cv2.cvtColor(_rng_image((16, 16)), cv2.COLOR_GRAY2BGR))
+    assert scan_dataset(root).channels == 1, "a colour file whose planes are equal is gray"
+
+
+def _float_tiff(path: Path) -> Path:
+    ok = cv2.imwrite(str(path), np.random.default_rng(0).random((12, 10)).astype(np.float32))
+    assert ok
+    return path
+
+
+@pytest.mark.fault("images", "zero-byte, truncated, corrupt, mislabelled (PNG named .jpg), 16-bit, RGBA, float TIFF, "
+                   "1×1 images, each scored", "a Prediction, or ImageReadError naming the file; never another error")
+def test_every_odd_image_is_scored_or_refused_by_name(tmp_path: Path, tiny_bundle: Path) -> None:
+    from inspection_core.inference import Inspector
+
+    png = cv2.imencode(".png", _rng_image((20, 30, 3)))[1].tobytes()
+    files = {
+        "zero.png": b"", "truncated.png": png[: len(png) // 2], "corrupt.jpg": b"\xff\xd8\xff\xe0" + b"\x00" * 40,
+        "mislabelled.jpg": png, "gray16.png": cv2.imencode(".png", _rng_image((20, 30), np.uint16))[1].tobytes(),
+        "rgba.png": cv2.imencode(".png", _rng_image((20, 30, 4)))[1].tobytes(),
+        "one_pixel.png": cv2.imencode(".png", _rng_image((1, 1, 3)))[1].tobytes(),
+        "text.png": b"hello, not an image",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    _float_tiff(tmp_path / "float.tif")
+    insp = Inspector(tiny_bundle, device="cpu")
+    outcome = {}
+    for path in sorted(tmp_path.iterdir()):
+        try:
+            pred = insp.predict(read_image(path))
+            outcome[path.name] = pred.verdict.value
+            assert np.isfinite(pred.score)
+        except ImageReadError as exc:
+            assert exc.path == path and str(path) in str(exc)
+            outcome[path.name] = "refused"
+    assert {k for k, v in outcome.items() if v == "refused"} == {"zero.png", "truncated.png", "corrupt.jpg", "text.png"}
+    assert len(outcome) == 9

@@ -1,0 +1,297 @@
+"""What an image file declares before it is decoded: size, page count, gray or colour.
+
+OpenCV decodes whatever a header declares: a 0.5 MB PNG may declare
+12000 × 12000 pixels (432 MB decoded), a TIFF may hold several pages of which
+``imdecode`` returns the first. Reading the header first lets the reader
+refuse such a file with a clear reason (:func:`inspection_core.data.images.read_image`)
+and lets a data set tell gray from colour files without decoding every image
+(:mod:`inspection_core.data.dataset`).
+
+Formats: PNG, JPEG, BMP, TIFF (and BigTIFF), WebP, PGM/PPM/PBM. The parsers
+only read, check every offset against the data, and return None for anything
+they do not understand (OpenCV then decides); they never raise.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+#: a header is looked for in at most this many bytes of a file
+MAX_HEADER_BYTES = 1 << 20
+_MAX_IFDS = 1024
+
+ReadAt = Callable[[int, int], bytes]
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """``channels``: 1 when the file stores gray, 3 when it stores colour
+    (which may still hold gray pixels), None when it cannot tell (a palette);
+    ``pages``: full-resolution images in the file (TIFF), 1 for other formats."""
+
+    format: str
+    width: int
+    height: int
+    channels: int | None = None
+    pages: int = 1
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def _u(fmt: str, data: bytes, offset: int) -> tuple[int, ...] | None:
+    size = struct.calcsize(fmt)
+    if offset < 0 or offset + size > len(data):
+        return None
+    return struct.unpack_from(fmt, data, offset)
+
+
+def _png(head: bytes) -> ImageHeader | None:
+    if not head.startswith(b"\x89PNG\r\n\x1a\n") or head[12:16] != b"IHDR":
+        return None
+    v = _u(">IIBB", head, 16)
+    if v is None:
+        return None
+    width, height, _depth, colour = v
+    channels = {0: 1, 4: 1, 2: 3, 6: 3}.get(colour)
+    return ImageHeader("png", width, height, channels)
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg(read_at: ReadAt) -> ImageHeader | None:
+    if read_at(0, 2) != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos < MAX_HEADER_BYTES:
+        seg = read_at(pos, 4)
+        if len(seg) < 2 or seg[0] != 0xFF:
+            return None
+        marker = seg[1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers
+            pos += 2
+            continue
+        if len(seg) < 4 or marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            return None
+        length = struct.unpack(">H", seg[2:4])[0]
+        if length < 2:
+            return None
+        if marker in _SOF:
+            v = _u(">BHHB", read_at(pos + 4, 6), 0)
+            if v is None:
+                return None
+            _precision, height, width, components = v
+            return ImageHeader("jpeg", width, height, {1: 1, 3: 3, 4: 3}.get(components))
+        pos += 2 + length
+    return None
+
+
+def _bmp(head: bytes) -> ImageHeader | None:
+    if not head.startswith(b"BM"):
+        return None
+    size = _u("<I", head, 14)
+    if size is None:
+        return None
+    if size[0] == 12:
+        v = _u("<HHHH", head, 18)
+        if v is None:
+            return None
+        width, height, _planes, bits = v
+    else:
+        v = _u("<iiHH", head, 18)
+        if v is None:
+            return None
+        width, height, _planes, bits = v
+        height = abs(height)
+    if width <= 0 or height <= 0:
+        return None
+    return ImageHeader("bmp", width, height, 3 if bits in (16, 24, 32) else None)
+
+
+def _tiff(read_at: ReadAt) -> ImageHeader | None:
+    head = read_at(0, 16)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        big = False
+    elif head[:4] in (b"II+\x00", b"MM\x00+"):
+        big = True
+    else:
+        return None
+    e = "<" if head[:2] == b"II" else ">"
+    if big:
+        v = _u(e + "Q", head, 8)
+    else:
+        v = _u(e + "I", head, 4)
+    if v is None:
+        return None
+    offset = v[0]
+    first: dict[int, int] | None = None
+    pages = 0
+    seen: set[int] = set()
+    while offset and offset not in seen and len(seen) < _MAX_IFDS:
+        seen.add(offset)
+        ifd = _read_ifd(read_at, offset, e, big)
+        if ifd is None:
+            break
+        tags, offset = ifd
+        if first is None:
+            first = tags
+        if not tags.get(254, 0) & 1:  # NewSubfileType bit 0: a reduced-resolution copy (a preview)
+            pages += 1
+    if first is None or 256 not in first or 257 not in first:
+        return None
+    samples = first.get(277, 1)
+    photometric = first.get(262)
+    if photometric in (0, 1):  # white-is-zero, black-is-zero: gray
+        channels: int | None = 1
+    elif photometric in (2, 6) or samples >= 3:  # RGB, YCbCr
+        channels = 3
+    else:
+        channels = None
+    return ImageHeader("tiff", first[256], first[257], channels, max(1, pages))
+
+
+def _read_ifd(read_at: ReadAt, offset: int, e: str, big: bool) -> tuple[dict[int, int], int] | None:
+    count_fmt, entry_size, next_fmt = (e + "Q", 20, e + "Q") if big else (e + "H", 12, e + "I")
+    raw = read_at(offset, struct.calcsize(count_fmt))
+    v = _u(count_fmt, raw, 0)
+    if v is None or v[0] > 4096:
+        return None
+    n = v[0]
+    start = offset + len(raw)
+    block = read_at(start, n * entry_size + struct.calcsize(next_fmt))
+    if len(block) < n * entry_size + struct.calcsize(next_fmt):
+        return None
+    tags: dict[int, int] = {}
+    for i in range(n):
+        base = i * entry_size
+        if big:
+            tag, typ, cnt = struct.unpack_from(e + "HHQ", block, base)
+            value_at = base + 12
+        else:
+            tag, typ, cnt = struct.unpack_from(e + "HHI", block, base)
+            value_at = base + 8
+        if cnt < 1:
+            continue
+        if typ == 3:  # SHORT
+            tags[tag] = struct.unpack_from(e + "H", block, value_at)[0]
+        elif typ == 4:  # LONG
+            tags[tag] = struct.unpack_from(e + "I", block, value_at)[0]
+        elif typ == 16 and big:  # LONG8
+            tags[tag] = struct.unpack_from(e + "Q", block, value_at)[0]
+    nxt = struct.unpack_from(next_fmt, block, n * entry_size)[0]
+    return tags, nxt
+
+
+def _webp(head: bytes) -> ImageHeader | None:
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8 ":
+        v = _u("<HH", head, 26)
+        if v is None or head[23:26] != b"\x9d\x01\x2a":
+            return None
+        return ImageHeader("webp", v[0] & 0x3FFF, v[1] & 0x3FFF, 3)
+    if chunk == b"VP8L":
+        v = _u("<I", head, 21)
+        if v is None or head[20:21] != b"\x2f":
+            return None
+        bits = v[0]
+        return ImageHeader("webp", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, 3)
+    if chunk == b"VP8X":
+        if len(head) < 30:
+            return None
+        width = 1 + int.from_bytes(head[24:27], "little")
+        height = 1 + int.from_bytes(head[27:30], "little")
+        return ImageHeader("webp", width, height, 3)
+    return None
+
+
+def _pnm(head: bytes) -> ImageHeader | None:
+    if len(head) < 3 or head[0:1] != b"P" or head[1:2] not in b"123456" or len(head[1:2]) != 1:
+        return None
+    kind = head[1:2]
+    fields: list[int] = []
+    text = head[2:4096]
+    i = 0
+    while len(fields) < 2 and i < len(text):
+        c = text[i:i + 1]
+        if c == b"#":
+            j = text.find(b"\n", i)
+            i = len(text) if j < 0 else j + 1
+        elif c.isspace():
+            i += 1
+        elif c.isdigit():
+            j = i
+            while j < len(text) and text[j:j + 1].isdigit():
+                j += 1
+            if j - i > 9:
+                return None
+            fields.append(int(text[i:j]))
+            i = j
+        else:
+            return None
+    if len(fields) < 2:
+        return None
+    return ImageHeader("pnm", fields[0], fields[1], 3 if kind in (b"3", b"6") else 1)
+
+
+def probe_reader(read_at: ReadAt) -> ImageHeader | None:
+    """The header of an image read through ``read_at(offset, n) -> bytes``; None when unknown."""
+    try:
+        head = read_at(0, 64)
+        for parse in (_png, _bmp, _webp, _pnm):
+            found = parse(head)
+            if found is not None:
+                return found
+        return _jpeg(read_at) or _tiff(read_at)
+    except (struct.error, ValueError, OverflowError, OSError, IndexError):
+        return None
+
+
+def probe(data: bytes | bytearray | memoryview) -> ImageHeader | None:
+    """The header of encoded image bytes (None when not understood)."""
+    view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+
+    def read_at(offset: int, n: int) -> bytes:
+        if offset < 0 or n < 0 or offset > MAX_HEADER_BYTES * 64:
+            return b""
+        return bytes(view[offset:offset + n])
+
+    return probe_reader(read_at)
+
+
+def probe_file(path: str | os.PathLike[str]) -> ImageHeader | None:
+    """The header of an image file, reading only what the header needs
+    (None when the file cannot be read or its header is not understood)."""
+    try:
+        with open(path, "rb") as fh:
+            return probe_reader(_file_reader(fh))
+    except OSError:
+        return None
+
+
+def _file_reader(fh: BinaryIO) -> ReadAt:
+    budget = [MAX_HEADER_BYTES]
+
+    def read_at(offset: int, n: int) -> bytes:
+        if offset < 0 or n <= 0 or budget[0] <= 0:
+            return b""
+        n = min(n, budget[0])
+        fh.seek(offset)
+        data = fh.read(n)
+        budget[0] -= len(data)
+        return data
+
+    return read_at
+
+
+__all__ = ["ImageHeader", "MAX_HEADER_BYTES", "probe", "probe_file", "probe_reader"]
