@@ -25,7 +25,32 @@ def build_parser() -> argparse.ArgumentParser:
     role.add_argument("--engineer", dest="role", action="store_const", const="engineer", help="start in engineer mode")
     p.add_argument("--self-test", action="store_true",
                    help="check this installation end to end offscreen (window, views, demo model, scoring) and exit")
+    p.add_argument("--check-system", action="store_true",
+                   help="check that the system libraries Qt's platform plugin needs are installed (the packages to "
+                        "install when not) and exit; every start runs this check first")
     return p
+
+
+def _system_check_failed() -> str | None:
+    """The message naming the missing system libraries and their packages, or
+    None when the platform plugin Qt will use can load (:mod:`app.syscheck`)."""
+    from app.syscheck import startup_check
+
+    check = startup_check()
+    return None if check.ok else check.message()
+
+
+def _source_error(spec: str | None) -> str | None:
+    """Why ``--source`` names no source (a missing folder is never a camera), or None."""
+    if not spec:
+        return None
+    from inspection_core.sources import SourceError, parse_source
+
+    try:
+        parse_source(spec)
+    except SourceError as exc:
+        return f"inspector-app: --source: {exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,10 +58,20 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # a frozen program's spawn children start here
     args = build_parser().parse_args(argv)
+    if args.check_system:
+        from app.syscheck import startup_check
+
+        check = startup_check()
+        print(check.message(), file=sys.stdout if check.ok else sys.stderr)
+        return 0 if check.ok else 2
     if args.self_test:
         from app.selftest import run_self_test
 
         return run_self_test()
+    problem = _source_error(args.source) or _system_check_failed()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
 
     from PySide6.QtWidgets import QApplication
 

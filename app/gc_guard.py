@@ -57,8 +57,13 @@ class GuiThreadCollector(QObject):
 
 
 def install(app: QObject, interval_ms: int = 500) -> GuiThreadCollector:
-    """Start collecting on ``app``'s thread (call once, from the GUI thread, after QApplication exists)."""
+    """Start collecting on ``app``'s thread (call once, from the GUI thread, after QApplication exists).
+    Also neutralises PySide6 6.12.0's reference-count bug (:mod:`app.pyside_refcount`), which every
+    way of starting the application must do as early."""
     global _INSTANCE
+    from app import pyside_refcount
+
+    pyside_refcount.neutralise()
     if _INSTANCE is None:
         _INSTANCE = GuiThreadCollector(interval_ms, parent=app)
     _INSTANCE.start()
