@@ -15,7 +15,7 @@ from app.settings import StationSettings
 from app.workers import JobFn, JobHandle, start_job
 
 if TYPE_CHECKING:  # imported lazily: the history module pulls in nothing heavy, but keep startup lean
-    from inspection_core.history import HistoryDB
+    from inspection_core.history import HistoryDB, Recorder
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 BUNDLE_SUFFIX = ".inspector"
@@ -29,6 +29,7 @@ class AppContext(QObject):
     bundleUpdated = Signal(object)   # Path: the current bundle's threshold was rewritten
     roleChanged = Signal(str)        # "operator" | "engineer"
     jobsChanged = Signal()           # a job started or ended
+    recordingChanged = Signal(str, str, int)  # the recorder's state ("ok" | "spooling"), message, spooled verdicts
 
     def __init__(self, settings: StationSettings | None = None, role: str | None = None,
                  parent: QObject | None = None) -> None:
@@ -37,6 +38,7 @@ class AppContext(QObject):
         self.bundle_path: Path | None = None
         self._role = role if role in ROLES else (self.settings.start_role if self.settings.start_role in ROLES else "operator")
         self._history: HistoryDB | None = None
+        self._recorder: Recorder | None = None
         self._jobs: list[JobHandle] = []
 
     # ---- history -----------------------------------------------------------------
@@ -55,6 +57,25 @@ class AppContext(QObject):
     @property
     def history_open(self) -> bool:
         return self._history is not None
+
+    @property
+    def recorder(self) -> "Recorder":
+        """What the live line records verdicts through: the history, or its
+        durable spool while the history cannot be written (then
+        ``recordingChanged`` says so at once and again when it is caught up)."""
+        if self._recorder is None:
+            from inspection_core.history import Recorder
+
+            emit = self.recordingChanged.emit
+            try:
+                db = self.history
+            except Exception as exc:  # noqa: BLE001 - a history that cannot be opened is spooled for
+                image_dir = self.settings.image_dir_path() if self.settings.keep_images else None
+                self._recorder = Recorder(path=self.settings.history_db_path(), image_dir=image_dir,
+                                          open_error=exc, on_change=lambda *a: emit(*a))
+            else:
+                self._recorder = Recorder(db, on_change=lambda *a: emit(*a))
+        return self._recorder
 
     # ---- role ----------------------------------------------------------------------
     @property
@@ -154,6 +175,9 @@ class AppContext(QObject):
         for h in list(self._jobs):
             h.cancel()
         ok = all(h.wait(timeout_ms) for h in list(self._jobs))
+        if self._recorder is not None:
+            self._recorder.close()  # a last try to write the spool; what is left is written at the next start
+            self._recorder = None
         if self._history is not None:
             close = getattr(self._history, "close", None)
             if callable(close):

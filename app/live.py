@@ -25,7 +25,9 @@ class ScoringWorker(QObject):
     ready = Signal(object)            # the Inspector, once loaded
     result = Signal(object)           # LiveResult
     stateChanged = Signal(str, str)   # source state ("running", "reconnecting", "ended", "error"), message
-    frameError = Signal(str)          # one frame could not be scored or recorded
+    frameError = Signal(str)          # one frame could not be scored, or its image not kept
+    recordingChanged = Signal(str, str, int)  # "ok" | "spooling", message, verdicts waiting in the spool
+    inputWarning = Signal(str)        # once per run: the frames look unlike the bundle's training data
     failed = Signal(str)              # the line cannot run (bundle or source unusable)
     ended = Signal()                  # the source finished and every frame was handled
     stopped = Signal()                # both threads ended
@@ -115,6 +117,10 @@ class ScoringWorker(QObject):
             self.ready.emit(payload)
         elif kind == "frame_error":
             self.frameError.emit(payload)
+        elif kind == "recording":
+            self.recordingChanged.emit(payload[0], payload[1], int(payload[2]))
+        elif kind == "input_warning":
+            self.inputWarning.emit(payload)
         elif kind == "failed":
             self.failed.emit(payload)
         elif kind == "ended":

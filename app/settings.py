@@ -42,6 +42,8 @@ class StationSettings:
     start_role: str = "operator"
     pin_hash: str = ""
     pin_salt: str = ""
+    #: when the history cannot be written: "spool" (keep inspecting, verdicts wait in a durable spool) or "stop"
+    on_history_failure: str = "spool"
 
     # ---- file I/O --------------------------------------------------------------
     @staticmethod
@@ -65,6 +67,9 @@ class StationSettings:
             raise ValueError(f"settings file {path} must hold a JSON object")
         known = {f.name for f in fields(cls)}
         s = cls(**{k: v for k, v in raw.items() if k in known})
+        if s.on_history_failure not in ("spool", "stop"):
+            raise ValueError(f"settings file {path}: on_history_failure must be \"spool\" or \"stop\", "
+                             f"got {s.on_history_failure!r}")
         s._path = path  # type: ignore[attr-defined]
         return s
 

@@ -16,14 +16,17 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
+    QWidget,
 )  # fmt: skip
 
 from app.context import AppContext
 from app.manifest import read_manifest_light
 from app.views.inspect_panels import BundlePanel, BusyPanel, PerformancePanel, ShiftPanel
 from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part of this view's API
-from app.widgets.image_pane import NO_RECONSTRUCTION, ImagePane, fit_for_display, heat_overlay
+from app.widgets.image_pane import (
+    HEAT_LEGEND, HEAT_LEGEND_TIP, NO_RECONSTRUCTION, ImagePane, fit_for_display, heat_overlay,
+)
 from app.widgets.recent_strip import RecentStrip
 from app.widgets.verdict_banner import VerdictBanner
 from app.workers import LiveResult, ScoringWorker
@@ -71,6 +74,7 @@ class InspectView(QWidget):
         self._shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
         self._shortcut.activated.connect(self._on_trigger_key)
         ctx.bundleChanged.connect(self._on_bundle_changed)
+        ctx.recordingChanged.connect(self._on_recording)
         ctx.bundleUpdated.connect(self._on_bundle_updated)
         self.refresh_bundles()
         self._update_buttons()
@@ -91,6 +95,7 @@ class InspectView(QWidget):
         self.spec_edit = QLineEdit()
         self.spec_edit.setMinimumWidth(220)
         self.spec_edit.setPlaceholderText("folder, video file, camera index (0) or stream URL")
+        self.spec_edit.textChanged.connect(lambda _t: self._update_buttons())  # another source: Start switches
         self.browse_btn = QPushButton("Browse…")
         self.browse_btn.clicked.connect(self._browse)
         self.mode_combo = QComboBox()
@@ -145,17 +150,19 @@ class InspectView(QWidget):
         panes.setSpacing(8)
         self.image_pane = ImagePane("Image")
         self.recon_pane = ImagePane("Reconstruction")
-        self.heat_pane = ImagePane("Heat map")
+        self.heat_pane = ImagePane("Heat map", legend=HEAT_LEGEND)
+        self.heat_pane.setToolTip(HEAT_LEGEND_TIP)
         for p in (self.image_pane, self.recon_pane, self.heat_pane):
             panes.addWidget(p, 1)
         left = QVBoxLayout()
-        left.addLayout(panes, 1)
+        left.addLayout(panes)  # as tall as the images (heightForWidth): no empty band above and below them
         self.recent = RecentStrip()
         left.addWidget(self.recent)
         self.ref_label = QLabel("")
         self.ref_label.setObjectName("refLabel")
         self.ref_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         left.addWidget(self.ref_label)
+        left.addStretch(1)
         body.addLayout(left, 3)
 
         side = QVBoxLayout()
@@ -173,10 +180,14 @@ class InspectView(QWidget):
         side.addStretch(1)
         side_w = QWidget()
         side_w.setLayout(side)
-        side_w.setMinimumWidth(300)
-        side_w.setMaximumWidth(380)
-        side_w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        body.addWidget(side_w, 1)
+        side_scroll = QScrollArea()  # a short screen (1366 x 768) scrolls the side panels instead of cutting them
+        side_scroll.setWidget(side_w)
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setMinimumWidth(300)
+        side_scroll.setMaximumWidth(380)
+        body.addWidget(side_scroll, 1)
         root.addLayout(body, 1)
         self._on_kind_changed()
 
@@ -226,6 +237,7 @@ class InspectView(QWidget):
     # ------------------------------------------------------------------ sources
     def _on_kind_changed(self, *_: object) -> None:
         kind = self.kind_combo.currentData()
+        self._update_buttons()
         self.spec_edit.setEnabled(kind != "demo")
         self.browse_btn.setEnabled(kind in ("folder", "watch", "video"))
         hints = {
@@ -250,8 +262,16 @@ class InspectView(QWidget):
             self.spec_edit.setText(path)
             qs.setValue("recent/source_dir", str(Path(path).parent if kind == "video" else path))
 
+    def _choice_differs(self) -> bool:
+        """Whether the source picked in the bar is not the one running (Start then switches to it)."""
+        if self.worker is None or self._source_desc is None:
+            return False
+        kind, spec = self._source_desc
+        chosen = self.kind_combo.currentData()
+        return chosen != kind or (chosen != "demo" and self.spec_edit.text().strip() != spec)
+
     def _start_clicked(self) -> None:
-        if self.worker is not None and self.worker.paused:
+        if self.worker is not None and self.worker.paused and not self._choice_differs():
             self.resume()
             return
         kind = self.kind_combo.currentData()
@@ -310,14 +330,10 @@ class InspectView(QWidget):
             self._show_state("error", str(exc))
             return False
         opts.update(options)
-        history = None
-        try:
-            history = self.ctx.history
-        except Exception as exc:  # noqa: BLE001 - inspect anyway, but say that nothing is recorded
-            self._show_state("error", f"history not available, verdicts are NOT recorded: {exc}")
         self.worker = ScoringWorker(
-            source, str(self.ctx.bundle_path), history, mode=self.mode_combo.currentData(),
-            station=self.ctx.settings.station, source_label=f"{kind}:{spec}", **opts,
+            source, str(self.ctx.bundle_path), self.ctx.recorder, mode=self.mode_combo.currentData(),
+            station=self.ctx.settings.station, source_label=f"{kind}:{spec}",
+            on_unrecorded=self.ctx.settings.on_history_failure, **opts,
         )  # fmt: skip
         self.worker.result.connect(self._on_result)
         self.worker.stateChanged.connect(self._on_source_state)
@@ -325,9 +341,12 @@ class InspectView(QWidget):
         self.worker.frameError.connect(lambda msg: self._show_state("warning", msg))
         self.worker.ended.connect(self._on_ended)
         self.worker.ready.connect(self._on_ready)
+        self.worker.inputWarning.connect(self._on_input_warning)
         self._source_desc = (kind, spec)
         self._end_note = ""
         self._hide_state()
+        if self.ctx.recorder.state != "ok":  # said before the first part
+            self._on_recording(self.ctx.recorder.state, self.ctx.recorder.message, self.ctx.recorder.pending)
         self.banner.set_idle("LOADING", "loading the model…")
         self.worker.start()
         self._update_buttons()
@@ -390,8 +409,10 @@ class InspectView(QWidget):
     def _update_buttons(self) -> None:
         running = self.worker is not None
         paused = running and self.worker.paused  # type: ignore[union-attr]
-        self.start_btn.setText("▶  Resume" if paused else "▶  Start")
-        self.start_btn.setEnabled(not running or paused)
+        switch = self._choice_differs()  # another source picked while one runs: Start switches to it
+        self.start_btn.setText("▶  Resume" if paused and not switch else "▶  Start")
+        self.start_btn.setEnabled(not running or paused or switch)
+        self.start_btn.setToolTip("Stop the running source and start the one chosen here" if switch else "")
         self.pause_btn.setEnabled(running and not paused)
         self.stop_btn.setEnabled(running)
         self.trigger_btn.setEnabled(running and self.mode_combo.currentData() == "triggered")
@@ -420,7 +441,8 @@ class InspectView(QWidget):
         self._last_render = time.monotonic()
         for t in self._pending_thumbs[-self.recent._items.maxlen:]:
             im = t.image if t.image is not None else t.prediction.image
-            self.recent.add(im, str(getattr(t.prediction.verdict, "value", t.prediction.verdict)), t.prediction.score)
+            self.recent.add(im, str(getattr(t.prediction.verdict, "value", t.prediction.verdict)), t.prediction.score,
+                            t.prediction.threshold.high)
         self._pending_thumbs.clear()
         if not self._dirty or self._latest is None:
             return
@@ -462,6 +484,18 @@ class InspectView(QWidget):
         elif state == "ended" and message:
             self._end_note = message  # e.g. a truncated video: shown with the end of the run
 
+    def _on_recording(self, state: str, message: str, pending: int) -> None:
+        """The history could not be written (verdicts wait in the spool), or caught up again."""
+        if state == "spooling":
+            self._show_state("error", f"History not writable — {pending} verdict(s) kept in the spool, written "
+                                      f"when it can be: {message}")
+        elif self._state == "error" and self.state_text.startswith("History not writable"):
+            self._show_state("info", f"History writable again — {message}" if message else "History writable again.")
+
+    def _on_input_warning(self, message: str) -> None:
+        """Once per run: the parts look unlike the bundle's training data (it stays up; inspection goes on)."""
+        self._show_state("input", message[:1].upper() + message[1:])
+
     def _on_ready(self, _inspector: object) -> None:
         if self._state != "reconnecting" and self.banner.verdict in ("IDLE", "LOST"):
             self.banner.set_idle("READY", "waiting for the first part")
@@ -470,7 +504,12 @@ class InspectView(QWidget):
         n = self.counters.inspected
         done = f"Source finished — {n} part{'s' if n != 1 else ''} inspected this shift."
         note = self._end_note
-        self._show_state("warning" if note else "info", f"{done}  {note}" if note else done)
+        rec = self.ctx.recorder
+        if rec.state == "spooling":
+            self._show_state("error", f"{done}  History not writable — {rec.pending} verdict(s) kept in the spool, "
+                                      f"written when it can be: {rec.message}")
+        else:
+            self._show_state("warning" if note else "info", f"{done}  {note}" if note else done)
         self.stop()
 
     def _on_failed(self, message: str) -> None:

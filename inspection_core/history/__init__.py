@@ -19,6 +19,11 @@ Design choices:
   readers and one writer work at once; writers wait up to ``busy_timeout``.
 - Schema versioned with ``PRAGMA user_version``; ``MIGRATIONS`` maps an old
   version to the function that brings it one step forward.
+- A verdict the database cannot take (locked past the wait, full disk,
+  read-only or unopenable file) goes to a durable spool beside it and is
+  written in when the database takes writes again (:mod:`.recorder`,
+  :mod:`.spool`); an SQLite file of another program is refused, a read-only
+  one is found out at open, the WAL is kept under about 1 MB.
 - FAIL and REVIEW images (``keep_images_for``) are kept as PNG files under
   ``image_dir/YYYY-MM-DD/<id>_<verdict>.png``; the row stores the path relative
   to ``image_dir`` so the whole folder can be moved.
@@ -32,7 +37,9 @@ from pathlib import Path
 
 from ..paths import HISTORY_FILENAME, KEPT_IMAGES_DIRNAME, data_dir
 from .db import HistoryDB
+from .recorder import RecordError, Recorded, Recorder
 from .records import SCHEMA_VERSION, VERDICTS, HistoryError, HistoryRecord
+from .spool import VerdictSpool
 
 
 def default_history_path() -> Path:
@@ -49,6 +56,10 @@ __all__ = [
     "HistoryDB",
     "HistoryError",
     "HistoryRecord",
+    "RecordError",
+    "Recorded",
+    "Recorder",
+    "VerdictSpool",
     "SCHEMA_VERSION",
     "VERDICTS",
     "default_history_path",

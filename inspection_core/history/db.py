@@ -17,9 +17,15 @@ import numpy as np
 from ..fileio import atomic_open
 from .kept_images import kept_image_name, save_kept_image
 from .records import (COLUMNS, INSERT_SQL, MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, VERDICTS, HistoryError, HistoryRecord,
-                      build_where, iso_utc, opt_float, to_datetime, utc_now, verdict_str)
+                      build_where, error_kind, explain, iso_utc, opt_float, to_datetime, utc_now, verdict_str)
 
 log = logging.getLogger(__name__)
+
+#: ``PRAGMA application_id`` of an Inspector history ("INSP"): another program's SQLite file is never written to
+APPLICATION_ID = 0x494E5350
+#: the WAL is checkpointed every this many pages and cut back to WAL_SIZE_LIMIT (it grew to 4 MB)
+WAL_AUTOCHECKPOINT_PAGES = 128
+WAL_SIZE_LIMIT = 1 << 20
 
 
 class HistoryDB:
@@ -44,13 +50,25 @@ class HistoryDB:
             raise HistoryError(self.path, f"cannot create its folder ({exc.strerror or exc})") from exc
         self._conn = self._connect()
         try:
+            self._check_owner()
             self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._migrate()
+            self._check_writable()
+        except HistoryError:
+            self._conn.close()
+            self._conn = None
+            raise
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             self._conn = None
+            kind = error_kind(exc)
+            if kind in ("readonly", "locked", "full"):
+                raise HistoryError(self.path, f"cannot be opened for recording: {explain(exc)}", kind) from exc
             raise HistoryError(
-                self.path, f"not a usable history database ({exc}); move the file away to start a new history"
+                self.path, f"not a usable history database ({exc}); move the file away to start a new history",
+                "corrupt",
             ) from exc
 
     # ---------------------------------------------------------------- plumbing
@@ -74,21 +92,67 @@ class HistoryDB:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise HistoryError(self.path, "the database is closed")
+            raise HistoryError(self.path, "the database is closed", "closed")
         return self._conn
+
+    def _check_owner(self) -> None:
+        """Refuse an SQLite file of another program: it is never written to
+        (``--record other.db`` added a table to it without a word)."""
+        conn = self._db()
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")}
+        if app_id not in (0, APPLICATION_ID) or (tables and "inspections" not in tables):
+            shown = ", ".join(sorted(tables)[:5]) or "none"
+            raise HistoryError(self.path, f"is an SQLite database of another program (tables: {shown}); "
+                                          "choose another file for the inspection history", "foreign")
+
+    def _check_writable(self) -> None:
+        """Find out at open, not at the first part, that the file cannot be
+        written (read-only file or folder, immutable file); a lock held by
+        another writer is no reason to refuse (recording waits or spools)."""
+        conn = self._db()
+        conn.execute("PRAGMA busy_timeout=200")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(f"PRAGMA user_version={int(version)}")  # a write that changes nothing
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:
+            if error_kind(exc) != "locked":
+                raise HistoryError(self.path, f"cannot be written: {explain(exc)}", error_kind(exc)) from exc
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+
+    @property
+    def busy_timeout(self) -> float:
+        """Seconds a write waits for another writer's lock before failing."""
+        return self._busy_timeout
+
+    @busy_timeout.setter
+    def busy_timeout(self, seconds: float) -> None:
+        with self._lock:
+            self._busy_timeout = max(0.0, float(seconds))
+            if self._conn is not None:
+                self._conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
 
     def _migrate(self) -> None:
         conn = self._db()
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise HistoryError(
-                self.path, f"written by a newer Inspector (schema {version}, this one knows {SCHEMA_VERSION})"
+                self.path, f"written by a newer Inspector (schema {version}, this one knows {SCHEMA_VERSION})",
+                "newer",
             )
         if version == SCHEMA_VERSION:
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
             if version == 0:
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 # Statement by statement: executescript() would commit on its own.
                 for stmt in filter(str.strip, SCHEMA_V1.split(";")):
                     conn.execute(stmt)
@@ -104,7 +168,7 @@ class HistoryDB:
             raise
 
     def _wrap(self, exc: sqlite3.Error) -> HistoryError:
-        return HistoryError(self.path, str(exc))
+        return HistoryError(self.path, explain(exc), error_kind(exc))
 
     # ---------------------------------------------------------------- writing
 
@@ -168,10 +232,13 @@ class HistoryDB:
         )  # fmt: skip
         return self.record_many([kw])[0]
 
-    def record_many(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+    def record_many(self, rows: Iterable[Mapping[str, Any]], *, skip_recorded: bool = False) -> list[int]:
         """Record many inspections in one transaction (batch CLI use); returns their ids.
 
         Each row is a mapping with ``record``'s keyword arguments.
+        ``skip_recorded``: a row already in the database (same time, image
+        reference, station, verdict and score) is not recorded again and its
+        id is returned (writing a spool twice records each verdict once).
         """
         ids: list[int] = []
         written: list[Path] = []
@@ -193,6 +260,15 @@ class HistoryDB:
                 try:
                     for kw in rows:
                         values, verdict = self._row_values(kw)
+                        if skip_recorded:
+                            flush()
+                            found = conn.execute(
+                                "SELECT id FROM inspections WHERE epoch=? AND image_ref=? AND station=? AND verdict=?"
+                                " AND score IS ? LIMIT 1", (values[1], values[4], values[2], verdict, values[7]),
+                            ).fetchone()
+                            if found is not None:
+                                ids.append(int(found[0]))
+                                continue
                         if not self._keeps_image(kw, verdict):
                             batch.append(values)
                             continue
@@ -369,10 +445,15 @@ class HistoryDB:
     # ---------------------------------------------------------------- lifetime
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Close the database (idempotent); the WAL is folded back first, so
+        it does not linger beside the file."""
         with self._lock:
             if self._conn is not None:
                 try:
+                    try:
+                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    except sqlite3.Error:
+                        pass  # another connection reads: SQLite checkpoints later
                     self._conn.close()
                 finally:
                     self._conn = None

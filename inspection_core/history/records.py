@@ -54,13 +54,44 @@ INSERT_SQL = (
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
 
-class HistoryError(RuntimeError):
-    """The history database cannot be used; ``path`` names the file."""
+#: what kind of trouble a HistoryError is (the spool and the views say it in words)
+ERROR_KINDS = ("locked", "full", "readonly", "foreign", "corrupt", "newer", "closed", "other")
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+
+class HistoryError(RuntimeError):
+    """The history database cannot be used; ``path`` names the file, ``kind``
+    (one of ``ERROR_KINDS``) says whether waiting can help (``locked``)."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, kind: str = "other") -> None:
         self.path = Path(path)
         self.reason = reason
+        self.kind = kind if kind in ERROR_KINDS else "other"
         super().__init__(f"inspection history '{self.path}': {reason}")
+
+
+def error_kind(exc: BaseException) -> str:
+    """The ``ERROR_KINDS`` entry of an sqlite3 or OS error."""
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "full" in text or "no space" in text or getattr(exc, "errno", None) == 28:
+        return "full"
+    if "readonly" in text or "read-only" in text or "permission" in text:
+        return "readonly"
+    if "not a database" in text or "malformed" in text:
+        return "corrupt"
+    return "other"
+
+
+def explain(exc: BaseException) -> str:
+    """An sqlite3 error in words, for a station's operator."""
+    kind = error_kind(exc)
+    return {
+        "locked": f"another program holds the database's lock ({exc})",
+        "full": f"the disk is full ({exc})",
+        "readonly": f"the database is read-only ({exc})",
+        "corrupt": f"the file is damaged ({exc})",
+    }.get(kind, str(exc))
 
 
 @dataclass(frozen=True)

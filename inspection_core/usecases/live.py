@@ -3,8 +3,13 @@
 A capture thread reads the source and keeps only the NEWEST frame in a
 one-slot buffer (a frame replaced before it was scored counts as dropped); a
 scoring thread loads the Inspector (torch is only ever touched there), scores
-the frame in the slot, records the verdict in the history (committed before
-the result is announced) and announces a :class:`LiveResult`. A FAIL/REVIEW
+the frame in the slot, records the verdict (committed to the history, or,
+when the history cannot take it, fsync'ed to its spool, see
+:class:`inspection_core.history.Recorder`) before the result is announced,
+and announces a :class:`LiveResult`. A verdict that can be recorded nowhere
+is never announced as a result: the line stops with a "failed" message that
+names it; with ``on_unrecorded="stop"`` the line also stops at the first
+verdict that had to be spooled. A FAIL/REVIEW
 image is kept by a background writer after its row is committed
 (``HistoryDB.attach_image``), so a camera-sized PNG never holds up the next
 part; :meth:`LiveLine.stop` waits until every queued image is written.
@@ -18,8 +23,11 @@ image of a lossless source). ``pace_fps`` limits how fast frames are read.
 What happens is told to one ``listener(kind, payload)``, called on the line's
 threads: ``"ready"`` (the Inspector), ``"result"`` (LiveResult), ``"state"``
 ((state, message) of the source), ``"frame_error"`` (message: one frame not
-scored or not recorded), ``"failed"`` (message: the line cannot run),
-``"ended"`` (the source finished, every frame handled), ``"stopped"`` (both
+scored, or its image not kept), ``"recording"`` ((state, message, pending):
+"ok", or "spooling" while verdicts wait in the spool), ``"failed"`` (message:
+the line cannot run, or a verdict could not be recorded),
+``"input_warning"`` (message, at most once per run: the frames look unlike the
+bundle's training data, see :mod:`inspection_core.drift`), ``"ended"`` (the source finished, every frame handled), ``"stopped"`` (both
 threads ended; always the last event). The desktop app relays them to the GUI
 thread (``app.live``); a headless station or a test calls :meth:`LiveLine.run`.
 """
@@ -35,12 +43,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..drift import InputMonitor
 from ..sources import ImageSource, SourceSpec, build_source, parse_source
 
 log = logging.getLogger(__name__)
 
 LiveListener = Callable[[str, Any], None]
 MODES = ("continuous", "triggered")
+#: what a line does when a verdict had to go to the spool: keep inspecting, or stop
+ON_UNRECORDED = ("spool", "stop")
 
 
 @dataclass
@@ -59,8 +70,8 @@ class LiveResult:
     frames_read: int
     frames_scored: int
     frames_dropped: int              # stale frames replaced before they were scored
-    record_error: str | None = None
     image: Any = None                # the frame as captured (for the full-size pane)
+    spooled: bool = False            # recorded in the history's spool (the database will get it when it can)
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,9 @@ class LiveLine:
     """See the module docstring. ``source``: an ImageSource, or a spec (then
     :func:`line_source` builds it and, unless given, decides ``lossless`` and
     ``pace_fps``; a spec that names nothing raises ``SourceError`` here);
-    ``inspector``: an Inspector or a bundle path (loaded on the scoring thread)."""
+    ``inspector``: an Inspector or a bundle path (loaded on the scoring thread);
+    ``history``: a HistoryDB (the line records through its own Recorder), a
+    shared Recorder, or None."""
 
     def __init__(
         self,
@@ -108,9 +121,12 @@ class LiveLine:
         source_label: str = "",
         device: str = "auto",
         listener: LiveListener | None = None,
+        on_unrecorded: str = "spool",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be 'continuous' or 'triggered', got {mode!r}")
+        if on_unrecorded not in ON_UNRECORDED:
+            raise ValueError(f"on_unrecorded must be 'spool' or 'stop', got {on_unrecorded!r}")
         label = str(source) if isinstance(source, (str, SourceSpec)) else getattr(source, "name", "")
         if not isinstance(source, ImageSource):  # a spec: the source and how a line runs its kind
             source, settings = line_source(source)
@@ -120,7 +136,11 @@ class LiveLine:
         self._inspector_arg = inspector
         self.inspector: Any = None
         self.source: Any = None
+        self.monitor: InputMonitor | None = None   # inputs unlike the training data: said once per run
         self.history = history
+        self.recorder: Any = None    # inspection_core.history.Recorder, made from history on start()
+        self._own_recorder = False
+        self.on_unrecorded = on_unrecorded
         self.mode = mode
         self._lossless_arg = lossless
         self.pace_fps = pace_fps
@@ -154,6 +174,7 @@ class LiveLine:
 
     # ---------------------------------------------------------------- control
     def start(self) -> "LiveLine":
+        self._start_recorder()
         self._alive = len(self._threads)
         for t in self._threads:
             t.start()
@@ -232,7 +253,9 @@ class LiveLine:
                 t.join(max(0.0, deadline - time.monotonic()))
         if self.running:
             return False
-        return self._stop_keeper(timeout_s)
+        done = self._stop_keeper(timeout_s)
+        self._stop_recorder()
+        return done
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until both threads ended; True if they did."""
@@ -255,6 +278,32 @@ class LiveLine:
             self._finished.set()
             self._emit("stopped")
 
+    # ---------------------------------------------------------------- recording
+    def _start_recorder(self) -> None:
+        if self.history is None or self.recorder is not None:
+            return
+        from ..history import Recorder
+
+        if isinstance(self.history, Recorder):
+            self.recorder = self.history
+        else:
+            self.recorder, self._own_recorder = Recorder(self.history), True
+        self.recorder.add_listener(self._on_recording)
+        if self.recorder.state != "ok":  # said at once, not after the first part
+            self._on_recording(self.recorder.state, self.recorder.message, self.recorder.pending)
+
+    def _on_recording(self, state: str, message: str, pending: int) -> None:
+        self._emit("recording", (state, message, pending))
+
+    def _stop_recorder(self) -> None:
+        rec = self.recorder
+        if rec is None:
+            return
+        rec.remove_listener(self._on_recording)
+        if self._own_recorder:
+            rec.close()  # one last try to write the spool; the database itself stays open
+        self.recorder, self._own_recorder = None, False
+
     # ---------------------------------------------------------------- kept images
     def _keep_later(self, record_id: int, image: Any, ref: str) -> None:
         if self._keeper is None:
@@ -269,7 +318,7 @@ class LiveLine:
                 return
             record_id, image, ref = item
             try:
-                if self.history.attach_image(record_id, image) is None:
+                if self.recorder is None or self.recorder.attach_image(record_id, image) is None:
                     self._emit("frame_error", f"{ref}: recorded, but its image could not be kept (see the log)")
                 else:
                     self.images_kept += 1
@@ -371,6 +420,8 @@ class LiveLine:
                 self._emit("failed", f"cannot load model bundle: {exc}")
                 return False
         self.inspector = insp
+        manifest = getattr(insp, "manifest", None)
+        self.monitor = InputMonitor(manifest) if isinstance(manifest, dict) else None
         self._emit("ready", insp)
         return True
 
@@ -401,6 +452,7 @@ class LiveLine:
                 frame = self._next_frame()
                 if frame is None:
                     if not self._stop.is_set():
+                        self._warn_inputs(self.monitor.finish() if self.monitor is not None else None)
                         self._emit("ended")
                     break
                 self._score(frame)
@@ -418,7 +470,15 @@ class LiveLine:
             self._emit("frame_error", f"{frame.ref}: cannot be scored ({exc})")
             return
         t1 = time.perf_counter()
-        record_id, record_error = self._record(frame, pred)
+        if self.monitor is not None:
+            self._warn_inputs(self.monitor.observe(frame.image, pred.score, pred.image))
+        try:
+            record_id, spooled = self._record(frame, pred)
+        except Exception as exc:  # noqa: BLE001 - recorded nowhere: never shown as a result
+            self._emit("failed", f"{frame.ref} scored {pred.verdict.value} but could not be recorded ({exc}); "
+                                 "the line is stopped")
+            self._halt()
+            return
         t2 = time.perf_counter()
         now = time.monotonic()
         self._done_times.append(now)
@@ -431,30 +491,45 @@ class LiveLine:
             prediction=pred, frame_index=frame.index, frame_ref=frame.ref, frame_timestamp=frame.timestamp,
             record_id=record_id, score_ms=(t1 - t0) * 1000.0, record_ms=(t2 - t1) * 1000.0,
             age_ms=(time.time() - frame.timestamp) * 1000.0, fps=fps, frames_read=self.frames_read,
-            frames_scored=self.frames_scored, frames_dropped=self.frames_dropped, record_error=record_error,
-            image=frame.image,
+            frames_scored=self.frames_scored, frames_dropped=self.frames_dropped, image=frame.image, spooled=spooled,
         ))  # fmt: skip
+        if spooled and self.on_unrecorded == "stop":
+            self._emit("failed", f"the line is stopped because the history cannot be written: {self.recorder.message}")
+            self._halt()
 
-    def _record(self, frame: Any, pred: Any) -> tuple[int | None, str | None]:
-        """Commit the verdict's history row (the kept image follows on the writer)."""
-        if self.history is None:
-            return None, None
-        keep_later = frame.image is not None and self.history.keeps_image_for(pred.verdict)
-        try:
-            record_id = self.history.record(
-                score=pred.score, verdict=pred.verdict, threshold_high=pred.threshold.high,
-                threshold_low=pred.threshold.low, source=self.source_label, image_ref=frame.ref,
-                bundle=getattr(self.inspector, "name", ""), bundle_id=getattr(self.inspector, "bundle_id", ""),
-                station=self.station, latency_ms=pred.latency_ms, image=None if keep_later else frame.image,
-                time=frame.timestamp,
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - shown, and the frame is not counted as recorded
-            message = f"{frame.ref}: not recorded ({exc})"
-            self._emit("frame_error", message)
-            return None, message
-        if keep_later:
-            self._keep_later(record_id, frame.image, frame.ref)
-        return record_id, None
+    def _halt(self) -> None:
+        """Stop from the scoring thread (the capture thread and the source follow)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self.source is not None:
+            try:
+                self.source.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _warn_inputs(self, message: str | None) -> None:
+        if message:
+            log.warning("live line %s: %s", self.source_label, message)
+            self._emit("input_warning", message)
+
+    def _record(self, frame: Any, pred: Any) -> tuple[int | None, bool]:
+        """Commit the verdict's history row or spool it (the kept image of a
+        committed row follows on the writer); raises when neither is possible."""
+        rec = self.recorder
+        if rec is None:
+            return None, False
+        keep = frame.image is not None and rec.keeps_image_for(pred.verdict)
+        out = rec.record(
+            image_to_keep=frame.image if keep else None,
+            score=pred.score, verdict=pred.verdict, threshold_high=pred.threshold.high,
+            threshold_low=pred.threshold.low, source=self.source_label, image_ref=frame.ref,
+            bundle=getattr(self.inspector, "name", ""), bundle_id=getattr(self.inspector, "bundle_id", ""),
+            station=self.station, latency_ms=pred.latency_ms, time=frame.timestamp,
+        )  # fmt: skip
+        if keep and out.record_id is not None:
+            self._keep_later(out.record_id, frame.image, frame.ref)
+        return out.record_id, out.spooled
 
 
-__all__ = ["LineSettings", "LiveLine", "LiveListener", "LiveResult", "MODES", "line_source"]
+__all__ = ["LineSettings", "LiveLine", "LiveListener", "LiveResult", "MODES", "ON_UNRECORDED", "line_source"]

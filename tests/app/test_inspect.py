@@ -207,3 +207,38 @@ def test_a_truncated_video_ends_with_a_warning(view: InspectView, ctx, qtbot, tm
     assert 0 < view.results_received < 30 and ctx.history.count() == view.results_received
     assert view.state_kind == "warning" and "truncated or damaged" in view.state_text
     assert "Source finished" in view.state_text
+
+
+@pytest.mark.fault("app", "the station's history file is immutable when the operator presses Start",
+                   "'History not writable — N verdict(s) kept in the spool' at once; every shown verdict in the "
+                   "history once it is writable again")
+def test_the_view_says_at_once_when_the_history_cannot_be_written(view: InspectView, ctx, qtbot, tmp_path: Path,
+                                                                  part_images: list) -> None:
+    import os
+    import subprocess
+
+    from inspection_core.history import HistoryDB
+
+    db_path = ctx.settings.history_db_path()
+    HistoryDB(db_path).close()
+    if os.geteuid() != 0 or subprocess.run(["chattr", "+i", str(db_path)], capture_output=True).returncode:
+        pytest.skip("needs chattr +i (root)")
+    shown = []
+    view.rendered.connect(lambda r: shown.append(r.frame_ref))
+    try:
+        folder = tmp_path / "parts"
+        folder.mkdir()
+        import cv2
+
+        for i, im in enumerate(part_images[:5]):
+            cv2.imwrite(str(folder / f"{i}.png"), im)
+        assert view.start_source("folder", str(folder))
+        assert view.state_kind == "error" and "History not writable" in view.state_text  # before the first part
+        with qtbot.waitSignal(view.runningChanged, timeout=30000, check_params_cb=lambda running: not running):
+            pass
+        assert view.results_received == 5 and ctx.recorder.pending == 5
+        assert view.state_kind == "error" and "5 verdict(s) kept in the spool" in view.state_text
+    finally:
+        subprocess.run(["chattr", "-i", str(db_path)], check=True)
+    assert ctx.recorder.flush(wait_s=1.0)
+    assert ctx.history.count() == 5 and set(shown) <= {r.image_ref for r in ctx.history.query()}

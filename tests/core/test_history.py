@@ -261,3 +261,105 @@ def test_default_history_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         monkeypatch.delenv("XDG_DATA_HOME")
         assert default_history_path().parent == Path.home() / ".local" / "share" / "inspector"
 
+
+
+# --------------------------------------------------------------------------- faults (issue 13)
+
+
+def _record_one(db: HistoryDB, i: int = 0) -> int:
+    return db.record(score=0.1 * i, verdict="PASS", threshold_high=0.5, image_ref=f"p{i}.png", time=T0 + i)
+
+
+@pytest.mark.fault("history", "--record other.db: an SQLite file of another program",
+                   "HistoryError 'is an SQLite database of another program (tables: …)'; the file is not touched")
+def test_another_programs_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+    con.execute("INSERT INTO invoices (amount) VALUES (12.5)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    with pytest.raises(HistoryError, match=r"SQLite database of another program \(tables: invoices\)") as info:
+        HistoryDB(other)
+    assert info.value.kind == "foreign" and other.read_bytes() == before
+    con = sqlite3.connect(other)
+    con.execute("PRAGMA application_id=1234")  # another program that marks its files
+    con.close()
+    HistoryDB(tmp_path / "ours.sqlite3").close()
+    with sqlite3.connect(tmp_path / "ours.sqlite3") as c:
+        assert c.execute("PRAGMA application_id").fetchone()[0] == 0x494E5350  # ours are marked "INSP"
+
+
+@pytest.mark.fault("history", "thousands of verdicts (the WAL grew about 21 KB per verdict, to 4 MB)",
+                   "the WAL stays under about 1 MB and is folded back on close")
+def test_the_wal_stays_small(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    wal = Path(str(path) + "-wal")
+    biggest = 0
+    with HistoryDB(path) as db:
+        for i in range(150):
+            _record_one(db, i)
+            if i % 10 == 0:
+                biggest = max(biggest, wal.stat().st_size)
+        assert db.count() == 150
+    assert biggest < 1.2 * (1 << 20), f"WAL reached {biggest} bytes"
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def _immutable(path: Path) -> bool:
+    return subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+
+
+@pytest.mark.fault("history", "an immutable (chattr +i) or read-only history file",
+                   "HistoryError 'cannot be written: the database is read-only' at open, not after the first part")
+def test_a_read_only_database_is_found_out_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    with HistoryDB(path) as db:
+        _record_one(db)
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        tmp_path.chmod(0o555)
+        try:
+            with pytest.raises(HistoryError, match="read-only") as info:
+                HistoryDB(path)
+            assert info.value.kind == "readonly"
+        finally:
+            tmp_path.chmod(0o755)
+            path.chmod(0o644)
+        return
+    if not _immutable(path):
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        with pytest.raises(HistoryError, match="cannot be written: the database is read-only") as info:
+            HistoryDB(path)
+        assert info.value.kind == "readonly"
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+_WRITER = """
+import sys
+from inspection_core.history import HistoryDB
+db = HistoryDB(sys.argv[1])
+for i in range(100):
+    db.record(score=i / 100, verdict="PASS", threshold_high=0.5, station=sys.argv[2], image_ref=f"{sys.argv[2]}-{i}")
+db.close()
+"""
+
+
+@pytest.mark.fault("history", "4 concurrent writers (3 processes and a thread) on one history",
+                   "every verdict recorded once; the database passes integrity_check")
+def test_concurrent_writers_all_land(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    HistoryDB(path).close()
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), f"w{k}"], env=env) for k in range(3)]
+    with HistoryDB(path) as db:
+        for i in range(100):
+            db.record(score=0.5, verdict="FAIL", threshold_high=0.5, station="main", image_ref=f"main-{i}")
+        assert [p.wait(60) for p in procs] == [0, 0, 0]
+        assert db.count() == 400
+        assert {s: n for s, n in db._select("SELECT station, COUNT(DISTINCT image_ref) FROM inspections GROUP BY station",
+                                            [])} == {"main": 100, "w0": 100, "w1": 100, "w2": 100}
+        assert db._select("PRAGMA integrity_check", []) == [("ok",)]

@@ -99,3 +99,95 @@ def test_a_line_that_cannot_start_says_why(tiny_bundle: Path, tmp_path: Path) ->
     assert any("cannot open source" in m for m in events.messages) and events.kinds[-1] == "stopped"
     with pytest.raises(SourceError, match="no such file"):
         LiveLine(str(tmp_path / "typo"), str(tiny_bundle))  # told at once, not by a thread
+
+
+# --------------------------------------------------------------------------- a verdict shown is a verdict recorded (issue 13)
+
+
+def _parts(tmp_path: Path, demo_data: Path, n: int = 8) -> Path:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, p in enumerate(list_images(demo_data / "test", recursive=True)[:n]):
+        (folder / f"{i:03d}.png").write_bytes(p.read_bytes())
+    return folder
+
+
+class _Recording(Events):
+    def __init__(self) -> None:
+        super().__init__()
+        self.recording: list[tuple] = []
+
+    def __call__(self, kind: str, payload: object) -> None:
+        super().__call__(kind, payload)
+        if kind == "recording":
+            self.recording.append(payload)
+
+
+@pytest.mark.fault("live line", "the history locked by another writer during a run",
+                   "every result shown is committed or spooled ('recording: spooling' at once); all in the database after")
+def test_a_line_spools_while_the_history_is_locked(tiny_bundle: Path, demo_data: Path, tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+    import time
+
+    folder = _parts(tmp_path, demo_data)
+    path = tmp_path / "h.sqlite3"
+    events = _Recording()
+    with HistoryDB(path) as db:
+        con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        con.execute("BEGIN IMMEDIATE")  # another writer holds the lock while the line runs
+        released = threading.Timer(1.0, lambda: con.execute("ROLLBACK"))
+        from inspection_core.history import Recorder
+
+        rec = Recorder(db, busy_timeout_s=0.2, retry_s=0.2)
+        line = LiveLine(str(folder), Inspector(tiny_bundle, device="cpu"), rec, listener=events)
+        released.start()
+        assert line.run(timeout_s=60)
+        released.join()
+        assert len(events.results) == 8 and any(r.spooled for r in events.results) and "failed" not in events.kinds
+        assert events.recording[0][0] == "spooling" and "lock" in events.recording[0][1]
+        deadline = time.monotonic() + 5
+        while db.count() < 8 and time.monotonic() < deadline:
+            rec.flush()
+            time.sleep(0.1)
+        assert sorted(Path(r.image_ref).name for r in db.query()) == [f"{i:03d}.png" for i in range(8)]
+        rec.close()
+        con.close()
+
+
+@pytest.mark.fault("live line", "a verdict that can be recorded nowhere (history and spool unwritable)",
+                   "not shown as a result: 'failed' names the part and its verdict, the line stops")
+def test_a_verdict_recorded_nowhere_is_never_shown(tiny_bundle: Path, demo_data: Path, tmp_path: Path) -> None:
+    from inspection_core.history import HistoryError, Recorder, VerdictSpool
+
+    folder = _parts(tmp_path, demo_data, 4)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the history's folder would be")
+    path = blocked / "h.sqlite3"
+    rec = Recorder(path=path, spool=VerdictSpool(path, fallback_dir=blocked / "spool"), retry_s=60,
+                   open_error=HistoryError(path, "the disk is full", "full"))
+    events = _Recording()
+    line = LiveLine(str(folder), Inspector(tiny_bundle, device="cpu"), rec, listener=events)
+    line.run(timeout_s=60)
+    assert events.results == [] and events.kinds[-1] == "stopped"
+    assert any("scored" in m and "could not be recorded" in m and "the line is stopped" in m for m in events.messages)
+    rec.close()
+
+
+@pytest.mark.fault("live line", "on_history_failure = \"stop\" and the history cannot be written",
+                   "the first verdict is spooled and shown, then the line stops saying why")
+def test_a_line_set_to_stop_stops_at_the_first_spooled_verdict(tiny_bundle: Path, demo_data: Path,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inspection_core.history import HistoryError, Recorder
+
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(tmp_path / "data"))
+    folder = _parts(tmp_path, demo_data, 6)
+    path = tmp_path / "h.sqlite3"
+    rec = Recorder(path=path, retry_s=60, open_error=HistoryError(path, "the database is read-only", "readonly"))
+    events = _Recording()
+    line = LiveLine(str(folder), Inspector(tiny_bundle, device="cpu"), rec, listener=events, on_unrecorded="stop")
+    line.run(timeout_s=60)
+    assert len(events.results) == 1 and events.results[0].spooled and rec.pending == 1
+    assert any("the line is stopped because the history cannot be written" in m for m in events.messages)
+    assert events.recording and events.recording[0][0] == "spooling"
+    rec.close()
