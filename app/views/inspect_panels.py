@@ -17,13 +17,17 @@ from app.widgets.stat_tile import StatTile
 
 
 def short_data_text(text: str, name_chars: int = 28) -> str:
-    """'<data set> (<n> good images)' with a long data-set name cut, so the
-    side panel keeps its height (the full text is the label's tooltip)."""
+    """'<data set> (<n> good images)' with a long data-set name cut at a word
+    boundary (never mid-word), so the side panel keeps its height (the full
+    text is the label's tooltip)."""
     name, sep, count = text.rpartition(" (")
     if not sep or not count.endswith("good images)"):
         name, sep, count = text, "", ""
     if len(name) > name_chars:
-        name = name[: name_chars - 1].rstrip() + "…"
+        cut = name[: name_chars - 1]
+        if " " in cut.strip() and not name[name_chars - 1].isspace():
+            cut = cut[: cut.rstrip().rfind(" ")]
+        name = cut.rstrip(" ,;:([-") + "…"
     return f"{name}{sep}{count}"
 
 

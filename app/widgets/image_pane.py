@@ -3,7 +3,10 @@
 ``to_qimage`` wraps the array's memory without copying (the QImage keeps a
 reference to the array through ``ImagePane``), and ``ImagePane`` paints it
 scaled to fit, so a live view costs one paint per refresh and no pixmap
-conversion. ``heat_overlay`` builds the heat map shown over the image.
+conversion. ``heat_overlay`` builds the heat map shown over the image; a pane
+given a ``legend`` draws the colour scale under it. A pane's height follows its
+width and its image's aspect (``heightForWidth``), so an image fills its pane
+instead of floating in empty space.
 """
 
 from __future__ import annotations
@@ -16,6 +19,20 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 #: what the reconstruction pane says for a model that rebuilds no image (PatchCore, the classifier)
 NO_RECONSTRUCTION = "no reconstruction for this model"
+#: the heat pane's colour scale: what its two ends mean (``Prediction.heat``: the anomaly map over a
+#: scale fixed at training, 1.5 x the 99.9th percentile of held-out good pixels)
+HEAT_LEGEND = ("as in good parts", "far beyond good parts")
+HEAT_LEGEND_TIP = ("Heat map colours: blue where the part looks like the good parts the model learned, red where "
+                   "it differs as much as 1.5 x the strongest 0.1 % of good pixels or more. The scale is fixed when "
+                   "the model is trained, so colours mean the same on every part.")
+TITLE_H = 28
+LEGEND_H = 34
+
+
+def colour_bar(colormap: int = cv2.COLORMAP_JET) -> QImage:
+    """A 256 x 1 image of ``colormap`` from 0 to 1, drawn stretched as the heat pane's scale."""
+    bar = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None, :], colormap)
+    return to_qimage(np.ascontiguousarray(bar)).copy()
 
 
 def to_display(image: np.ndarray) -> np.ndarray:
@@ -86,19 +103,35 @@ def heat_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.6,
 class ImagePane(QWidget):
     """Paints one image scaled to fit (aspect ratio kept) under a caption."""
 
-    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, title: str = "", parent: QWidget | None = None,
+                 legend: tuple[str, str] | None = None) -> None:
         super().__init__(parent)
         self.title = title
         self.placeholder = "No image"
+        self.legend = legend  # (low end, high end): a colour bar under the image
+        self._bar: QImage | None = colour_bar() if legend else None
         self._qimage: QImage | None = None
         self._array: np.ndarray | None = None
         self._scaled: QImage | None = None  # the image scaled to the pane, made once per image and size
+        self._aspect = 1.0  # height / width of the image shown (square until one is)
         self.setMinimumSize(160, 160)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
 
+    def _chrome_h(self) -> int:
+        """Height of what is not the image: the title, the margins, the colour bar."""
+        return (TITLE_H if self.title else 0) + 8 + (LEGEND_H if self.legend else 0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        return max(self.minimumHeight(), round((width - 12) * self._aspect) + self._chrome_h())
+
     def sizeHint(self) -> QSize:
-        return QSize(320, 340)
+        return QSize(320, self.heightForWidth(320))
 
     def set_image(self, image: np.ndarray | None) -> None:
         """Show ``image`` (None clears the pane)."""
@@ -108,11 +141,15 @@ class ImagePane(QWidget):
             self._array = to_display(image)
             self._qimage = to_qimage(self._array)
             self._scaled = self._fitted(self._array)
+            h, w = self._array.shape[:2]
+            if abs(h / max(w, 1) - self._aspect) > 1e-3:  # another shape of image: another height for the width
+                self._aspect = h / max(w, 1)
+                self.updateGeometry()
         self.update()
 
     def _image_area(self) -> QRectF:
-        title_h = 28 if self.title else 0
-        return QRectF(6, title_h + 2, self.width() - 12, self.height() - title_h - 8)
+        title_h = TITLE_H if self.title else 0
+        return QRectF(6, title_h + 2, self.width() - 12, self.height() - self._chrome_h())
 
     def _target_size(self, iw: int, ih: int) -> tuple[int, int]:
         area = self._image_area()
@@ -153,7 +190,7 @@ class ImagePane(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         p = QPainter(self)
         p.fillRect(self.rect(), QColor("#15191e"))
-        title_h = 28 if self.title else 0
+        title_h = TITLE_H if self.title else 0
         if self.title:
             f = QFont(self.font())
             f.setPointSizeF(max(9.0, f.pointSizeF()))
@@ -163,6 +200,8 @@ class ImagePane(QWidget):
             p.drawText(QRectF(10, 0, self.width() - 20, title_h), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                        self.title.upper())
         area = self._image_area()
+        if self.legend and self._bar is not None:
+            self._paint_legend(p, area)
         if self._qimage is None or area.width() <= 0 or area.height() <= 0:
             p.setPen(QColor("#5c6670"))
             p.drawText(area, Qt.AlignmentFlag.AlignCenter, self.placeholder)
@@ -172,3 +211,17 @@ class ImagePane(QWidget):
         if self._scaled is None or (self._scaled.width(), self._scaled.height()) != self._pixel_size(iw, ih):
             self._scaled = self._fitted(self._array)  # first paint, or the pane was resized
         p.drawImage(QPointF(area.x() + (area.width() - tw) / 2, area.y() + (area.height() - th) / 2), self._scaled)
+
+    def _paint_legend(self, p: QPainter, area: QRectF) -> None:
+        """The colour scale under the image: the bar, its two ends' meaning."""
+        top = area.bottom() + 6
+        bar = QRectF(10, top, self.width() - 20, 9)
+        p.drawImage(bar, self._bar)
+        f = QFont(self.font())
+        f.setPointSizeF(max(8.0, f.pointSizeF() - 1.5))
+        p.setFont(f)
+        p.setPen(QColor("#aab4be"))
+        text = QRectF(10, top + 11, self.width() - 20, LEGEND_H - 17)
+        low, high = self.legend or ("", "")
+        p.drawText(text, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, low)
+        p.drawText(text, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, high)

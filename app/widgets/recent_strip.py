@@ -1,5 +1,6 @@
 """A strip of the last parts inspected: thumbnails framed in their verdict's colour,
-so an operator sees a run of failures at a glance."""
+so an operator sees a run of failures at a glance; under each, its score as a
+share of the threshold (the banner's measure)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,18 @@ class RecentStrip(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(600, self.THUMB + 34)
 
-    def add(self, image: np.ndarray, verdict: str, score: float) -> None:
+    def add(self, image: np.ndarray, verdict: str, score: float, threshold: float | None = None) -> None:
+        """Add a part (newest first); with ``threshold`` (the FAIL line) its label is the score's share of it."""
         img = to_display(image)
         h, w = img.shape[:2]
         s = self.THUMB / max(h, w)
         thumb = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
         # Converted once (an owned copy), drawn unscaled on every repaint.
-        self._items.appendleft((to_qimage(np.ascontiguousarray(thumb)).copy(), verdict, score))
+        label = f"{score:.3g}"
+        if threshold is not None and threshold > 0:
+            share = 100.0 * score / threshold
+            label = "> 999 %" if share > 999 else f"{share:.0f} %"
+        self._items.appendleft((to_qimage(np.ascontiguousarray(thumb)).copy(), verdict, label))
         self.update()
 
     def clear(self) -> None:
@@ -56,7 +62,7 @@ class RecentStrip(QWidget):
         p.setPen(QColor("#aab4be"))
         p.drawText(QRectF(10, 0, 300, 22), Qt.AlignmentFlag.AlignVCenter, "LAST PARTS")
         x, y, t = 10.0, 24.0, self.THUMB
-        for thumb, verdict, score in self._items:
+        for thumb, verdict, label in self._items:
             if x + t > self.width() - 6:
                 break
             color = QColor(VERDICT_FRAME.get(verdict, "#5c6670"))
@@ -65,5 +71,5 @@ class RecentStrip(QWidget):
             p.drawImage(QPointF(x + (t - thumb.width()) / 2, y + (t - thumb.height()) / 2), thumb)
             p.setPen(QPen(QColor("#ffffff")))
             p.fillRect(QRectF(x, y + t - 14, t, 14), QColor(0, 0, 0, 150))
-            p.drawText(QRectF(x, y + t - 14, t, 14), Qt.AlignmentFlag.AlignCenter, f"{score:.3g}")
+            p.drawText(QRectF(x, y + t - 14, t, 14), Qt.AlignmentFlag.AlignCenter, label)
             x += t + 12

@@ -1,4 +1,9 @@
-"""The large PASS / REVIEW / FAIL banner an operator reads from across the cell."""
+"""The large PASS / REVIEW / FAIL banner an operator reads from across the cell.
+
+Under the verdict, a measure an operator can read without knowing the model's
+units: the score as a share of the FAIL threshold (100 % is the line; a good
+part sits well below it), and under that the raw score and threshold for the
+engineer."""
 
 from __future__ import annotations
 
@@ -13,6 +18,16 @@ def format_threshold(high: float, low: float | None) -> str:
     return f"{high:.4g}" if low is None else f"{low:.4g} / {high:.4g}"
 
 
+def share_of_threshold(score: float, high: float) -> str:
+    """The score as a share of the FAIL threshold, e.g. "148 % of the threshold"
+    ("" when that share means nothing: a threshold at or below zero)."""
+    if not (high > 0) or score != score:
+        return ""
+    share = 100.0 * score / high
+    text = "> 999 %" if share > 999 else f"{share:.0f} %"
+    return f"{text} of the threshold"
+
+
 class VerdictBanner(QFrame):
     """A coloured block with the verdict in large letters and the score vs threshold below.
 
@@ -24,10 +39,11 @@ class VerdictBanner(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("verdictBanner")
-        self.setMinimumHeight(150)
+        self.setMinimumHeight(160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self._text = "—"
         self._detail_text = ""
+        self._share_text = ""  # "148 % of the threshold": the operator's measure
         self.verdict = "IDLE"
         self.verdict_pt = 54
         self.set_idle("WAITING", "no part inspected yet")
@@ -36,7 +52,7 @@ class VerdictBanner(QFrame):
         return QSize(420, 170)
 
     def _apply(self, key: str) -> None:
-        self.setAccessibleName(f"{self._text}. {self._detail_text}")  # what the labels gave screen readers
+        self.setAccessibleName(". ".join(t for t in (self._text, self._share_text, self._detail_text) if t))  # what the labels gave screen readers
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
@@ -52,22 +68,31 @@ class VerdictBanner(QFrame):
         big.setWeight(QFont.Weight.ExtraBold)
         big.setLetterSpacing(QFont.SpacingType.AbsoluteSpacing, 2)
         inner = QRectF(self.rect()).adjusted(16, 12, -16, -12)
+        mid = QFont(self.font())
+        mid.setPointSizeF(17)
+        mid.setWeight(QFont.Weight.Bold)
         small = QFont(self.font())
-        small.setPointSizeF(13)
-        while small.pointSizeF() > 8 and QFontMetrics(small).horizontalAdvance(self._detail_text) > inner.width():
-            small.setPointSizeF(small.pointSizeF() - 1)  # shrink to fit: the threshold must stay readable
+        small.setPointSizeF(11 if self._share_text else 13)
+        for font, text in ((mid, self._share_text), (small, self._detail_text)):
+            while font.pointSizeF() > 8 and QFontMetrics(font).horizontalAdvance(text) > inner.width():
+                font.setPointSizeF(font.pointSizeF() - 1)  # shrink to fit: the figures must stay readable
         big_h = QFontMetrics(big).height()
+        mid_h = QFontMetrics(mid).height() if self._share_text else 0
         small_h = QFontMetrics(small).height() if self._detail_text else 0
-        top = inner.y() + max(0.0, (inner.height() - big_h - small_h) / 2)
+        top = inner.y() + max(0.0, (inner.height() - big_h - mid_h - small_h) / 2)
         p.setFont(big)
         p.drawText(QRectF(inner.x(), top, inner.width(), big_h), Qt.AlignmentFlag.AlignCenter, self._text)
-        if self._detail_text:
-            p.setFont(small)
-            detail = QFontMetrics(small).elidedText(self._detail_text, Qt.TextElideMode.ElideRight, int(inner.width()))
-            p.drawText(QRectF(inner.x(), top + big_h, inner.width(), small_h), Qt.AlignmentFlag.AlignCenter, detail)
+        y = top + big_h
+        for font, text, h in ((mid, self._share_text, mid_h), (small, self._detail_text, small_h)):
+            if text:
+                p.setFont(font)
+                shown = QFontMetrics(font).elidedText(text, Qt.TextElideMode.ElideRight, int(inner.width()))
+                p.drawText(QRectF(inner.x(), y, inner.width(), h), Qt.AlignmentFlag.AlignCenter, shown)
+                y += h
 
     def set_verdict(self, verdict: str, score: float, high: float, low: float | None = None) -> None:
-        """Show a verdict ("PASS", "REVIEW", "FAIL") with its score against the threshold."""
+        """Show a verdict ("PASS", "REVIEW", "FAIL") with its score as a share of
+        the FAIL threshold and, smaller, the raw score against the threshold."""
         verdict = str(getattr(verdict, "value", verdict)).upper()
         self.verdict = verdict
         self.verdict_pt = 54
@@ -77,6 +102,7 @@ class VerdictBanner(QFrame):
             detail = f"score {score:.4g} in review band {format_threshold(high, low)}"
         else:
             detail = f"score {score:.4g} {rel} threshold {format_threshold(high, low) if rel == '>' or low is None else f'{low:.4g}'}"
+        self._share_text = share_of_threshold(score, high)
         self._detail_text = detail
         self._apply(verdict)
 
@@ -85,6 +111,7 @@ class VerdictBanner(QFrame):
         self.verdict = "LOST" if lost else "IDLE"
         self.verdict_pt = 30  # states are words, verdicts are one short word in big letters
         self._text = text
+        self._share_text = ""
         self._detail_text = detail
         self._apply(self.verdict)
 
@@ -95,3 +122,8 @@ class VerdictBanner(QFrame):
     @property
     def detail(self) -> str:
         return self._detail_text
+
+    @property
+    def share(self) -> str:
+        """The score as a share of the threshold, as shown ("" without a verdict)."""
+        return self._share_text

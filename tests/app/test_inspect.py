@@ -141,7 +141,8 @@ def test_long_data_set_names_are_cut_but_keep_the_image_count() -> None:
 
     assert _short_data_text("washers (108 good images)") == "washers (108 good images)"
     short = _short_data_text("generated demo data (make_demo_dataset seed=0, size=128) (108 good images)")
-    assert short == "generated demo data (make_d… (108 good images)"
+    assert short == "generated demo data… (108 good images)"  # cut between words, never inside one
+    assert _short_data_text("a_single_very_long_folder_name_without_spaces") == "a_single_very_long_folder_n…"
 
 
 def test_shift_counters_and_bundle_summary() -> None:

@@ -171,3 +171,21 @@ def test_size_and_brightness_when_the_training_statistics_are_recorded() -> None
     out = [small_dark.observe(_colour(100, 100, level=10, seed=i), 1.5, _colour(level=10, seed=i)) for i in range(5)]
     assert out[-1] is not None and "not the size of the training images (640x480 px" in out[-1]
     assert "much darker than the training images" in out[-1]
+
+
+def test_the_live_line_warns_once_per_run(tiny_bundle: Path, demo_data: Path, tmp_path: Path) -> None:
+    """A headless line on gray frames with a colour model: one "input_warning" event, and only that run's."""
+    from inspection_core.usecases.live import LiveLine
+
+    gray = tmp_path / "gray"
+    gray.mkdir()
+    for i, p in enumerate(sorted((demo_data / "test" / "good").glob("*.png"))[:8]):
+        cv2.imwrite(str(gray / f"{i:02d}.png"), cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2GRAY))
+    for folder, expected in ((gray, 1), (demo_data / "test" / "good", 0)):
+        events: list[tuple[str, object]] = []
+        line = LiveLine(f"folder:{folder}", str(tiny_bundle), device="cpu", listener=lambda k, p: events.append((k, p)))
+        assert line.run(timeout_s=120)
+        warnings = [p for k, p in events if k == "input_warning"]
+        assert len(warnings) == expected, warnings
+        assert sum(1 for k, _p in events if k == "result") == len(list(folder.glob("*.png")))
+    assert "gray and the model was trained on colour images" in str(warnings or "") or expected == 0
