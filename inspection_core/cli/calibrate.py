@@ -16,7 +16,7 @@ from typing import Any
 
 from ..calibration import STRATEGIES, CalibrationResult
 from ..selection import CALIBRATION_SPLITS
-from .common import CliError, ProgressBar
+from .common import CliError, ProgressBar, check_batch_size
 
 
 
@@ -97,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
                        "(or use --strategy manual)")
     if args.strategy == "manual" and args.target is None and args.review_band is None:
         raise CliError("--strategy manual needs --target VALUE (the threshold)")
-    if args.batch_size < 1:
-        raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_batch_size(args.batch_size)
     bar = ProgressBar("calibrate")
     try:
         outcome = calibrate_bundle(args.bundle, args.data, args.strategy, args.target,

@@ -11,6 +11,13 @@ class CliError(Exception):
     """An error reported as one line, with exit status 2."""
 
 
+def check_batch_size(value: int) -> int:
+    """``--batch-size`` as given, or CliError: one line, exit 2, as every command's errors."""
+    if value < 1:
+        raise CliError(f"--batch-size must be at least 1, got {value}")
+    return value
+
+
 class ProgressBar:
     """A tqdm bar driven by ProgressEvents (quiet when stderr is no terminal
     unless forced)."""

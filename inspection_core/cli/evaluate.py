@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import ProgressBar
+from .common import ProgressBar, check_batch_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..usecases.evaluate import evaluate_bundle
 
+    check_batch_size(args.batch_size)
     bar = ProgressBar("evaluate", enabled=True if args.progress else None)
     try:
         outcome = evaluate_bundle(args.bundle, args.data, report_dir=args.report, batch_size=args.batch_size,

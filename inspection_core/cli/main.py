@@ -75,10 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inspector: interrupted", file=sys.stderr)
         return 130
-    except (CliError, ValueError, OSError, RuntimeError) as exc:
+    except (CliError, ValueError, OSError, RuntimeError, MemoryError) as exc:
         if args.verbose:
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, MemoryError):
+            msg = f"not enough memory ({msg})"
         print(f"inspector {args.command}: error: {msg}", file=sys.stderr)
         return 2
 

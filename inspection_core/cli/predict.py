@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..fileio import atomic_write_csv
-from .common import CliError
+from .common import CliError, check_batch_size
+
+#: decoded images held at once, at most (plus one): a 0.5 MB PNG can decode to
+#: 432 MB, and a batch of 32 of them took 8 GB
+MAX_BATCH_BYTES = 256 << 20
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,10 +28,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--csv", type=Path, default=None, help="write path,score,verdict rows here")
     p.add_argument("--maps", type=Path, default=None, help="folder for heat-map overlays (<name>_heat.png, at each image's own resolution)")
-    p.add_argument("--record", type=Path, default=None, metavar="DB", help="append verdicts to this history database")
+    p.add_argument("--record", type=Path, default=None, metavar="DB",
+                   help="append verdicts to this history database; a verdict is recorded before it is printed (while "
+                        "the database is locked or full it goes to the database's spool and is written in later)")
+    p.add_argument("--record-wait", type=float, default=60.0, metavar="S",
+                   help="at the end, wait up to S seconds for the history to take spooled verdicts (default 60)")
     p.add_argument("--station", default="cli", help="station name for history records")
     p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="images scored together (fewer when they are large: at most 256 MB of decoded images)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
 
@@ -51,11 +61,81 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
     return cv2.addWeighted(base, 1 - alpha, colored, alpha, 0)
 
 
+def _batches(files: list[Path], batch_size: int, skipped: list, read_image: Any, error: type) -> Any:
+    """(files, decoded images) in batches of ``batch_size``, or fewer when
+    their decoded size passes ``MAX_BATCH_BYTES``; unreadable files are
+    reported and listed in ``skipped``."""
+    chunk: list[Path] = []
+    images: list[np.ndarray] = []
+    held = 0
+    for f in files:
+        try:
+            image = read_image(f)
+        except error as exc:
+            skipped.append((f, exc.reason))
+            print(f"warning: skipped {exc}", file=sys.stderr)
+            continue
+        chunk.append(f)
+        images.append(image)
+        held += image.nbytes
+        if len(chunk) >= batch_size or held >= MAX_BATCH_BYTES:
+            yield chunk, images
+            chunk, images, held = [], [], 0
+    if chunk:
+        yield chunk, images
+
+
+def _open_recorder(path: Path) -> Any:
+    """The history to record to; a file that can never take verdicts (another
+    program's, damaged, newer, read-only) is refused before anything is scored."""
+    from ..history import HistoryDB, HistoryError, Recorder
+
+    try:
+        db = HistoryDB(path)
+    except HistoryError as exc:
+        if exc.kind not in ("locked", "full"):
+            raise CliError(str(exc)) from None
+        print(f"warning: {exc}; verdicts go to the spool until it can be written", file=sys.stderr)
+        return Recorder(path=path, open_error=exc)
+    return Recorder(db)
+
+
+def _record(recorder: Any, args: argparse.Namespace, insp: Any, f: Path, pred: Any) -> None:
+    from ..history import RecordError
+
+    was = recorder.state
+    try:
+        recorder.record(score=pred.score, verdict=pred.verdict.value, threshold_high=pred.threshold.high,
+                        threshold_low=pred.threshold.low, source="cli", image_ref=str(f), bundle=insp.name,
+                        bundle_id=insp.bundle_id, station=args.station, latency_ms=pred.latency_ms)
+    except RecordError as exc:
+        raise CliError(f"'{f}' scored {pred.verdict.value} but cannot be recorded ({exc}); stopped, every verdict "
+                       "printed above is recorded") from None
+    if recorder.state == "spooling" and was != "spooling":
+        print(f"warning: {recorder.message}", file=sys.stderr)
+
+
+def _close_recorder(recorder: Any, wait_s: float) -> None:
+    db = recorder.db
+    try:
+        if recorder.pending and not recorder.flush_until(max(0.0, wait_s)):
+            print(f"warning: {recorder.pending} verdict(s) are not in the history yet: they are kept in the spool "
+                  f"'{recorder.spool.files[0]}' (or the data folder's spool/) and written by the next "
+                  "'inspector predict --record' of this database or by the app", file=sys.stderr)
+        elif recorder.written_from_spool:
+            print(f"{recorder.written_from_spool} spooled verdict(s) written to the history", file=sys.stderr)
+    finally:
+        recorder.close()
+        if db is not None:
+            db.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data.images import ImageReadError, list_images, read_image, write_image
     from ..drift import InputMonitor
     from ..inference import Inspector
 
+    check_batch_size(args.batch_size)
     insp = Inspector(args.bundle, device=args.device)
     monitor = InputMonitor(insp.manifest)  # says once when the images are unlike the training data
     files: list[Path] = []
@@ -69,45 +149,25 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         hint = "" if args.recursive else " (use --recursive for sub-folders)"
         raise CliError("no images found in " + ", ".join(f"'{p}'" for p in args.paths) + hint)
-    history = None
-    if args.record:
-        from ..history import HistoryDB
-
-        history = HistoryDB(args.record)
+    recorder = _open_recorder(args.record) if args.record else None
     rows, skipped, counts = [], [], {"PASS": 0, "REVIEW": 0, "FAIL": 0}
-    for i in range(0, len(files), args.batch_size):
-        chunk, images = [], []
-        for f in files[i : i + args.batch_size]:
-            try:
-                images.append(read_image(f))
-                chunk.append(f)
-            except ImageReadError as exc:
-                skipped.append((f, exc.reason))
-                print(f"warning: skipped {exc}", file=sys.stderr)
-        for f, image, pred in zip(chunk, images, insp.predict_batch(images)):
-            if (warning := monitor.observe(image, pred.score, pred.image)) is not None:
-                print(f"warning: {warning}", file=sys.stderr)
-            counts[pred.verdict.value] += 1
-            rows.append([str(f), f"{pred.score:.8g}", pred.verdict.value])
-            print(f"{f}\t{pred.score:.6g}\t{pred.verdict.value}")
-            if args.maps:
-                args.maps.mkdir(parents=True, exist_ok=True)
-                write_image(args.maps / f"{f.stem}_heat.png", overlay(image, pred.heat))  # at the image's resolution
-            if history is not None:
-                history.record(
-                    score=pred.score,
-                    verdict=pred.verdict.value,
-                    threshold_high=pred.threshold.high,
-                    threshold_low=pred.threshold.low,
-                    source="cli",
-                    image_ref=str(f),
-                    bundle=insp.name,
-                    bundle_id=insp.bundle_id,
-                    station=args.station,
-                    latency_ms=pred.latency_ms,
-                )
-    if history is not None:
-        history.close()
+    try:
+        for chunk, images in _batches(files, args.batch_size, skipped, read_image, ImageReadError):
+            for f, image, pred in zip(chunk, images, insp.predict_batch(images)):
+                if (warning := monitor.observe(image, pred.score, pred.image)) is not None:
+                    print(f"warning: {warning}", file=sys.stderr)
+                if recorder is not None:
+                    _record(recorder, args, insp, f, pred)  # before it is printed: a printed verdict is recorded
+                counts[pred.verdict.value] += 1
+                rows.append([str(f), f"{pred.score:.8g}", pred.verdict.value])
+                print(f"{f}\t{pred.score:.6g}\t{pred.verdict.value}", flush=recorder is not None)
+                if args.maps:
+                    args.maps.mkdir(parents=True, exist_ok=True)
+                    write_image(args.maps / f"{f.stem}_heat.png", overlay(image, pred.heat))  # at the image's resolution
+            del images, image  # the next batch is decoded without this one's full-size images
+    finally:
+        if recorder is not None:
+            _close_recorder(recorder, args.record_wait)
     if (warning := monitor.finish()) is not None:
         print(f"warning: {warning}", file=sys.stderr)
     if args.csv:

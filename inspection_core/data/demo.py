@@ -265,8 +265,8 @@ def make_demo_dataset(
     ``ground_truth/<type>/<name>_mask.png`` (binary 0/255) for the types in
     ``DEFECT_TYPES``; PNG files named 000.png, 001.png, ...
     """
-    if size < 16:
-        raise ValueError(f"demo image size must be at least 16 px, got {size}")
+    if not 16 <= size <= 4096:
+        raise ValueError(f"demo image size must be between 16 and 4096 px, got {size}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if min(n_train, n_test_good, n_test_defect_per_type) < 0 or n_train < 1:

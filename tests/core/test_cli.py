@@ -87,3 +87,155 @@ def test_errors_are_one_line_and_nonzero(tmp_path: Path, args: tuple, message: s
 def test_help_for_every_command(cmd: str, capsys: pytest.CaptureFixture) -> None:
     assert in_process(cmd, "--help") == 0
     assert f"usage: inspector {cmd}" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- bad arguments and faults (issue 13)
+
+
+@pytest.mark.fault("cli", "--batch-size 0, -1 or 'x' (predict, evaluate, calibrate); errors of calibrate",
+                   "exit 2, one line: '--batch-size must be at least 1, got 0' (it said 'range() arg 3 must not "
+                   "be zero' or '0 scored')")
+@pytest.mark.parametrize("cmd", [
+    ("predict", "--bundle", "{bundle}", "{tmp}"),
+    ("evaluate", "--bundle", "{bundle}", "--data", "{tmp}"),
+    ("calibrate", "--bundle", "{bundle}", "--data", "{tmp}", "--strategy", "youden"),
+])
+@pytest.mark.parametrize("value, message", [("0", "--batch-size must be at least 1, got 0"),
+                                            ("-1", "--batch-size must be at least 1, got -1"),
+                                            ("x", "argument --batch-size: invalid int value: 'x'")])
+def test_a_bad_batch_size_is_refused_with_status_2(cmd: tuple, value: str, message: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    rc = in_process(*(a.format(tmp=tmp_path, bundle=tmp_path / "b.inspector") for a in cmd), "--batch-size", value)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+    if value != "x":
+        assert err.count("\n") == 1, err  # one line, before the bundle is even opened
+
+
+def test_calibrate_errors_exit_2(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for args, message in (((), "give --strategy"), (("--strategy", "manual"), "needs --target"),
+                          (("--strategy", "youden"), "does not exist")):
+        rc = in_process("calibrate", "--bundle", str(tiny_bundle), "--data", str(tmp_path / "none"), *args)
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.fault("cli", "predict on 8 copies of a 2500 × 2500 PNG (a few KB each) at the default batch size",
+                   "decoded images held at once stay under 256 MB (plus one): the extra peak is about one image")
+def test_predict_does_not_hold_a_batch_of_huge_images(tiny_bundle: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    import cv2
+    import numpy as np
+
+    import inspection_core.cli.predict as predict
+    from _memory import MiB, peak_growth
+
+    monkeypatch.setattr(predict, "MAX_BATCH_BYTES", 20 * MiB)  # the 256 MB budget, scaled to the test
+    image = np.zeros((2500, 2500, 3), np.uint8)
+    image[::7] = 200
+    data = cv2.imencode(".png", image)[1].tobytes()
+    one, many = tmp_path / "one", tmp_path / "many"
+    for folder, n in ((one, 1), (many, 8)):
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"{i}.png").write_bytes(data)
+    in_process("predict", "--bundle", str(tiny_bundle), str(one), "--device", "cpu")  # warm: the model's own memory
+    rc1, base = peak_growth(lambda: in_process("predict", "--bundle", str(tiny_bundle), str(one), "--device", "cpu"))
+    rc8, grew = peak_growth(lambda: in_process("predict", "--bundle", str(tiny_bundle), str(many), "--device", "cpu"))
+    assert rc1 == rc8 == 0 and capsys.readouterr().out.count("\t") == 2 * 10
+    extra = grew - base
+    assert extra < 3 * image.nbytes, f"8 images took {extra / MiB:.0f} MiB more than one ({image.nbytes / MiB:.0f} MiB each)"
+
+
+@pytest.mark.fault("cli", "predict --record while another writer holds the history's lock for 3 s",
+                   "verdicts spooled meanwhile ('warning: … another program holds the database's lock'), all "
+                   "recorded before predict exits (it stopped with 'database is locked', a printed verdict unrecorded)")
+def test_predict_record_waits_out_a_held_lock(tiny_bundle: Path, demo_data: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    import sqlite3
+    import threading
+
+    from inspection_core.history import HistoryDB
+
+    db = tmp_path / "h.sqlite3"
+    HistoryDB(db).close()
+    con = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    con.execute("BEGIN IMMEDIATE")
+    threading.Timer(3.0, lambda: con.execute("ROLLBACK")).start()
+    rc, out, err = run(capsys, "predict", "--bundle", str(tiny_bundle), str(demo_data / "test" / "good"),
+                       "--record", str(db), "--batch-size", "4", "--device", "cpu")
+    assert rc == 0, err
+    printed = [line.split("\t")[0] for line in out.splitlines()]
+    assert len(printed) == 12 and "another program holds the database's lock" in err
+    with HistoryDB(db) as h:
+        assert sorted(r.image_ref for r in h.query(limit=100)) == sorted(printed)
+    con.close()
+
+
+@pytest.mark.fault("cli", "predict --record other.db (an SQLite file of another program)",
+                   "exit 2 'is an SQLite database of another program' before anything is scored; the file untouched")
+def test_predict_refuses_another_programs_database(tiny_bundle: Path, demo_data: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as c:
+        c.execute("CREATE TABLE orders (id INTEGER)")
+    before = other.read_bytes()
+    rc, out, err = run(capsys, "predict", "--bundle", str(tiny_bundle), str(demo_data / "test" / "good"),
+                       "--record", str(other), "--device", "cpu")
+    assert rc == 2 and "another program" in err and out == "" and other.read_bytes() == before
+
+
+@pytest.mark.fault("cli", "kill -9 of 'predict --record' half-way",
+                   "the database passes integrity_check and holds every verdict that was printed")
+def test_kill_9_of_predict_record_loses_no_printed_verdict(tiny_bundle: Path, demo_data: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i in range(20):
+        for p in sorted((demo_data / "test" / "good").glob("*.png")):
+            shutil.copy(p, folder / f"{i:02d}_{p.name}")
+    db = tmp_path / "h.sqlite3"
+    proc = subprocess.Popen([sys.executable, "-m", "inspection_core.cli.main", "predict", "--bundle", str(tiny_bundle),
+                             str(folder), "--record", str(db), "--batch-size", "4", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    printed = []
+    assert proc.stdout is not None
+    while len(printed) < 30:
+        line = proc.stdout.readline()
+        assert line, "predict ended before it was killed"
+        printed.append(line.split("\t")[0])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    printed += [line.split("\t")[0] for line in proc.stdout.read().splitlines() if "\t" in line]
+    assert len(printed) < 240, "killed half-way"
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    recorded = {r[0] for r in con.execute("SELECT image_ref FROM inspections")}
+    con.close()
+    assert set(printed) <= recorded
+
+
+@pytest.mark.fault("cli", "demo-data --size 100000; a command that runs out of memory",
+                   "exit 2, one line ('between 16 and 4096 px'; 'not enough memory (…)'), never a traceback")
+def test_absurd_sizes_and_memory_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    rc, _out, err = run(capsys, "demo-data", str(tmp_path / "d"), "--size", "100000")
+    assert rc == 2 and "between 16 and 4096 px, got 100000" in err and err.count("\n") == 1
+    import inspection_core.cli.demo as demo
+
+    def exhausted(_args: object) -> int:
+        raise MemoryError("Unable to allocate 149. GiB for an array")
+
+    monkeypatch.setattr(demo, "run", exhausted)  # the parser takes the module's run when it is built
+    rc, _out, err = run(capsys, "demo-data", str(tmp_path / "d"))
+    assert rc == 2 and err.strip() == "inspector demo-data: error: not enough memory (Unable to allocate 149. GiB for an array)"
