@@ -497,6 +497,9 @@ class InspectView(QWidget):
         self._show_state("input", message[:1].upper() + message[1:])
 
     def _on_ready(self, _inspector: object) -> None:
+        from app import gc_guard
+
+        gc_guard.settle()  # the model is loaded: full collections during the run scan only what the run creates
         if self._state != "reconnecting" and self.banner.verdict in ("IDLE", "LOST"):
             self.banner.set_idle("READY", "waiting for the first part")
 
