@@ -29,11 +29,13 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -56,6 +58,7 @@ def _read_umask() -> int:
 
 _UMASK = _read_umask()
 SHARED_MODE = 0o666 & ~_UMASK
+SHARED_DIR_MODE = 0o777 & ~_UMASK
 PRIVATE_MODE = 0o600
 
 
@@ -134,7 +137,10 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
     for p in candidates:
         if (name or _TEMP_RE.match(p.name)) and is_stale_temp(p):
             try:
-                p.unlink()
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)  # a folder written by atomic_folder
+                else:
+                    p.unlink()
                 removed.append(p)
             except OSError:
                 pass
@@ -205,6 +211,87 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", *, encoding: str
         _fsync_dir(target.parent)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, getattr(errno, "EOPNOTSUPP", errno.ENOTSUP)):
+        return False  # a file system that cannot exchange
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """``new`` becomes ``target``; the old ``target`` (if any) is removed."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old folder
+        return
+    old = target.with_name(f".{target.name}.{_HOST}-{os.getpid()}.old.tmp")
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str], *, may_replace: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """A hidden folder to write ``path``'s new content into; when the block
+    ends without an exception its files are fsync'ed and it replaces ``path``
+    in one step (a swap on Linux), so a reader sees the old folder or the new
+    one, never a mix, and a full disk leaves the old one whole. An existing
+    ``path`` is replaced only when ``may_replace(path)`` says so (default:
+    when it is empty), so a folder of other files is never thrown away."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_once(target.parent, target.name)
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(errno.EEXIST, "exists and is not a folder", str(target))
+        if target.is_dir() and not (may_replace or (lambda p: not any(p.iterdir())))(target):
+            raise FileExistsError(errno.EEXIST, "exists and holds other files (choose a new or empty folder)",
+                                  str(target))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_HOST}-{os.getpid()}.", suffix=".tmp",
+                                        dir=target.parent))
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(exc.errno, exc.strerror, str(target)) from exc
+    try:
+        yield staging
+        for f in staging.rglob("*"):
+            if f.is_file():
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    os.fsync(fd)  # a full disk shows here, before the old folder is given up
+                finally:
+                    os.close(fd)
+        os.chmod(staging, SHARED_DIR_MODE)
+        _fsync_dir(staging)
+        _replace_folder(staging, target)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno is not None:  # named by the folder, not by its hidden stand-in
+            raise WriteError(exc.errno, exc.strerror, str(target)) from exc
+        raise
+    _fsync_dir(target.parent)
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False,
                        fsync: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically; returns the path."""
@@ -241,6 +328,7 @@ def atomic_write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: 
     return Path(path)
 
 
-__all__ = ["PRIVATE_MODE", "SHARED_MODE", "STALE_TEMP_AGE_S", "WriteError", "atomic_open", "describe_os_error",
+__all__ = ["PRIVATE_MODE", "SHARED_DIR_MODE", "SHARED_MODE", "STALE_TEMP_AGE_S", "WriteError", "atomic_folder",
+           "atomic_open", "describe_os_error",
            "is_stale_temp", "remove_stale_temps", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json",
            "atomic_write_text", "temp_pattern"]

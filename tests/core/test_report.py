@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -145,3 +146,77 @@ def test_report_from_a_real_evaluation(tiny_bundle, demo_data, tmp_path):
         assert "misses_false_reject.png" in refs
     for ref in refs:
         assert (index.parent / ref).read_bytes()[:8] == PNG_MAGIC
+
+
+# ---------------------------------------------------------------- a report is written as a whole (issue 13)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_bundle, demo_data):
+    from inspection_core.evaluation import evaluate
+    from inspection_core.inference import Inspector
+
+    insp = Inspector(tiny_bundle, device="cpu")
+    metrics, scored = evaluate(insp, demo_data, keep=True)
+    return insp, metrics, scored
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.fault("report", "evaluate --report over an existing report (the old index.html stayed, mixing two runs)",
+                   "the new report replaces the old one in one step: exactly the new run's files, same permissions")
+def test_a_new_report_replaces_the_old_one_whole(evaluated, tmp_path):
+    import stat
+
+    from inspection_core.fileio import SHARED_DIR_MODE, SHARED_MODE
+    from inspection_core.types import Threshold
+    from inspection_core.usecases.evaluate import write_report_folder
+
+    insp, metrics, scored = evaluated
+    out = tmp_path / "report"
+    insp.threshold = Threshold(float(scored.scores.min()) - 1.0)  # everything FAILs: false rejects, no escapes
+    write_report_folder(out, metrics, scored, insp)
+    first = _snapshot(out)
+    assert "misses_false_reject.png" in first and "misses_false_pass.png" not in first
+    insp.threshold = Threshold(float(scored.scores.max()) + 1.0)  # everything PASSes: escapes, no false rejects
+    html = write_report_folder(out, metrics, scored, insp)
+    second = _snapshot(out)
+    assert html == out / "index.html" and "misses_false_reject.png" not in second, "a file of the old run stayed"
+    assert "misses_false_pass.png" in second and second["index.html"] != first["index.html"]
+    assert [p.name for p in tmp_path.iterdir()] == ["report"], "no staging folder left"
+    if os.name == "posix":
+        assert stat.S_IMODE(out.stat().st_mode) == SHARED_DIR_MODE
+        assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {SHARED_MODE}, "metrics.json was 0600"
+
+
+@pytest.mark.fault("report", "evaluate --report on a full disk (it left a 0-byte PNG and no index.html)",
+                   "WriteError naming the report; the previous report stays whole, no partial files")
+def test_a_full_disk_leaves_the_previous_report_whole(evaluated, tmp_path):
+    from _disk import fill, small_disk
+    from inspection_core.fileio import WriteError
+    from inspection_core.usecases.evaluate import write_report_folder
+
+    insp, metrics, scored = evaluated
+    with small_disk(tmp_path / "disk", size_kb=2048) as disk:
+        out = disk / "report"
+        write_report_folder(out, metrics, scored, insp)
+        before = _snapshot(out)
+        fill(disk, leave=60_000)  # room for some files of a report, not all
+        with pytest.raises(WriteError, match="no space left on the disk") as info:
+            write_report_folder(out, metrics, scored, insp)
+        assert str(out) in str(info.value)
+        assert _snapshot(out) == before
+        assert sorted(p.name for p in disk.iterdir()) == [".filler", "report"]
+
+
+def test_a_folder_of_other_files_is_never_replaced_by_a_report(evaluated, tmp_path):
+    from inspection_core.fileio import WriteError
+    from inspection_core.usecases.evaluate import write_report_folder
+
+    insp, metrics, scored = evaluated
+    (tmp_path / "thesis.docx").write_bytes(b"months of work")
+    with pytest.raises(WriteError, match="holds other files"):
+        write_report_folder(tmp_path, metrics, scored, insp)
+    assert (tmp_path / "thesis.docx").read_bytes() == b"months of work"
