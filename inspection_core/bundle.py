@@ -351,16 +351,55 @@ class Bundle:
         """The detector with these weights, in eval mode on ``device``."""
         from .models import build_model
 
+        self._check_on_meta()
         try:
             model = build_model(self.model_config)
         except ValueError as exc:
             raise BundleError(self.path, f"manifest does not describe a valid model: {exc}") from None
+        except (RuntimeError, MemoryError, OverflowError) as exc:  # e.g. a size no allocator can give
+            raise BundleError(self.path, f"the model the manifest describes cannot be built "
+                                         f"({_first_line(exc)})") from None
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise BundleError(self.path, f"weights do not match the model '{self.model_config.model}': {first}") from None
+            raise BundleError(self.path, f"weights do not match the model '{self.model_config.model}': "
+                                         f"{_first_line(exc)}") from None
         return model.to(device).eval()
+
+    def _check_on_meta(self) -> None:
+        """Match the weights to the model the manifest describes on torch's
+        "meta" device first: no memory is allocated, so a manifest that asks
+        for a latent size of 10⁹ is refused at once with the weights' shapes
+        instead of an allocator's message (a family whose model cannot be
+        built there is left to the real build)."""
+        import torch
+
+        from .models import build_model
+
+        try:
+            with torch.device("meta"):
+                ghost = build_model(self.model_config)
+        except ValueError as exc:
+            raise BundleError(self.path, f"manifest does not describe a valid model: {exc}") from None
+        except Exception:  # noqa: BLE001 - not buildable on meta: the real build judges
+            return
+        values = sum(t.numel() for t in (*ghost.parameters(), *ghost.buffers()))
+        try:
+            ghost.load_state_dict(self.state_dict, strict=True, assign=True)  # shapes checked, nothing copied
+        except RuntimeError as exc:
+            stored = sum(t.numel() for t in self.state_dict.values())
+            raise BundleError(self.path, f"weights do not match the model '{self.model_config.model}' the manifest "
+                                         f"describes ({values:.3g} values, the weights hold {stored:.3g}): "
+                                         f"{_first_line(exc)}") from None
+        except Exception:  # noqa: BLE001 - a family's loader that needs real tensors: the real build judges
+            return
+
+
+def _first_line(exc: BaseException) -> str:
+    """The telling line of an error (torch's state-dict errors start with a heading)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    telling = [line for line in lines if not line.startswith("Error(s) in loading state_dict")]
+    return ((telling or lines or [type(exc).__name__])[0])[:300]
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:

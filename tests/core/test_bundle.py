@@ -284,3 +284,47 @@ def test_a_bundle_that_cannot_be_written_is_rescued(tiny_bundle: Path, tmp_path:
     rescued = list((tmp_path / "data" / "rescued").glob("trained-*.inspector"))
     assert len(rescued) == 1 and f"saved to '{rescued[0]}'" in message
     assert load_bundle(rescued[0]).manifest["weights"] == b.manifest["weights"]
+
+
+def _set(path: str, value):
+    def fn(m: dict) -> dict:
+        *keys, last = path.split(".")
+        d = m
+        for k in keys:
+            d = d.setdefault(k, {})
+        d[last] = value
+        return m
+    return fn
+
+
+@pytest.mark.fault("bundle", "manifest fields out of range or of the wrong type (format_version -5, a preprocessing "
+                   "size unlike the model's, latent size 10⁹, map_scale 'x', a threshold 'abc', NaN parameters, "
+                   "sections of the wrong type)",
+                   "BundleError naming the bundle and the field; latent 10⁹ refused at once on the meta device "
+                   "(it gave a raw allocator message)")
+@pytest.mark.parametrize("change, message", [
+    (_set("format_version", -5), "format_version must be 1 or more"),
+    (_set("preprocessing.image_size", 64), "does not match the model"),
+    (_set("model.params.latent_dim", 10**9), "size mismatch for"),
+    (_set("model.params.base_width", 10**6), "size mismatch for"),
+    (_set("score_stats.map_scale", "x"), "'score_stats.map_scale' must be a number"),
+    (_set("threshold.high", "abc"), "threshold must hold numbers"),
+    (_set("threshold.high", float("nan")), "threshold must hold numbers"),
+    (_set("model.params.lam", float("inf")), "must be a finite number"),
+    (_set("weights", ["sha"]), "'weights' must be an object"),
+    (_set("training", [1, 2]), "'training' must be an object"),
+    (_set("training.config", "seed=3"), "'training.config' must be an object"),
+    (_set("name", 42), "'name' must be text"),
+    (_set("model.channels", 3.0), "channels a whole number"),
+])
+def test_bad_manifest_fields_are_refused_by_name(tiny_bundle: Path, tmp_path: Path, change, message: str) -> None:
+    import time
+
+    from _memory import MiB, peak_growth
+
+    bad = _rewrite(tiny_bundle, tmp_path / "bad.inspector", manifest_fn=change)
+    t0 = time.monotonic()
+    err, grew = peak_growth(lambda: Inspector(bad, device="cpu"))
+    assert isinstance(err, BundleError), repr(err)
+    assert "bad.inspector" in str(err) and message in str(err), str(err)
+    assert time.monotonic() - t0 < 5.0 and grew < 200 * MiB
