@@ -151,6 +151,30 @@ def make_calibration_data(out: Path) -> Path:
     return make_demo_dataset(out, seed=DEMO_CALIBRATION_SEED, size=DEMO_IMAGE_SIZE, n_train=1)
 
 
+def demo_calibration_path(settings: StationSettings | None = None) -> Path:
+    """Where the demo's calibration images are generated again for the Calibrate view's gallery."""
+    return _settings(settings).data_path() / "demo-calibration"
+
+
+def ensure_demo_calibration_data(settings: StationSettings | None = None) -> Path:
+    """The demo bundle's calibration images (the set its threshold was chosen on,
+    generated again: same seed, same files), so the Calibrate view can show the
+    images its stored calibration misjudged. Made once, then reused."""
+    root = demo_calibration_path(settings)
+    if not (root / "test" / "good").is_dir():
+        tmp = root.with_name(root.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        make_calibration_data(tmp)
+        shutil.rmtree(root, ignore_errors=True)
+        os.replace(tmp, root)
+    return root
+
+
+def is_demo_bundle(manifest: dict[str, Any]) -> bool:
+    """Whether ``manifest`` is a demo bundle built for this version's demo data."""
+    return manifest.get("demo") == demo_spec()
+
+
 def ensure_demo_data(settings: StationSettings | None = None) -> Path:
     """Create the demo data set and the interleaved line folder if missing."""
     s = _settings(settings)

@@ -512,6 +512,8 @@ def calibration_record(manifest: dict[str, Any], result: CalibrationResult, note
         "scores": [float(v) for v in result.scores],
         "labels": [int(v) for v in result.labels],
         "paths": None if paths is None else _relative_names(paths, root),
+        # the folder the paths are relative to, so a view can find the images again (None: not known)
+        "root": None if paths is None or root is None else str(Path(root).resolve()),
         "auroc": result.roc.auroc, "ap": result.pr.ap,
         "operating_point": result.point.to_dict(),
         "precision_path": (m.get("inference") or {}).get("precision", "fp32"),

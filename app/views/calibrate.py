@@ -7,6 +7,11 @@ line(s), the ROC curve with the operating point, the confusion matrix and the
 rates, and a gallery of the images misjudged at the current threshold. Every
 number comes from :mod:`inspection_core.calibration`; saving goes through
 ``usecases.calibrate.save_calibration``.
+
+A stored calibration's image paths are relative to the folder it scored; the
+view looks for them in the folder typed, the folder the calibration recorded,
+and, for the demo bundle, the demo's calibration set (generated again); when
+none holds them it says where they were and offers "Locate folder…".
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea, QSplitter,
     QVBoxLayout, QWidget,
@@ -25,11 +30,30 @@ from app.context import AppContext
 from app.manifest import read_manifest_light
 from app.views.calibrate_dialogs import PredictionDialog, SaveCalibrationDialog
 from app.views.calibrate_panels import STRATEGY_TEXT, MisjudgedGallery, OperatingPointPanel, StrategyPanel, pct
+from app.widgets import theme
 from app.widgets.plots import RocPlot, ScoreHistogram
 from inspection_core import calibration as cal
 from inspection_core.types import Threshold
 
 BOOTSTRAP = 1000  # resamples for the FPR/FNR intervals (binomial draws: cheap enough for every drag)
+
+
+class FitWidthScrollArea(QScrollArea):
+    """Scrolls vertically only, and is never narrower than what it holds needs
+    (its inputs and hints were cut on the right, with a horizontal scroll bar)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().minimumSizeHint()
+        w = self.widget()
+        if w is None:
+            return hint
+        need = w.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(max(hint.width(), need), hint.height())
 
 
 class CalibrateView(QWidget):
@@ -47,6 +71,8 @@ class CalibrateView(QWidget):
         self._inspector: Any = None  # created and used on workers only
         self._calibration_set: Any = None  # the last scored set (usecases.calibrate.CalibrationSet)
         self._root: Path | None = None  # the calibration data folder the paths are relative to
+        self._stored_paths: list[str] | None = None  # a stored calibration's paths, as recorded (relative)
+        self._stored_root: str | None = None  # where that calibration found its images
         self._score_job: Any = None
         self._save_job: Any = None
         self._dialogs: list[QDialog] = []
@@ -61,7 +87,7 @@ class CalibrateView(QWidget):
         root = QVBoxLayout(self)
         top = QHBoxLayout()
         self.bundle_label = QLabel()
-        self.bundle_label.setStyleSheet("color: #333;")
+        self.bundle_label.setObjectName("viewHeader")
         root.addWidget(self.bundle_label)
         top.addWidget(QLabel("Calibration data:"))
         self.folder_edit = QLineEdit()
@@ -89,6 +115,7 @@ class CalibrateView(QWidget):
         left.addWidget(self.histogram)
         self.gallery = MisjudgedGallery(self.ctx.start_job)
         self.gallery.imageClicked.connect(self.open_image)
+        self.gallery.locateRequested.connect(self.locate_images)
         left.addWidget(self.gallery)
         left.setSizes([480, 300])
         split.addWidget(left)
@@ -96,7 +123,7 @@ class CalibrateView(QWidget):
         mlay = QVBoxLayout(middle)
         mlay.setContentsMargins(0, 0, 0, 0)
         self.roc_plot = RocPlot()
-        self.roc_plot.setMinimumSize(300, 280)
+        self.roc_plot.setMinimumSize(260, 200)
         mlay.addWidget(self.roc_plot, 1)
         self.results = OperatingPointPanel()
         mlay.addWidget(self.results)
@@ -106,12 +133,11 @@ class CalibrateView(QWidget):
         self.strategies.bandRequested.connect(self.apply_band_from_targets)
         self.strategies.twoThresholdToggled.connect(self._on_two_threshold)
         self.strategies.saveRequested.connect(self.save_to_bundle)
-        scroll = QScrollArea()
+        scroll = FitWidthScrollArea()  # never narrower than its inputs: nothing cut on the right
         scroll.setWidget(self.strategies)
-        scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setMinimumWidth(300)
         split.addWidget(scroll)
+        split.setCollapsible(2, False)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 0)
         split.setStretchFactor(2, 0)
@@ -137,7 +163,7 @@ class CalibrateView(QWidget):
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet("color: #b00020;" if error else "color: #444;")
+        theme.set_tone(self.status, "error" if error else None)
 
     # ------------------------------------------------------------------ bundle
     def _manifest(self) -> dict[str, Any] | None:
@@ -158,6 +184,8 @@ class CalibrateView(QWidget):
             self._score_job.cancel()
         self._inspector = self._calibration_set = None
         self._root = None
+        self._stored_paths = self._stored_root = None
+        self.gallery.missing_note = ""
         self.scores = self.labels = self.paths = self.point = None
         self._show_bundle()
         m = self._manifest()
@@ -194,15 +222,105 @@ class CalibrateView(QWidget):
         if not c.get("scores"):
             self._say("This bundle holds no calibration scores yet: score a folder.", error=True)
             return
-        paths = c.get("paths")
-        base = Path(self.folder_edit.text()) if self.folder_edit.text().strip() else None
-        if paths:
-            paths = [Path(p) if Path(p).is_absolute() or base is None else base / p for p in paths]
+        rel = [str(p) for p in c["paths"]] if c.get("paths") else None
         th = m.get("threshold") or {}
-        self.set_scores(c["scores"], c["labels"], paths, threshold=Threshold.from_dict(th) if "high" in th else None)
+        root = self._find_images(rel, c.get("root"))
+        self.set_scores(c["scores"], c["labels"], self._resolved(rel, root),
+                        threshold=Threshold.from_dict(th) if "high" in th else None)
+        self._stored_paths, self._stored_root, self._root = rel, c.get("root"), root
         self.strategy, self.target = str(c.get("strategy") or "manual"), c.get("target")
-        self._say(f"Showing the {len(c['scores'])} scores stored with the calibration of {c.get('time', '?')}"
+        self._show_where(rel, root)
+        if rel and root is None and self._is_demo(m):
+            self._regenerate_demo_images()
+        when = str(c.get("time") or "?")[:16].replace("T", " ")
+        self._say(f"Showing the {len(c['scores'])} scores stored with the calibration of {when}"
                   + (f" — note: {c['note']}" if c.get("note") else ""))
+
+    # ------------------------------------------------------------------ stored images
+    @staticmethod
+    def _resolved(rel: list[str] | None, root: Path | None) -> list[Path] | None:
+        if rel is None:
+            return None
+        return [Path(p) if Path(p).is_absolute() or root is None else root / p for p in rel]
+
+    @staticmethod
+    def _holds(root: Path | None, rel: list[str]) -> bool:
+        """Whether ``root`` holds the stored images (the first few are looked for)."""
+        if root is None:
+            return False
+        probe = rel[:3] + rel[-2:]
+        return all((Path(p) if Path(p).is_absolute() else root / p).is_file() for p in probe)
+
+    def _find_images(self, rel: list[str] | None, recorded: str | None) -> Path | None:
+        """The folder that holds a stored calibration's images now: the folder typed, the one
+        the calibration recorded, the demo's calibration set; None when none does."""
+        if not rel:
+            return None
+        typed = self.folder_edit.text().strip()
+        candidates = [Path(typed).expanduser() if typed else None, Path(recorded) if recorded else None]
+        if self._is_demo(self._manifest() or {}):
+            from app.demo import demo_calibration_path
+
+            candidates.append(demo_calibration_path(self.ctx.settings))
+        return next((c for c in candidates if self._holds(c, rel)), None)
+
+    @staticmethod
+    def _is_demo(manifest: dict[str, Any]) -> bool:
+        from app.demo import is_demo_bundle
+
+        return is_demo_bundle(manifest)
+
+    def _show_where(self, rel: list[str] | None, root: Path | None) -> None:
+        """Tell the gallery whether the images were found, and where they were when not."""
+        if not rel or root is not None:
+            self.gallery.missing_note = ""
+        else:
+            where = f"'{self._stored_root}'" if self._stored_root else "a folder this bundle does not record"
+            self.gallery.missing_note = (f"The calibration images were in {where}, which is not here: "
+                                         "locate that folder to see them.")
+        if self.scores is not None:
+            self._refresh_gallery()
+
+    def _regenerate_demo_images(self) -> None:
+        """The demo bundle was calibrated on generated images: make them again (a second or two, on a worker)."""
+        settings = self.ctx.settings
+        self.gallery.missing_note = "Generating the demo's calibration images…"
+        self._refresh_gallery()
+
+        def job(_p: Any, _c: Any) -> Path:
+            from app.demo import ensure_demo_calibration_data
+
+            return ensure_demo_calibration_data(settings)
+
+        self.ctx.start_job(job, on_done=self._use_images_in, on_error=lambda msg: self._show_where(self._stored_paths, None),
+                           name="demo-calibration-images")
+
+    def _use_images_in(self, folder: Any) -> bool:
+        """Show the stored calibration's images from ``folder`` if it holds them."""
+        rel = self._stored_paths
+        if not rel or self.scores is None:
+            return False
+        folder = Path(folder)
+        if not self._holds(folder, rel):
+            self._show_where(rel, None)
+            return False
+        self._root = folder
+        self.paths = self._resolved(rel, folder)
+        self._show_where(rel, folder)
+        return True
+
+    def locate_images(self, folder: str | Path | None = None) -> bool:
+        """Point the stored calibration at the folder its images are in now (asks when not given)."""
+        if folder is None:
+            start = self._stored_root or self.folder_edit.text() or str(Path.home())
+            folder = QFileDialog.getExistingDirectory(self, "Folder of the calibration images", start)
+            if not folder:
+                return False
+        if self._use_images_in(folder):
+            self._say(f"Showing the calibration images from {folder}.")
+            return True
+        self._say(f"'{folder}' does not hold this calibration's images (e.g. {self._stored_paths[0]}).", error=True)
+        return False
 
     # ------------------------------------------------------------------ scoring
     def _browse(self) -> None:
@@ -256,6 +374,8 @@ class CalibrateView(QWidget):
 
     def _on_scored(self, cset: Any) -> None:
         self._scoring_ended()
+        self._stored_paths = self._stored_root = None
+        self.gallery.missing_note = ""
         self.set_scores(cset.scores, cset.labels, cset.paths)
         self._calibration_set = cset
         self._inspector, self._root = cset.inspector, cset.root
@@ -421,6 +541,9 @@ class CalibrateView(QWidget):
     def open_image(self, i: int) -> None:
         """Side-by-side view of calibration image ``i``; its prediction runs on a worker."""
         if not self.paths or self.ctx.bundle_path is None:
+            return
+        if self.gallery.missing_note and not self.paths[i].is_file():
+            self._say(self.gallery.missing_note, error=True)
             return
         path, bundle, cached = self.paths[i], self.ctx.bundle_path, self._inspector
         dlg = PredictionDialog(path, int(self.labels[i]), float(self.scores[i]), self.thresholds(), self)

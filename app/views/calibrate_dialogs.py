@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets import theme
 from app.widgets.image_pane import NO_RECONSTRUCTION, heat_overlay  # the same heat map the Inspect view shows
 from app.widgets.plots import to_pixmap
 from inspection_core.types import Prediction, Threshold
@@ -30,11 +31,11 @@ def _pane(title: str) -> tuple[QWidget, QLabel]:
     lay.setContentsMargins(0, 0, 0, 0)
     cap = QLabel(title)
     cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    cap.setStyleSheet("color: #444; font-weight: 600;")
+    theme.set_tone(cap, "strong")
     img = QLabel("…")
     img.setAlignment(Qt.AlignmentFlag.AlignCenter)
     img.setFixedSize(280, 280)
-    img.setStyleSheet("background: #1b1b1b; color: #aaa; border: 1px solid #ccc;")
+    img.setStyleSheet(f"background: {theme.PLOT_BACKGROUND}; color: {theme.TEXT_DIM}; border: 1px solid {theme.AXIS};")
     lay.addWidget(cap)
     lay.addWidget(img)
     return box, img
@@ -66,11 +67,11 @@ class PredictionDialog(QDialog):
         self.image_label, self.recon_label, self.heat_label = (lbl for _, lbl in boxes)
         lay.addLayout(row)
         self.status = QLabel("Scoring on the worker…")
-        self.status.setStyleSheet("color: #555;")
+        theme.set_tone(self.status, "hint")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
         self.path_label = QLabel(str(self.path))
-        self.path_label.setStyleSheet("color: #777; font-size: 8pt;")
+        theme.set_tone(self.path_label, "small")
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.path_label)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -92,7 +93,7 @@ class PredictionDialog(QDialog):
 
     def set_error(self, message: str) -> None:
         self.status.setText(f"Could not score this image: {message}")
-        self.status.setStyleSheet("color: #b00020;")
+        theme.set_tone(self.status, "error")
 
 
 def _fmt_threshold(d: dict[str, Any] | None) -> str:
@@ -127,12 +128,12 @@ class SaveCalibrationDialog(QDialog):
         grid.addWidget(self.old_label, 0, 1)
         grid.addWidget(QLabel("New:"), 1, 0)
         self.new_label = QLabel(_fmt_threshold(new))
-        self.new_label.setStyleSheet("font-weight: 600;")
+        theme.set_tone(self.new_label, "strong")
         grid.addWidget(self.new_label, 1, 1)
         lay.addLayout(grid)
         s = QLabel(summary)
         s.setWordWrap(True)
-        s.setStyleSheet("color: #444;")
+        theme.set_tone(s, "hint")
         lay.addWidget(s)
         lay.addWidget(QLabel("Note (why this threshold; who decided):"))
         self.note = QPlainTextEdit()

@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
     QPushButton, QTabWidget, QVBoxLayout, QWidget,
 )
 
+from app.widgets import theme
 from app.widgets.confusion import ConfusionMatrix
 from app.widgets.plots import to_pixmap
 from inspection_core.calibration import STRATEGIES, OperatingPoint
@@ -58,15 +59,19 @@ class OperatingPointPanel(QGroupBox):
         lay.addWidget(self.confusion)
         form = QGridLayout()
         form.setVerticalSpacing(3)
+        form.setHorizontalSpacing(10)
         self.metric_labels: dict[str, QLabel] = {}
         for i, (key, text) in enumerate(self.METRICS):
-            form.addWidget(QLabel(text + ":"), i, 0)
+            # the two rates with their intervals get a row each; the four scores share two rows
+            row, col = (i, 0) if i < 2 else (2 + (i - 2) // 2, 2 * ((i - 2) % 2))
+            form.addWidget(QLabel(text + ":"), row, col)
             lbl = QLabel("—")
-            lbl.setStyleSheet("font-weight: 600;")
+            theme.set_tone(lbl, "strong")
             lbl.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.metric_labels[key] = lbl
-            form.addWidget(lbl, i, 1)
+            form.addWidget(lbl, row, col + 1, 1, 3 if i < 2 else 1)
         form.setColumnStretch(1, 1)
+        form.setColumnStretch(3, 1)
         lay.addLayout(form)
         bands = QHBoxLayout()
         self.band_labels: dict[str, QLabel] = {}
@@ -138,7 +143,7 @@ class StrategyPanel(QWidget):
                 row += 1
         self.reason = QLabel("")
         self.reason.setWordWrap(True)
-        self.reason.setStyleSheet("color: #8a5a00;")
+        theme.set_tone(self.reason, "warn")
         grid.addWidget(self.reason, row, 0, 1, 2)
         lay.addWidget(sbox)
         tbox = QGroupBox("REVIEW band")
@@ -151,7 +156,7 @@ class StrategyPanel(QWidget):
         tlay.addWidget(self.band_button)
         hint = QLabel("Drag the lines in the histogram; strategies place the FAIL line.")
         hint.setWordWrap(True)
-        hint.setStyleSheet("color: #666;")
+        theme.set_tone(hint, "hint")
         tlay.addWidget(hint)
         lay.addWidget(tbox)
         self.save_button = QPushButton("Save to bundle…", clicked=self.saveRequested)
@@ -176,9 +181,12 @@ class StrategyPanel(QWidget):
 
 class MisjudgedGallery(QGroupBox):
     """Thumbnails of the false passes and false rejects; thumbnails are read
-    on a worker (``start_job``) and cached by path."""
+    on a worker (``start_job``) and cached by path. When the images are not
+    where the calibration found them, it says where they were and offers
+    "Locate folder…" (``locateRequested``)."""
 
     imageClicked = Signal(int)  # index into the calibration set
+    locateRequested = Signal()
 
     def __init__(self, start_job: Callable[..., Any], parent: QWidget | None = None) -> None:
         super().__init__("Misjudged at the current threshold (click to inspect)", parent)
@@ -192,9 +200,17 @@ class MisjudgedGallery(QGroupBox):
         self.tabs.addTab(self.false_passes, "False passes")
         self.tabs.addTab(self.false_rejects, "False rejects")
         lay.addWidget(self.tabs)
+        row = QHBoxLayout()
         self.note = QLabel("")
-        self.note.setStyleSheet("color: #666;")
-        lay.addWidget(self.note)
+        self.note.setWordWrap(True)
+        theme.set_tone(self.note, "hint")
+        row.addWidget(self.note, 1)
+        self.locate_button = QPushButton("Locate folder…", clicked=self.locateRequested)
+        self.locate_button.setToolTip("Choose the folder the calibration images are in now")
+        self.locate_button.hide()
+        row.addWidget(self.locate_button)
+        lay.addLayout(row)
+        self.missing_note = ""  # set by the view: where the images were, when they are not found
 
     def _list(self) -> QListWidget:
         w = QListWidget()
@@ -228,7 +244,11 @@ class MisjudgedGallery(QGroupBox):
                 widget.addItem(item)
         more = max(0, len(false_passes) - GALLERY_LIMIT) + max(0, len(false_rejects) - GALLERY_LIMIT)
         note = "" if paths else "No image paths stored with these scores: score a folder to see the images. "
+        note = self.missing_note + " " if self.missing_note else note
         self.note.setText(note + (f"{more} more not shown." if more else ""))
+        self.locate_button.setVisible(bool(self.missing_note))
+        if self.missing_note:
+            missing = []  # nothing to read until the folder is located
         if missing and (self._job is None or not self._job.running):
             todo = list(dict.fromkeys(missing))
             self._job = self._start_job(lambda _p, _c: read_thumbnails(todo), on_done=self._on_thumbnails,
@@ -247,8 +267,14 @@ class MisjudgedGallery(QGroupBox):
 
     @staticmethod
     def _placeholder() -> QPixmap:
+        """A dark tile saying there is no picture (yet, or at all), never a blank grey square."""
         pm = QPixmap(THUMB, THUMB)
-        pm.fill(QColor("#ddd"))
+        pm.fill(QColor(theme.PLOT_BACKGROUND))
+        p = QPainter(pm)
+        p.setPen(QColor(theme.TEXT_DIM))
+        p.drawRect(0, 0, THUMB - 1, THUMB - 1)
+        p.drawText(pm.rect(), Qt.AlignmentFlag.AlignCenter, "no image")
+        p.end()
         return pm
 
     def _on_thumbnails(self, thumbs: dict[str, np.ndarray]) -> None:

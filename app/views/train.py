@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app.context import BUNDLE_SUFFIX, AppContext
 from app.views.train_form import TrainForm, model_catalogue
 from app.views.train_process import train_in_process
+from app.widgets import theme
 from app.widgets.plots import ImageGrid, SeriesPlot
 from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.data.dataset import DatasetIndex, DatasetLayoutError, scan_dataset
@@ -35,6 +36,8 @@ from inspection_core.progress import ProgressEvent
 # in the order the trainer prefers them for choosing the best epoch
 METRIC_NAMES = {"val_auroc": "AUROC", "val_recon_error": "reconstruction error of good images",
                 "val_mean_score": "mean score of good images"}
+LAYOUT_NAMES = {"mvtec": "MVTec layout", "good_defect": "good/ + defect/ layout", "btad": "BTAD layout",
+                "visa": "VisA layout (its published split)", "visa_seeded": "VisA layout (a seeded split: no split_csv)"}
 SUMMARY_METRICS = (("image_auroc", "Image AUROC"), ("image_ap", "Average precision"), ("f1", "F1"),
                    ("balanced_accuracy", "Balanced accuracy"), ("fpr", "False-reject rate"),
                    ("fnr", "Escape rate"), ("pixel_auroc", "Pixel AUROC"), ("pro", "PRO"))
@@ -75,7 +78,7 @@ class TrainView(QWidget):
                                          name="model-list")
         default = ctx.settings.data_dir or str(ctx.settings.demo_data_path())
         if Path(default).expanduser().is_dir():
-            self.data_edit.setText(str(Path(default).expanduser()))
+            self.set_data_folder(Path(default).expanduser(), check=False)
         self.check_data_in_background()
 
     # ------------------------------------------------------------------ layout
@@ -97,7 +100,7 @@ class TrainView(QWidget):
         dl = QVBoxLayout(dbox)
         row = QHBoxLayout()
         self.data_edit = QLineEdit()
-        self.data_edit.setPlaceholderText("folder: MVTec layout or good/ + defect/")
+        self.data_edit.setPlaceholderText("folder: MVTec, BTAD or VisA layout, or good/ + defect/")
         self.data_edit.textChanged.connect(lambda _t: self._check_timer.start())
         self.data_edit.editingFinished.connect(self.check_data_in_background)
         row.addWidget(self.data_edit, 1)
@@ -120,7 +123,7 @@ class TrainView(QWidget):
         form.addRow("Save as:", self.name_edit)
         self.out_label = QLabel("")
         self.out_label.setWordWrap(True)
-        self.out_label.setStyleSheet("color: #666; font-size: 8pt;")
+        theme.set_tone(self.out_label, "small")
         form.addRow("", self.out_label)
         self.name_edit.textChanged.connect(self._show_out)
         lay.addWidget(sbox)
@@ -165,9 +168,10 @@ class TrainView(QWidget):
     def _build_live(self) -> QWidget:
         panel = QSplitter(Qt.Orientation.Vertical)
         top = QSplitter(Qt.Orientation.Horizontal)
-        self.loss_plot = SeriesPlot("Training losses (log scale)", "epoch",
-                                    log_y=True)
-        self.metric_plot = SeriesPlot("Validation", "epoch", symbols=True)
+        self.loss_plot = SeriesPlot("Training losses (log scale)", "epoch", log_y=True,
+                                    empty_text="The training losses appear here, step by step, once training starts.")
+        self.metric_plot = SeriesPlot("Validation", "epoch", symbols=True,
+                                      empty_text="The validation measure appears here after each epoch.")
         top.addWidget(self.loss_plot)
         top.addWidget(self.metric_plot)
         top.setSizes([620, 380])
@@ -176,7 +180,7 @@ class TrainView(QWidget):
         gl = QVBoxLayout(gbox)
         self.sample_grid = ImageGrid(cell=72, max_columns=8)
         self.sample_hint = QLabel("Reconstructions appear here after each epoch.")
-        self.sample_hint.setStyleSheet("color: #777;")
+        theme.set_tone(self.sample_hint, "hint")
         gl.addWidget(self.sample_hint)
         gl.addWidget(self.sample_grid)
         gl.addStretch(1)
@@ -185,11 +189,19 @@ class TrainView(QWidget):
         return panel
 
     # ------------------------------------------------------------------ form
+    def set_data_folder(self, folder: str | Path, check: bool = True) -> None:
+        """Show ``folder`` in the Data field from its start (a long path is cut at its end, not its
+        beginning; the whole path is the tooltip) and check it in the background."""
+        self.data_edit.setText(str(folder))
+        self.data_edit.setCursorPosition(0)
+        self.data_edit.setToolTip(str(folder))
+        if check:
+            self.check_data_in_background()
+
     def _browse(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Training data folder", self.data_edit.text())
         if d:
-            self.data_edit.setText(d)
-            self.check_data_in_background()
+            self.set_data_folder(d)
 
     def check_data(self) -> DatasetIndex | None:
         """Scan the folder now (on this thread) and show its counts or what is wrong with it."""
@@ -216,7 +228,7 @@ class TrainView(QWidget):
             return
         self.index = None
         self.data_status.setText("Checking the folder…")
-        self.data_status.setStyleSheet("color: #666;")
+        theme.set_tone(self.data_status, "hint")
         self._update_buttons()
 
         def job(_progress: Any, _cancel: Any) -> tuple[DatasetIndex | None, str | None]:
@@ -239,19 +251,19 @@ class TrainView(QWidget):
         self.index = index
         if not text:
             self.data_status.setText("Choose a data folder.")
-            self.data_status.setStyleSheet("color: #666;")
+            theme.set_tone(self.data_status, "hint")
         elif index is None:
             self.data_status.setText(error or "cannot read this folder")
-            self.data_status.setStyleSheet("color: #b00020;")
+            theme.set_tone(self.data_status, "error")
         else:
             s = index.summary()
             types = ", ".join(f"{k} {v}" for k, v in s["defect_types"].items())
-            layout = "MVTec layout" if s["layout"] == "mvtec" else "good/ + defect/ layout"
+            layout = LAYOUT_NAMES.get(s["layout"], s["layout"])
             self.data_status.setText(
                 f"✓ {layout}, {s['channels']}-channel images: <b>{s['n_train']}</b> for training; "
                 f"test: <b>{s['n_test_good']}</b> good, <b>{s['n_test_defect']}</b> defective"
                 + (f" ({types})" if types else "") + (f"; {s['n_masks']} masks" if s["n_masks"] else ""))
-            self.data_status.setStyleSheet("color: #1d6b3a;")
+            theme.set_tone(self.data_status, "ok")
         self._update_default_name()
         self._update_buttons()
 
@@ -274,6 +286,7 @@ class TrainView(QWidget):
             return
         data = Path(self.data_edit.text().strip()).name or "data"
         self.name_edit.setText(safe_name(f"{self.form.model_combo.currentText()}-{data}-{time.strftime('%Y%m%d-%H%M')}"))
+        self.name_edit.setCursorPosition(0)  # its start, not its end, in a narrow field
         self._show_out()
 
     def output_path(self) -> Path:
@@ -282,6 +295,7 @@ class TrainView(QWidget):
 
     def _show_out(self) -> None:
         self.out_label.setText(f"→ {self.output_path()}")
+        self.name_edit.setToolTip(self.name_edit.text())
 
     def _update_buttons(self) -> None:
         busy = self.is_busy()
@@ -352,7 +366,7 @@ class TrainView(QWidget):
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet("color: #b00020;" if error else "color: #444;")
+        theme.set_tone(self.status, "error" if error else None)
 
     def _on_progress(self, ev: ProgressEvent) -> None:
         kind = ev.kind
@@ -438,7 +452,7 @@ class TrainView(QWidget):
                 continue
             self.metrics_grid.addWidget(QLabel(text + ":"), r, 0)
             val = QLabel(f"{100 * v:.1f} %" if key in ("fpr", "fnr") else f"{v:.3f}")
-            val.setStyleSheet("font-weight: 600;")
+            theme.set_tone(val, "strong")
             self.metrics_grid.addWidget(val, r, 1)
             r += 1
         if r == 0:

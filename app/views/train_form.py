@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from app.widgets import theme
 from inspection_core.config import COMMON_IMAGE_SIZES
 from inspection_core.usecases.train_settings import TrainSettings
 
@@ -146,7 +147,7 @@ class TrainForm(QWidget):
         form.addRow("Model:", self.model_combo)
         self.model_note = QLabel("")
         self.model_note.setWordWrap(True)
-        self.model_note.setStyleSheet("color: #666;")
+        theme.set_tone(self.model_note, "hint")
         form.addRow("", self.model_note)
         self.preset_combo = QComboBox()
         self.preset_combo.setToolTip("quick: a short check of data and pipeline; standard: the measured default; "
@@ -371,7 +372,7 @@ class TrainForm(QWidget):
         elif choice == "scratch":
             text = "Random start weights: far from the intended use, for experiments only."
         self.weights_note.setText(text)
-        self.weights_note.setStyleSheet("color: #8a5a00;" if warn else "color: #666;")
+        theme.set_tone(self.weights_note, "warn" if warn else "hint")
 
     def _browse_weights(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Backbone weights", self.weights_edit.text(),

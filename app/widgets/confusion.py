@@ -1,8 +1,9 @@
 """Confusion matrix widget: actual good/defective against the verdict.
 
 Shows counts it is given (from ``inspection_core.calibration.operating_point``);
-the correct cells are tinted green, the costly mistakes red, so a glance tells
-how many good parts are scrapped and how many defects escape.
+the correct cells are tinted green, the costly mistakes red (dark tints of the
+application's theme), so a glance tells how many good parts are scrapped and
+how many defects escape.
 """
 
 from __future__ import annotations
@@ -10,25 +11,24 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-_CORRECT_BG = "#e3f2e6"
-_WRONG_BG = "#fbe3e1"
-_NEUTRAL_BG = "#f1f1f1"
+from app.widgets import theme
 
 
 class _Cell(QFrame):
-    def __init__(self, caption: str, background: str, parent: QWidget | None = None) -> None:
+    def __init__(self, caption: str, tint: tuple[str, str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        background, ink = tint
         self.setObjectName("cell")
-        self.setStyleSheet(f"QFrame#cell {{ background: {background}; border: 1px solid #d0d0d0; border-radius: 4px; }}")
+        self.setStyleSheet(f"QFrame#cell {{ background: {background}; border: 1px solid {theme.AXIS}; border-radius: 4px; }}")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 6, 8, 6)
         lay.setSpacing(0)
         self.count = QLabel("–")
         self.count.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.count.setStyleSheet("font-size: 18pt; font-weight: 600; color: #222; background: transparent;")
+        self.count.setStyleSheet(f"font-size: 18pt; font-weight: 600; color: {ink}; background: transparent;")
         self.caption = QLabel(caption)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.caption.setStyleSheet("font-size: 8pt; color: #555; background: transparent;")
+        self.caption.setStyleSheet(f"font-size: 8pt; color: {theme.TEXT_DIM}; background: transparent;")
         lay.addWidget(self.count)
         lay.addWidget(self.caption)
         self.setMinimumWidth(96)
@@ -59,12 +59,12 @@ class ConfusionMatrix(QWidget):
         grid.addWidget(self._header("actual good", Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), 1, 0)
         grid.addWidget(self._header("actual defective", Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter), 2, 0)
         self.cells = {
-            "tn": _Cell("true pass", _CORRECT_BG),
-            "fp": _Cell("false reject", _WRONG_BG),
-            "fn": _Cell("escape", _WRONG_BG),
-            "tp": _Cell("caught", _CORRECT_BG),
-            "review_good": _Cell("to review", _NEUTRAL_BG),
-            "review_defect": _Cell("to review", _NEUTRAL_BG),
+            "tn": _Cell("true pass", theme.CELL_CORRECT),
+            "fp": _Cell("false reject", theme.CELL_WRONG),
+            "fn": _Cell("escape", theme.CELL_WRONG),
+            "tp": _Cell("caught", theme.CELL_CORRECT),
+            "review_good": _Cell("to review", theme.CELL_NEUTRAL),
+            "review_defect": _Cell("to review", theme.CELL_NEUTRAL),
         }
         grid.addWidget(self.cells["tn"], 1, 1)
         grid.addWidget(self.cells["review_good"], 1, 2)
@@ -78,7 +78,7 @@ class ConfusionMatrix(QWidget):
     def _header(text: str, align: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignCenter) -> QLabel:
         lbl = QLabel(text)
         lbl.setAlignment(align)
-        lbl.setStyleSheet("color: #444; font-weight: 600;")
+        lbl.setStyleSheet(f"color: {theme.TEXT}; font-weight: 600;")
         return lbl
 
     def set_review_mode(self, review: bool) -> None:

@@ -210,7 +210,8 @@ class ImagePane(QWidget):
         tw, th = self._target_size(iw, ih)
         if self._scaled is None or (self._scaled.width(), self._scaled.height()) != self._pixel_size(iw, ih):
             self._scaled = self._fitted(self._array)  # first paint, or the pane was resized
-        p.drawImage(QPointF(area.x() + (area.width() - tw) / 2, area.y() + (area.height() - th) / 2), self._scaled)
+        # centred across, at the top: images side by side start on one line under their titles
+        p.drawImage(QPointF(area.x() + (area.width() - tw) / 2, area.y()), self._scaled)
 
     def _paint_legend(self, p: QPainter, area: QRectF) -> None:
         """The colour scale under the image: the bar, its two ends' meaning."""

@@ -3,7 +3,9 @@ line(s), ROC curve with the operating point, live loss curves, and a grid of
 small images (sample reconstructions, generated samples).
 
 Everything here draws numbers it is given; no metric is computed here (the
-calibration view asks ``inspection_core.calibration`` for those).
+calibration view asks ``inspection_core.calibration`` for those). Every plot
+has the application's dark look (:mod:`app.widgets.theme`), and a plot with
+nothing to show says what will appear there instead of drawing empty axes.
 """
 
 from __future__ import annotations
@@ -12,41 +14,95 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-GOOD_COLOR = QColor(46, 139, 87)  # sea green
-DEFECT_COLOR = QColor(200, 55, 45)  # brick red
-HIGH_LINE_COLOR = QColor(30, 30, 30)
-LOW_LINE_COLOR = QColor(214, 140, 0)  # amber: the REVIEW band
+from app.widgets import theme
+
+theme.configure_pyqtgraph()
+
+GOOD_COLOR = QColor(76, 175, 80)  # green, bright enough on the dark background
+DEFECT_COLOR = QColor(239, 83, 80)  # red
+HIGH_LINE_COLOR = QColor(theme.LINE)
+LOW_LINE_COLOR = QColor(240, 180, 0)  # amber: the REVIEW band
 SERIES_COLORS = (
-    QColor(31, 119, 180),
-    QColor(214, 39, 40),
-    QColor(44, 160, 44),
-    QColor(148, 103, 189),
-    QColor(255, 127, 14),
-    QColor(23, 190, 207),
-    QColor(140, 86, 75),
-    QColor(127, 127, 127),
+    QColor(88, 166, 255),
+    QColor(255, 123, 114),
+    QColor(86, 211, 100),
+    QColor(188, 140, 255),
+    QColor(255, 166, 87),
+    QColor(57, 208, 216),
+    QColor(227, 179, 65),
+    QColor(170, 180, 190),
 )
 
 
 def style_plot(plot: pg.PlotWidget, title: str = "", x_label: str = "", y_label: str = "") -> None:
-    """A light, quiet look shared by all plots of the app."""
-    plot.setBackground("w")
+    """The quiet dark look shared by all plots of the app (:mod:`app.widgets.theme`)."""
+    plot.setBackground(theme.PLOT_BACKGROUND)
     item = plot.getPlotItem()
     if title:
-        item.setTitle(title, color="#333", size="10pt")
+        item.setTitle(title, color=theme.TEXT, size="10pt")
     for name, label in (("bottom", x_label), ("left", y_label)):
         axis = item.getAxis(name)
         axis.enableAutoSIPrefix(False)  # "(x0.001)" next to a score unit confuses more than it helps
-        axis.setPen(pg.mkPen("#888"))
-        axis.setTextPen(pg.mkPen("#444"))
+        axis.setPen(pg.mkPen(theme.AXIS))
+        axis.setTextPen(pg.mkPen(theme.TEXT_DIM))
         if label:
-            axis.setLabel(label, color="#444")
-    item.showGrid(x=True, y=True, alpha=0.15)
+            axis.setLabel(label, color=theme.TEXT_DIM)
+    item.showGrid(x=True, y=True, alpha=theme.GRID_ALPHA)
     plot.setMinimumHeight(160)
+
+
+class EmptyNote:
+    """What a plot with no data says in its middle (its axes hidden until there is data)."""
+
+    def __init__(self, plot: pg.PlotWidget, text: str) -> None:
+        self._plot = plot
+        self._label = QLabel(text, plot)
+        self._label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._label.setWordWrap(True)
+        self._label.setStyleSheet(f"color: {theme.TEXT_DIM}; background: transparent; font-size: 11pt;")
+        self._label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
+        plot.installEventFilter(_Resizer(self._fit, plot))
+        self.text = text
+        self.show(True)
+
+    def _fit(self) -> None:
+        r = self._plot.rect()
+        self._label.setGeometry(r.adjusted(24, 24, -24, -24))
+
+    def show(self, empty: bool, text: str | None = None) -> None:
+        """``empty``: hide the axes and say ``text`` (else the note's own); not empty: the axes, no note."""
+        if text is not None:
+            self.text = text
+        self._label.setText(self.text)
+        self._label.setVisible(empty)
+        item = self._plot.getPlotItem()
+        for name in ("bottom", "left"):
+            item.showAxis(name, not empty)
+        item.showGrid(x=not empty, y=not empty, alpha=theme.GRID_ALPHA)
+        self._fit()
+
+    @property
+    def shown(self) -> bool:
+        return not self._label.isHidden()
+
+
+class _Resizer(QObject):
+    """An event filter that calls ``fn`` when the watched widget is resized or shown."""
+
+    def __init__(self, fn, parent: QWidget) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        self._fn = fn
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802, ANN001 - Qt override
+        from PySide6.QtCore import QEvent
+
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._fn()
+        return False
 
 
 def with_alpha(color: QColor, alpha: int) -> QColor:
@@ -74,7 +130,7 @@ class ScoreHistogram(pg.PlotWidget):
         style_plot(self, "", "anomaly score A(x)", "images")
         self.getPlotItem().setTitle(
             f"Scores of the calibration images: <span style='color:{GOOD_COLOR.name()}'>■ good</span>"
-            f" &nbsp; <span style='color:{DEFECT_COLOR.name()}'>■ defective</span>", color="#333", size="10pt")
+            f" &nbsp; <span style='color:{DEFECT_COLOR.name()}'>■ defective</span>", color=theme.TEXT, size="10pt")
         self._good = pg.PlotDataItem(
             stepMode="center", fillLevel=0, pen=pg.mkPen(GOOD_COLOR, width=1.5),
             brush=pg.mkBrush(with_alpha(GOOD_COLOR, 90)),
@@ -85,7 +141,7 @@ class ScoreHistogram(pg.PlotWidget):
         )
         self.addItem(self._good)
         self.addItem(self._defect)
-        label_opts = {"position": 0.95, "color": "#222", "fill": (255, 255, 255, 210), "movable": True}
+        label_opts = {"position": 0.95, "color": theme.TEXT, "fill": theme.LABEL_FILL, "movable": True}
         self.high_line = pg.InfiniteLine(
             angle=90, movable=True, pen=pg.mkPen(HIGH_LINE_COLOR, width=2),
             hoverPen=pg.mkPen(HIGH_LINE_COLOR, width=4), label="FAIL > {value:.4g}", labelOpts=label_opts,
@@ -103,6 +159,8 @@ class ScoreHistogram(pg.PlotWidget):
         self._silent = False
         self.high_line.sigPositionChanged.connect(self._on_line_moved)
         self.low_line.sigPositionChanged.connect(self._on_line_moved)
+        self.empty = EmptyNote(self, "The good and defective scores appear here: score a calibration folder, "
+                                     "or use the scores stored in the bundle.")
 
     # data
     def set_data(self, scores: np.ndarray, labels: np.ndarray, bins: int | None = None) -> None:
@@ -111,6 +169,9 @@ class ScoreHistogram(pg.PlotWidget):
         labels = np.asarray(labels).astype(int)
         finite = np.isfinite(scores)
         scores, labels = scores[finite], labels[finite]
+        self.empty.show(scores.size == 0)
+        for line in (self.high_line, self.low_line):
+            line.setOpacity(0.0 if scores.size == 0 else 1.0)
         if scores.size == 0:
             self._good.setData([], [])
             self._defect.setData([], [])
@@ -189,29 +250,40 @@ class RocPlot(pg.PlotWidget):
         item.hideButtons()
         item.vb.disableAutoRange()
         item.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.04)
-        self.addItem(pg.PlotDataItem([0, 1], [0, 1], pen=pg.mkPen("#bbb", style=Qt.PenStyle.DashLine)))
+        self._chance = pg.PlotDataItem([0, 1], [0, 1], pen=pg.mkPen(theme.AXIS, style=Qt.PenStyle.DashLine))
+        self.addItem(self._chance)
         self._curve = pg.PlotDataItem(pen=pg.mkPen(SERIES_COLORS[0], width=2))
         self.addItem(self._curve)
         self._marker = pg.ScatterPlotItem(
-            size=13, pen=pg.mkPen(HIGH_LINE_COLOR, width=2), brush=pg.mkBrush(255, 255, 255, 230), symbol="o"
+            size=13, pen=pg.mkPen(HIGH_LINE_COLOR, width=2), brush=pg.mkBrush(theme.PLOT_BACKGROUND), symbol="o"
         )
         self._low_marker = pg.ScatterPlotItem(
-            size=11, pen=pg.mkPen(LOW_LINE_COLOR, width=2), brush=pg.mkBrush(255, 255, 255, 230), symbol="d"
+            size=11, pen=pg.mkPen(LOW_LINE_COLOR, width=2), brush=pg.mkBrush(theme.PLOT_BACKGROUND), symbol="d"
         )
         self.addItem(self._marker)
         self.addItem(self._low_marker)
-        self._text = pg.TextItem(color="#222", anchor=(1, 1), fill=(255, 255, 255, 200))
+        self._text = pg.TextItem(color=theme.TEXT, anchor=(1, 1), fill=theme.LABEL_FILL)
         self._text.setPos(0.98, 0.02)
         self.addItem(self._text)
         self._point: tuple[float, float] | None = None
+        self.empty = EmptyNote(self, "The ROC curve appears here once good and defective images are scored.")
+        self._chance.setVisible(False)
 
     def set_curve(self, fpr: Sequence[float], tpr: Sequence[float], auroc: float | None) -> None:
+        self.empty.show(False)
+        self._chance.setVisible(True)
         self._curve.setData(np.asarray(fpr, float), np.asarray(tpr, float))
         self._text.setText("" if auroc is None or not np.isfinite(auroc) else f"AUROC {auroc:.3f}")
 
     def clear_curve(self, message: str = "") -> None:
+        """No curve: the plot says why (``message``, e.g. "only good images") instead of showing empty axes."""
         self._curve.setData([], [])
-        self._text.setText(message)
+        self._marker.setData([], [])
+        self._low_marker.setData([], [])
+        self._text.setText("")
+        self._chance.setVisible(False)
+        self.empty.show(True, f"No ROC curve: {message}." if message and not message.startswith("score") else
+                        "The ROC curve appears here once good and defective images are scored.")
 
     def set_point(self, fpr: float, tpr: float, low: tuple[float, float] | None = None) -> None:
         """Mark the FAIL threshold's operating point, and the PASS threshold's when given."""
@@ -237,7 +309,8 @@ class SeriesPlot(QWidget):
     stream of events costs one repaint per interval, not one per point."""
 
     def __init__(self, title: str, x_label: str, y_label: str = "", parent: QWidget | None = None,
-                 symbols: bool = False, log_y: bool = False, redraw_ms: int = 250) -> None:
+                 symbols: bool = False, log_y: bool = False, redraw_ms: int = 250,
+                 empty_text: str = "Curves appear here once training starts.") -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -258,6 +331,7 @@ class SeriesPlot(QWidget):
         self._data: dict[str, tuple[list[float], list[float]]] = {}
         self._dirty: set[str] = set()
         self._timer = QTimer(self, singleShot=True, interval=redraw_ms, timeout=self.redraw)
+        self.empty = EmptyNote(self.plot_widget, empty_text)
 
     def add_points(self, x: float, values: dict[str, float]) -> None:
         """Append one point to each named series (new names get a new curve)."""
@@ -288,6 +362,8 @@ class SeriesPlot(QWidget):
     def redraw(self) -> None:
         """Draw the buffered points now."""
         self._timer.stop()
+        if self._dirty and self.empty.shown:
+            self.empty.show(False)
         for key in self._dirty:
             xs, ys = self._data[key]
             if self._log_y:  # a log axis cannot show zero or negative values
@@ -298,7 +374,11 @@ class SeriesPlot(QWidget):
         self._dirty.clear()
 
     def set_title(self, title: str) -> None:
-        self.plot_widget.getPlotItem().setTitle(title, color="#333", size="10pt")
+        self.plot_widget.getPlotItem().setTitle(title, color=theme.TEXT, size="10pt")
+
+    def set_empty_text(self, text: str) -> None:
+        """What the plot says while it has no curve."""
+        self.empty.show(self.empty.shown, text)
 
     def clear_series(self) -> None:
         self._timer.stop()
@@ -310,6 +390,7 @@ class SeriesPlot(QWidget):
         self._boxes.clear()
         self._data.clear()
         self._dirty.clear()
+        self.empty.show(True)
 
     def keys(self) -> list[str]:
         return list(self._curves)
@@ -367,7 +448,7 @@ class ImageGrid(QWidget):
         self._layout.setContentsMargins(4, 4, 4, 4)
         self._layout.setSpacing(3)
         self._title = QLabel("")
-        self._title.setStyleSheet("color: #555;")
+        theme.set_tone(self._title, "hint")
         self._layout.addWidget(self._title, 0, 0, 1, max_columns + 1)
         self._layout.setColumnStretch(max_columns + 1, 1)  # keep the images left-aligned
         self._captions: list[QLabel] = []
@@ -379,7 +460,7 @@ class ImageGrid(QWidget):
         while len(self._captions) <= r:
             cap = QLabel()
             cap.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            cap.setStyleSheet("color: #444;")
+            theme.set_tone(cap, "hint")
             self._layout.addWidget(cap, len(self._captions) + 1, 0)
             self._captions.append(cap)
         return self._captions[r]
@@ -390,7 +471,7 @@ class ImageGrid(QWidget):
             lbl = QLabel()
             lbl.setFixedSize(self._cell, self._cell)
             lbl.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            lbl.setStyleSheet("background: #111; border: 1px solid #ccc;")
+            lbl.setStyleSheet(f"background: {theme.PLOT_BACKGROUND}; border: 1px solid {theme.AXIS};")
             self._layout.addWidget(lbl, r + 1, c + 1)
             self._cells[(r, c)] = lbl
         return lbl

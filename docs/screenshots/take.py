@@ -1,0 +1,122 @@
+"""Screenshots of every view of the real application, on an X screen.
+
+    xvfb-run -a -s "-screen 0 1366x768x24" env QT_QPA_PLATFORM=xcb \\
+        .venv/bin/python docs/screenshots/take.py --out docs/screenshots
+    xvfb-run -a -s "-screen 0 1920x1080x24" env QT_QPA_PLATFORM=xcb \\
+        .venv/bin/python docs/screenshots/take.py --out docs/screenshots --main
+
+Starts the application as ``inspector-app --demo --engineer`` does (its own
+config and data folders under ``--work``), fills the screen with the window,
+and grabs the whole screen: Inspect while the demo runs (on a FAIL part),
+History, Calibrate (the calibration stored in the demo bundle, its misjudged
+images found again), and Train after a short run on the demo washers. Writes
+``<view>-<W>x<H>.png``; ``--main`` also writes ``<view>.png`` (the README's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    ap.add_argument("--work", type=Path, default=None, help="config and data folders (default: a new temporary one)")
+    ap.add_argument("--main", action="store_true", help="also write inspect.png, history.png, … (the README's)")
+    ap.add_argument("--epochs", type=int, default=3, help="Train view: epochs of the short run")
+    ap.add_argument("--views", default="inspect,history,calibrate,train")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="inspector-shots-"))
+    os.environ.setdefault("INSPECTOR_CONFIG_DIR", str(work / "config"))
+    os.environ.setdefault("INSPECTOR_DATA_DIR", str(work / "data"))
+    os.environ["INSPECTOR_NO_CONFIRM"] = "1"
+    sys.path.insert(0, str(ROOT))
+
+    from PySide6.QtWidgets import QApplication
+
+    from app import gc_guard
+    from app.startup import configure_qsettings, load_style
+
+    app = QApplication(sys.argv[:1])
+    gc_guard.install(app)
+    configure_qsettings()
+    app.setStyle("Fusion")
+    app.setStyleSheet(load_style())
+    from app.context import AppContext
+    from app.main_window import MainWindow, app_icon
+    from app.settings import StationSettings
+
+    app.setWindowIcon(app_icon())
+    ctx = AppContext(StationSettings.load(), role="engineer")
+    win = MainWindow(ctx)
+    screen = app.primaryScreen()
+    geo = screen.geometry()
+    win.setGeometry(geo)
+    win.show()
+    size = f"{geo.width()}x{geo.height()}"
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def wait(cond, timeout: float = 900.0) -> bool:
+        t = time.monotonic()
+        while not cond() and time.monotonic() - t < timeout:
+            app.processEvents()
+            time.sleep(0.01)
+        return bool(cond())
+
+    def settle(seconds: float) -> None:
+        t = time.monotonic()
+        wait(lambda: time.monotonic() - t > seconds)
+
+    def shoot(view: str) -> None:
+        settle(1.0)
+        pm = screen.grabWindow(0)
+        for name in (f"{view}-{size}.png", *((f"{view}.png",) if args.main else ())):
+            pm.save(str(args.out / name))
+            print("saved", args.out / name, flush=True)
+
+    views = args.views.split(",")
+    iv = win.inspect_view
+    win.start_demo()
+    if "inspect" in views or "history" in views:
+        wait(lambda: iv.counters.inspected >= 11 and iv.banner.verdict == "FAIL" and not iv._dirty)
+        iv.stop()  # on a FAIL part (Pause would show PAUSED)
+        shoot("inspect")
+    if "history" in views:
+        win.tabs.setCurrentWidget(win.history_view)
+        shoot("history")
+    iv.stop()
+    if "calibrate" in views:
+        cv = win.calibrate_view
+        win.tabs.setCurrentIndex(win.tabs.indexOf(cv.parentWidget()))
+        wait(lambda: cv.scores is not None, 60)
+        settle(4.0)  # the misjudged images are read on a worker
+        shoot("calibrate")
+    if "train" in views:
+        tv = win.train_view
+        win.tabs.setCurrentIndex(win.tabs.indexOf(tv.parentWidget()))
+        wait(lambda: tv.form.model_combo.count() > 0 and tv.index is not None, 120)
+        f = tv.form
+        f.model_combo.setCurrentText("skip-ganomaly")
+        f.size_combo.setCurrentText("64")
+        f.budget_spin.setValue(args.epochs)
+        f.batch_spin.setValue(16)
+        f.param_editors["base_width"].set_value(16)
+        f.param_editors["latent_dim"].set_value(64)
+        tv.name_edit.setText("skip-ganomaly-washers-64")
+        tv.name_edit.setModified(True)
+        tv.start()
+        wait(lambda: not tv.is_busy(), 1800)
+        shoot("train")
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
