@@ -32,6 +32,7 @@ COLUMNS = [
     ("verdict", "Verdict"),
     ("override_verdict", "Override"),
     ("score", "Score"),
+    ("share", "% of threshold"),  # the operator's measure, as the Inspect view shows it
     ("threshold", "Threshold"),
     ("bundle", "Bundle"),
     ("image_ref", "Image"),
@@ -121,6 +122,11 @@ class HistoryTableModel(QAbstractTableModel):
                 return _local_time(rec)
             if key == "score":
                 return "" if rec.score is None else f"{rec.score:.5g}"
+            if key == "share":
+                if rec.score is None or not rec.threshold_high or rec.threshold_high <= 0:
+                    return ""
+                share = 100.0 * rec.score / rec.threshold_high
+                return "> 999 %" if share > 999 else f"{share:.0f} %"
             if key == "threshold":
                 if rec.threshold_high is None:
                     return ""
@@ -143,7 +149,7 @@ class HistoryTableModel(QAbstractTableModel):
             return f
         if role == Qt.ItemDataRole.ToolTipRole and key == "image_ref":
             return rec.image_ref + ("\n(image kept — double-click to open)" if rec.stored_image else "")
-        if role == Qt.ItemDataRole.TextAlignmentRole and key in ("id", "score", "threshold", "latency_ms"):
+        if role == Qt.ItemDataRole.TextAlignmentRole and key in ("id", "score", "share", "threshold", "latency_ms"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.UserRole:
             return rec

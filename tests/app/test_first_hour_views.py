@@ -254,3 +254,16 @@ def test_calibrate_plots_without_scores_say_so(calibrate_view) -> None:
     assert not v.histogram.empty.shown and not v.roc_plot.empty.shown
     v.set_scores([0.1, 0.2, 0.3], [0, 0, 0])  # good images only: no ROC curve, and the plot says why
     assert v.roc_plot.empty.shown and "No ROC curve" in v.roc_plot.empty.text
+
+
+def test_history_shows_each_score_as_a_share_of_its_threshold(ctx, qtbot) -> None:
+    from app.views.history import COLUMNS, HistoryView
+
+    ctx.history.record(score=0.0038, verdict="FAIL", threshold_high=0.0025, image_ref="a.png", bundle="demo")
+    ctx.history.record(score=0.4, verdict="PASS", threshold_high=0.0, image_ref="b.png", bundle="demo")
+    v = HistoryView(ctx)
+    qtbot.addWidget(v)
+    v.show()
+    qtbot.waitUntil(lambda: v.model is not None and v.model.rowCount() == 2)
+    col = [k for k, _title in COLUMNS].index("share")
+    assert [v.model.data(v.model.index(r, col)) for r in (1, 0)] == ["152 %", ""]  # none for a threshold at 0
