@@ -235,9 +235,10 @@ def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> Non
         Threshold.from_dict(m["threshold"])
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise BundleError(path, f"manifest is invalid: {str(exc)[:200]}") from None
-    if (pp.image_size, pp.channels) != (cfg.image_size, cfg.channels):
-        raise BundleError(path, f"manifest is invalid: preprocessing ({pp.image_size} px, {pp.channels} channel(s)) "
-                                f"does not match the model ({cfg.image_size} px, {cfg.channels} channel(s))")
+    if (pp.image_size, pp.channels, pp.normalize) != (cfg.image_size, cfg.channels, cfg.normalize):
+        raise BundleError(path, f"manifest is invalid: preprocessing ({pp.image_size} px, {pp.channels} channel(s), "
+                                f"normalize {pp.normalize}) does not match the model ({cfg.image_size} px, "
+                                f"{cfg.channels} channel(s), normalize {cfg.normalize})")
     problem = _section_problem(m)
     if problem:
         raise BundleError(path, f"manifest is invalid: {problem}")
@@ -354,8 +355,8 @@ class Bundle:
         self._check_on_meta()
         try:
             model = build_model(self.model_config)
-        except ValueError as exc:
-            raise BundleError(self.path, f"manifest does not describe a valid model: {exc}") from None
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # a parameter of the wrong type
+            raise BundleError(self.path, f"manifest does not describe a valid model: {_first_line(exc)}") from None
         except (RuntimeError, MemoryError, OverflowError) as exc:  # e.g. a size no allocator can give
             raise BundleError(self.path, f"the model the manifest describes cannot be built "
                                          f"({_first_line(exc)})") from None
