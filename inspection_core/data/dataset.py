@@ -126,6 +126,7 @@ class LoadedImages:
     images: np.ndarray  # uint8 (N, S, S, C)
     samples: list[Sample]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    shapes: list[tuple[int, int]] = field(default_factory=list)  # (height, width) of each image as read
 
 
 # ---------------------------------------------------------------- scanning
@@ -289,13 +290,16 @@ def load_images(
     samples = list(samples)
     n, size, c = len(samples), int(pp.image_size), int(pp.channels)
     out = np.empty((n, size, size, c), dtype=np.uint8)
+    shapes: list[tuple[int, int]] = [(0, 0)] * n
 
     def work(i: int) -> str | None:
         if cancel is not None:
             cancel.raise_if_cancelled()
         path = samples[i].path
         try:
-            out[i] = to_model_image(read_image(path), pp)
+            img = read_image(path)
+            shapes[i] = (int(img.shape[0]), int(img.shape[1]))
+            out[i] = to_model_image(img, pp)
         except ImageReadError as exc:
             return exc.reason
         except ValueError as exc:
@@ -316,7 +320,8 @@ def load_images(
                 if progress is not None:
                     progress(i + 1, n)
     images = out if len(kept) == n else np.ascontiguousarray(out[kept])
-    return LoadedImages(images=images, samples=[samples[i] for i in kept], skipped=skipped)
+    return LoadedImages(images=images, samples=[samples[i] for i in kept], skipped=skipped,
+                        shapes=[shapes[i] for i in kept])
 
 
 def load_masks(samples: Sequence[Sample], size: int) -> np.ndarray:

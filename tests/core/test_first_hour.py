@@ -189,3 +189,20 @@ def test_the_live_line_warns_once_per_run(tiny_bundle: Path, demo_data: Path, tm
         assert len(warnings) == expected, warnings
         assert sum(1 for k, _p in events if k == "result") == len(list(folder.glob("*.png")))
     assert "gray and the model was trained on colour images" in str(warnings or "") or expected == 0
+
+
+def test_loading_records_each_images_size_for_the_training_statistics(tmp_path: Path) -> None:
+    """What the trainer needs to record ``input_stats`` (drift.input_statistics) for the monitor."""
+    from inspection_core.data.dataset import Sample, load_images
+    from inspection_core.data.preprocess import Preprocessing
+
+    paths = []
+    for i, (h, w) in enumerate(((40, 60), (50, 30))):
+        paths.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(paths[-1]), np.full((h, w, 3), 100 + 50 * i, np.uint8))
+    (tmp_path / "bad.png").write_bytes(b"no")
+    loaded = load_images([Sample(p, 0, "good") for p in (paths[0], tmp_path / "bad.png", paths[1])],
+                         Preprocessing(image_size=16, channels=3))
+    assert loaded.shapes == [(40, 60), (50, 30)]  # aligned with the images kept
+    stats = input_statistics(loaded.images, loaded.shapes)
+    assert stats["n"] == 2 and stats["shape"] == [45, 45] and stats["brightness"][0] < stats["brightness"][2]
