@@ -42,6 +42,19 @@ def check_camera_index(index: int) -> int:
     return index
 
 
+def _check_camera_path(target: str) -> None:
+    """A camera named by a path must be a device that exists (``/dev/video0``): a folder or a missing
+    path picked as "camera" would otherwise be a camera that keeps reconnecting."""
+    path = Path(target).expanduser()
+    if path.is_dir():
+        raise SourceError(f"camera '{target}' is a folder: choose the image folder source for it")
+    if not path.exists():
+        raise SourceError(f"camera '{target}': no such device (a camera is a number, a stream URL or a device such "
+                          "as /dev/video0)")
+    if path.is_file():
+        raise SourceError(f"camera '{target}' is a file: choose the video file source for it")
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """A parsed source: its kind and its target (camera index or URL, or a path)."""
@@ -58,6 +71,8 @@ class SourceSpec:
             raise SourceError(f"'{self.kind}:' needs {what}")
         if self.kind == "camera" and _INDEX.match(self.target.strip()):
             check_camera_index(int(self.target))
+        elif self.kind == "camera" and not _URL.match(self.target.strip()):
+            _check_camera_path(self.target.strip())
 
     @property
     def path(self) -> Path:

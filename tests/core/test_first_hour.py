@@ -206,3 +206,19 @@ def test_loading_records_each_images_size_for_the_training_statistics(tmp_path: 
     assert loaded.shapes == [(40, 60), (50, 30)]  # aligned with the images kept
     stats = input_statistics(loaded.images, loaded.shapes)
     assert stats["n"] == 2 and stats["shape"] == [45, 45] and stats["brightness"][0] < stats["brightness"][2]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("{tmp}/no/such/folder", "no such device"),
+    ("{tmp}", "is a folder: choose the image folder source"),
+    ("{tmp}/clip.txt", "is a file: choose the video file source"),
+])
+def test_a_path_picked_as_a_camera_is_refused_not_reconnected(tmp_path: Path, target: str, message: str) -> None:
+    """The picker's Camera / stream with a path typed: an error naming it, never a camera that keeps reconnecting."""
+    from inspection_core.sources import SourceError, parse_source
+
+    (tmp_path / "clip.txt").write_text("x")
+    with pytest.raises(SourceError, match=message):
+        parse_source(target.format(tmp=tmp_path), kind="camera")
+    for ok in ("0", "rtsp://10.0.0.5/stream"):
+        assert parse_source(ok, kind="camera").kind == "camera"
