@@ -16,8 +16,9 @@ the PIN hash).
 
 A process killed mid-write (kill -9, power cut) cannot remove its temporary
 file; the name says which host and process wrote it
-(``.NAME.<host>-<pid>.XXXXXXXX.tmp``), and the next write into that folder
-removes it once that process is gone (or, from another host, after an hour).
+(``.NAME.<host>-<pid>.XXXXXXXX.tmp``), and the first write into that folder
+by a later process removes it once that process is gone (or, from another
+host, after an hour).
 A write that fails raises :class:`WriteError`, an ``OSError`` whose message
 names the file ("cannot write '/models/a.inspector': no space left on the disk").
 """
@@ -148,8 +149,9 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
 
 
 def _sweep_once(folder: Path, name: str) -> None:
-    """The target's own leftovers every time; the whole folder's once per process."""
-    remove_stale_temps(folder, name)
+    """What killed writers left in ``folder``, once per process and folder (a
+    folder of kept images is written thousands of times a day: it is not
+    listed on every write)."""
     key = str(folder)
     with _swept_lock:
         if key in _swept:

@@ -33,13 +33,16 @@ def can_measure() -> bool:
         return False
 
 
-def peak_growth(fn: Callable[[], T]) -> tuple[T | BaseException, int]:
-    """(what ``fn()`` returned or raised, how many bytes the peak RSS rose above the RSS before it)."""
+def peak_growth(fn: Callable[[], T], collect: bool = True) -> tuple[T | BaseException, int]:
+    """(what ``fn()`` returned or raised, how many bytes the peak RSS rose above
+    the RSS before it); ``collect=False`` skips the garbage collection first
+    (for many small measurements, e.g. one per Hypothesis example)."""
     if not can_measure():
         pytest.skip("peak memory cannot be measured here (needs Linux /proc/self/clear_refs)")
     import gc
 
-    gc.collect()
+    if collect:
+        gc.collect()
     with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
         fh.write("5")
     before = _status_kb("VmRSS")

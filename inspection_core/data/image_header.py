@@ -244,6 +244,28 @@ def _pnm(head: bytes) -> ImageHeader | None:
     return ImageHeader("pnm", fields[0], fields[1], 3 if kind in (b"3", b"6") else 1)
 
 
+def structural_problem(data: bytes | bytearray | memoryview) -> str | None:
+    """What makes encoded bytes unsafe to hand to the decoder, or None.
+
+    A PNG chunk that declares more bytes than the file holds (a 1 KB file whose
+    IDAT claims 4 GiB) made OpenCV's reader allocate the declared size; every
+    chunk length is checked against what follows it."""
+    view = memoryview(data).cast("B")
+    if bytes(view[:8]) != b"\x89PNG\r\n\x1a\n" or bytes(view[8:16]) != b"\x00\x00\x00\rIHDR":
+        return None  # not a PNG (the decoder says so)
+    pos, n = 8, len(view)
+    while pos + 8 <= n:
+        length = int.from_bytes(view[pos:pos + 4], "big")
+        kind = bytes(view[pos + 4:pos + 8])
+        if length > 0x7FFFFFFF or pos + 12 + length > n:
+            return (f"damaged PNG: chunk {kind.decode('latin-1')!r} declares {length} bytes, "
+                    f"more than the {max(0, n - pos - 12)} left in the file")
+        if kind == b"IEND":
+            return None
+        pos += 12 + length
+    return None
+
+
 def probe_reader(read_at: ReadAt) -> ImageHeader | None:
     """The header of an image read through ``read_at(offset, n) -> bytes``; None when unknown."""
     try:
@@ -294,4 +316,4 @@ def _file_reader(fh: BinaryIO) -> ReadAt:
     return read_at
 
 
-__all__ = ["ImageHeader", "MAX_HEADER_BYTES", "probe", "probe_file", "probe_reader"]
+__all__ = ["ImageHeader", "MAX_HEADER_BYTES", "probe", "probe_file", "probe_reader", "structural_problem"]

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..fileio import atomic_write_bytes
-from .image_header import probe
+from .image_header import probe, structural_problem
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -73,6 +73,9 @@ def decode_image(buffer: bytes | np.ndarray, name: str | os.PathLike[str] = "<me
     data = np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, (bytes, bytearray)) else buffer
     if data.size == 0:
         raise ImageReadError(name, "empty file")
+    problem = structural_problem(data)
+    if problem is not None:
+        raise ImageReadError(name, problem)
     header = probe(data)
     if header is not None:
         if header.pixels > MAX_IMAGE_PIXELS:

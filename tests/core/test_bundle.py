@@ -52,6 +52,8 @@ def test_manifest_describes_the_model(tiny_bundle: Path) -> None:
     assert len(m["weights"]["sha256"]) == 64
 
 
+@pytest.mark.fault("bundle", "a truncated bundle (half of the file)",
+                   "BundleError 'not a model bundle, or the file is truncated or damaged'")
 def test_truncated_file_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
     bad = tmp_path / "truncated.inspector"
     data = tiny_bundle.read_bytes()
@@ -60,6 +62,8 @@ def test_truncated_file_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
         load_bundle(bad)
 
 
+@pytest.mark.fault("bundle", "tampered weights (one byte flipped)",
+                   "BundleError 'weights checksum does not match the manifest'")
 def test_tampered_weights_are_refused(tiny_bundle: Path, tmp_path: Path) -> None:
     def flip(w: bytes) -> bytes:
         b = bytearray(w)
@@ -71,6 +75,8 @@ def test_tampered_weights_are_refused(tiny_bundle: Path, tmp_path: Path) -> None
         load_bundle(bad)
 
 
+@pytest.mark.fault("bundle", "a bundle of a newer format",
+                   "BundleError 'made by a newer Inspector … update Inspector to use it'")
 def test_newer_format_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
     def newer(m: dict) -> dict:
         m["format_version"] = 99
@@ -81,6 +87,8 @@ def test_newer_format_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
         load_bundle(bad)
 
 
+@pytest.mark.fault("bundle", "a manifest that does not match its weights (other width, other family)",
+                   "BundleError 'weights do not match the model …'")
 def test_mismatched_model_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
     def wider(m: dict) -> dict:
         m["model"]["params"]["base_width"] = 16
@@ -98,6 +106,8 @@ def test_mismatched_model_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
         Inspector(bad, device="cpu")
 
 
+@pytest.mark.fault("bundle", "a pickled payload that runs code, with a matching checksum",
+                   "BundleError 'weights cannot be loaded safely'; the code never runs (weights_only)")
 def test_pickled_code_is_never_run(tiny_bundle: Path, tmp_path: Path) -> None:
     import hashlib
     import io
@@ -122,6 +132,8 @@ def test_pickled_code_is_never_run(tiny_bundle: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.fault("bundle", "a missing file; a text file named .inspector",
+                   "BundleError 'file not found' / 'not a model bundle'")
 def test_missing_and_non_bundle_files(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="file not found"):
         load_bundle(tmp_path / "nope.inspector")

@@ -239,3 +239,30 @@ def test_absurd_sizes_and_memory_errors_are_one_line(tmp_path: Path, monkeypatch
     monkeypatch.setattr(demo, "run", exhausted)  # the parser takes the module's run when it is built
     rc, _out, err = run(capsys, "demo-data", str(tmp_path / "d"))
     assert rc == 2 and err.strip() == "inspector demo-data: error: not enough memory (Unable to allocate 149. GiB for an array)"
+
+
+@pytest.mark.fault("cli", "Ctrl-C (SIGINT) during 'inspector train'",
+                   "'inspector: interrupted', exit 130; no bundle and no temporary file left")
+def test_ctrl_c_during_training_leaves_nothing_behind(demo_data: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "models" / "m.inspector"
+    out.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "inspection_core.cli.main", "train", "--data", str(demo_data),
+                             "--model", "skip-ganomaly", "--out", str(out), "--image-size", "32", "--width", "8",
+                             "--latent", "16", "--epochs", "500", "--batch-size", "8", "--device", "cpu"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("epoch 1/"):
+            break
+    else:
+        raise AssertionError("training never reported an epoch")
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(60) == 130 and "inspector: interrupted" in err and "Traceback" not in err
+    assert list(out.parent.iterdir()) == []

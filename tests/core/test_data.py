@@ -78,6 +78,8 @@ def test_read_image_with_non_ascii_path(tmp_path: Path) -> None:
     assert list_images(path.parent) == [path]
 
 
+@pytest.mark.fault("images", "corrupt, zero-byte and missing image files",
+                   "ImageReadError naming the file: 'not a decodable image', 'empty file', 'file not found'")
 def test_corrupt_empty_and_missing_files_name_the_file(tmp_path: Path) -> None:
     corrupt = tmp_path / "broken.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
@@ -268,6 +270,8 @@ def test_bad_folders_explain_the_expected_layout(tmp_path: Path, case: str) -> N
         assert EXPECTED_LAYOUT in msg
 
 
+@pytest.mark.fault("data set", "corrupt files among training images",
+                   "skipped with a warning naming each, listed in the run's summary")
 def test_load_images_skips_and_reports_corrupt_files(
     demo_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -384,7 +388,7 @@ def test_broken_symlinks_are_skipped_and_counted(tmp_path: Path) -> None:
         assert [p.name for p, _ in src.skipped] == ["late.png"] and "broken symbolic link" in src.last_error
 
 
-@pytest.mark.fault("images", "a training folder mixing gray and colour images (the colour ones sorted last)",
+@pytest.mark.fault("data set", "a training folder mixing gray and colour images (the colour ones sorted last)",
                    "3 channels from the whole folder, with a note 'training images mix gray and colour' (logged, in the manifest)")
 def test_a_mixed_gray_and_colour_folder_is_decided_by_every_file_and_said(tmp_path: Path,
                                                                            caplog: pytest.LogCaptureFixture) -> None:
@@ -437,3 +441,17 @@ def test_every_odd_image_is_scored_or_refused_by_name(tmp_path: Path, tiny_bundl
             outcome[path.name] = "refused"
     assert {k for k, v in outcome.items() if v == "refused"} == {"zero.png", "truncated.png", "corrupt.jpg", "text.png"}
     assert len(outcome) == 9
+
+
+@pytest.mark.fault("images", "a 1 KB PNG whose IDAT chunk declares 4 GiB (found by the Hypothesis search)",
+                   "ImageReadError 'damaged PNG: chunk 'IDAT' declares … bytes'; OpenCV allocated the declared 4 GiB")
+def test_a_png_chunk_longer_than_the_file_is_refused_before_decoding(tmp_path: Path) -> None:
+    from _memory import MiB, peak_growth
+
+    data = bytearray(cv2.imencode(".png", _rng_image((24, 32)))[1].tobytes())
+    at = data.find(b"IDAT") - 4
+    data[at:at + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "chunk.png").write_bytes(bytes(data))
+    err, grew = peak_growth(lambda: read_image(tmp_path / "chunk.png"))
+    assert isinstance(err, ImageReadError) and "damaged PNG: chunk 'IDAT' declares 4294967295 bytes" in str(err)
+    assert grew < 50 * MiB

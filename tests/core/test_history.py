@@ -188,6 +188,8 @@ def test_100k_rows_page_query_is_fast(tmp_path: Path) -> None:
         assert db.count() == 100_000
 
 
+@pytest.mark.fault("history", "the process dies right after record() (no close, no checkpoint)",
+                   "the committed row is in the database")
 def test_recorded_row_survives_a_crash(tmp_path: Path) -> None:
     db_path = tmp_path / "h.sqlite3"
     script = textwrap.dedent(
@@ -230,6 +232,8 @@ def test_worker_thread_records_while_main_thread_reads(tmp_path: Path) -> None:
         assert not errors and db.count() == 200
 
 
+@pytest.mark.fault("history", "a history file that is not a database",
+                   "HistoryError naming the file")
 def test_corrupt_file_gives_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "broken.sqlite3"
     bad.write_bytes(b"this is not an sqlite database" * 200)
@@ -238,6 +242,8 @@ def test_corrupt_file_gives_clear_error(tmp_path: Path) -> None:
     assert info.value.path == bad
 
 
+@pytest.mark.fault("history", "a history written by a newer Inspector",
+                   "HistoryError 'written by a newer Inspector'")
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     HistoryDB(path).close()

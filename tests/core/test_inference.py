@@ -62,3 +62,25 @@ def test_two_threshold_verdicts(tiny_bundle: Path, demo_data: Path) -> None:
     assert insp.predict(img).verdict == Verdict.FAIL
     insp.threshold = Threshold(high=s + 1e-3)
     assert insp.predict(img).verdict == Verdict.PASS
+
+
+@pytest.mark.fault("inference", "2000 scorings in a row with one Inspector",
+                   "memory flat: the resident size grows by less than 10 MB after the first 200")
+def test_repeated_scoring_keeps_memory_flat(tiny_bundle) -> None:
+    import numpy as np
+
+    from _memory import MiB, _status_kb, can_measure
+    from inspection_core.inference import Inspector
+
+    if not can_measure():
+        pytest.skip("needs Linux /proc")
+    insp = Inspector(tiny_bundle, device="cpu")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(8)]
+    for i in range(200):
+        insp.predict(frames[i % 8])
+    before = _status_kb("VmRSS") * 1024
+    for i in range(1800):
+        insp.predict(frames[i % 8])
+    grew = _status_kb("VmRSS") * 1024 - before
+    assert grew < 10 * MiB, f"RSS grew by {grew / MiB:.1f} MiB over 1800 scorings"

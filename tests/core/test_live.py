@@ -92,6 +92,8 @@ def test_triggered_mode_scores_one_part_per_trigger(tiny_bundle: Path, demo_data
         assert line.stop()
 
 
+@pytest.mark.fault("live line", "a live line whose source cannot open; a mistyped source",
+                   "'failed: cannot open source …'; a mistyped path is a SourceError at once")
 def test_a_line_that_cannot_start_says_why(tiny_bundle: Path, tmp_path: Path) -> None:
     events = Events()
     line = LiveLine(f"watch:{tmp_path / 'gone'}", str(tiny_bundle), listener=events)
@@ -174,7 +176,7 @@ def test_a_verdict_recorded_nowhere_is_never_shown(tiny_bundle: Path, demo_data:
     rec.close()
 
 
-@pytest.mark.fault("live line", "on_history_failure = \"stop\" and the history cannot be written",
+@pytest.mark.fault("live line", "on_history_failure = \'stop\' and the history cannot be written",
                    "the first verdict is spooled and shown, then the line stops saying why")
 def test_a_line_set_to_stop_stops_at_the_first_spooled_verdict(tiny_bundle: Path, demo_data: Path,
                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

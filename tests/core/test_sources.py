@@ -47,6 +47,8 @@ def _write_video(path: Path, n: int = 12, fps: float = 10.0) -> list[int]:
 # --------------------------------------------------------------------------- folder
 
 
+@pytest.mark.fault("sources", "a corrupt file in an image folder",
+                   "skipped, logged with its name, listed in skipped; the other images delivered")
 def test_folder_source_skips_corrupt_file_and_reports_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -105,6 +107,8 @@ def test_video_loop_and_realtime(tmp_path: Path) -> None:
     assert n == 5 and elapsed >= 4 / 25.0 * 0.9  # paced to 25 fps, not as fast as decoding
 
 
+@pytest.mark.fault("sources", "a missing or undecodable video file",
+                   "SourceError naming the file")
 def test_video_missing_or_undecodable_gives_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="missing.mp4.*not found"):
         VideoFileSource(tmp_path / "missing.mp4").open()
@@ -136,6 +140,8 @@ def test_watched_folder_sees_new_files_not_old_ones(tmp_path: Path) -> None:
         assert again is not None and np.array_equal(again.image, _noise(3))
 
 
+@pytest.mark.fault("sources", "a file still being written into a watched folder",
+                   "read only after its size and time settle; never half a file")
 def test_watched_folder_waits_for_slow_writer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     img = _noise(4, (96, 128, 3))
     data = _png_bytes(img)
@@ -176,6 +182,8 @@ def test_watched_folder_close_releases_blocked_read(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- camera
 
 
+@pytest.mark.fault("sources", "a missing camera or an unreachable stream",
+                   "state 'reconnecting' with the reason, retried with backoff, close() within 2 s")
 @pytest.mark.parametrize("spec", [99, "/nonexistent/dir/stream.mjpg"])
 def test_missing_camera_reconnects_without_raising_and_stops_promptly(spec: object) -> None:
     src = CameraSource(spec, reconnect_delay=0.05, max_reconnect_delay=0.2)

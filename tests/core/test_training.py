@@ -50,6 +50,8 @@ def test_validation_auroc_with_labelled_validation_data(demo_data: Path) -> None
     assert result.manifest["training"]["best_metric"] == "val_auroc"
 
 
+@pytest.mark.fault("training", "cancel during training",
+                   "stops within a step (Cancelled)")
 def test_cancel_stops_within_a_step(demo_data: Path) -> None:
     token = CancelToken()
     seen: list[int] = []
@@ -84,6 +86,8 @@ class _DivergingSkip(model_class("skip-ganomaly")):  # type: ignore[misc]
 register("test-diverging")(_DivergingSkip)
 
 
+@pytest.mark.fault("training", "NaN losses during training",
+                   "training stops and keeps the last good checkpoint, saying why")
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(demo_data: Path) -> None:
     # 48 train images -> 43 after the 10 % hold-out -> 2 steps/epoch of 16 (+ a remainder)
     events: list[ProgressEvent] = []
@@ -94,6 +98,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(demo_data: Path) -> None:
     assert any(e.kind == "message" and "nan" in e.message for e in events)
 
 
+@pytest.mark.fault("training", "NaN losses in the first epoch",
+                   "a clear error (no bundle written)")
 def test_nan_loss_in_the_first_epoch_is_a_clear_error(demo_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_DivergingSkip, "nan_after", 0)
     with pytest.raises(TrainingError, match="diverged.*learning rate"):
