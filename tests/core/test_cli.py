@@ -241,6 +241,7 @@ def test_absurd_sizes_and_memory_errors_are_one_line(tmp_path: Path, monkeypatch
     assert rc == 2 and err.strip() == "inspector demo-data: error: not enough memory (Unable to allocate 149. GiB for an array)"
 
 
+@pytest.mark.slow  # a training process of its own (torch import): 3 s
 @pytest.mark.fault("cli", "Ctrl-C (SIGINT) during 'inspector train'",
                    "'inspector: interrupted', exit 130; no bundle and no temporary file left")
 def test_ctrl_c_during_training_leaves_nothing_behind(demo_data: Path, tmp_path: Path) -> None:
