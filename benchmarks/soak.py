@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=1000, help="sample memory every N frames (default 1000)")
     p.add_argument("--warmup", type=int, default=2000, help="frames before the 'start' figure (default 2000)")
     p.add_argument("--bundle", type=Path, default=ROOT / "models" / "demo.inspector")
-    p.add_argument("--scale", type=int, default=4, help="frame size as a multiple of 128 px (default 4: 512 px)")
+    p.add_argument("--scale", type=int, default=2, help="frame size as a multiple of 128 px (default 2: 256 px; "
+                                                         "kept FAIL/REVIEW images take about 4 GB per 100,000 frames, in the work folder)")
     p.add_argument("--no-keep-images", action="store_true", help="do not keep FAIL/REVIEW images")
     p.add_argument("--work", type=Path, default=None, help="folder for the history and kept images (default: a "
                                                           "temporary one, removed at the end)")
@@ -157,12 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = db.count()
     kept = sum(1 for r in db.query(verdict=("FAIL", "REVIEW"), limit=10**9) if r.stored_image)
     db.close()
+    kept_mb = sum(f.stat().st_size for f in (work / "kept").rglob("*.png")) / 1e6 if (work / "kept").is_dir() else 0.0
     wall = time.monotonic() - t0
     after = [s for s in samples if s["frames"] >= args.warmup] or samples
     start, end = after[0], samples[-1]
     slope = fit_slope([s["frames"] for s in after], [s["rss_mb"] for s in after]) * 10_000
     summary = {
         "frames": args.frames, "scored": line.frames_scored, "history_rows": rows, "images_kept": kept,
+        "kept_images_mb": round(kept_mb, 1),
         "finished": finished, "errors": errors[:10], "n_errors": len(errors), "wall_s": round(wall, 1),
         "fps": round(line.frames_scored / wall, 1) if wall else None,
         "rss_start_mb": round(start["rss_mb"], 1), "rss_start_at": start["frames"],
