@@ -216,7 +216,7 @@ class MisjudgedGallery(QGroupBox):
         w = QListWidget()
         w.setViewMode(QListWidget.ViewMode.IconMode)
         w.setIconSize(QSize(THUMB, THUMB))
-        w.setGridSize(QSize(THUMB + 40, THUMB + 50))
+        w.setGridSize(QSize(THUMB + 56, THUMB + 64))  # room for the defect type, file name and score
         w.setResizeMode(QListWidget.ResizeMode.Adjust)
         w.setMovement(QListWidget.Movement.Static)
         w.setUniformItemSizes(True)

@@ -32,7 +32,7 @@ COLUMNS = [
     ("verdict", "Verdict"),
     ("override_verdict", "Override"),
     ("score", "Score"),
-    ("share", "% of threshold"),  # the operator's measure, as the Inspect view shows it
+    ("share", "% of φ"),  # the score as a share of the threshold φ: the Inspect view's measure
     ("threshold", "Threshold"),
     ("bundle", "Bundle"),
     ("image_ref", "Image"),
@@ -254,7 +254,7 @@ class HistoryView(QWidget):
         if self.model is None:
             self.model = HistoryTableModel(self.ctx.history, self)
             self.table.setModel(self.model)
-            widths = (64, 172, 78, 120, 86, 96, 110, 190, 200, 90)
+            widths = (64, 172, 78, 120, 86, 120, 96, 110, 190, 260, 90)  # one per column but the last
             for i, w in enumerate(widths):
                 self.table.setColumnWidth(i, w)
             self._fill_bundles()

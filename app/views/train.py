@@ -90,7 +90,7 @@ class TrainView(QWidget):
         split.addWidget(self._build_live())
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
-        split.setSizes([380, 1000])
+        split.setSizes([420, 1000])  # room for the data folder's path and the form's inputs
 
     def _build_form(self) -> QWidget:
         panel = QWidget()
