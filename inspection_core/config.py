@@ -24,12 +24,14 @@ LEGACY_MODEL_KEYS = ("latent_dim", "base_width")
 
 @dataclass
 class ModelConfig:
-    """What a detector is: family name, input geometry and family parameters."""
+    """What a detector is: family name, input geometry and photometry, and family parameters."""
 
     model: str = "ganomaly"
     image_size: int = 128
     channels: int = 3
     params: dict[str, Any] = field(default_factory=dict)
+    #: illumination normalisation of the one preprocessing path ("none", "mean_std")
+    normalize: str = "none"
     #: legacy keys that :meth:`from_dict` moved into ``params`` (not a field: never saved)
     _legacy = ()
 
@@ -40,6 +42,8 @@ class ModelConfig:
             raise ValueError(f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}, got {self.image_size}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.normalize not in ("none", "mean_std"):
+            raise ValueError(f"normalize must be 'none' or 'mean_std', got {self.normalize!r}")
         if not isinstance(self.params, dict):
             raise ValueError(f"model params must be a mapping, got {type(self.params).__name__}")
 

@@ -13,7 +13,12 @@ Steps of ``to_model_image`` (fixed order):
    enlarging (per axis when one axis shrinks and the other grows). Non-square
    images are stretched to a square, not cropped or padded, so that nothing
    on the part is cut away; train and inspect with the same camera framing,
-5. gray -> BGR by replicating the plane when the model wants 3 channels.
+5. gray -> BGR by replicating the plane when the model wants 3 channels,
+6. optional illumination normalisation (``normalize``, recorded in the
+   bundle): ``"mean_std"`` maps each image to a fixed mean and contrast
+   (mean 128, standard deviation 48 over all its pixels and channels,
+   clipped to 0..255), so that a global brightness or gain change of the
+   lighting or camera is not taken for a defect, nor a defect for one.
 """
 
 from __future__ import annotations
@@ -33,25 +38,33 @@ if TYPE_CHECKING:  # torch is imported lazily: the GUI and sources start fast
 from .images import _to_supported_dtype
 
 
+NORMALIZATIONS = ("none", "mean_std")
+NORM_MEAN, NORM_STD = 128.0, 48.0
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """Model input geometry: square side ``image_size`` and ``channels`` (1 gray, 3 BGR)."""
+    """Model input: square side ``image_size``, ``channels`` (1 gray, 3 BGR)
+    and the illumination normalisation (``"none"`` or ``"mean_std"``)."""
 
     image_size: int
     channels: int
+    normalize: str = "none"
 
     def __post_init__(self) -> None:
         if int(self.image_size) < 1:
             raise ValueError(f"image size must be positive, got {self.image_size}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {self.normalize!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": int(self.image_size), "channels": int(self.channels)}
+        return {"image_size": int(self.image_size), "channels": int(self.channels), "normalize": self.normalize}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Preprocessing":
-        return cls(image_size=int(d["image_size"]), channels=int(d["channels"]))
+        return cls(image_size=int(d["image_size"]), channels=int(d["channels"]), normalize=str(d.get("normalize", "none")))
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -101,7 +114,18 @@ def to_model_image(img: np.ndarray, pp: Preprocessing) -> np.ndarray:
         img = img[:, :, None]
         if pp.channels == 3:
             img = np.repeat(img, 3, axis=2)
+    if pp.normalize == "mean_std":
+        img = normalize_mean_std(img)
     return np.ascontiguousarray(img)
+
+
+def normalize_mean_std(img: np.ndarray) -> np.ndarray:
+    """uint8 image -> the same image at mean 128 and standard deviation 48
+    (all pixels and channels together, so colour ratios are kept), uint8."""
+    f = img.astype(np.float32)
+    mean, std = float(f.mean()), float(f.std())
+    out = (f - mean) * (NORM_STD / max(std, 1.0)) + NORM_MEAN
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def to_tensor(batch: np.ndarray | Sequence[np.ndarray]) -> "torch.Tensor":

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, TrainConfig
-from .base import Detector, ScoreOutput, reconstruction_map, weights_init
+from .base import Detector, ScoreOutput, weights_init
+from .residual import ResidualScoring, check_residual_params, residual_params
 from .blocks import check_dcgan_config, dcgan_params, Decoder, Encoder, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
@@ -67,7 +68,7 @@ class JointCritic(nn.Module):
 
 
 @register("bigan")
-class BiGAN(Detector):
+class BiGAN(ResidualScoring, Detector):
     """BiGAN/ALI detector with a WGAN-GP joint critic. Params: ``alpha``
     (score mix, reconstruction share), ``lambda_gp`` (gradient penalty
     weight), ``n_critic`` (critic updates per E/G update), ``w_feat``
@@ -92,14 +93,16 @@ class BiGAN(Detector):
         self.critic = JointCritic(s, c, k, w)
         for m in (self.encoder, self.generator, self.critic):
             m.apply(weights_init)
+        self.init_residual()
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {**dcgan_params(), "alpha": 0.9, "lambda_gp": 10.0, "n_critic": 2, "w_feat": 1.0, "w_cons": 10.0}
+        return {**dcgan_params(), **residual_params(), "alpha": 0.9, "lambda_gp": 10.0, "n_critic": 2, "w_feat": 1.0, "w_cons": 10.0}
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
         check_dcgan_config(cls.name, cfg.image_size, cfg.params)
+        check_residual_params(cls.name, cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
@@ -109,7 +112,7 @@ class BiGAN(Detector):
         _, f_rec = self.critic(x_hat, z)
         alpha = float(self.params["alpha"])
         scores = alpha * per_image_mse(x, x_hat) + (1.0 - alpha) * per_image_mse(f_real, f_rec)
-        return ScoreOutput(scores=scores, anomaly_map=reconstruction_map(x, x_hat), reconstruction=x_hat.float())
+        return self.reconstruction_output(x, x_hat, scores)
 
     def sample_latents(self, n: int) -> torch.Tensor:
         """z ~ N(0, I), shaped (n, latent_dim, 1, 1) on the model's device."""
@@ -192,6 +195,8 @@ class BiGAN(Detector):
                 g_loss = g_loss + w_cons * cons
             else:
                 cons = torch.zeros((), device=x.device)
+            if float(p["w_perceptual"]) > 0:
+                g_loss = g_loss + self.perceptual_term(x, x_rec if w_cons > 0 else self.generator(z_real))
         self.step(g_loss, self.optimizers["ge"])
 
         return {

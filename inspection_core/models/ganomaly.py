@@ -18,7 +18,8 @@ from torch.nn import functional as F
 
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
-from .base import ScoreOutput, reconstruction_map, weights_init
+from .base import ScoreOutput, weights_init
+from .residual import ResidualScoring, check_residual_params, residual_params
 from .blocks import check_dcgan_config, dcgan_params, Decoder, Discriminator, Encoder, frozen, per_image_mse
 from .registry import register
 
@@ -41,7 +42,7 @@ class GanomalyGenerator(nn.Module):
 
 
 @register("ganomaly")
-class Ganomaly(GeneratorDiscriminatorDetector):
+class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
     """GANomaly detector. Params: ``w_adv`` (feature-matching adversarial
     loss), ``w_con`` (L1 reconstruction), ``w_enc`` (latent L2) weights."""
 
@@ -54,23 +55,21 @@ class Ganomaly(GeneratorDiscriminatorDetector):
         self.discriminator = Discriminator(cfg.image_size, cfg.channels, int(self.params['base_width']))
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
+        self.init_residual()
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_enc": 1.0}
+        return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_enc": 1.0, **residual_params()}
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
         check_dcgan_config(cls.name, cfg.image_size, cfg.params)
+        check_residual_params(cls.name, cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
         x_hat, z, z_hat = self.generator(x)
-        return ScoreOutput(
-            scores=per_image_mse(z, z_hat),
-            anomaly_map=reconstruction_map(x, x_hat),
-            reconstruction=x_hat.float(),
-        )
+        return self.reconstruction_output(x, x_hat, per_image_mse(z, z_hat))
 
     # --------------------------------------------------------------- training
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
@@ -85,7 +84,8 @@ class Ganomaly(GeneratorDiscriminatorDetector):
             g_adv = F.mse_loss(feat_fake.float(), feat_real.detach().float())
             g_con = F.l1_loss(x_hat.float(), x.float())
             g_enc = F.mse_loss(z_hat.float(), z.float())
-            g_loss = p["w_adv"] * g_adv + p["w_con"] * g_con + p["w_enc"] * g_enc
+            g_perc = self.perceptual_term(x, x_hat)
+            g_loss = p["w_adv"] * g_adv + p["w_con"] * g_con + p["w_enc"] * g_enc + g_perc
         self.step(g_loss, self.optimizers["g"])
 
         # discriminator update on real vs. (detached) reconstructions

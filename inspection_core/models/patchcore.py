@@ -2,14 +2,18 @@
 (Roth, Pemula, Zepeda, Schölkopf, Brox and Gehler, CVPR 2022).
 
 No training in the gradient sense: the good training images pass once
-through a frozen ImageNet backbone; mid-level feature maps of two or more
-layers, each averaged over its 3x3 neighbourhood and brought to the finest
-layer's grid, give one descriptor per image patch. A memory bank keeps a
-greedy (k-center) coreset of those descriptors, chosen on a random
-projection so that the selection is fast. A test patch's anomaly is the
-distance to its nearest neighbour in the bank; the image score is the
-largest patch anomaly (optionally re-weighted as in the paper, eq. 7), and
-the anomaly map is the patch grid upsampled to the input and smoothed.
+through a frozen ImageNet backbone; feature maps of several layers, each
+averaged over its 3x3 neighbourhood (zero-padded, as the paper's reference
+code) and brought to one patch grid (``grid_stride`` pixels: finer layers
+are average-pooled down, coarser ones upsampled), give one descriptor per
+image patch. A memory bank keeps a greedy (k-center) coreset of those
+descriptors, chosen on a random projection so that the selection is fast;
+it can also hold the descriptors of the training images at other exposures
+(``bank_augment``), so that a brighter or darker good part is not taken for
+a defect. A test patch's anomaly is the distance to its nearest neighbour
+in the bank; the anomaly map is the patch grid upsampled to the input and
+smoothed, and the image score is its maximum (or the largest raw patch
+distance, or the paper's re-weighted score, eq. 7).
 
 Every image is scored on its own (frozen BatchNorm, per-image nearest
 neighbours), so scores do not depend on the batch. The memory bank is a
@@ -31,6 +35,20 @@ from .registry import register
 
 #: query x bank elements per distance chunk (about 64 MB of fp32 distances)
 _CHUNK_ELEMENTS = 1 << 24
+SCORES = ("map_max", "patch_max", "reweighted")
+#: extra views of each training image that may go into the memory bank
+BANK_AUGMENTS = ("bright", "dark", "hflip", "vflip")
+_GAINS = {"bright": 1.25, "dark": 0.8}
+#: PatchCore's layers where they differ from the backbone's defaults (measured
+#: on ../shared/data, benchmarks/patchcore_sweep.py; docs/quality.md)
+DEFAULT_LAYERS = {"mobilenet_v2": ["features.3", "features.6", "features.10", "features.13"]}
+
+
+def _bank_view(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """A training batch (in [-1, 1]) at another exposure, or mirrored."""
+    if kind in _GAINS:
+        return ((x + 1.0) * _GAINS[kind] - 1.0).clamp(-1.0, 1.0)
+    return x.flip(-1) if kind == "hflip" else x.flip(-2)
 
 
 def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor | None = None,
@@ -96,12 +114,15 @@ class PatchCore(Detector):
     :data:`inspection_core.backbones.BACKBONES`), ``layers`` (feature layers;
     the backbone's defaults when empty), ``weights`` ("imagenet", a local
     weights file, or "random" for tests), ``neighbourhood`` (patch
-    aggregation size), ``coreset_ratio`` (share of training patches kept),
-    ``max_bank`` (cap on the memory bank), ``projection_dim`` (random
-    projection used to choose the coreset), ``reweight`` (the paper's image
-    score re-weighting), ``neighbours`` (its neighbourhood size b),
-    ``map_sigma`` (Gaussian smoothing of the map, pixels at the input size),
-    ``fit_memory_mb`` (budget for the patches held while fitting)."""
+    aggregation size), ``grid_stride`` (patch grid in input pixels),
+    ``coreset_ratio`` (share of training patches kept), ``max_bank`` (cap on
+    the memory bank), ``projection_dim`` (random projection used to choose
+    the coreset), ``bank_augment`` (extra exposures of each training image in
+    the bank: "bright" x1.25, "dark" x0.8, and mirror images "hflip",
+    "vflip"), ``score`` ("map_max", "patch_max" or "reweighted"),
+    ``neighbours`` (the re-weighting's neighbourhood size b), ``map_sigma``
+    (Gaussian smoothing of the map, pixels at 224 px), ``fit_memory_mb``
+    (budget for the patches held while fitting)."""
 
     fit_mode = "one_pass"
     weights_param = "weights"
@@ -113,16 +134,22 @@ class PatchCore(Detector):
             raise ValueError(f"patchcore: unknown backbone {p['backbone']!r}; available: {', '.join(BACKBONES)}")
         spec = backbone_spec(p["backbone"])
         if not p["layers"]:
-            p["layers"] = list(spec.default_layers)
+            p["layers"] = list(DEFAULT_LAYERS.get(p["backbone"], spec.default_layers))
         if not isinstance(p["layers"], (list, tuple)) or not all(isinstance(l, str) for l in p["layers"]):
             raise ValueError(f"patchcore: layers must be a list of layer names, got {p['layers']!r}")
         p["layers"] = list(p["layers"])
-        for key, lo in (("neighbourhood", 1), ("max_bank", 1), ("projection_dim", 1), ("neighbours", 1), ("fit_memory_mb", 16)):
+        for key, lo in (("neighbourhood", 1), ("grid_stride", 1), ("max_bank", 1), ("projection_dim", 1), ("neighbours", 1),
+                        ("fit_memory_mb", 16)):
             v = p[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"patchcore: {key} must be a whole number >= {lo}, got {v!r}")
         if not 0.0 < float(p["coreset_ratio"]) <= 1.0:
             raise ValueError(f"patchcore: coreset_ratio must be in (0, 1], got {p['coreset_ratio']}")
+        if p["score"] not in SCORES:
+            raise ValueError(f"patchcore: score must be one of {', '.join(SCORES)}, got {p['score']!r}")
+        if not isinstance(p["bank_augment"], (list, tuple)) or any(a not in BANK_AUGMENTS for a in p["bank_augment"]):
+            raise ValueError(f"patchcore: bank_augment must be a list of {', '.join(BANK_AUGMENTS)}, got {p['bank_augment']!r}")
+        p["bank_augment"] = list(p["bank_augment"])
         if float(p["map_sigma"]) < 0:
             raise ValueError(f"patchcore: map_sigma must be >= 0, got {p['map_sigma']}")
         if not isinstance(p["weights"], str) or not p["weights"]:
@@ -145,10 +172,12 @@ class PatchCore(Detector):
             "layers": [],
             "weights": "imagenet",
             "neighbourhood": 3,
-            "coreset_ratio": 0.1,
+            "grid_stride": 8,
+            "coreset_ratio": 0.02,
             "max_bank": 20000,
-            "projection_dim": 128,
-            "reweight": False,
+            "projection_dim": 64,
+            "bank_augment": ["bright", "dark"],
+            "score": "map_max",
             "neighbours": 9,
             "map_sigma": 4.0,
             "fit_memory_mb": 1024,
@@ -164,17 +193,22 @@ class PatchCore(Detector):
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
 
     # -------------------------------------------------------------- features
+    def _grid(self, h: int, w: int) -> tuple[int, int]:
+        s = int(self.params["grid_stride"])
+        return max(1, math.ceil(h / s)), max(1, math.ceil(w / s))
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch descriptors (B, D, h, w) on the finest layer's grid."""
+        """Patch descriptors (B, D, h, w) on the ``grid_stride`` grid."""
         feats = self.features(x)
         k = int(self.params["neighbourhood"])
-        layers = self.features.layers
-        size = feats[layers[0]].shape[-2:]
+        size = self._grid(x.shape[-2], x.shape[-1])
         parts = []
-        for name in layers:
+        for name in self.features.layers:
             f = feats[name].float()
             if k > 1:
-                f = F.avg_pool2d(f, k, stride=1, padding=k // 2, count_include_pad=False)
+                f = F.avg_pool2d(f, k, stride=1, padding=k // 2)
+            if f.shape[-1] > size[-1] or f.shape[-2] > size[-2]:
+                f = F.adaptive_avg_pool2d(f, size)
             if f.shape[-2:] != size:
                 f = F.interpolate(f, size=size, mode="bilinear", align_corners=False)
             parts.append(f)
@@ -198,13 +232,15 @@ class PatchCore(Detector):
         for i in range(b):  # per image: scores never depend on the batch
             dd, ii = nearest_distances(patches[i], bank, bank_sq)
             dist[i], nn_idx[i] = dd[:, 0], ii[:, 0]
-        flat_max, arg = dist.max(dim=1)
-        scores = flat_max
-        if self.params["reweight"]:
-            scores = self._reweight(patches, dist, nn_idx, arg)
         amap = F.interpolate(dist.view(b, 1, h, w), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
         sigma = float(self.params["map_sigma"]) * x.shape[-1] / 224.0
         amap = smooth_map(amap, sigma)
+        kind = self.params["score"]
+        if kind == "map_max":
+            scores = amap.flatten(1).max(dim=1).values
+        else:
+            flat_max, arg = dist.max(dim=1)
+            scores = flat_max if kind == "patch_max" else self._reweight(patches, dist, nn_idx, arg)
         return ScoreOutput(scores=scores.float(), anomaly_map=amap.float(), reconstruction=None)
 
     def _reweight(self, patches: torch.Tensor, dist: torch.Tensor, nn_idx: torch.Tensor, arg: torch.Tensor) -> torch.Tensor:
@@ -229,25 +265,21 @@ class PatchCore(Detector):
         self._fit_parts = []
         self._fit_gen = torch.Generator().manual_seed(int(info.seed))
         # patches held while fitting: at most fit_memory_mb of fp32 descriptors
-        grid = self._grid_size(info.image_size)
+        gh, gw = self._grid(info.image_size, info.image_size)
         budget = int(self.params["fit_memory_mb"]) * 2**20 // (4 * self.feature_dim)
-        total = max(1, info.n_train) * grid
+        total = max(1, info.n_train) * (1 + len(self.params["bank_augment"])) * gh * gw
         self._fit_keep = min(1.0, budget / total)
 
-    def _grid_size(self, image_size: int) -> int:
-        stride = min(self.features.strides[l] for l in self.features.layers)
-        side = math.ceil(image_size / stride)
-        return side * side
-
     def fit_batch(self, x: torch.Tensor) -> None:
-        with torch.inference_mode():
-            emb = self.embed(x)
-        patches = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]).cpu()
-        if self._fit_keep < 1.0:  # subsample on the way: never one array of every patch
-            n = max(1, int(round(patches.shape[0] * self._fit_keep)))
-            idx = torch.randperm(patches.shape[0], generator=self._fit_gen)[:n]
-            patches = patches[idx]
-        self._fit_parts.append(patches.clone())
+        for view in [x, *(_bank_view(x, a) for a in self.params["bank_augment"])]:
+            with torch.inference_mode():
+                emb = self.embed(view)
+            patches = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]).cpu()
+            if self._fit_keep < 1.0:  # subsample on the way: never one array of every patch
+                n = max(1, int(round(patches.shape[0] * self._fit_keep)))
+                idx = torch.randperm(patches.shape[0], generator=self._fit_gen)[:n]
+                patches = patches[idx]
+            self._fit_parts.append(patches.clone())
 
     def fit_finish(self, tick: Callable[[int, int], None]) -> dict[str, Any]:
         if not self._fit_parts:

@@ -19,7 +19,8 @@ from torch.nn import functional as F
 
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
-from .base import ScoreOutput, reconstruction_map, weights_init
+from .base import ScoreOutput, weights_init
+from .residual import ResidualScoring, check_residual_params, residual_params
 from .blocks import check_dcgan_config, dcgan_params, Discriminator, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
@@ -29,11 +30,21 @@ class UNetGenerator(nn.Module):
     on the first level), a 4x4 -> 1x1 -> 4x4 bottleneck of ``latent_dim``
     channels, and transposed-conv levels back up (BatchNorm + ReLU), each
     fed the previous decoder output concatenated with the encoder features
-    of the same size. Tanh output."""
+    of the same size. Tanh output.
 
-    def __init__(self, image_size: int, channels: int, latent_dim: int, width: int) -> None:
+    ``drop_skips`` removes the skip connections of the top levels (full
+    resolution first): such a skip can carry a defect straight from the
+    input to the output, so the reconstruction copies it. ``skip_dropout``
+    zeroes whole skip tensors at random during training, so the decoder
+    learns to rebuild from the bottleneck too."""
+
+    def __init__(self, image_size: int, channels: int, latent_dim: int, width: int,
+                 drop_skips: int = 0, skip_dropout: float = 0.0) -> None:
         super().__init__()
         widths = pyramid_widths(image_size, width)
+        # use_skip[j]: the encoder features of level j reach the decoder
+        self.use_skip = [j >= drop_skips for j in range(len(widths))]
+        self.skip_dropout = float(skip_dropout)
         downs: list[nn.Module] = [
             nn.Sequential(nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True))
         ]
@@ -58,13 +69,22 @@ class UNetGenerator(nn.Module):
         for i in range(len(widths) - 1):
             ups.append(
                 nn.Sequential(
-                    nn.ConvTranspose2d(2 * widths[i + 1], widths[i], 4, 2, 1, bias=False),
+                    nn.ConvTranspose2d((2 if self.use_skip[i + 1] else 1) * widths[i + 1], widths[i], 4, 2, 1, bias=False),
                     nn.BatchNorm2d(widths[i]),
                     nn.ReLU(inplace=True),
                 )
             )
         self.ups = nn.ModuleList(ups)
-        self.out = nn.Sequential(nn.ConvTranspose2d(2 * widths[0], channels, 4, 2, 1, bias=False), nn.Tanh())
+        self.out = nn.Sequential(
+            nn.ConvTranspose2d((2 if self.use_skip[0] else 1) * widths[0], channels, 4, 2, 1, bias=False), nn.Tanh())
+
+    def _join(self, d: torch.Tensor, skip: torch.Tensor, level: int) -> torch.Tensor:
+        if not self.use_skip[level]:
+            return d
+        if self.training and self.skip_dropout > 0:
+            keep = (torch.rand(skip.shape[0], 1, 1, 1, device=skip.device) >= self.skip_dropout).to(skip.dtype)
+            skip = skip * keep
+        return torch.cat([d, skip], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips: list[torch.Tensor] = []
@@ -74,12 +94,12 @@ class UNetGenerator(nn.Module):
             skips.append(h)
         d = self.bottleneck(h)
         for i in range(len(self.ups) - 1, -1, -1):
-            d = self.ups[i](torch.cat([d, skips[i + 1]], dim=1))
-        return self.out(torch.cat([d, skips[0]], dim=1))
+            d = self.ups[i](self._join(d, skips[i + 1], i + 1))
+        return self.out(self._join(d, skips[0], 0))
 
 
 @register("skip-ganomaly")
-class SkipGanomaly(GeneratorDiscriminatorDetector):
+class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
     """Skip-GANomaly detector. Params: ``w_adv`` (adversarial BCE), ``w_con``
     (L1 reconstruction), ``w_lat`` (L2 between discriminator features of x
     and x_hat) loss weights; ``lam`` mixes the score (1 = reconstruction
@@ -92,18 +112,29 @@ class SkipGanomaly(GeneratorDiscriminatorDetector):
                 raise ValueError(f"skip-ganomaly: loss weight {key} must be >= 0, got {self.params[key]}")
         if not 0.0 <= float(self.params["lam"]) <= 1.0:
             raise ValueError(f"skip-ganomaly: lam must be in [0, 1], got {self.params['lam']}")
-        self.generator = UNetGenerator(cfg.image_size, cfg.channels, int(self.params['latent_dim']), int(self.params['base_width']))
+        p = self.params
+        self.generator = UNetGenerator(cfg.image_size, cfg.channels, int(p["latent_dim"]), int(p["base_width"]),
+                                       int(p["drop_skips"]), float(p["skip_dropout"]))
         self.discriminator = Discriminator(cfg.image_size, cfg.channels, int(self.params['base_width']))
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
+        self.init_residual()
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_lat": 1.0, "lam": 0.9}
+        return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_lat": 1.0, "lam": 0.9,
+                "drop_skips": 0, "skip_dropout": 0.0, **residual_params()}
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
         check_dcgan_config(cls.name, cfg.image_size, cfg.params)
+        check_residual_params(cls.name, cfg.params)
+        p = cfg.params
+        levels = len(pyramid_widths(cfg.image_size, int(p["base_width"])))
+        if isinstance(p["drop_skips"], bool) or not isinstance(p["drop_skips"], int) or not 0 <= p["drop_skips"] <= levels:
+            raise ValueError(f"skip-ganomaly: drop_skips must be a whole number in [0, {levels}], got {p['drop_skips']!r}")
+        if not 0.0 <= float(p["skip_dropout"]) < 1.0:
+            raise ValueError(f"skip-ganomaly: skip_dropout must be in [0, 1), got {p['skip_dropout']}")
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
@@ -112,7 +143,7 @@ class SkipGanomaly(GeneratorDiscriminatorDetector):
         _, feat_fake = self.discriminator(x_hat)
         lam = float(self.params["lam"])
         scores = lam * per_image_mse(x, x_hat) + (1.0 - lam) * per_image_mse(feat_real, feat_fake)
-        return ScoreOutput(scores=scores, anomaly_map=reconstruction_map(x, x_hat), reconstruction=x_hat.float())
+        return self.reconstruction_output(x, x_hat, scores)
 
     # --------------------------------------------------------------- training
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
@@ -129,7 +160,7 @@ class SkipGanomaly(GeneratorDiscriminatorDetector):
             )
             g_con = F.l1_loss(x_hat.float(), x.float())
             g_lat = F.mse_loss(feat_fake.float(), feat_real.detach().float())
-            g_loss = p["w_adv"] * g_adv + p["w_con"] * g_con + p["w_lat"] * g_lat
+            g_loss = p["w_adv"] * g_adv + p["w_con"] * g_con + p["w_lat"] * g_lat + self.perceptual_term(x, x_hat)
         self.step(g_loss, self.optimizers["g"])
 
         d_value, reinit = self.update_discriminator(x, x_hat)

@@ -159,7 +159,7 @@ def train(
     cls = model_class(mcfg.model)
     gen = seed_everything(tcfg.seed)
     device = resolve_device(tcfg.device)
-    pp = Preprocessing(mcfg.image_size, mcfg.channels)
+    pp = Preprocessing(mcfg.image_size, mcfg.channels, mcfg.normalize)
 
     train_samples, val_samples, split_info = _split(index, cls.supervised, tcfg, mcfg.model)
     if val_data is not None:

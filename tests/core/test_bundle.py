@@ -45,7 +45,7 @@ def test_manifest_describes_the_model(tiny_bundle: Path) -> None:
     m = read_manifest(tiny_bundle)
     assert m["format_version"] == 1
     assert m["model"]["model"] == "skip-ganomaly"
-    assert m["preprocessing"] == {"image_size": 32, "channels": 3}
+    assert m["preprocessing"] == {"image_size": 32, "channels": 3, "normalize": "none"}
     assert m["threshold"]["provisional"] is True
     assert m["training"]["data"]["n_train"] > 0 and len(m["training"]["data"]["fingerprint"]) == 64
     assert m["score_stats"]["map_scale"] > 0

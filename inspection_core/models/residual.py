@@ -1,0 +1,175 @@
+"""Anomaly maps and image scores from a reconstruction, shared by the
+reconstructing families (GANomaly, Skip-GANomaly, BiGAN).
+
+A reconstruction x_hat of a good part looks like the input; where a defect
+is, it does not. How that difference is measured decides what is found:
+
+- ``"pixel"``: channel-mean absolute error (the papers' choice). Dominated by
+  fine texture the decoder cannot reproduce, so it dilutes small defects.
+- ``"ssim"``: 1 - local structural similarity (Bergmann et al., VISAPP 2019),
+  insensitive to small brightness offsets.
+- ``"perceptual"``: distance between frozen ImageNet features of x and x_hat
+  (LPIPS-style: each feature vector normalised to unit length, squared
+  differences summed over channels, averaged over layers), upsampled to the
+  input. A blurry but faithful reconstruction is close to its input here;
+  a missing or added structure is far.
+
+The image score is the map's top-``top_k`` mean (``score = "map"``), so a
+small defect is not averaged away by a whole-image mean, or the paper's own
+score (``score = "paper"``). Every map is computed per image, so scores
+never depend on the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import gaussian_kernel1d, smooth_map
+
+RESIDUALS = ("pixel", "ssim", "perceptual", "perceptual+ssim")
+SCORES = ("paper", "map")
+
+
+def residual_params() -> dict[str, Any]:
+    """Parameters of the reconstruction families' maps and scores, with their defaults."""
+    return {
+        "residual": "pixel",
+        "score": "paper",
+        "top_k": 0.01,
+        "perceptual_backbone": "",
+        "perceptual_layers": [],
+        "perceptual_weights": "imagenet",
+        "w_perceptual": 0.0,
+    }
+
+
+def check_residual_params(name: str, p: dict[str, Any]) -> None:
+    if p["residual"] not in RESIDUALS:
+        raise ValueError(f"{name}: residual must be one of {', '.join(RESIDUALS)}, got {p['residual']!r}")
+    if p["score"] not in SCORES:
+        raise ValueError(f"{name}: score must be one of {', '.join(SCORES)}, got {p['score']!r}")
+    if not 0.0 < float(p["top_k"]) <= 1.0:
+        raise ValueError(f"{name}: top_k must be in (0, 1], got {p['top_k']}")
+    needs = "perceptual" in p["residual"] or float(p["w_perceptual"]) > 0
+    if needs and not p["perceptual_backbone"]:
+        raise ValueError(f"{name}: a perceptual residual or loss needs perceptual_backbone (e.g. mobilenet_v2)")
+    if float(p["w_perceptual"]) < 0:
+        raise ValueError(f"{name}: w_perceptual must be >= 0, got {p['w_perceptual']}")
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """1 - SSIM per pixel (B, H, W) of images in [-1, 1] (Gaussian window)."""
+    a, b = (x.float() + 1) * 0.5, (y.float() + 1) * 0.5
+    c = a.shape[1]
+    k = gaussian_kernel1d(sigma, a.device)
+    r = (k.numel() - 1) // 2
+    kx = k.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    ky = k.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        t = F.conv2d(F.pad(t, (r, r, 0, 0), mode="reflect"), kx, groups=c)
+        return F.conv2d(F.pad(t, (0, 0, r, r), mode="reflect"), ky, groups=c)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return (1.0 - s).clamp_min(0.0).mean(dim=1)
+
+
+class Residual(nn.Module):
+    """The map and score of a reconstruction family (see module docstring).
+    Holds the frozen perceptual backbone when one is used (its weights are
+    part of the bundle, so an offline station needs nothing else)."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        super().__init__()
+        self.p = params
+        self.features: nn.Module | None = None
+        if params["perceptual_backbone"]:
+            from ..backbones import FeatureExtractor, backbone_spec
+
+            layers = list(params["perceptual_layers"]) or list(backbone_spec(params["perceptual_backbone"]).default_layers)
+            params["perceptual_layers"] = layers
+            self.features = FeatureExtractor(params["perceptual_backbone"], layers, weights=None)
+        self.init_source = "" if self.features is None else "not loaded yet"
+
+    def load_pretrained(self) -> None:
+        if self.features is not None:
+            w = self.p["perceptual_weights"]
+            self.init_source = "random" if w == "random" else self.features.load_pretrained(w)
+
+    def perceptual(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """LPIPS-style distance map (B, H, W) between frozen features of x and x_hat."""
+        assert self.features is not None
+        fx, fy = self.features(x.float()), self.features(x_hat.float())
+        out = torch.zeros(x.shape[0], x.shape[-2], x.shape[-1], device=x.device)
+        for name in fx:
+            a = F.normalize(fx[name].float(), dim=1)
+            b = F.normalize(fy[name].float(), dim=1)
+            d = (a - b).pow(2).sum(dim=1, keepdim=True)
+            out = out + F.interpolate(d, size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
+        return out / max(1, len(fx))
+
+    def perceptual_loss(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """Mean perceptual distance, a training loss (gradients reach x_hat only)."""
+        return self.perceptual(x, x_hat).mean()
+
+    def anomaly_map(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) at the input size, smoothed with sigma = size / 64 pixels."""
+        kind = self.p["residual"]
+        sigma = max(1.0, x.shape[-1] / 64)
+        if kind == "pixel":
+            m = (x.float() - x_hat.float()).abs().mean(dim=1)
+        elif kind == "ssim":
+            m = ssim_map(x, x_hat)
+        elif kind == "perceptual":
+            m = self.perceptual(x, x_hat)
+        else:  # perceptual+ssim: each in its own unit range, summed
+            m = self.perceptual(x, x_hat) + ssim_map(x, x_hat)
+        return smooth_map(m, sigma)
+
+    def map_score(self, amap: torch.Tensor) -> torch.Tensor:
+        """Mean of the top ``top_k`` share of each map (B,)."""
+        flat = amap.flatten(1)
+        k = max(1, int(round(flat.shape[1] * float(self.p["top_k"]))))
+        return flat.topk(k, dim=1).values.mean(dim=1)
+
+    def score(self, amap: torch.Tensor, paper: torch.Tensor) -> torch.Tensor:
+        return self.map_score(amap) if self.p["score"] == "map" else paper.float()
+
+
+class ResidualScoring:
+    """Mixin for a reconstructing Detector: its map, score, perceptual loss
+    and perceptual start weights come from one :class:`Residual`."""
+
+    residual: Residual
+    params: dict[str, Any]
+
+    def init_residual(self) -> None:
+        self.residual = Residual(self.params)
+
+    def setup_training(self, info: Any) -> None:
+        self.residual.load_pretrained()
+
+    def training_record(self) -> dict[str, Any]:
+        return {"perceptual_init": self.residual.init_source} if self.residual.features is not None else {}
+
+    def reconstruction_output(self, x: torch.Tensor, x_hat: torch.Tensor, paper_score: torch.Tensor) -> Any:
+        from .base import ScoreOutput
+
+        amap = self.residual.anomaly_map(x, x_hat)
+        return ScoreOutput(scores=self.residual.score(amap, paper_score), anomaly_map=amap, reconstruction=x_hat.float())
+
+    def perceptual_term(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """``w_perceptual`` x the perceptual distance of x_hat to x (0 when off)."""
+        w = float(self.params["w_perceptual"])
+        if w <= 0:
+            return torch.zeros((), device=x.device)
+        return w * self.residual.perceptual_loss(x, x_hat.float())
