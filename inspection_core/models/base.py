@@ -102,6 +102,8 @@ class Detector(nn.Module):
         unknown = set(given) - set(merged)
         if unknown:
             raise ValueError(f"{cls.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(merged)}")
+        for k, v in given.items():
+            _check_type(cls.name, k, v, merged[k])
         merged.update(given)
         return merged
 
@@ -190,6 +192,30 @@ class Detector(nn.Module):
             return next(self.parameters()).device
         except StopIteration:  # pragma: no cover
             return torch.device("cpu")
+
+
+def _check_type(family: str, key: str, value: Any, default: Any) -> None:
+    """A parameter has its default's type: a finite number where the default
+    is a number (a whole one where it is an int), a string, a list, a bool."""
+    import math
+
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        want = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        want = "a whole number"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+        want = "a finite number"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "a text"
+    elif isinstance(default, (list, tuple)):
+        ok, want = isinstance(value, (list, tuple)), "a list"
+    else:
+        return
+    if not ok:
+        raise ValueError(f"{family}: parameter {key} must be {want}, got {value!r}")
 
 
 def weights_init(m: nn.Module) -> None:

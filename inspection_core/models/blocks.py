@@ -35,10 +35,10 @@ def check_dcgan_config(name: str, image_size: int, params: dict) -> None:
     """A DCGAN family's constraints on its input size and network size."""
     if image_size not in DCGAN_IMAGE_SIZES:
         raise ValueError(f"{name}: image size must be one of {', '.join(map(str, DCGAN_IMAGE_SIZES))}, got {image_size}")
-    for key in ("latent_dim", "base_width"):
+    for key, hi in (("latent_dim", 8192), ("base_width", 512)):
         v = params[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}: {key} must be a positive whole number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise ValueError(f"{name}: {key} must be a whole number from 1 to {hi}, got {v!r}")
 
 
 def pyramid_widths(image_size: int, width: int) -> list[int]:

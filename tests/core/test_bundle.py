@@ -317,8 +317,8 @@ def _set(path: str, value):
 @pytest.mark.parametrize("change, message", [
     (_set("format_version", -5), "format_version must be 1 or more"),
     (_set("preprocessing.image_size", 64), "does not match the model"),
-    (_set("model.params.latent_dim", 10**9), "size mismatch for"),
-    (_set("model.params.base_width", 10**6), "size mismatch for"),
+    (_set("model.params.latent_dim", 10**9), "latent_dim must be a whole number from 1 to 8192"),
+    (_set("model.params.base_width", 10**6), "base_width must be a whole number from 1 to 512"),
     (_set("score_stats.map_scale", "x"), "'score_stats.map_scale' must be a number"),
     (_set("threshold.high", "abc"), "threshold must hold numbers"),
     (_set("threshold.high", float("nan")), "threshold must hold numbers"),

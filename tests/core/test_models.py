@@ -214,3 +214,24 @@ def test_skip_ganomaly_scores_and_locates_planted_defect():
     assert bad.scores.min() > good.scores.max(), (bad.scores.tolist(), good.scores.tolist())
     assert bad.scores.mean() > 2 * good.scores.mean()
     _assert_reconstructs_good_and_locates_defect(good, bad)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"w_adv": None}, "w_adv must be a finite number"),
+    ({"w_adv": float("nan")}, "w_adv must be a finite number"),
+    ({"lam": "high"}, "lam must be a finite number"),
+    ({"latent_dim": 10**9}, "latent_dim must be a whole number from 1 to 8192"),
+    ({"base_width": 2.5}, "base_width must be a whole number"),
+    ({"drop_skips": True}, "drop_skips must be a whole number"),
+])
+def test_bad_parameters_are_refused_by_name(params: dict, message: str):
+    with pytest.raises(ValueError, match=message):
+        make_model("skip-ganomaly", **params)
+
+
+def test_cli_refuses_a_nan_loss_weight(tmp_path, capsys):
+    from inspection_core.cli.main import main
+
+    rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "x"), "--model", "skip-ganomaly",
+               "--param", "w_adv=nan"])
+    assert rc == 2 and "w_adv must be a finite number" in capsys.readouterr().err
