@@ -32,6 +32,8 @@ class Recipe:
     image_size: int
     params: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    #: illumination normalisation of the preprocessing ("none" or "mean_std")
+    normalize: str = "none"
 
 
 _GAN_TRAIN = {"batch_size": 32, "lr": 2e-4, "epochs": 15}
@@ -77,8 +79,8 @@ def recipe(model: str, preset: str = DEFAULT_PRESET) -> Recipe:
 
 
 def resolve(model: str, preset: str = DEFAULT_PRESET, *, channels: int = 3, image_size: int | None = None,
-            params: dict[str, Any] | None = None, train: dict[str, Any] | None = None
-            ) -> tuple[ModelConfig, TrainConfig]:
+            params: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
+            normalize: str | None = None) -> tuple[ModelConfig, TrainConfig]:
     """The configs of ``preset`` with the user's explicit settings laid over
     it: ``params`` over the recipe's family parameters, ``train`` (TrainConfig
     field names) over its training settings. Unknown training settings are
@@ -95,7 +97,7 @@ def resolve(model: str, preset: str = DEFAULT_PRESET, *, channels: int = 3, imag
     if "epochs" in overrides and "updates" not in overrides:
         tvals.pop("updates", None)
     mcfg = ModelConfig(model=model, image_size=int(image_size or r.image_size), channels=channels,
-                       params={**copy.deepcopy(r.params), **(params or {})})
+                       params={**copy.deepcopy(r.params), **(params or {})}, normalize=normalize or r.normalize)
     return mcfg, TrainConfig(**tvals)
 
 

@@ -14,9 +14,33 @@ from .common import CliError, ProgressBar
 _PARAM_FLAGS = {"latent": "latent_dim", "width": "base_width", "backbone": "backbone"}
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows a flag's default only where it has one (the preset gives the rest)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        d = action.default
+        if d is None or d is False or d == [] or d == argparse.SUPPRESS or "%(default)" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _presets_epilog() -> str:
+    from ..recipes import RECIPES
+
+    lines = ["standard preset of each model (what a flag left out means; see docs/quality.md):"]
+    for model, presets in sorted(RECIPES.items()):
+        r = presets["standard"]
+        t = r.train
+        budget = f"{t['updates']} updates" if t.get("updates") else f"{t.get('epochs', 1)} epochs" if "epochs" in t else "one pass"
+        lr = f", lr {t['lr']:g}" if "lr" in t else ""
+        extra = ", ".join(f"{k}={v}" for k, v in r.params.items())
+        lines.append(f"  {model:<14} {r.image_size} px, {budget}, batch {t.get('batch_size', 32)}{lr}"
+                     + (f"; {extra}" if extra else "") + (f"; normalize {r.normalize}" if r.normalize != "none" else ""))
+    return "\n".join(lines)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..models.registry import available_models
-    from ..recipes import DEFAULT_PRESET, PRESETS
+    from ..recipes import DEFAULT_PRESET, PRESETS, RECIPES
 
     p = sub.add_parser(
         "train",
@@ -25,10 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(a high quantile of held-out good scores); when the data has a labelled test split, "
         "the bundle's metrics are computed on it. Every setting not given comes from the model's "
         f"preset (--preset, default {DEFAULT_PRESET}; see docs/quality.md for what each preset is).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
+        epilog=_presets_epilog(),
     )
     p.add_argument("--data", type=Path, required=True, help="data folder (MVTec layout or good/ + defect/)")
-    p.add_argument("--model", choices=available_models(), default="ganomaly", help="detector family")
+    p.add_argument("--model", choices=sorted(RECIPES), default="ganomaly", help="detector family")
     p.add_argument("--out", type=Path, required=True, help="bundle file to write (.inspector is appended if missing)")
     p.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help="recipe the other settings default to")
     p.add_argument("--image-size", type=int, default=None, help="square model input in pixels (default: the preset's)")
@@ -37,6 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="images per update (default: the preset's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None, help="learning-rate schedule")
+    p.add_argument("--normalize", choices=("none", "mean_std"), default=None,
+                   help="illumination normalisation of every image, recorded in the bundle (default: the preset's)")
     p.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
                    help="augmentation, e.g. hflip=true rotate=10 (repeatable; see docs/quality.md)")
     p.add_argument("--latent", type=int, default=None, help="GAN latent size (param latent_dim)")
@@ -90,7 +117,7 @@ def configs_from_args(args: argparse.Namespace, channels: int) -> tuple[Any, Any
         augment=parse_pairs(args.augment, "--augment") if args.augment else None, params=params,
         weights=str(args.weights) if args.weights else None, from_scratch=args.from_scratch, device=args.device,
         seed=args.seed, val_fraction=args.val_fraction, early_stopping_patience=args.early_stopping,
-        cpu_bf16=args.cpu_bf16)
+        cpu_bf16=args.cpu_bf16, normalize=args.normalize)
     try:
         return settings.configs(channels)
     except ValueError as exc:
@@ -98,7 +125,7 @@ def configs_from_args(args: argparse.Namespace, channels: int) -> tuple[Any, Any
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bundle import describe
+    from ..bundle import describe, read_manifest
     from ..data.dataset import scan_dataset
     from ..models.registry import check_model_config
     from ..usecases.training import train_and_save
@@ -117,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     manifest, path = outcome.manifest, outcome.path
     tr = manifest["training"]
     print(f"saved {path}")
-    print(describe(manifest))
+    print(describe(read_manifest(path)))
     if tr["fit_mode"] == "one_pass":
         fit = tr.get("fit") or {}
         extra = f", memory bank {fit['memory_bank']} patches" if "memory_bank" in fit else ""

@@ -82,6 +82,30 @@ def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, bank_sq: torch.
     return best_d.clamp_min_(0.0).sqrt_(), best_i
 
 
+def local_coresets(features: torch.Tensor, keep: int) -> torch.Tensor:
+    """Greedy k-center selection inside each image at once: ``features`` (B,
+    P, d) -> indices (B, keep) of each image's own most spread-out patches.
+    A first, cheap reduction before the global coreset: patches repeated
+    within an image (a uniform texture) are thinned, while every patch
+    unlike the rest of its image survives."""
+    b, p, _ = features.shape
+    if keep >= p:
+        return torch.arange(p).expand(b, p)
+    f = features.float()
+    sq = (f * f).sum(-1)                                     # (B, P)
+    min_d = torch.full((b, p), math.inf)
+    chosen = torch.empty(b, keep, dtype=torch.long)
+    rows = torch.arange(b)
+    cur = torch.zeros(b, dtype=torch.long)                   # start at each image's first patch
+    for i in range(keep):
+        chosen[:, i] = cur
+        c = f[rows, cur]                                     # (B, d)
+        d = sq - 2.0 * torch.bmm(f, c.unsqueeze(-1)).squeeze(-1) + sq[rows, cur].unsqueeze(-1)
+        torch.minimum(min_d, d, out=min_d)
+        cur = min_d.argmax(dim=1)
+    return chosen
+
+
 def greedy_coreset(features: torch.Tensor, k: int, generator: torch.Generator,
                    tick: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Indices of ``k`` rows of ``features`` (N, d) chosen by greedy k-center
@@ -117,7 +141,8 @@ class PatchCore(Detector):
     aggregation size), ``grid_stride`` (patch grid in input pixels),
     ``coreset_ratio`` (share of training patches kept), ``max_bank`` (cap on
     the memory bank), ``projection_dim`` (random projection used to choose
-    the coreset), ``bank_augment`` (extra exposures of each training image in
+    the coreset), ``local_keep`` (share of each image's patches that reach
+    the global coreset, chosen within the image first), ``bank_augment`` (extra exposures of each training image in
     the bank: "bright" x1.25, "dark" x0.8, and mirror images "hflip",
     "vflip"), ``score`` ("map_max", "patch_max" or "reweighted"),
     ``neighbours`` (the re-weighting's neighbourhood size b), ``map_sigma``
@@ -138,6 +163,8 @@ class PatchCore(Detector):
         if not isinstance(p["layers"], (list, tuple)) or not all(isinstance(l, str) for l in p["layers"]):
             raise ValueError(f"patchcore: layers must be a list of layer names, got {p['layers']!r}")
         p["layers"] = list(p["layers"])
+        if not 0.0 < float(p["local_keep"]) <= 1.0:
+            raise ValueError(f"patchcore: local_keep must be in (0, 1], got {p['local_keep']}")
         for key, lo in (("neighbourhood", 1), ("grid_stride", 1), ("max_bank", 1), ("projection_dim", 1), ("neighbours", 1),
                         ("fit_memory_mb", 16)):
             v = p[key]
@@ -175,7 +202,8 @@ class PatchCore(Detector):
             "grid_stride": 8,
             "coreset_ratio": 0.02,
             "max_bank": 20000,
-            "projection_dim": 64,
+            "projection_dim": 32,
+            "local_keep": 0.25,
             "bank_augment": ["bright", "dark"],
             "score": "map_max",
             "neighbours": 9,
@@ -268,36 +296,47 @@ class PatchCore(Detector):
         gh, gw = self._grid(info.image_size, info.image_size)
         budget = int(self.params["fit_memory_mb"]) * 2**20 // (4 * self.feature_dim)
         total = max(1, info.n_train) * (1 + len(self.params["bank_augment"])) * gh * gw
+        total *= float(self.params["local_keep"])
         self._fit_keep = min(1.0, budget / total)
+        pdim = int(self.params["projection_dim"])
+        d = self.feature_dim
+        self._projection = (torch.randn(d, pdim, generator=self._fit_gen) / math.sqrt(pdim)) if pdim < d else None
+        self._fit_reduced: list[torch.Tensor] = []
+
+    def _reduce(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats if self._projection is None else feats @ self._projection
 
     def fit_batch(self, x: torch.Tensor) -> None:
         for view in [x, *(_bank_view(x, a) for a in self.params["bank_augment"])]:
             with torch.inference_mode():
                 emb = self.embed(view)
-            patches = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]).cpu()
+            b, d = emb.shape[0], emb.shape[1]
+            patches = emb.permute(0, 2, 3, 1).reshape(b, -1, d).cpu()
+            reduced = self._reduce(patches)
+            keep = max(1, int(round(patches.shape[1] * float(self.params["local_keep"]))))
+            idx = local_coresets(reduced, keep)                       # (B, keep)
+            rows = torch.arange(b).unsqueeze(1)
+            patches, reduced = patches[rows, idx].reshape(-1, d), reduced[rows, idx].reshape(-1, reduced.shape[-1])
             if self._fit_keep < 1.0:  # subsample on the way: never one array of every patch
                 n = max(1, int(round(patches.shape[0] * self._fit_keep)))
-                idx = torch.randperm(patches.shape[0], generator=self._fit_gen)[:n]
-                patches = patches[idx]
+                sel = torch.randperm(patches.shape[0], generator=self._fit_gen)[:n]
+                patches, reduced = patches[sel], reduced[sel]
             self._fit_parts.append(patches.clone())
+            self._fit_reduced.append(reduced.clone())
 
     def fit_finish(self, tick: Callable[[int, int], None]) -> dict[str, Any]:
         if not self._fit_parts:
             raise RuntimeError("patchcore: no training patches were collected")
-        feats = torch.cat(self._fit_parts)
-        self._fit_parts = []
+        feats, reduced = torch.cat(self._fit_parts), torch.cat(self._fit_reduced)
+        self._fit_parts, self._fit_reduced = [], []
         n = feats.shape[0]
-        k = max(1, min(int(self.params["max_bank"]), int(math.ceil(n * float(self.params["coreset_ratio"])))))
-        pdim = int(self.params["projection_dim"])
-        if pdim < feats.shape[1]:
-            proj = torch.randn(feats.shape[1], pdim, generator=self._fit_gen) / math.sqrt(pdim)
-            reduced = feats @ proj
-        else:
-            reduced = feats
+        # the bank's size is a share of all patches seen, before the local thinning
+        seen = n / float(self.params["local_keep"])
+        k = max(1, min(int(self.params["max_bank"]), n, int(math.ceil(seen * float(self.params["coreset_ratio"])))))
         idx = greedy_coreset(reduced, k, self._fit_gen, tick)
         self.memory_bank = feats[idx].contiguous().to(self.memory_bank.device)
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
-        return {"patches_seen": int(n), "memory_bank": int(self.memory_bank.shape[0]),
+        return {"patches_seen": int(round(seen)), "candidates": int(n), "memory_bank": int(self.memory_bank.shape[0]),
                 "patch_sampling": round(self._fit_keep, 4)}
 
     def training_record(self) -> dict[str, Any]:

@@ -114,7 +114,13 @@ def _split(index: DatasetIndex, supervised: bool, tcfg: TrainConfig, model: str
 
 
 def _load(index: DatasetIndex, train_samples: list[Sample], val_samples: list[Sample], pp: Preprocessing,
-          supervised: bool, progress: ProgressCallback, cancel: CancelToken) -> tuple[FitData, list[tuple[Path, str]]]:
+          supervised: bool, progress: ProgressCallback, cancel: CancelToken
+          ) -> tuple[FitData, list[tuple[Path, str]], dict[str, Any]]:
+    """The images in model geometry, what was skipped, and the training
+    images' statistics (``drift.input_statistics``: what inputs a station
+    should expect)."""
+    from ..drift import input_statistics
+
     progress(ProgressEvent("message", message=f"loading {len(train_samples)} training images"))
     loaded = load_images(train_samples, pp, cancel=cancel)
     if len(loaded.images) < 2:
@@ -129,7 +135,7 @@ def _load(index: DatasetIndex, train_samples: list[Sample], val_samples: list[Sa
         val_labels=np.array([s.label for s in val_loaded.samples], dtype=np.int64) if val_loaded else np.zeros(0, np.int64),
         supervised=supervised,
     )
-    return data, skipped
+    return data, skipped, input_statistics(loaded.images, loaded.shapes)
 
 
 def train(
@@ -165,7 +171,7 @@ def train(
     if val_data is not None:
         vindex = val_data if isinstance(val_data, DatasetIndex) else scan_dataset(Path(val_data), seed=tcfg.seed)
         val_samples = val_samples + list(vindex.test)
-    fit_data, skipped = _load(index, train_samples, val_samples, pp, cls.supervised, progress, cancel)
+    fit_data, skipped, input_stats = _load(index, train_samples, val_samples, pp, cls.supervised, progress, cancel)
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
 
@@ -213,6 +219,7 @@ def train(
                 "n_val": int(len(vi)),
                 "n_skipped": len(skipped),
                 "skipped": [f"{p}: {r}" for p, r in skipped[:50]],
+                "input_stats": input_stats,
             },
             "split": split_info,
             "fit_mode": cls.fit_mode,

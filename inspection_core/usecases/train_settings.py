@@ -44,6 +44,7 @@ class TrainSettings:
     val_fraction: float = 0.1
     early_stopping_patience: int | None = None
     cpu_bf16: bool = False
+    normalize: str | None = None        # illumination normalisation ("none", "mean_std")
     train: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field
 
     def configs(self, channels: int = 3) -> tuple[ModelConfig, TrainConfig]:
@@ -77,7 +78,7 @@ class TrainSettings:
         if self.lr is not None and "lr" in defaults:  # a family with its own optimiser setting (the classifier)
             params["lr"] = self.lr
         return resolve(self.model, self.preset, channels=channels, image_size=self.image_size, params=params,
-                       train=train)
+                       train=train, normalize=self.normalize)
 
 
 __all__ = ["TrainSettings"]
