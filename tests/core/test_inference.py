@@ -14,20 +14,6 @@ from inspection_core.inference import Inspector
 from inspection_core.types import Threshold, Verdict
 
 
-@pytest.mark.parametrize("bundle_fixture", ["tiny_bundle", "tiny_ganomaly_bundle", "tiny_vgg16_bundle",
-                                            "tiny_patchcore_bundle"])
-def test_score_does_not_depend_on_the_batch(bundle_fixture: str, demo_data: Path, request: pytest.FixtureRequest) -> None:
-    """Through the Inspector (prepacked oneDNN path, folded BatchNorm, PatchCore's
-    per-image nearest neighbours): a part scores the same alone or in any batch."""
-    insp = Inspector(request.getfixturevalue(bundle_fixture), device="cpu")
-    images = [read_image(s.path) for s in scan_dataset(demo_data).test]
-    alone = np.array([insp.predict(im).score for im in images[:5]])
-    in_batch = np.array([p.score for p in insp.predict_batch(images)[:5]])
-    reversed_batch = np.array([p.score for p in insp.predict_batch(images[:5][::-1])])[::-1]
-    np.testing.assert_allclose(alone, in_batch, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(alone, reversed_batch, rtol=1e-5, atol=1e-7)
-
-
 def test_prediction_has_everything_a_view_shows(tiny_bundle: Path, demo_data: Path) -> None:
     insp = Inspector(tiny_bundle, device="cpu")
     p = insp.predict(read_image(scan_dataset(demo_data).test[0].path))

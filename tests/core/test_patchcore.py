@@ -1,0 +1,148 @@
+"""PatchCore's parts: exact nearest neighbours in chunks, a coreset that
+covers rare patches, a bounded memory bank that loads at any size, and (with
+the real MobileNetV2 weights and ../shared/data) the quality it reaches."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from _datasets import SHARED_DATA, shared_data
+from inspection_core.config import ModelConfig, TrainConfig
+from inspection_core.models import build_model, patchcore
+from inspection_core.models.patchcore import greedy_coreset, local_coresets, nearest_distances
+
+WEIGHTS = SHARED_DATA.parent / "weights" / "mobilenet_v2-b0353104.pth"
+
+
+def test_nearest_distances_are_exact_in_any_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.Generator().manual_seed(0)
+    q, m = torch.randn(50, 16, generator=g), torch.randn(300, 16, generator=g)
+    ref = torch.cdist(q, m)
+    ref_d, ref_i = ref.topk(3, dim=1, largest=False)
+    for chunk in (1 << 24, 64, 7):  # one chunk, several, a chunk smaller than the bank row count
+        monkeypatch.setattr(patchcore, "_CHUNK_ELEMENTS", chunk)
+        d, i = nearest_distances(q, m, k=3)
+        torch.testing.assert_close(d, ref_d, rtol=1e-4, atol=1e-4)
+        assert torch.equal(i, ref_i)
+
+
+def test_coreset_keeps_the_rare_patches_a_random_sample_misses() -> None:
+    g = torch.Generator().manual_seed(0)
+    common = torch.randn(5000, 8, generator=g) * 0.1
+    rare = torch.randn(5, 8, generator=g) * 0.1 + 5.0  # five patches far from the rest
+    feats = torch.cat([common, rare])
+    idx = greedy_coreset(feats, 50, torch.Generator().manual_seed(1))
+    assert len(set(idx.tolist())) == 50
+    assert (idx >= 5000).any(), "the coreset must keep a rare patch"
+    # coverage: every patch is closer to the coreset than to a random subset of the same size
+    rand = torch.randperm(len(feats), generator=g)[:50]
+    cover = lambda sel: torch.cdist(feats, feats[sel]).min(1).values.max()  # noqa: E731
+    assert cover(idx) < cover(rand)
+
+
+def test_local_coresets_pick_distinct_patches_per_image() -> None:
+    f = torch.randn(3, 40, 6, generator=torch.Generator().manual_seed(0))
+    f[1, 10:] = f[1, 0]  # an image that is one repeated patch after the first ten
+    idx = local_coresets(f, 12)
+    assert idx.shape == (3, 12)
+    assert len(set(idx[0].tolist())) == len(set(idx[2].tolist())) == 12
+    assert set(idx[1].tolist()) == set(range(10)), "every distinct patch survives the thinning, no repeat of one"
+
+
+def _model(**params) -> patchcore.PatchCore:
+    return build_model(ModelConfig("patchcore", 64, 3, params={"weights": "random", "backbone": "resnet18", **params}))
+
+
+def test_memory_bank_is_bounded_and_loads_at_any_size() -> None:
+    from inspection_core.models.base import FitInfo
+
+    model = _model(max_bank=30, coreset_ratio=1.0)
+    model.setup_training(FitInfo(8, 8, 0, 64, 0, TrainConfig()))
+    x = torch.rand(8, 3, 64, 64) * 2 - 1
+    model.fit_batch(x)
+    info = model.fit_finish(lambda done, total: None)
+    assert model.memory_bank.shape[0] == info["memory_bank"] == 30
+    other = _model()
+    other.load_state_dict(model.state_dict())  # a bank of another size than a fresh model's (0)
+    assert other.memory_bank.shape == model.memory_bank.shape
+    with torch.inference_mode():
+        torch.testing.assert_close(other.eval()(x).scores, model.eval()(x).scores)
+
+
+def test_fit_memory_budget_subsamples_on_the_way() -> None:
+    from inspection_core.models.base import FitInfo
+
+    model = _model(fit_memory_mb=16, coreset_ratio=1.0, local_keep=1.0, bank_augment=[], max_bank=10**6)
+    n = 4000  # 4000 images x 64 patches x 640 floats (resnet18 layer2+3) is 650 MB: far over 16 MB
+    model.setup_training(FitInfo(n, n, 0, 64, 0, TrainConfig()))
+    for _ in range(2):
+        model.fit_batch(torch.rand(8, 3, 64, 64) * 2 - 1)
+    held = sum(p.numel() for p in model._fit_parts) * 4
+    assert 0 < held < 1.5 * 16 * 2**20 * (2 * 8) / n  # the budget's share for 2 batches of 8 (rounded per batch)
+
+
+def test_an_unfitted_model_says_so() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        _model().eval()(torch.zeros(1, 3, 64, 64))
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """torchvision's own cache with the real MobileNetV2 file in it (its hash checked by torchvision)."""
+    if not WEIGHTS.is_file():
+        pytest.skip(f"pretrained weights not available: {WEIGHTS} (see ../shared/weights/README.md)")
+    home = tmp_path / "torch"
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    shutil.copy(WEIGHTS, home / "hub" / "checkpoints" / WEIGHTS.name)
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+def test_imagenet_weights_load_through_torchvisions_api(torch_home: Path) -> None:
+    from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+
+    from inspection_core.backbones import FeatureExtractor
+
+    fe = FeatureExtractor("mobilenet_v2", ["features.6"], "imagenet")
+    ref = mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1)
+    torch.testing.assert_close(fe.stages[0][0].weight, ref.features[0][0].weight)
+    assert "IMAGENET1K_V1" in fe.source
+
+
+def test_missing_weights_say_which_file_and_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchvision.models import MobileNet_V2_Weights
+
+    from inspection_core.backbones import WeightsUnavailableError
+    from inspection_core.models.base import FitInfo
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    url = "http://127.0.0.1:9/" + Path(MobileNet_V2_Weights.IMAGENET1K_V1.url).name  # no network: fails at once
+    monkeypatch.setattr(MobileNet_V2_Weights.IMAGENET1K_V1.value, "url", url)
+    model = build_model(ModelConfig("patchcore", 64, 3, params={}))
+    with pytest.raises(WeightsUnavailableError) as info:
+        model.setup_training(FitInfo(4, 4, 0, 64, 0, TrainConfig()))
+    msg = str(info.value)
+    for text in ("mobilenet_v2", "mobilenet_v2-b0353104.pth", str(tmp_path / "empty"), "--weights FILE"):
+        assert text in msg, text
+
+
+@pytest.mark.data
+def test_defaults_find_real_defects(torch_home: Path) -> None:
+    """magnetic_tile with the defaults: the benchmark's figure (docs/quality.md), within a margin."""
+    from inspection_core.evaluation import evaluate
+    from inspection_core.inference import Inspector
+    from inspection_core.recipes import resolve
+    from inspection_core.training.trainer import in_memory_bundle, train
+
+    root = shared_data("magnetic_tile")
+    mcfg, tcfg = resolve("patchcore", channels=1, train={"device": "cpu"})
+    torch.set_num_threads(2)
+    res = train(root, mcfg, tcfg)
+    metrics, _ = evaluate(Inspector(in_memory_bundle(res), device="cpu"), root)
+    assert metrics["image_auroc"] >= 0.88, metrics["image_auroc"]
+    assert metrics["pixel_auroc"] >= 0.72, metrics["pixel_auroc"]
