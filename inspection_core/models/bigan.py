@@ -189,14 +189,14 @@ class BiGAN(ResidualScoring, Detector):
             g_loss = adv + float(p["w_feat"]) * feat
             w_cons = float(p["w_cons"])
             if w_cons > 0:
-                x_rec = self.generator(z_real)
+                x_rec = self.generator(self.encoder(self.training_input(x)) if float(p["synthetic_defects"]) > 0 else z_real)
                 z_rec = self.encoder(x_fake)
                 cons = (x_rec.float() - x.float()).abs().mean() + (z_rec.float() - z_fake.float()).abs().mean()
                 g_loss = g_loss + w_cons * cons
             else:
                 cons = torch.zeros((), device=x.device)
             if float(p["w_perceptual"]) > 0:
-                g_loss = g_loss + self.perceptual_term(x, x_rec if w_cons > 0 else self.generator(z_real))
+                g_loss = g_loss + self.perceptual_term(x, x_rec if w_cons > 0 else self.generator(self.encoder(self.training_input(x))))
         self.step(g_loss, self.optimizers["ge"])
 
         return {

@@ -78,7 +78,7 @@ class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
         p = self.params
         # generator update: D is only a feature extractor here
         with frozen(self.discriminator), self.autocast():
-            x_hat, z, z_hat = self.generator(x)
+            x_hat, z, z_hat = self.generator(self.training_input(x))
             _, feat_real = self.discriminator(x)
             _, feat_fake = self.discriminator(x_hat)
             g_adv = F.mse_loss(feat_fake.float(), feat_real.detach().float())

@@ -44,6 +44,7 @@ def residual_params() -> dict[str, Any]:
         "perceptual_layers": [],
         "perceptual_weights": "imagenet",
         "w_perceptual": 0.0,
+        "synthetic_defects": 0.0,
     }
 
 
@@ -57,6 +58,8 @@ def check_residual_params(name: str, p: dict[str, Any]) -> None:
     needs = "perceptual" in p["residual"] or float(p["w_perceptual"]) > 0
     if needs and not p["perceptual_backbone"]:
         raise ValueError(f"{name}: a perceptual residual or loss needs perceptual_backbone (e.g. mobilenet_v2)")
+    if not 0.0 <= float(p["synthetic_defects"]) <= 1.0:
+        raise ValueError(f"{name}: synthetic_defects must be in [0, 1], got {p['synthetic_defects']}")
     if float(p["w_perceptual"]) < 0:
         raise ValueError(f"{name}: w_perceptual must be >= 0, got {p['w_perceptual']}")
 
@@ -166,6 +169,14 @@ class ResidualScoring:
 
         amap = self.residual.anomaly_map(x, x_hat)
         return ScoreOutput(scores=self.residual.score(amap, paper_score), anomaly_map=amap, reconstruction=x_hat.float())
+
+    def training_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The generator's input in a training step: ``x`` with synthetic
+        defects pasted into a ``synthetic_defects`` share of the batch (the
+        losses still compare with the clean ``x``), see :mod:`.synthetic`."""
+        from .synthetic import paste_defects
+
+        return paste_defects(x, float(self.params["synthetic_defects"]))
 
     def perceptual_term(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         """``w_perceptual`` x the perceptual distance of x_hat to x (0 when off)."""

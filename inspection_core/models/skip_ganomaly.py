@@ -151,7 +151,7 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
             raise RuntimeError("skip-ganomaly: call configure_optimizers() before training_step()")
         p = self.params
         with frozen(self.discriminator), self.autocast():
-            x_hat = self.generator(x)
+            x_hat = self.generator(self.training_input(x))
             _, feat_real = self.discriminator(x)
             fake_logits, feat_fake = self.discriminator(x_hat)
             # the generator wants D to call its reconstructions real
