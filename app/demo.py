@@ -48,7 +48,11 @@ DEMO_MODEL = "skip-ganomaly"
 DEMO_PRESET = "standard"   # every value below overrides it; recorded in the bundle
 DEMO_WIDTH = 16
 DEMO_LATENT = 64
-DEMO_PARAMS: dict[str, Any] = {"lam": 1.0}
+#: the paper's pixel residual and score, no illumination normalisation: the
+#: demo needs no pretrained weights (the standard preset's perceptual map does)
+DEMO_PARAMS: dict[str, Any] = {"lam": 1.0, "residual": "pixel", "score": "paper", "perceptual_backbone": "",
+                               "perceptual_layers": [], "synthetic_defects": 0.0}
+DEMO_NORMALIZE = "none"
 DEMO_EPOCHS = 30
 DEMO_BATCH = 16
 DEMO_LR = 1e-3
@@ -227,7 +231,7 @@ def demo_configs(epochs: int | None = None) -> tuple[Any, Any]:
     return resolve(DEMO_MODEL, DEMO_PRESET, image_size=DEMO_MODEL_SIZE,
                    params={"base_width": DEMO_WIDTH, "latent_dim": DEMO_LATENT, **DEMO_PARAMS},
                    train={"epochs": epochs or DEMO_EPOCHS, "batch_size": DEMO_BATCH, "lr": DEMO_LR, "device": "cpu",
-                          "seed": DEMO_SEED, "samples_per_epoch": 0})
+                          "seed": DEMO_SEED, "samples_per_epoch": 0}, normalize=DEMO_NORMALIZE)
 
 
 def build_demo_bundle(

@@ -157,6 +157,13 @@ class TrainForm(QWidget):
         self.size_combo = QComboBox()
         self.size_combo.addItems([str(s) for s in COMMON_IMAGE_SIZES])
         form.addRow("Image size (px):", self.size_combo)
+        self.normalize_combo = QComboBox()
+        self.normalize_combo.addItem("none", "none")
+        self.normalize_combo.addItem("per image (mean, std)", "mean_std")
+        self.normalize_combo.setToolTip("Illumination normalisation in the preprocessing (recorded in the bundle, "
+                                        "applied identically when inspecting): each image's brightness and contrast "
+                                        "are set to the same mean and spread, so a lighting change is not a defect.")
+        form.addRow("Normalisation:", self.normalize_combo)
         self.backbone_combo = QComboBox()
         self.backbone_combo.currentTextChanged.connect(lambda _t: self._show_weights_note())
         form.addRow("Backbone:", self.backbone_combo)
@@ -309,6 +316,7 @@ class TrainForm(QWidget):
         m, t = preset["model"], preset["train"]
         params = {**info["params"], **m["params"]}  # the preset's value of every parameter
         self.size_combo.setCurrentText(str(m["image_size"]))
+        self.normalize_combo.setCurrentIndex(max(0, self.normalize_combo.findData(m.get("normalize", "none"))))
         if t.get("updates"):
             self.budget_combo.setCurrentIndex(self.budget_combo.findData("updates"))
             self.budget_spin.setValue(int(t["updates"]))
@@ -408,6 +416,7 @@ class TrainForm(QWidget):
         return TrainSettings(
             model=self.model_combo.currentText(), preset=self.preset_combo.currentText() or "standard",
             image_size=changed(int(self.size_combo.currentText()), pm.get("image_size")),
+            normalize=changed(self.normalize_combo.currentData(), pm.get("normalize", "none")),
             epochs=None if one_pass or budget != "epochs" else changed(n, None if pt.get("updates") else pt.get("epochs")),
             updates=None if one_pass or budget != "updates" else changed(n, pt.get("updates")),
             batch_size=changed(self.batch_spin.value(), pt.get("batch_size")),

@@ -25,7 +25,8 @@ def ctx(engineer_ctx: AppContext) -> AppContext:
 
 
 def tiny(form) -> None:
-    """A GAN small enough to train in seconds."""
+    """A GAN small enough to train in seconds (the quick preset: no pretrained weights)."""
+    form.preset_combo.setCurrentText("quick")
     form.size_combo.setCurrentText("32")
     form.param_editors["base_width"].set_value(8)
     form.param_editors["latent_dim"].set_value(16)
@@ -81,7 +82,7 @@ def test_a_typed_folder_is_checked_in_the_background_and_stale_checks_are_droppe
 
 
 def test_training_reports_progress_and_stops_on_request(view: TrainView, ctx: AppContext, qtbot) -> None:
-    view.form.budget_spin.setValue(200)  # epochs: far longer than the test waits
+    view.form.budget_spin.setValue(2000)  # updates: far longer than the test waits
     out = view.output_path()
     qtbot.wait(300)  # the first paint of a new window is not what this test measures
     with GapMeter() as gaps:
@@ -136,13 +137,14 @@ def test_a_preset_fills_every_field_and_the_configs_are_the_cores(view: TrainVie
 
     form = view.form
     assert [form.preset_combo.itemText(i) for i in range(form.preset_combo.count())] == ["quick", "standard", "thorough"]
-    for preset in ("quick", "thorough"):
+    for preset in ("thorough", "quick"):  # each a change from the fixture's quick
         form.preset_combo.setCurrentText(preset)
         m, t = view.configs()
         rm, rt = resolve("ganomaly", preset, channels=view.index.channels, train={"device": "cpu"})
         assert (m.to_dict(), t.to_dict()) == (rm.to_dict(), rt.to_dict())  # what `inspector train --preset` gives
     form.preset_combo.setCurrentText("quick")
-    assert form.budget_spin.value() == 5 and form.size_combo.currentText() == "64"
+    assert form.budget_combo.currentData() == "updates" and form.budget_spin.value() == 150
+    assert form.size_combo.currentText() == "64" and form.normalize_combo.currentData() == "mean_std"
     # what the engineer changes is laid over the preset, as ``inspector train`` does with its flags
     form.budget_combo.setCurrentIndex(form.budget_combo.findData("updates"))
     form.budget_spin.setValue(300)
@@ -161,6 +163,8 @@ def test_the_demo_recipe_can_be_reproduced_in_the_form(view: TrainView) -> None:
     form.model_combo.setCurrentText(demo.DEMO_MODEL)
     form.preset_combo.setCurrentText(demo.DEMO_PRESET)
     form.size_combo.setCurrentText(str(demo.DEMO_MODEL_SIZE))
+    form.normalize_combo.setCurrentIndex(form.normalize_combo.findData(demo.DEMO_NORMALIZE))
+    form.budget_combo.setCurrentIndex(form.budget_combo.findData("epochs"))
     form.budget_spin.setValue(demo.DEMO_EPOCHS)
     form.batch_spin.setValue(demo.DEMO_BATCH)
     form.lr_spin.setValue(demo.DEMO_LR)

@@ -34,7 +34,7 @@ def test_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "30 train" in out
     bundle = tmp_path / "m.inspector"
     rc, out, err = run(capsys, "train", "--data", str(tmp_path / "demo"), "--model", "ganomaly", "--out", str(bundle),
-                       "--image-size", "32", "--epochs", "1", "--width", "8", "--latent", "16", "--batch-size", "8",
+                       "--preset", "quick", "--image-size", "32", "--epochs", "1", "--width", "8", "--latent", "16", "--batch-size", "8",
                        "--device", "cpu")
     assert rc == 0, err
     assert bundle.exists() and "saved" in out and "test split: image AUROC" in out
@@ -253,7 +253,7 @@ def test_ctrl_c_during_training_leaves_nothing_behind(demo_data: Path, tmp_path:
     out = tmp_path / "models" / "m.inspector"
     out.parent.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "inspection_core.cli.main", "train", "--data", str(demo_data),
-                             "--model", "skip-ganomaly", "--out", str(out), "--image-size", "32", "--width", "8",
+                             "--model", "skip-ganomaly", "--out", str(out), "--preset", "quick", "--image-size", "32", "--width", "8",
                              "--latent", "16", "--epochs", "500", "--batch-size", "8", "--device", "cpu"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
