@@ -127,3 +127,19 @@ def tiny_patchcore_bundle(demo_data: Path, tmp_path_factory: pytest.TempPathFact
     result = train(demo_data, ModelConfig("patchcore", image_size=64, params={"weights": "random", "backbone": "resnet18"}),
                    TrainConfig(batch_size=16, device="cpu", seed=0))
     return save_bundle(tmp_path_factory.mktemp("bundles") / "tiny_patchcore.inspector", result.model, result.manifest)
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """torchvision's own cache with the real MobileNetV2 file from ../shared/weights in it
+    (its hash checked by torchvision); the test is skipped, saying so, where the file is absent."""
+    import shutil
+
+    weights = ROOT.parent / "shared" / "weights" / "mobilenet_v2-b0353104.pth"
+    if not weights.is_file():
+        pytest.skip(f"pretrained weights not available: {weights} (see ../shared/weights/README.md)")
+    home = tmp_path / "torch"
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    shutil.copy(weights, home / "hub" / "checkpoints" / weights.name)
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home

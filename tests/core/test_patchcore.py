@@ -4,7 +4,6 @@ the real MobileNetV2 weights and ../shared/data) the quality it reaches."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.models import build_model, patchcore
 from inspection_core.models.patchcore import greedy_coreset, local_coresets, nearest_distances
 
-WEIGHTS = SHARED_DATA.parent / "weights" / "mobilenet_v2-b0353104.pth"
 
 
 def test_nearest_distances_are_exact_in_any_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,18 +87,6 @@ def test_fit_memory_budget_subsamples_on_the_way() -> None:
 def test_an_unfitted_model_says_so() -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         _model().eval()(torch.zeros(1, 3, 64, 64))
-
-
-@pytest.fixture
-def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """torchvision's own cache with the real MobileNetV2 file in it (its hash checked by torchvision)."""
-    if not WEIGHTS.is_file():
-        pytest.skip(f"pretrained weights not available: {WEIGHTS} (see ../shared/weights/README.md)")
-    home = tmp_path / "torch"
-    (home / "hub" / "checkpoints").mkdir(parents=True)
-    shutil.copy(WEIGHTS, home / "hub" / "checkpoints" / WEIGHTS.name)
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    return home
 
 
 def test_imagenet_weights_load_through_torchvisions_api(torch_home: Path) -> None:
