@@ -63,11 +63,13 @@ class TrainSettings:
         if self.weights and self.from_scratch:
             raise ValueError("give either a weights file or from-scratch, not both")
         if self.weights or self.from_scratch:
-            if cls.weights_param is None:
+            # a reconstruction family's only pretrained part is its perceptual backbone
+            target = cls.weights_param or ("perceptual_weights" if "perceptual_weights" in defaults else None)
+            if target is None:
                 raise ValueError(f"pretrained weights do not apply to model '{self.model}'")
-            if self.from_scratch and cls.scratch_weights is None:
+            if self.from_scratch and (cls.scratch_weights is None or target != cls.weights_param):
                 raise ValueError(f"model '{self.model}' needs pretrained weights: from scratch does not apply")
-            params[cls.weights_param] = str(self.weights) if self.weights else cls.scratch_weights
+            params[target] = str(self.weights) if self.weights else cls.scratch_weights
         train: dict[str, Any] = {"device": self.device, "seed": self.seed, "val_fraction": self.val_fraction,
                                  "early_stopping_patience": self.early_stopping_patience, "cpu_bf16": self.cpu_bf16,
                                  **self.train}
@@ -77,8 +79,12 @@ class TrainSettings:
                 train[name] = value
         if self.lr is not None and "lr" in defaults:  # a family with its own optimiser setting (the classifier)
             params["lr"] = self.lr
-        return resolve(self.model, self.preset, channels=channels, image_size=self.image_size, params=params,
-                       train=train, normalize=self.normalize)
+        mcfg, tcfg = resolve(self.model, self.preset, channels=channels, image_size=self.image_size, params=params,
+                             train=train, normalize=self.normalize)
+        if self.weights and cls.weights_param is None and not mcfg.params.get("perceptual_backbone"):
+            raise ValueError(f"pretrained weights do not apply to model '{self.model}' without a perceptual backbone "
+                             f"(the {self.preset} preset has none; set --param perceptual_backbone=mobilenet_v2)")
+        return mcfg, tcfg
 
 
 __all__ = ["TrainSettings"]
