@@ -60,7 +60,8 @@ def _gan_presets(standard_params: dict[str, Any], thorough_updates: int = 1500) 
 #: family -> preset -> recipe
 RECIPES: dict[str, dict[str, Recipe]] = {
     "ganomaly": _gan_presets(_GAN_PARAMS),
-    "skip-ganomaly": _gan_presets(_GAN_PARAMS),
+    # without its three finest skips the U-Net cannot copy a small defect through
+    "skip-ganomaly": _gan_presets({**_GAN_PARAMS, "drop_skips": 3}),
     "bigan": _gan_presets(_GAN_PARAMS, thorough_updates=1000),
     "vgg16": {
         "quick": Recipe(128, {}, {"batch_size": 32, "epochs": 3}),
