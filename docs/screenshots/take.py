@@ -101,14 +101,18 @@ def main() -> int:
         win.tabs.setCurrentIndex(win.tabs.indexOf(tv.parentWidget()))
         wait(lambda: tv.form.model_combo.count() > 0 and tv.index is not None, 120)
         f = tv.form
-        f.model_combo.setCurrentText("skip-ganomaly")
-        f.size_combo.setCurrentText("64")
+        import app.demo as demo
+
+        f.model_combo.setCurrentText(demo.DEMO_MODEL)  # the demo recipe (README: the command line in five steps)
+        f.preset_combo.setCurrentText(demo.DEMO_PRESET)
+        f.size_combo.setCurrentText(str(demo.DEMO_MODEL_SIZE))
+        f.normalize_combo.setCurrentIndex(f.normalize_combo.findData(demo.DEMO_NORMALIZE))
+        f.budget_combo.setCurrentIndex(f.budget_combo.findData("epochs"))
         f.budget_spin.setValue(args.epochs)
-        f.batch_spin.setValue(16)
-        f.param_editors["base_width"].set_value(16)
-        f.param_editors["latent_dim"].set_value(64)
-        f.param_editors["lam"].set_value(1.0)  # the demo recipe (README: the command line in five steps)
-        f.lr_spin.setValue(1e-3)
+        f.batch_spin.setValue(demo.DEMO_BATCH)
+        for name, value in {"base_width": demo.DEMO_WIDTH, "latent_dim": demo.DEMO_LATENT, **demo.DEMO_PARAMS}.items():
+            f.param_editors[name].set_value(value)
+        f.lr_spin.setValue(demo.DEMO_LR)
         tv.name_edit.setText("skip-ganomaly-washers-64")
         tv.name_edit.setModified(True)
         tv.start()

@@ -36,6 +36,9 @@ def _presets_epilog() -> str:
         extra = ", ".join(f"{k}={v}" for k, v in r.params.items())
         lines.append(f"  {model:<14} {r.image_size} px, {budget}, batch {t.get('batch_size', 32)}{lr}"
                      + (f"; {extra}" if extra else "") + (f"; normalize {r.normalize}" if r.normalize != "none" else ""))
+    lines.append("pretrained weights (the backbone of PatchCore and of the classifier, the GAN families' perceptual backbone) come from torch's "
+                 "cache, downloaded on first use; offline, pass the file with --weights FILE. The quick preset of "
+                 "the GAN families needs none.")
     return "\n".join(lines)
 
 
