@@ -32,40 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inspection_core.bundle import Bundle  # noqa: E402
-from inspection_core.data.dataset import load_images, scan_dataset  # noqa: E402
-from inspection_core.data.preprocess import Preprocessing  # noqa: E402
+from inspection_core.data.dataset import scan_dataset  # noqa: E402
 from inspection_core.evaluation import evaluate  # noqa: E402
 from inspection_core.inference import Inspector  # noqa: E402
 from inspection_core.recipes import resolve  # noqa: E402
+from inspection_core.cli.train import parse_pairs  # noqa: E402
 from inspection_core.training.trainer import train  # noqa: E402
 
-
-def pairs(items: list[str]) -> dict:
-    out = {}
-    for it in items:
-        k, v = it.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
-
-
-def brightness(index, samples, size: int, channels: int) -> dict[str, float]:
-    imgs = load_images(samples, Preprocessing(size, channels)).images
-    return {str(s.path): float(im.mean()) for s, im in zip(samples, imgs)}
-
-
-def correlations(scores: np.ndarray, bright: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Pearson r over the whole test set, and pooled within classes (each class centred)."""
-    r_all = float(np.corrcoef(scores, bright)[0, 1])
-    s, b = scores.astype(float).copy(), bright.astype(float).copy()
-    for c in (0, 1):
-        m = labels == c
-        if m.sum() > 1:
-            s[m] = (s[m] - s[m].mean()) / (s[m].std() + 1e-12)
-            b[m] = b[m] - b[m].mean()
-    return r_all, float(np.corrcoef(s, b)[0, 1])
+from _brightness import brightness_correlations, mean_brightness  # noqa: E402
 
 
 def main() -> int:
@@ -84,9 +58,9 @@ def main() -> int:
     args = ap.parse_args()
 
     index = scan_dataset(args.data_root / args.dataset)
-    tr = {"device": "cpu", "samples_per_epoch": 0, **pairs(args.train)}
+    tr = {"device": "cpu", "samples_per_epoch": 0, **parse_pairs(args.train, "--train")}
     mcfg, tcfg = resolve(args.model, args.preset, channels=index.channels, image_size=args.image_size,
-                         params=pairs(args.param), train=tr)
+                         params=parse_pairs(args.param, "--param"), train=tr)
     if args.normalize:
         mcfg.normalize = args.normalize
     t0 = time.perf_counter()
@@ -94,7 +68,7 @@ def main() -> int:
     secs = time.perf_counter() - t0
     t = res.manifest["training"]
     print(f"# {args.dataset} {args.model} {args.tag} size {mcfg.image_size} normalize {mcfg.normalize} "
-          f"params {json.dumps(pairs(args.param))} train {json.dumps(pairs(args.train))}: {secs:.0f} s, "
+          f"params {json.dumps(parse_pairs(args.param, '--param'))} train {json.dumps(parse_pairs(args.train, '--train'))}: {secs:.0f} s, "
           f"{t['updates']} updates, best round {t['best_epoch']}/{t['epochs_run']} ({t['best_metric']})", flush=True)
     if args.save:
         from inspection_core.bundle import save_bundle
@@ -110,10 +84,9 @@ def main() -> int:
             man["model"]["params"]["top_k"] = float(rest[0])
         insp = Inspector(Bundle(path=None, manifest=man, state_dict=state), device="cpu", precision="eager")
         m, scored = evaluate(insp, index)
-        if bright is None:
-            bright = brightness(index, scored.samples, mcfg.image_size, mcfg.channels)
-        br = np.array([bright[str(s.path)] for s in scored.samples])
-        r_all, r_within = correlations(scored.scores, br, scored.labels)
+        if bright is None:  # the same samples in the same order for every variant
+            bright = mean_brightness(scored.samples, mcfg.image_size, mcfg.channels)
+        r_all, r_within = brightness_correlations(scored.scores, bright, scored.labels)
         pix = m.get("pixel_auroc")
         pro = m.get("pro")
         print(f"{args.dataset:<14} {args.model:<14} {v:<22} img {m['image_auroc']:.3f}  pix "

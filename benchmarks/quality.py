@@ -42,39 +42,14 @@ sys.path.insert(0, str(ROOT))
 ALL_MODELS = ["ganomaly", "skip-ganomaly", "bigan", "vgg16", "patchcore"]
 
 
-def _pairs(items: list[str]) -> dict:
-    out = {}
-    for it in items:
-        k, v = it.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
-
-
-def _correlations(scores, bright, labels) -> tuple[float, float]:
-    import numpy as np
-
-    r_all = float(np.corrcoef(scores, bright)[0, 1])
-    s, b = np.asarray(scores, float).copy(), np.asarray(bright, float).copy()
-    for c in (0, 1):
-        m = labels == c
-        if m.sum() > 1:
-            s[m] = (s[m] - s[m].mean()) / (s[m].std() + 1e-12)
-            b[m] = b[m] - b[m].mean()
-    return r_all, float(np.corrcoef(s, b)[0, 1])
-
-
 def run_one(job: dict) -> dict:
     """One training and evaluation (runs in its own process)."""
     import numpy as np
     import torch
 
     from inspection_core.bundle import save_bundle
-    from inspection_core.data.dataset import load_images, scan_dataset
+    from inspection_core.data.dataset import scan_dataset
     from inspection_core.data.images import read_image
-    from inspection_core.data.preprocess import Preprocessing
     from inspection_core.evaluation import evaluate
     from inspection_core.inference import Inspector
     from inspection_core.recipes import resolve
@@ -94,9 +69,10 @@ def run_one(job: dict) -> dict:
     path = save_bundle(out, res.model, res.manifest)
     insp = Inspector(path, device=job["device"])
     metrics, scored = evaluate(insp, index)
-    pp = Preprocessing(mcfg.image_size, mcfg.channels)
-    bright = load_images(scored.samples, pp).images.reshape(len(scored.samples), -1).mean(1)
-    r_all, r_within = _correlations(scored.scores, bright, scored.labels)
+    from _brightness import brightness_correlations, mean_brightness
+
+    bright = mean_brightness(scored.samples, mcfg.image_size, mcfg.channels)
+    r_all, r_within = brightness_correlations(scored.scores, bright, scored.labels)
     images = [read_image(s.path) for s in scored.samples[:25]]
     for im in images[:3]:
         insp.predict(im)
@@ -145,6 +121,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder to keep the bundles (default: a temp folder)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
+    from inspection_core.cli.train import parse_pairs
+
+    params, train_settings = parse_pairs(args.param, "--param"), parse_pairs(args.train, "--train")
 
     tmp = Path(tempfile.mkdtemp(prefix="inspector-quality-"))
     if args.torch_home_from_shared:
@@ -169,7 +148,7 @@ def main() -> int:
             continue
         for model in args.models:
             jobs.append({"dataset": ds, "root": str(root), "model": model, "preset": args.preset,
-                         "image_size": args.image_size, "params": _pairs(args.param), "train": _pairs(args.train),
+                         "image_size": args.image_size, "params": params, "train": train_settings,
                          "seed": args.seed, "device": args.device, "threads": args.threads, "out": str(out),
                          "imagenet_vgg16": args.imagenet_vgg16})
     import torch
