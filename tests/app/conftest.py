@@ -100,3 +100,17 @@ def part_images(demo_data: Path) -> list:
         if i < len(bad):
             order.append(bad[i])
     return [read_image(p) for p in order]
+
+
+@pytest.fixture
+def inspect_view(ctx, qtbot, tiny_bundle: Path):
+    """The Inspect view on the tiny bundle, shown at a workstation size; shut down afterwards."""
+    from app.views.inspect import InspectView
+
+    ctx.set_bundle(tiny_bundle)
+    v = InspectView(ctx)
+    qtbot.addWidget(v)
+    v.resize(1300, 700)
+    v.show()
+    yield v
+    v.shutdown()

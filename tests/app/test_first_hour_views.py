@@ -21,14 +21,8 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def view(ctx, qtbot, tiny_bundle: Path) -> InspectView:
-    ctx.set_bundle(tiny_bundle)
-    v = InspectView(ctx)
-    qtbot.addWidget(v)
-    v.resize(1300, 700)
-    v.show()
-    yield v
-    v.shutdown()
+def view(inspect_view: InspectView) -> InspectView:
+    return inspect_view
 
 
 def _folder(root: Path, images: list[np.ndarray], gray: bool = False) -> Path:

@@ -16,14 +16,8 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def view(ctx, qtbot, tiny_bundle: Path) -> InspectView:
-    ctx.set_bundle(tiny_bundle)
-    v = InspectView(ctx)
-    qtbot.addWidget(v)
-    v.resize(1300, 700)
-    v.show()
-    yield v
-    v.shutdown()
+def view(inspect_view: InspectView) -> InspectView:
+    return inspect_view
 
 
 def test_view_builds_and_shows_the_bundle(view: InspectView, tiny_bundle: Path) -> None:
