@@ -11,11 +11,15 @@ separate passes. The CPU fast path removes that work without a compiler:
   arithmetic as eager fp32 up to rounding (~1e-6 relative), so a threshold
   calibrated with the plain path holds unchanged.
 * ``"bf16"``: the same graph with bf16 weights and activations (fp32
-  accumulation inside oneDNN). The score and map are still reduced in fp32 by
-  the model's own code. Used by default only for the model families listed in
-  :data:`BF16_VERIFIED` (AUROC within 0.005 and per-image scores within 1 %
-  of fp32 on ``../shared/data``, see ``tests/core/test_fast_paths.py``) and
-  only where the CPU has native bf16 (AVX512-BF16 or AMX).
+  accumulation inside oneDNN), except the submodules a family keeps in fp32
+  (``Detector.fp32_on_fast_path``: PatchCore's backbone, the GAN families'
+  perceptual backbone); maps, smoothing and scores are reduced in fp32.
+  It is a bundle's default only where that bundle's own fidelity check held
+  (:mod:`inspection_core.usecases.fidelity`: run when it is trained and when
+  it is calibrated; each path at its own threshold, image AUROC within 0.005
+  and at most 0.5 % of the verdicts different) and only where the CPU has
+  native bf16 (AVX512-BF16 or AMX); a station without it scores with fp32
+  at the fp32 threshold stored with the check (:func:`threshold_for`).
 * ``"eager"``: the plain fp32 model, the reference the others are checked
   against (also the fallback when packing is impossible).
 * CUDA: channels-last, cuDNN autotuning and autocast (bf16 where the GPU
@@ -45,22 +49,16 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: what ``Inspector(precision=...)`` / ``$INSPECTOR_PRECISION`` accept
 REQUESTS = ("auto", "eager") + PRECISIONS
-#: model families whose bf16 path passed the fidelity check on real data
-#: (image AUROC within 0.005, every per-image score within 1 % of fp32).
-#: No family qualifies (measured on the lead's 128 px bundles, see
-#: docs/performance.md): on magnetic_tile bf16 held (GANomaly worst score
-#: 0.47 %, Skip-GANomaly 0.26 %, AUROC within 0.0002) but on screw it did not:
-#: GANomaly's score is a small difference of two latents (|z - z_hat| ~ 17 %
-#: of |z|), worst score 2.7 % (1.8 % even with both encoders in fp32);
-#: Skip-GANomaly reconstructs screw so well (MSE ~0.005) that bf16 rounding
-#: of x_hat moves scores by 1.8 % and AUROC by 0.018. A bundle can opt in
-#: after a passing check on its own data
-#: (:func:`inspection_core.usecases.fidelity.record_fidelity`).
+#: model families whose bf16 path is the default whatever a bundle's own
+#: check says: none. Whether bf16 keeps what an operator sees depends on the
+#: bundle (its data, its threshold), so each bundle is checked on its own
+#: images when it is trained and calibrated (docs/performance.md).
 BF16_VERIFIED: frozenset[str] = frozenset()
 #: environment override for stations (e.g. ``INSPECTOR_PRECISION=eager``)
 ENV_VAR = "INSPECTOR_PRECISION"
 
-_ACTIVATIONS: dict[type, str] = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid"}
+_ACTIVATIONS: dict[type, str] = {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
+                                 nn.ReLU6: "hardtanh", nn.Hardtanh: "hardtanh"}
 
 
 # --------------------------------------------------------------------------- hardware
@@ -86,6 +84,32 @@ def bundle_allows_bf16(manifest: dict[str, Any] | None) -> bool:
     if inf.get("precision") == "bf16":
         return True
     return bool(((inf.get("fidelity") or {}).get("bf16") or {}).get("ok"))
+
+
+def fast_precision(device: torch.device | str) -> str | None:
+    """The fast path worth checking on this machine: "bf16" on a CPU that
+    runs it natively (and can pack the graph) or on a CUDA GPU (autocast; fp16
+    where the GPU has no bf16), else None (fp32 is then the only path)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16() and cpu_can_pack():
+        return "bf16"
+    return None
+
+
+def threshold_for(manifest: dict[str, Any] | None, precision: str) -> dict[str, Any] | None:
+    """The threshold a station scoring with ``precision`` uses when the bundle
+    was calibrated on another path: the fp32 path's own threshold stored with
+    the fidelity check (a station without native bf16 scores with fp32), else
+    None (the bundle's threshold applies)."""
+    inf = (manifest or {}).get("inference") or {}
+    calibrated = inf.get("precision", "fp32")
+    if precision != "fp32" or calibrated == "fp32":
+        return None
+    rec = (inf.get("fidelity") or {}).get(calibrated) or {}
+    th = rec.get("threshold_fp32")
+    return dict(th) if isinstance(th, dict) and "high" in th else None
 
 
 def choose_precision(requested: str | None, family: str, device: torch.device,
@@ -165,6 +189,8 @@ class PackedConv(nn.Module):
             self.attr = _ACTIVATIONS[type(act)]
             if isinstance(act, nn.LeakyReLU):
                 self.scalars = [float(act.negative_slope)]
+            elif isinstance(act, nn.Hardtanh):  # ReLU6 is Hardtanh(0, 6)
+                self.scalars = [float(act.min_val), float(act.max_val)]
         self.dtype = dtype
         w = w.to(dtype)
         mk = torch.ops.mkldnn
@@ -208,21 +234,24 @@ def _record_input_sizes(model: nn.Module, example: torch.Tensor) -> dict[int, li
     return sizes
 
 
-def pack_model(model: nn.Module, example: torch.Tensor, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, int]:
+def pack_model(model: nn.Module, example: torch.Tensor, dtype: torch.dtype = torch.float32,
+               keep_fp32: tuple[str, ...] = ()) -> tuple[nn.Module, int]:
     """A packed inference copy of ``model`` (eval mode, CPU) and the number of
     convolutions packed. ``Conv [-> BatchNorm2d] [-> activation]`` runs inside
     ``nn.Sequential`` containers are fused (the folded modules become
     ``nn.Identity`` so indices stay valid); other convolutions are packed on
     their own. Convolutions the forward pass never runs (a GAN's
-    discriminator when it does not score) stay as they are."""
+    discriminator when it does not score) stay as they are. Convolutions
+    inside the submodules named in ``keep_fp32`` are packed in fp32."""
     src = copy.deepcopy(model).eval()
     sizes = _record_input_sizes(src, example)
     count = 0
+    fp32_ids = {id(m) for name in keep_fp32 for m in src.get_submodule(name).modules()}
 
     def pack(conv: nn.Module, bn: nn.Module | None, act: nn.Module | None) -> PackedConv:
         nonlocal count
         count += 1
-        return PackedConv(conv, bn, act, sizes[id(conv)], dtype)
+        return PackedConv(conv, bn, act, sizes[id(conv)], torch.float32 if id(conv) in fp32_ids else dtype)
 
     for parent in list(src.modules()):
         names = list(parent._modules)
@@ -296,7 +325,8 @@ def build_path(model: nn.Module, device: torch.device, precision: str, image_siz
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     example = torch.zeros(1, channels, image_size, image_size)
     try:
-        packed, n = pack_model(model, example, dtype)
+        keep = tuple(getattr(model, "fp32_on_fast_path", ())) if dtype != torch.float32 else ()
+        packed, n = pack_model(model, example, dtype, keep)
     except Exception as exc:  # noqa: BLE001 - an unusual layer must never stop inspection
         log.warning("cannot pack the model for oneDNN (%s): using the plain fp32 path", exc)
         return eager_path(model, device)

@@ -499,7 +499,12 @@ def calibration_record(manifest: dict[str, Any], result: CalibrationResult, note
     time = time or _now_iso()
     m = dict(manifest)
     if inference is not None:
-        m["inference"] = {**(m.get("inference") or {}), **dict(inference)}
+        inf = {**(m.get("inference") or {}), **dict(inference)}
+        if "fidelity" not in inference:
+            # an older check's thresholds belong to an older calibration: keep its figures, drop them
+            inf["fidelity"] = {k: {f: v for f, v in r.items() if f not in ("threshold", "threshold_fp32")}
+                               if isinstance(r, dict) else r for k, r in (inf.get("fidelity") or {}).items()}
+        m["inference"] = inf
     old = dict(m.get("threshold") or {})
     new = result.threshold.to_dict()
     m["threshold"] = {**new, "strategy": result.strategy, "target": result.target,

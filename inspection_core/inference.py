@@ -64,6 +64,11 @@ class Inspector:
         self.map_scale = float(stats.get("map_scale") or 0.0) or 1.0
         self._lock = threading.Lock()
         self.path = self._build_path(precision)
+        own = acceleration.threshold_for(self.manifest, self.precision)
+        if own is not None:  # calibrated on bf16, scored here with fp32: the fp32 path's own threshold
+            self._threshold = Threshold.from_dict(own)
+            log.info("%s: this station scores with fp32; using the fp32 threshold stored with the bundle's "
+                     "fidelity check (%.6g)", self.name, self._threshold.high)
 
     def _build_path(self, precision: str | None) -> acceleration.ScoringPath:
         """Choose, build and warm up the scoring path (one-time costs happen

@@ -33,6 +33,7 @@ from app.views.calibrate_panels import STRATEGY_TEXT, MisjudgedGallery, Operatin
 from app.widgets import theme
 from app.widgets.plots import RocPlot, ScoreHistogram
 from inspection_core import calibration as cal
+from inspection_core.fidelity_rule import Fidelity, check_rule
 from inspection_core.types import Threshold
 
 BOOTSTRAP = 1000  # resamples for the FPR/FNR intervals (binomial draws: cheap enough for every drag)
@@ -70,6 +71,10 @@ class CalibrateView(QWidget):
         self._placing = False
         self._inspector: Any = None  # created and used on workers only
         self._calibration_set: Any = None  # the last scored set (usecases.calibrate.CalibrationSet)
+        # the same set on the fp32 and the fast path (usecases.calibrate.PathPair), where this machine has a
+        # fast path: the fidelity rule picks the path a threshold belongs to, as inspector calibrate does
+        self._pair: Any = None
+        self._fidelity: Fidelity | None = None  # the rule's result for the line as a strategy placed it
         self._root: Path | None = None  # the calibration data folder the paths are relative to
         self._stored_paths: list[str] | None = None  # a stored calibration's paths, as recorded (relative)
         self._stored_root: str | None = None  # where that calibration found its images
@@ -182,7 +187,7 @@ class CalibrateView(QWidget):
     def _on_bundle_changed(self, _path: object) -> None:
         if self._score_job is not None:  # scores of the previous model mean nothing for this one
             self._score_job.cancel()
-        self._inspector = self._calibration_set = None
+        self._inspector = self._calibration_set = self._pair = self._fidelity = None
         self._root = None
         self._stored_paths = self._stored_root = None
         self.gallery.missing_note = ""
@@ -342,10 +347,11 @@ class CalibrateView(QWidget):
         cached = self._inspector
 
         def job(progress: Any, cancel: Any) -> Any:
-            from inspection_core.usecases.calibrate import score_calibration_set
+            from inspection_core.usecases.calibrate import score_calibration_set, score_fast_path
 
-            return score_calibration_set(cached if cached is not None else bundle, folder, batch_size=16,
+            cset = score_calibration_set(cached if cached is not None else bundle, folder, batch_size=16,
                                          progress=progress, cancel=cancel)
+            return cset, score_fast_path(cset, batch_size=16, progress=progress, cancel=cancel)
 
         self.progress.setRange(0, 0)  # busy until the folder is scanned and the first batch is scored
         self.progress.setVisible(True)
@@ -372,18 +378,46 @@ class CalibrateView(QWidget):
             self.progress.setRange(0, steps)
             self.progress.setValue(getattr(ev, "step", 0))
 
-    def _on_scored(self, cset: Any) -> None:
+    def _on_scored(self, scored: Any) -> None:
+        cset, pair = scored
         self._scoring_ended()
         self._stored_paths = self._stored_root = None
         self.gallery.missing_note = ""
         self.set_scores(cset.scores, cset.labels, cset.paths)
-        self._calibration_set = cset
+        self._calibration_set, self._pair = cset, pair
         self._inspector, self._root = cset.inspector, cset.root
         skipped = cset.scored.skipped or []
         msg = f"Scored {len(cset.scores)} images ({cset.description})."
         if skipped:
             msg += f" {len(skipped)} could not be read, e.g. {skipped[0][0]}: {skipped[0][1]}"
+        if pair is not None and self.strategy != "manual":
+            self.apply_strategy(self.strategy)  # the strategy's line, on the path the rule picks
+        if self._fidelity is not None:
+            msg += f" {self._path_text(self._fidelity)}"
         self._say(msg, error=bool(skipped))
+
+    @staticmethod
+    def _path_text(fid: Fidelity) -> str:
+        used = fid.precision if fid.ok else "fp32"
+        return (f"Scored on fp32 and {fid.precision}: {fid.changed} of {fid.n} verdicts differ, so the "
+                f"threshold belongs to the {used} scoring path.")
+
+    def _check_paths(self, rule: Any) -> tuple[Any, Fidelity] | None:
+        """The fidelity rule for ``rule`` on the scored pair: (the set the
+        threshold belongs to, the result), or None without a pair."""
+        pair = self._pair
+        if pair is None:
+            return None
+        fid = check_rule(pair.ref.scores, pair.fast.scores, pair.ref.labels, rule,
+                         precision=pair.fast.inspector.precision, engine=pair.fast.inspector.engine,
+                         checked_on=f"{len(pair.ref.scores)} calibration images ({pair.ref.description})")
+        return (pair.fast if fid.ok else pair.ref), fid
+
+    def _show_set(self, cset: Any, threshold: Threshold) -> None:
+        """Show ``cset``'s scores (the other path of the pair) with the line at ``threshold``."""
+        pair, fid = self._pair, self._fidelity
+        self.set_scores(cset.scores, cset.labels, cset.paths, threshold)
+        self._calibration_set, self._pair, self._fidelity = cset, pair, fid
 
     def _on_score_error(self, message: str) -> None:
         self._scoring_ended()
@@ -414,7 +448,8 @@ class CalibrateView(QWidget):
                    threshold: Threshold | None = None) -> None:
         """Load a calibration set and draw everything; the line starts at
         ``threshold``, else the bundle's, else the first sensible strategy."""
-        self._calibration_set = None  # these scores come from elsewhere until _on_scored says otherwise
+        # these scores come from elsewhere until _on_scored (or _show_set) says otherwise
+        self._calibration_set = self._pair = self._fidelity = None
         try:
             s, y = cal.validate_scores(scores, labels, paths)
         except cal.CalibrationError as exc:
@@ -476,6 +511,11 @@ class CalibrateView(QWidget):
         target = self.strategies.target_for(name)
         margin = self.strategies.margin_for(name)
         try:
+            checked = self._check_paths(lambda s, y: Threshold(cal.choose_threshold(s, y, name, target, margin=margin)))
+            if checked is not None and checked[0] is not self._calibration_set:
+                self._fidelity = checked[1]
+                self._show_set(checked[0], self.thresholds())
+            self._fidelity = None if checked is None else checked[1]
             phi = cal.choose_threshold(self.scores, self.labels, name, target, margin=margin)
         except cal.CalibrationError as exc:
             self._say(str(exc), error=True)
@@ -483,7 +523,7 @@ class CalibrateView(QWidget):
         _, low = self.histogram.thresholds()
         self._place(phi, None if low is None else min(low, phi), name, target)
         self._say(f"{STRATEGY_TEXT[name][0]}{'' if target is None or name == 'manual' else f' {target:g}'}: "
-                  f"threshold {phi:.6g}")
+                  f"threshold {phi:.6g}" + ("" if self._fidelity is None else f". {self._path_text(self._fidelity)}"))
         return phi
 
     def apply_band_from_targets(self) -> None:
@@ -600,16 +640,27 @@ class CalibrateView(QWidget):
             self._say("Not saved.")
             return
         note, cset, paths, root = dlg.note_text(), self._calibration_set, self.paths, self._root
+        fid = self._fidelity if result.strategy != "manual" else None
+        if result.strategy == "manual" and self._pair is not None:
+            # a hand-placed line: the same value(s) on each path decide which path it belongs to
+            th = result.threshold
+            chosen, fid = self._check_paths(lambda s, y: th)  # type: ignore[misc]
+            if chosen is not cset:
+                band = None if th.low is None else (th.low, th.high)
+                result = cal.calibrate(chosen.scores, chosen.labels, "manual", None if band else th.high,
+                                       review_band=band, bootstrap=BOOTSTRAP)
+                cset = chosen
         self.save_button.setEnabled(False)
         self._say("Saving…")
 
         def job(_p: Any, _c: Any) -> dict[str, Any]:
-            from inspection_core.usecases.calibrate import save_calibration
+            from inspection_core.usecases.calibrate import inference_with, save_calibration
 
-            # a scored set records its paths and the scoring path the threshold belongs to;
-            # scores read back from the bundle have neither
+            # a scored set records its paths, the scoring path the threshold belongs to and the fidelity
+            # check that chose it; scores read back from the bundle have none of them
             if cset is not None:
-                return save_calibration(bundle, result, note=note, calibration_set=cset)
+                return save_calibration(bundle, result, note=note, calibration_set=cset,
+                                        inference=inference_with(cset, fid))
             return save_calibration(bundle, result, note=note, paths=paths, root=root)
 
         def done(_manifest: dict[str, Any]) -> None:

@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"Bundle: {args.bundle}\nCalibration set: {n} images ({n_good} good, {n - n_good} defective) "
           f"from {args.data}, {cset.description}")
     print(format_result(result))
+    if outcome.fidelity is not None:
+        print(outcome.fidelity.summary())
+        print(f"The threshold belongs to the {cset.inspector.precision} scoring path ({cset.inspector.engine}).")
     if outcome.manifest is None:
         print("Dry run: bundle not changed.")
         return 0

@@ -163,4 +163,8 @@ def run(args: argparse.Namespace) -> int:
     if m.get("image_auroc") is not None:
         extra = f", pixel AUROC {m['pixel_auroc']:.3f}" if m.get("pixel_auroc") is not None else ""
         print(f"test split: image AUROC {m['image_auroc']:.3f}, AP {m['image_ap']:.3f}{extra}")
+    from ..usecases.fidelity import describe_fidelity
+
+    for line in describe_fidelity(manifest):
+        print(line)
     return 0

@@ -72,6 +72,9 @@ class Detector(nn.Module):
     weights_param: ClassVar[str | None] = None
     #: its value for "start from random weights", if the family allows that
     scratch_weights: ClassVar[str | None] = None
+    #: submodules that stay fp32 on a low-precision (bf16) scoring path, where
+    #: the family's own code uses the low precision where it keeps scores
+    fp32_on_fast_path: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -239,12 +242,15 @@ def smooth_map(m: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B, H, W) maps; ``sigma`` in pixels."""
     if sigma <= 0:
         return m
-    k = gaussian_kernel1d(sigma, m.device).to(m.dtype)
-    r = (k.numel() - 1) // 2
-    x = m.unsqueeze(1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-    return x.squeeze(1)
+    # always fp32, also on a bf16 scoring path: under autocast these convolutions
+    # would round the map (and the score taken from it) to bf16
+    with torch.autocast(m.device.type, enabled=False):
+        k = gaussian_kernel1d(sigma, m.device).float()
+        r = (k.numel() - 1) // 2
+        x = m.float().unsqueeze(1)
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+        x = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+        return x.squeeze(1)
 
 
 def reconstruction_map(x: torch.Tensor, x_hat: torch.Tensor, sigma: float | None = None) -> torch.Tensor:

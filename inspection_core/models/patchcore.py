@@ -23,7 +23,7 @@ buffer whose size comes from the bundle's state dict.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -33,8 +33,12 @@ from ..config import ModelConfig
 from .base import Detector, FitInfo, ScoreOutput, smooth_map
 from .registry import register
 
-#: query x bank elements per distance chunk (about 64 MB of fp32 distances)
-_CHUNK_ELEMENTS = 1 << 24
+#: query x bank elements per exact distance block (4 MB of fp32: stays in cache)
+_CHUNK_ELEMENTS = 1 << 20
+#: query x bank elements per low-precision candidate block, and the candidates
+#: per query re-measured in fp32 on the fast path
+_COARSE_CHUNK_ELEMENTS = 1 << 23
+_RERANK = 4
 SCORES = ("map_max", "patch_max", "reweighted")
 #: extra views of each training image that may go into the memory bank
 BANK_AUGMENTS = ("bright", "dark", "hflip", "vflip")
@@ -52,34 +56,78 @@ def _bank_view(x: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor | None = None,
-                      k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                      k: int = 1, coarse: CoarseBank | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Euclidean distances of each query (Q, D) to its ``k`` nearest bank rows
-    (M, D), and their indices: (Q, k) each. Chunked so that no Q x M matrix is
-    ever held; fp32 throughout."""
-    q = queries.float()
-    m = bank.float()
-    m_sq = (m * m).sum(1) if bank_sq is None else bank_sq
-    q_sq = (q * q).sum(1, keepdim=True)
-    n_q, n_m = q.shape[0], m.shape[0]
+    (M, D), and their indices: (Q, k) each.
+
+    Exact fp32 search by default, chunked so that the distance block stays in
+    the CPU cache (measured: 1M-element blocks run the search 2x faster than
+    64 MB ones) and no Q x M matrix is ever held.
+
+    ``coarse``: :func:`coarse_bank` of the bank in bf16 (or fp16 on a GPU),
+    for the fast scoring path: candidates are found with one low-precision matrix product, and
+    the ``_RERANK`` best of them are re-measured exactly in fp32, so the
+    distances returned are fp32 distances to real bank rows (measured on
+    magnetic_tile: the same nearest row for every one of 31,360 patches)."""
+    with torch.autocast(queries.device.type, enabled=False):
+        if coarse is not None:
+            return _coarse_then_exact(queries.float(), bank.float(), coarse, k)
+        q = queries.float()
+        m = bank.float()
+        m_sq = (m * m).sum(1) if bank_sq is None else bank_sq
+        q_sq = (q * q).sum(1, keepdim=True)
+        n_q, n_m = q.shape[0], m.shape[0]
+        k = min(k, n_m)
+        best_d = torch.full((n_q, k), math.inf, device=q.device)
+        best_i = torch.zeros((n_q, k), dtype=torch.long, device=q.device)
+        step_m = max(1, min(n_m, _CHUNK_ELEMENTS // max(1, n_q)))
+        for start in range(0, n_m, step_m):
+            mc = m[start : start + step_m]
+            d = torch.addmm(q_sq + m_sq[start : start + step_m].unsqueeze(0), q, mc.t(), beta=1.0, alpha=-2.0)
+            if k == 1:
+                val, idx = d.min(dim=1, keepdim=True)
+            else:
+                val, idx = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+            idx = idx + start
+            if start == 0 and val.shape[1] == k:
+                best_d, best_i = val, idx
+            else:
+                cat_d, cat_i = torch.cat([best_d, val], 1), torch.cat([best_i, idx], 1)
+                best_d, order = cat_d.topk(k, dim=1, largest=False)
+                best_i = cat_i.gather(1, order)
+        return best_d.clamp_min_(0.0).sqrt_(), best_i
+
+
+class CoarseBank(NamedTuple):
+    """The bank prepared for the low-precision candidate search."""
+
+    rows: torch.Tensor   # (M, D + 1) in low precision: [m - mean, -|m - mean|^2 / 2]
+    mean: torch.Tensor   # (D,) fp32
+
+
+def coarse_bank(bank: torch.Tensor, dtype: torch.dtype) -> CoarseBank:
+    """The bank for the low-precision candidate search, centred on its mean
+    (distances do not change; the rounding of large, all-positive ReLU
+    features does), with a last column -|m|^2 / 2 so that one matrix product
+    with [q, 1] ranks the bank rows of a query q by distance."""
+    m = bank.detach().float()
+    mean = m.mean(0)
+    c = m - mean
+    return CoarseBank(torch.cat([c, -0.5 * (c * c).sum(1, keepdim=True)], 1).to(dtype).contiguous(), mean)
+
+
+def _coarse_then_exact(q: torch.Tensor, m: torch.Tensor, coarse: CoarseBank, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n_m = m.shape[0]
     k = min(k, n_m)
-    best_d = torch.full((n_q, k), math.inf, device=q.device)
-    best_i = torch.zeros((n_q, k), dtype=torch.long, device=q.device)
-    step_m = max(1, min(n_m, _CHUNK_ELEMENTS // max(1, n_q)))
-    for start in range(0, n_m, step_m):
-        mc = m[start : start + step_m]
-        d = torch.addmm(q_sq + m_sq[start : start + step_m].unsqueeze(0), q, mc.t(), beta=1.0, alpha=-2.0)
-        if k == 1:
-            val, idx = d.min(dim=1, keepdim=True)
-        else:
-            val, idx = d.topk(min(k, d.shape[1]), dim=1, largest=False)
-        idx = idx + start
-        if start == 0 and val.shape[1] == k:
-            best_d, best_i = val, idx
-        else:
-            cat_d, cat_i = torch.cat([best_d, val], 1), torch.cat([best_i, idx], 1)
-            best_d, order = cat_d.topk(k, dim=1, largest=False)
-            best_i = cat_i.gather(1, order)
-    return best_d.clamp_min_(0.0).sqrt_(), best_i
+    n_cand = min(n_m, max(_RERANK, 2 * k))
+    rows = coarse.rows
+    ql = torch.cat([q - coarse.mean, torch.ones(q.shape[0], 1, device=q.device)], 1).to(rows.dtype)
+    step_q = max(1, _COARSE_CHUNK_ELEMENTS // max(1, n_m))
+    cands = [torch.mm(ql[i : i + step_q], rows.t()).topk(n_cand, dim=1).indices for i in range(0, q.shape[0], step_q)]
+    cand = torch.cat(cands)                                            # (Q, n_cand)
+    exact = torch.linalg.vector_norm(m[cand] - q.unsqueeze(1), dim=2)  # fp32
+    best_d, order = exact.topk(k, dim=1, largest=False)
+    return best_d, cand.gather(1, order)
 
 
 def local_coresets(features: torch.Tensor, keep: int) -> torch.Tensor:
@@ -151,6 +199,10 @@ class PatchCore(Detector):
 
     fit_mode = "one_pass"
     weights_param = "weights"
+    #: on the bf16 path the backbone stays fp32 (bf16 features moved 1 % of
+    #: magnetic_tile's verdicts) and bf16 only finds the nearest-neighbour
+    #: candidates, re-measured in fp32: scores within 1e-6 of fp32, 2x faster
+    fp32_on_fast_path = ("features",)
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
@@ -187,6 +239,7 @@ class PatchCore(Detector):
         self.feature_dim = sum(self.features.channels[l] for l in self.features.layers)
         self.register_buffer("memory_bank", torch.zeros(0, self.feature_dim))
         self.register_buffer("_bank_sq", torch.zeros(0), persistent=False)
+        self._bank_lp: CoarseBank | None = None
         self._fit_parts: list[torch.Tensor] = []
         self._fit_keep = 1.0
         self._fit_gen = torch.Generator().manual_seed(0)
@@ -219,6 +272,7 @@ class PatchCore(Detector):
             self.memory_bank = torch.empty_like(state_dict[key], device=self.memory_bank.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
+        self._bank_lp = None
 
     # -------------------------------------------------------------- features
     def _grid(self, h: int, w: int) -> tuple[int, int]:
@@ -248,9 +302,27 @@ class PatchCore(Detector):
             self._bank_sq = (self.memory_bank.float() ** 2).sum(1)
         return self._bank_sq
 
+    def _coarse_bank(self, device_type: str) -> CoarseBank | None:
+        """The bank in the autocast dtype when a low-precision scoring path
+        runs this model (candidate search; distances stay fp32), else None."""
+        if not torch.is_autocast_enabled(device_type):
+            return None
+        dtype = torch.get_autocast_dtype(device_type)
+        lp = self._bank_lp
+        if lp is None or lp.rows.dtype != dtype or lp.rows.shape[0] != self.memory_bank.shape[0]:
+            self._bank_lp = coarse_bank(self.memory_bank, dtype)
+        return self._bank_lp
+
     def forward(self, x: torch.Tensor) -> ScoreOutput:
         if self.memory_bank.shape[0] == 0:
             raise RuntimeError("patchcore: the memory bank is empty (the model was not fitted)")
+        # a low-precision path only finds nearest-neighbour candidates (see
+        # fp32_on_fast_path); features, distances, map and score stay fp32
+        coarse = self._coarse_bank(x.device.type)
+        with torch.autocast(x.device.type, enabled=False):
+            return self._score(x.float(), coarse)
+
+    def _score(self, x: torch.Tensor, coarse: CoarseBank | None) -> ScoreOutput:
         emb = self.embed(x)
         b, d, h, w = emb.shape
         patches = emb.permute(0, 2, 3, 1).reshape(b, h * w, d)
@@ -258,7 +330,7 @@ class PatchCore(Detector):
         dist = torch.empty(b, h * w, device=x.device)
         nn_idx = torch.empty(b, h * w, dtype=torch.long, device=x.device)
         for i in range(b):  # per image: scores never depend on the batch
-            dd, ii = nearest_distances(patches[i], bank, bank_sq)
+            dd, ii = nearest_distances(patches[i], bank, bank_sq, coarse=coarse)
             dist[i], nn_idx[i] = dd[:, 0], ii[:, 0]
         amap = F.interpolate(dist.view(b, 1, h, w), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
         sigma = float(self.params["map_sigma"]) * x.shape[-1] / 224.0
@@ -336,6 +408,7 @@ class PatchCore(Detector):
         idx = greedy_coreset(reduced, k, self._fit_gen, tick)
         self.memory_bank = feats[idx].contiguous().to(self.memory_bank.device)
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
+        self._bank_lp = None
         return {"patches_seen": int(round(seen)), "candidates": int(n), "memory_bank": int(self.memory_bank.shape[0]),
                 "patch_sampling": round(self._fit_keep, 4)}
 
@@ -343,5 +416,5 @@ class PatchCore(Detector):
         return {"init_source": self.init_source}
 
 
-__all__ = ["PatchCore", "greedy_coreset", "nearest_distances"]
+__all__ = ["CoarseBank", "PatchCore", "coarse_bank", "greedy_coreset", "nearest_distances"]
 

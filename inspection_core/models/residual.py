@@ -111,7 +111,10 @@ class Residual(nn.Module):
     def perceptual(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         """LPIPS-style distance map (B, H, W) between frozen features of x and x_hat."""
         assert self.features is not None
-        fx, fy = self.features(x.float()), self.features(x_hat.float())
+        # one backbone pass over x and x_hat together (frozen, eval-mode BatchNorm: each image on its own)
+        both = self.features(torch.cat([x.float(), x_hat.float()]))
+        n = x.shape[0]
+        fx, fy = {k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()}
         out = torch.zeros(x.shape[0], x.shape[-2], x.shape[-1], device=x.device)
         for name in fx:
             a = F.normalize(fx[name].float(), dim=1)
@@ -154,6 +157,10 @@ class ResidualScoring:
 
     residual: Residual
     params: dict[str, Any]
+    #: the perceptual backbone stays fp32 on a bf16 scoring path: measured on
+    #: magnetic_tile GANomaly, a bf16 backbone changed 11 of 452 verdicts at the
+    #: Youden threshold (worst score 2.1 %), an fp32 one none (worst 0.33 %)
+    fp32_on_fast_path = ("residual",)
 
     def init_residual(self) -> None:
         self.residual = Residual(self.params)

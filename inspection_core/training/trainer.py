@@ -40,6 +40,8 @@ class TrainResult:
     manifest: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_reason: str | None = None
+    #: the prepared images the provisional threshold was computed on (for the fast path's check)
+    threshold_images: np.ndarray | None = None
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -243,7 +245,8 @@ def train(
     }
     progress(ProgressEvent("done", len(rec.history), len(rec.history), elapsed_s=duration,
                            message=rec.stopped_reason or "finished"))
-    return TrainResult(model=model, manifest=manifest, history=rec.history, stopped_reason=rec.stopped_reason)
+    return TrainResult(model=model, manifest=manifest, history=rec.history, stopped_reason=rec.stopped_reason,
+                       threshold_images=stat_images)
 
 
 def in_memory_bundle(result: TrainResult) -> Bundle:

@@ -21,10 +21,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..acceleration import fast_precision
 from ..bundle import Bundle, update_manifest
 from ..calibration import (CalibrationError, CalibrationResult, calibrate, calibration_record, choose_threshold,
                            strategies_available, validate_scores)
@@ -33,7 +34,9 @@ from ..evaluation import ScoredSet, score_samples
 from ..inference import Inspector
 from ..progress import CancelToken, ProgressCallback
 from ..selection import ImageSelection, calibration_samples, open_data
+from ..types import Threshold
 from .evaluate import as_inspector
+from .fidelity import Fidelity, check_at_calibration
 
 
 @dataclass
@@ -74,6 +77,7 @@ class CalibrationOutcome:
     calibration_set: CalibrationSet
     old_threshold: dict[str, Any]
     manifest: dict[str, Any] | None  # None for a dry run
+    fidelity: Fidelity | None = None  # the fast path's check (None: no fast path on this machine)
 
 
 def check_strategy(strategy: str, labels: Sequence[int]) -> None:
@@ -115,7 +119,7 @@ def save_calibration(bundle_path: str | os.PathLike[str], result: CalibrationRes
     ``root`` and ``inference`` as given (scores read back from a bundle have none)."""
     if calibration_set is not None:
         paths, root = calibration_set.paths, calibration_set.root
-        inference = calibration_set.inspector.inference_record()
+        inference = inference or calibration_set.inspector.inference_record()
     return update_manifest(bundle_path, lambda m: calibration_record(m, result, note=note, paths=paths, root=root,
                                                                      inference=inference))
 
@@ -125,11 +129,18 @@ def calibrate_bundle(bundle_path: str | os.PathLike[str], data: DatasetIndex | s
                      review_band: tuple[float, float] | None = None, margin: float = 0.0, bootstrap: int = 1000,
                      note: str = "", split: str = "auto", batch_size: int = 32, device: str = "auto",
                      inspector: Inspector | None = None, dry_run: bool = False,
-                     progress: ProgressCallback | None = None, cancel: CancelToken | None = None
+                     progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+                     check_fast: bool = True, fast_precision_request: str | None = None
                      ) -> CalibrationOutcome:
     """Score the calibration set, choose the threshold with ``strategy`` (or
     fix both with ``review_band``) and, unless ``dry_run``, write it into the
-    bundle. ``inspector``: an already loaded Inspector of this bundle."""
+    bundle. ``inspector``: an already loaded Inspector of this bundle.
+
+    ``check_fast``: where this machine has a fast scoring path (bf16 on a CPU
+    with native bf16, autocast on a GPU; ``fast_precision_request`` forces
+    one), the set is scored on it and on fp32, and the fidelity rule
+    (:mod:`.fidelity`) decides which path the threshold belongs to; the
+    result is stored in the bundle either way."""
     if strategy is None and review_band is None:
         raise CalibrationError("give a strategy (or a review band LOW HIGH)")
     if review_band is not None and strategy not in (None, "manual"):
@@ -141,12 +152,78 @@ def calibrate_bundle(bundle_path: str | os.PathLike[str], data: DatasetIndex | s
     cset = score_calibration_set(inspector if inspector is not None else bundle_path, data, split=split,
                                  strategy=strategy, batch_size=batch_size, device=device, progress=progress,
                                  cancel=cancel)
-    result = calibrate(cset.scores, cset.labels, strategy, target, review_band=review_band, margin=margin,
-                       bootstrap=bootstrap)
+
+    def rule(scores: np.ndarray, labels: np.ndarray, boot: int = 0) -> CalibrationResult:
+        return calibrate(scores, labels, strategy, target, review_band=review_band, margin=margin, bootstrap=boot)
+
+    pair = score_fast_path(cset, fast_precision_request, batch_size, progress, cancel) if check_fast else None
+    cset, fidelity = choose_path(cset, pair, lambda s, y: rule(s, y).threshold)
+    result = rule(cset.scores, cset.labels, bootstrap)
     old = dict(cset.inspector.manifest.get("threshold") or {})
-    manifest = None if dry_run else save_calibration(bundle_path, result, note=note, calibration_set=cset)
-    return CalibrationOutcome(result, cset, old, manifest)
+    manifest = None
+    if not dry_run:
+        manifest = save_calibration(bundle_path, result, note=note, calibration_set=cset,
+                                    inference=inference_with(cset, fidelity))
+    return CalibrationOutcome(result, cset, old, manifest, fidelity)
 
 
-__all__ = ["CalibrationOutcome", "CalibrationSet", "calibrate_bundle", "check_strategy", "save_calibration",
-           "score_calibration_set"]
+@dataclass
+class PathPair:
+    """One calibration set scored on the fp32 path and on the fast path."""
+
+    ref: CalibrationSet
+    fast: CalibrationSet
+
+
+def score_fast_path(cset: CalibrationSet, precision: str | None = None, batch_size: int = 32,
+                    progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> PathPair | None:
+    """Score ``cset``'s images on the path it was not scored on, so that it
+    is held on fp32 and on the fast path (``precision``, default: the one
+    this machine has, :func:`inspection_core.acceleration.fast_precision`).
+    None where there is no fast path, or an image could not be read twice."""
+    device = cset.inspector.device
+    precision = precision or fast_precision(device)
+    if precision is None:
+        return None
+
+    def on(path_precision: str) -> CalibrationSet | None:
+        if cset.inspector.precision == path_precision:
+            return cset
+        insp = Inspector(cset.inspector.bundle, device=device, precision=path_precision)
+        if insp.precision != path_precision:  # the fast path fell back to fp32: nothing to check
+            return None
+        scored = score_samples(insp, cset.scored.samples, batch_size=batch_size, progress=progress, cancel=cancel)
+        return CalibrationSet(insp, cset.selection, scored)
+
+    fast = on(precision)
+    ref = on("fp32") if fast is not None else None
+    if ref is None or fast is None or list(ref.paths) != list(fast.paths):
+        return None
+    return PathPair(ref, fast)
+
+
+def choose_path(cset: CalibrationSet, pair: PathPair | None,
+                rule: Callable[[np.ndarray, np.ndarray], Threshold]) -> tuple[CalibrationSet, Fidelity | None]:
+    """The set scored on the path a threshold chosen by ``rule`` will belong
+    to: the fast one where the fidelity rule holds for ``rule`` (each path
+    its own threshold), else fp32. Without a pair: ``cset`` as it is."""
+    if pair is None:
+        return cset, None
+    fid = check_at_calibration(pair.ref.scores, pair.fast.scores, pair.ref.labels, rule,
+                               precision=pair.fast.inspector.precision, engine=pair.fast.inspector.engine,
+                               description=pair.ref.description)
+    return (pair.fast if fid.ok else pair.ref), fid
+
+
+def inference_with(cset: CalibrationSet, fidelity: Fidelity | None) -> dict[str, Any]:
+    """What to record as ``manifest["inference"]`` for a threshold chosen on
+    ``cset``'s scores: its scoring path, and the check when one ran."""
+    inference = cset.inspector.inference_record()
+    if fidelity is not None:
+        inference["fidelity"] = {**((cset.inspector.manifest.get("inference") or {}).get("fidelity") or {}),
+                                 fidelity.precision: fidelity.to_dict()}
+    return inference
+
+
+__all__ = ["CalibrationOutcome", "CalibrationSet", "PathPair", "calibrate_bundle", "check_strategy", "choose_path",
+           "inference_with", "save_calibration", "score_calibration_set", "score_fast_path"]

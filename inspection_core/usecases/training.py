@@ -37,16 +37,26 @@ def train_and_save(
     evaluate_test: bool = True,
     val_data: DatasetIndex | str | os.PathLike[str] | None = None,
     manifest_extra: dict[str, Any] | None = None,
+    check_fast: bool = True,
+    fast_precision_request: str | None = None,
 ) -> TrainOutcome:
     """Train on ``data``, evaluate on its test split (when it has one and
     ``evaluate_test``), and save the bundle atomically to ``out``
     (``.inspector`` is appended when missing). ``manifest_extra`` is merged
-    into the manifest before saving (e.g. a demo record)."""
+    into the manifest before saving (e.g. a demo record).
+
+    ``check_fast``: where this machine has a fast scoring path (see
+    :func:`inspection_core.acceleration.fast_precision`;
+    ``fast_precision_request`` forces one), the finished model is scored on
+    it and on fp32 and the fidelity rule (:mod:`.fidelity`) decides which
+    path the bundle's provisional threshold belongs to; the result is
+    stored in the bundle either way."""
     from ..bundle import save_bundle
     from ..evaluation import evaluate
     from ..inference import Inspector
     from ..training import train
     from ..training.trainer import in_memory_bundle
+    from .fidelity import check_at_training, fidelity_record
 
     progress = progress or null_progress
     cancel = cancel or CancelToken()
@@ -55,15 +65,29 @@ def train_and_save(
     cancel.raise_if_cancelled()
     manifest = result.manifest
     manifest.update(manifest_extra or {})
+    scored = None
     if evaluate_test and index.test:
         def eval_progress(ev: ProgressEvent) -> None:
             progress(ProgressEvent("message", step=ev.step, steps=ev.steps,
                                    message=f"evaluating on the test split: {ev.step}/{ev.steps} images"))
 
-        metrics, _ = evaluate(Inspector(in_memory_bundle(result), device=train_cfg.device), index,
-                              progress=eval_progress, cancel=cancel)
+        metrics, scored = evaluate(Inspector(in_memory_bundle(result), device=train_cfg.device), index,
+                                   progress=eval_progress, cancel=cancel, keep=check_fast)
         manifest["metrics"] = metrics
     cancel.raise_if_cancelled()
+    if check_fast and result.threshold_images is not None:
+        progress(ProgressEvent("message", message="checking the fast scoring path against fp32"))
+        test = (scored.images, scored.labels, scored.scores) if scored is not None and scored.images is not None \
+            else (None, None, None)
+        checked = check_at_training(in_memory_bundle(result), result.threshold_images, *test,
+                                    quantile=float(manifest["threshold"]["target"]), device=train_cfg.device,
+                                    precision=fast_precision_request)
+        if checked is not None:
+            fid, fast_inference = checked
+            manifest = fidelity_record(manifest, fid, fast_inference)
+            progress(ProgressEvent("message", message=fid.summary()))
+    cancel.raise_if_cancelled()
+    result.manifest = manifest
     path = save_bundle(out, result.model, manifest)
     return TrainOutcome(path=path, manifest=manifest, stopped_reason=result.stopped_reason)
 

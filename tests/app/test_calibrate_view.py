@@ -239,3 +239,52 @@ def test_cli_and_view_choose_the_same_images_and_threshold(view: CalibrateView, 
         trained = {s.path.relative_to(data).as_posix() for s in scan_dataset(data, seed=training_seed(manifest)).train}
         seed0 = {s.path.relative_to(data).as_posix() for s in scan_dataset(data, seed=0).train}
         assert trained != seed0 and not trained & set(view_paths)
+
+
+def test_the_view_puts_the_threshold_on_the_path_the_fidelity_rule_picks(view: CalibrateView, ctx: AppContext, qtbot,
+                                                                         tiny_bundle: Path, demo_data: Path,
+                                                                         tmp_path: Path) -> None:
+    """Where this machine has a fast scoring path, the view scores on it and on
+    fp32 and, as ``inspector calibrate`` does, the rule (AUROC within 0.005,
+    at most 0.5 % of verdicts different) decides which path a strategy's or a
+    hand-placed threshold belongs to; the bundle keeps the check."""
+    from inspection_core.acceleration import fast_precision
+
+    if fast_precision("cpu") is None:
+        pytest.skip("this CPU has no native bf16: there is no fast path to check")
+    bundle = Path(shutil.copy(tiny_bundle, tmp_path / "fast.inspector"))
+    ctx.set_bundle(bundle)
+    view.folder_edit.setText(str(demo_data))
+    view.start_scoring()
+    qtbot.waitUntil(lambda: view.scores is not None and not view.is_busy(), timeout=60000)
+    view.strategy_buttons["youden"].click()
+    assert "verdicts differ" in view.status.text()
+    fid = view._fidelity
+    assert fid is not None and fid.n == len(view.scores)
+    shown = view._calibration_set.inspector.precision
+    assert shown == ("bf16" if fid.ok else "fp32")
+
+    def save(note: str) -> dict:
+        updated: list[object] = []
+        ctx.bundleUpdated.connect(updated.append)
+
+        def confirm() -> None:
+            dlg = QApplication.activeModalWidget()
+            dlg.note.setPlainText(note)
+            dlg.accept()
+
+        QTimer.singleShot(200, confirm)
+        view.save_to_bundle()
+        qtbot.waitUntil(lambda: bool(updated), timeout=20000)
+        return read_manifest(bundle)
+
+    m = save("youden")
+    rec = m["inference"]["fidelity"]["bf16"]
+    assert m["inference"]["precision"] == m["calibration"]["precision_path"] == shown and rec["ok"] == fid.ok
+    np.testing.assert_allclose(m["calibration"]["scores"], view.scores)
+    # a hand-placed line: the same value on each path decides, and the value is what is saved
+    value = float(np.quantile(view.scores, 0.7))
+    view.histogram.high_line.setValue(value)
+    m = save("by hand")
+    assert m["threshold"]["high"] == pytest.approx(value) and m["threshold"]["strategy"] == "manual"
+    assert m["inference"]["fidelity"]["bf16"]["threshold"]["high"] == pytest.approx(value)

@@ -289,7 +289,17 @@ def test_cli_calibrate_writes_bundle(bundle_copy, demo_data, capsys):
     assert m["weights"] == weights_before and load_bundle(bundle_copy) is not None
     insp = Inspector(bundle_copy, device="cpu")
     assert insp.threshold.high == phi  # inspection uses it
-    assert m["inference"]["engine"] == insp.engine and cal["precision_path"] == insp.precision == "fp32"
+    # the threshold belongs to the path the station scores with: bf16 where this CPU runs it natively
+    # and the bundle's fidelity check held on these calibration images, else fp32
+    assert m["inference"]["engine"] == insp.engine and cal["precision_path"] == insp.precision
+    from inspection_core.acceleration import fast_precision
+
+    rec = (m["inference"].get("fidelity") or {}).get("bf16")
+    if fast_precision("cpu") == "bf16":
+        assert rec is not None and rec["n"] == n_test and "verdicts differ from fp32" in out
+        assert insp.precision == ("bf16" if rec["ok"] else "fp32")
+    else:
+        assert rec is None and insp.precision == "fp32"
     op = operating_point(cal["scores"], cal["labels"], phi)
     assert f"({op.fp} of {op.n_good} good)" in out and "95% CI" in out and "Written to" in out
 

@@ -18,7 +18,8 @@ from torch import nn
 
 from inspection_core import acceleration
 from inspection_core.acceleration import BF16_VERIFIED, PackedConv, choose_precision, cpu_can_pack, cpu_has_native_bf16, pack_model
-from inspection_core.usecases.fidelity import Fidelity, measure_fidelity, record_fidelity
+from inspection_core.types import Threshold
+from inspection_core.usecases.fidelity import compare_paths, measure_fidelity, record_fidelity
 from inspection_core.bundle import read_manifest
 from inspection_core.config import ModelConfig
 from inspection_core.data.dataset import load_images, scan_dataset
@@ -70,17 +71,27 @@ def test_a_bundle_verified_for_bf16_defaults_to_it(tiny_ganomaly_bundle: Path, d
     shutil.copy(tiny_ganomaly_bundle, bundle)
     images, labels = _test_images(demo_data, Inspector(bundle, device="cpu", precision="eager"))
     fid = measure_fidelity(bundle, images, labels, precision="fp32")
-    assert fid.ok and fid.max_rel < 1e-4 and fid.auroc_delta is not None and abs(fid.auroc_delta) < 1e-9
-    failing = Fidelity("bf16", "test", 10, max_rel=0.03, median_rel=0.01)
-    assert not failing.ok
+    assert fid.ok and fid.changed == 0 and fid.max_rel < 1e-4
+    assert fid.auroc_delta is not None and abs(fid.auroc_delta) < 1e-9
+    old_high = read_manifest(bundle)["threshold"]["high"]
+    failing = compare_paths(np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.5, 3.0]), np.array([0, 0, 1]),
+                            Threshold(2.5), Threshold(2.5), precision="bf16", engine="test")
+    assert not failing.ok and failing.changed == 1
     record_fidelity(bundle, failing)
-    assert read_manifest(bundle)["inference"]["fidelity"]["bf16"]["ok"] is False
+    m = read_manifest(bundle)
+    assert m["inference"]["fidelity"]["bf16"]["ok"] is False and m["threshold"]["high"] == old_high
     assert Inspector(bundle, device="cpu").precision == "fp32"  # not shown to hold: stays fp32
-    passing = Fidelity("bf16", "test", 10, max_rel=0.002, median_rel=0.001, auroc_fp32=0.9, auroc=0.901)
+    passing = compare_paths(np.arange(200.0), np.arange(200.0) * 1.01, None, Threshold(150.0), Threshold(151.5),
+                            precision="bf16", engine="test")
+    assert passing.ok and passing.changed == 0
     record_fidelity(bundle, passing)
-    expected = "bf16" if cpu_has_native_bf16() else "fp32"
-    assert Inspector(bundle, device="cpu").precision == expected
-    assert read_manifest(bundle)["inference"]["precision"] == "fp32"  # the threshold's own record is kept
+    m = read_manifest(bundle)
+    # the threshold now belongs to the bf16 path; fp32's own is kept for stations without native bf16
+    assert m["inference"]["precision"] == "bf16" and m["threshold"]["high"] == 151.5
+    auto = Inspector(bundle, device="cpu")
+    assert auto.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert auto.threshold.high == (151.5 if cpu_has_native_bf16() else 150.0)
+    assert Inspector(bundle, device="cpu", precision="fp32").threshold.high == 150.0
 
 
 # --------------------------------------------------------------------------- fp32 fast path
@@ -203,27 +214,29 @@ def _fidelity_bundles(family: str, tmp_path_factory: pytest.TempPathFactory) -> 
 @needs_onednn
 @pytest.mark.parametrize("family", ["ganomaly", "skip-ganomaly"])
 def test_fast_paths_keep_auroc_and_scores_on_real_data(family: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Every path used by default keeps image AUROC within 0.005 and every
-    per-image score within 1 % (relative) of plain fp32; bf16 is measured
-    and printed, and held to the same limits where it is the default
-    (BF16_VERIFIED)."""
-    from sklearn.metrics import roc_auc_score
+    """The packed fp32 path keeps every per-image score within 1 % of plain
+    fp32 and every verdict; the bf16 path (perceptual backbone in fp32) keeps
+    image AUROC within 0.005, and its changed verdicts at each path's own
+    Youden threshold are printed (whether bf16 becomes a bundle's default is
+    that bundle's own check, at training and calibration)."""
+    from inspection_core import calibration as cal
+    from inspection_core.fidelity_rule import check_rule
+    from inspection_core.types import Threshold
 
     shared_data("magnetic_tile")  # skip with a clear message without ../shared/data
+    youden = lambda s, y: Threshold(cal.choose_threshold(s, y, "youden"))  # noqa: E731
     for bundle, data in _fidelity_bundles(family, tmp_path_factory):
         ref = Inspector(bundle, device="cpu", precision="eager")
         images, labels = _test_images(data, ref)
         s0 = _scores(ref, images)
-        auc0 = roc_auc_score(labels, s0)
-        for p in ["fp32", "auto"] + (["bf16"] if cpu_has_native_bf16() else []):
+        for p in ["fp32"] + (["bf16"] if cpu_has_native_bf16() else []):
             insp = Inspector(bundle, device="cpu", precision=p)
             s = _scores(insp, images)
-            rel = np.abs(s - s0) / np.abs(s0).clip(1e-12)
-            auc = roc_auc_score(labels, s)
-            msg = (f"{bundle.name} on {data.name}, {p} -> {insp.engine}: AUROC {auc:.4f} vs {auc0:.4f}, "
-                   f"worst score {rel.max():.3%}, median {np.median(rel):.3%}")
+            fid = check_rule(s0, s, labels, youden, precision=insp.precision, engine=insp.engine)
+            msg = (f"{bundle.name} on {data.name}, {p} -> {insp.engine}: AUROC {fid.auroc:.4f} vs {fid.auroc_fp32:.4f}, "
+                   f"{fid.changed} of {fid.n} verdicts differ, worst score {fid.max_rel:.3%}, median {fid.median_rel:.3%}")
             print(msg)
-            if p == "bf16" and family not in BF16_VERIFIED:
-                continue  # measured and printed; not a default, so not held to the limits
-            assert abs(auc - auc0) <= 0.005, msg
-            assert rel.max() <= 0.01, msg
+            if p == "fp32":
+                assert fid.max_rel <= 0.01 and fid.changed == 0, msg
+            else:  # whether bf16 becomes the default is each bundle's own check; its ranking must hold
+                assert abs(fid.auroc_delta) <= 0.005, msg

@@ -29,6 +29,42 @@ def test_nearest_distances_are_exact_in_any_chunking(monkeypatch: pytest.MonkeyP
         assert torch.equal(i, ref_i)
 
 
+def test_the_low_precision_search_returns_exact_distances_to_the_nearest_rows() -> None:
+    # ReLU-like features with a large common offset (what centring the bank is for)
+    g = torch.Generator().manual_seed(1)
+    m = torch.randn(2000, 64, generator=g).relu() * 2 + 5
+    q = torch.randn(500, 64, generator=g).relu() * 2 + 5
+    ref_d, ref_i = nearest_distances(q, m)
+    d, i = nearest_distances(q, m, coarse=patchcore.coarse_bank(m, torch.bfloat16))
+    assert (i == ref_i).float().mean() >= 0.998  # bf16 only proposes candidates
+    torch.testing.assert_close(d, ref_d, rtol=1e-3, atol=1e-5)
+    # tight clusters (many near-ties): bf16 cannot rank inside a cluster, yet every distance returned
+    # is the fp32 distance to the row returned, never below the true nearest one
+    centres = torch.randn(40, 64, generator=g) * 3
+    m = centres.repeat_interleave(50, 0) + torch.randn(2000, 64, generator=g) * 0.3
+    q = centres[torch.randint(0, 40, (500,), generator=g)] + torch.randn(500, 64, generator=g) * 0.3
+    ref_d, _ = nearest_distances(q, m)
+    d, i = nearest_distances(q, m, coarse=patchcore.coarse_bank(m, torch.bfloat16))
+    torch.testing.assert_close(d[:, 0], torch.linalg.vector_norm(m[i[:, 0]] - q, dim=1), rtol=1e-5, atol=1e-5)
+    assert bool((d >= ref_d - 1e-4).all())
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_the_bf16_path_keeps_fp32_features_and_scores(tiny_patchcore_bundle: Path, demo_data: Path) -> None:
+    from inspection_core.data.dataset import load_images, scan_dataset
+    from inspection_core.inference import Inspector
+
+    ref = Inspector(tiny_patchcore_bundle, device="cpu", precision="eager")
+    fast = Inspector(tiny_patchcore_bundle, device="cpu", precision="bf16")
+    assert fast.engine == "cpu-onednn-packed-bf16"
+    images = load_images(list(scan_dataset(demo_data).test), ref.preprocessing).images
+    s0, m0, _ = ref.score_images(images)
+    s1, m1, _ = fast.score_images(images)
+    # the backbone stays fp32 on this path; only the neighbour candidates come from bf16
+    np.testing.assert_allclose(s1, s0, rtol=1e-4)
+    np.testing.assert_allclose(m1, m0, rtol=1e-3, atol=1e-5)
+
+
 def test_coreset_keeps_the_rare_patches_a_random_sample_misses() -> None:
     g = torch.Generator().manual_seed(0)
     common = torch.randn(5000, 8, generator=g) * 0.1
