@@ -24,6 +24,7 @@ Inputs are float tensors (B, C, H, W) scaled to [-1, 1] by
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -238,16 +239,44 @@ def gaussian_kernel1d(sigma: float, device: torch.device) -> torch.Tensor:
     return k / k.sum()
 
 
+#: maps up to this side are blurred by two matrix products (one BLAS call per
+#: axis for the whole batch; a 1-channel convolution is a slow oneDNN case)
+_MATMUL_BLUR_MAX = 512
+
+
+@functools.lru_cache(maxsize=32)
+def _blur_matrix(n: int, sigma: float, device: str) -> torch.Tensor:
+    """(n, n) matrix M with (M @ v) = v blurred by the Gaussian kernel, with
+    reflect padding folded in (the same sums as ``F.pad(mode="reflect")``
+    then a valid 1-D convolution)."""
+    k = gaussian_kernel1d(sigma, torch.device("cpu")).double()
+    r = (k.numel() - 1) // 2
+    idx = torch.arange(n).unsqueeze(1) + torch.arange(-r, r + 1).unsqueeze(0)   # (n, 2r+1)
+    idx = idx.abs()                                                               # reflect below 0
+    idx = torch.where(idx > n - 1, 2 * (n - 1) - idx, idx)                        # reflect above n-1
+    m = torch.zeros(n, n, dtype=torch.float64)
+    m.scatter_add_(1, idx, k.expand(n, -1).contiguous())
+    return m.float().to(device)
+
+
 def smooth_map(m: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, H, W) maps; ``sigma`` in pixels."""
+    """Separable Gaussian blur of (B, H, W) maps; ``sigma`` in pixels,
+    reflect padding at the borders."""
     if sigma <= 0:
         return m
-    # always fp32, also on a bf16 scoring path: under autocast these convolutions
+    # always fp32, also on a bf16 scoring path: under autocast the products
     # would round the map (and the score taken from it) to bf16
     with torch.autocast(m.device.type, enabled=False):
+        x = m.float()
+        h, w = x.shape[-2], x.shape[-1]
+        r = max(1, int(round(3 * sigma)))
+        if r < min(h, w) and max(h, w) <= _MATMUL_BLUR_MAX:
+            dev = str(x.device)
+            x = torch.matmul(x, _blur_matrix(w, float(sigma), dev).t())
+            return torch.matmul(_blur_matrix(h, float(sigma), dev), x)
         k = gaussian_kernel1d(sigma, m.device).float()
         r = (k.numel() - 1) // 2
-        x = m.float().unsqueeze(1)
+        x = x.unsqueeze(1)
         x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
         x = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
         return x.squeeze(1)

@@ -235,3 +235,27 @@ def test_cli_refuses_a_nan_loss_weight(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "x"), "--model", "skip-ganomaly",
                "--param", "w_adv=nan"])
     assert rc == 2 and "w_adv must be a finite number" in capsys.readouterr().err
+
+
+def test_map_smoothing_is_the_reflect_padded_gaussian_at_any_map_size() -> None:
+    """The blur by two matrix products equals the separable convolution with
+    reflect padding (what the maps were smoothed with before), for square,
+    non-square and large maps, and stays fp32 under a bf16 autocast."""
+    import torch
+    from torch.nn import functional as F
+
+    from inspection_core.models.base import gaussian_kernel1d, smooth_map
+
+    def reference(m: torch.Tensor, sigma: float) -> torch.Tensor:
+        k = gaussian_kernel1d(sigma, m.device)
+        r = (k.numel() - 1) // 2
+        x = F.conv2d(F.pad(m.unsqueeze(1), (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1)).squeeze(1)
+
+    g = torch.Generator().manual_seed(0)
+    for shape, sigma in [((4, 128, 128), 2.0), ((1, 224, 224), 4.0), ((2, 17, 300), 2.5), ((1, 600, 40), 3.0)]:
+        m = torch.rand(*shape, generator=g)
+        torch.testing.assert_close(smooth_map(m, sigma), reference(m, sigma), rtol=1e-5, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = smooth_map(torch.rand(2, 64, 64, generator=g), 1.5)
+    assert out.dtype == torch.float32
