@@ -253,6 +253,45 @@ def choose_threshold(scores: Any, labels: Any, strategy: str, target: float | No
     return float(cand[best[0]])
 
 
+def objective_plateau(scores: Any, labels: Any, strategy: str, tol: float = 0.01) -> tuple[float, float, int] | None:
+    """Where a maximising strategy ("youden", "f1") is unsteady: the lowest and
+    highest thresholds whose objective is within ``tol`` of its maximum, and how
+    many images score between them (None for other strategies). On a weak
+    detector J is flat near its maximum, so a tiny change of the scores (a
+    retrained model, another scoring path) can move the chosen threshold
+    across all of those images; a target strategy (fpr, fnr) does not jump."""
+    if strategy not in ("youden", "f1"):
+        return None
+    s, y = validate_scores(scores, labels)
+    _need(y, strategy)
+    cand, fp, tp = _candidates(s, y)
+    n_good, n_bad = int(np.sum(y == 0)), int(np.sum(y == 1))
+    if strategy == "youden":
+        objective = tp / n_bad - fp / n_good
+    else:
+        objective = 2.0 * tp / np.maximum(2.0 * tp + fp + (n_bad - tp), 1)
+    near = np.flatnonzero(objective >= objective.max() - tol)
+    lo, hi = float(cand[near].min()), float(cand[near].max())
+    return lo, hi, int(np.sum((s > lo) & (s <= hi)))
+
+
+def plateau_note(scores: Any, labels: Any, strategy: str, share: float = 0.05) -> str:
+    """One sentence for the CLI and the Calibrate view when the strategy's
+    threshold is unsteady (more than ``share`` of the images lie on its
+    plateau), else ""."""
+    plateau = objective_plateau(scores, labels, strategy)
+    if plateau is None:
+        return ""
+    lo, hi, n = plateau
+    total = int(np.asarray(scores).size)
+    if n <= max(1, share * total):
+        return ""
+    name = "Youden's J" if strategy == "youden" else "F1"
+    return (f"{name} stays within 0.01 of its best for thresholds from {lo:.6g} to {hi:.6g}, and {n} of {total} "
+            f"images score between them: a small change of the scores can move this threshold across them. "
+            f"A target strategy (fpr, fnr) is steadier.")
+
+
 def review_band_from_targets(scores: Any, labels: Any, fnr_target: float = 0.005,
                              fpr_target: float = 0.01) -> tuple[float, float]:
     """(φ_low, φ_high): φ_low meets the escape target, φ_high the false-reject target.

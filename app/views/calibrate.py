@@ -522,8 +522,10 @@ class CalibrateView(QWidget):
             return None
         _, low = self.histogram.thresholds()
         self._place(phi, None if low is None else min(low, phi), name, target)
+        note = cal.plateau_note(self.scores, self.labels, name)
         self._say(f"{STRATEGY_TEXT[name][0]}{'' if target is None or name == 'manual' else f' {target:g}'}: "
-                  f"threshold {phi:.6g}" + ("" if self._fidelity is None else f". {self._path_text(self._fidelity)}"))
+                  f"threshold {phi:.6g}" + ("" if self._fidelity is None else f". {self._path_text(self._fidelity)}")
+                  + (f" {note}" if note else ""))
         return phi
 
     def apply_band_from_targets(self) -> None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..calibration import STRATEGIES, CalibrationResult
+from ..calibration import STRATEGIES, CalibrationResult, plateau_note
 from ..selection import CALIBRATION_SPLITS
 from .common import CliError, ProgressBar, check_batch_size
 
@@ -83,6 +83,9 @@ def format_result(result: CalibrationResult) -> str:
     lines.append(f"  {'good':<10}{op.tn:>7}{op.review_good:>8}{op.fp:>7}")
     lines.append(f"  {'defective':<10}{op.fn:>7}{op.review_defect:>8}{op.tp:>7}")
     lines.append(f"  {'all':<10}{op.n_pass:>7}{op.n_review:>8}{op.n_fail:>7}")
+    note = plateau_note(result.scores, result.labels, result.strategy) if result.scores.size else ""
+    if note:
+        lines.append(f"note: {note}")
     return "\n".join(lines)
 
 

@@ -366,3 +366,22 @@ def test_misjudged_is_the_one_rule_for_galleries(threshold, false_pass, false_re
     scores = [0.1, 0.3, 0.5, 0.7, 0.9, 0.3]
     labels = [1, 0, 1, 0, 0, 1]
     assert misjudged(scores, labels, threshold) == (false_pass, false_reject)
+
+
+def test_an_unsteady_youden_threshold_is_pointed_out() -> None:
+    """On a weak detector J is flat near its best: the note names the range and
+    how many images lie in it; on well-separated scores there is no note."""
+    from inspection_core.calibration import objective_plateau, plateau_note
+
+    rng = np.random.default_rng(0)
+    # few good parts, many defects, weak separation (as magnetic_tile's GANs): each good part moves
+    # FPR by 1/40, each defect TPR by 1/400, so J barely changes across many defects
+    weak_s = np.r_[rng.normal(0, 1, 40), rng.normal(0.7, 1, 400)]
+    y = np.r_[np.zeros(40, int), np.ones(400, int)]
+    lo, hi, n = objective_plateau(weak_s, y, "youden")
+    assert lo <= choose_threshold(weak_s, y, "youden") <= hi and n == int(((weak_s > lo) & (weak_s <= hi)).sum())
+    note = plateau_note(weak_s, y, "youden")
+    assert n > 22 and f"{n} of 440 images" in note and "fpr" in note
+    strong = np.r_[rng.normal(0, 1, 40), rng.normal(8, 1, 400)]
+    assert plateau_note(strong, y, "youden") == ""
+    assert objective_plateau(weak_s, y, "fpr") is None and plateau_note(weak_s, y, "quantile") == ""
