@@ -245,12 +245,16 @@ def choose_threshold(scores: Any, labels: Any, strategy: str, target: float | No
         fpr = fp / n_good
         ok = np.flatnonzero(fpr <= t + 1e-12)
         return float(cand[ok[0]])  # the largest score always qualifies (fpr 0)
-    if strategy == "youden":
-        objective = tp / n_bad - fp / n_good
-    else:  # f1
-        objective = 2.0 * tp / np.maximum(2.0 * tp + fp + (n_bad - tp), 1)
+    objective = _objective(strategy, fp, tp, n_good, n_bad)
     best = np.flatnonzero(objective >= objective.max() - 1e-12)
     return float(cand[best[0]])
+
+
+def _objective(strategy: str, fp: np.ndarray, tp: np.ndarray, n_good: int, n_bad: int) -> np.ndarray:
+    """What "youden" (TPR - FPR) or "f1" maximises, at each candidate threshold."""
+    if strategy == "youden":
+        return tp / n_bad - fp / n_good
+    return 2.0 * tp / np.maximum(2.0 * tp + fp + (n_bad - tp), 1)
 
 
 def objective_plateau(scores: Any, labels: Any, strategy: str, tol: float = 0.01) -> tuple[float, float, int] | None:
@@ -265,11 +269,7 @@ def objective_plateau(scores: Any, labels: Any, strategy: str, tol: float = 0.01
     s, y = validate_scores(scores, labels)
     _need(y, strategy)
     cand, fp, tp = _candidates(s, y)
-    n_good, n_bad = int(np.sum(y == 0)), int(np.sum(y == 1))
-    if strategy == "youden":
-        objective = tp / n_bad - fp / n_good
-    else:
-        objective = 2.0 * tp / np.maximum(2.0 * tp + fp + (n_bad - tp), 1)
+    objective = _objective(strategy, fp, tp, int(np.sum(y == 0)), int(np.sum(y == 1)))
     near = np.flatnonzero(objective >= objective.max() - tol)
     lo, hi = float(cand[near].min()), float(cand[near].max())
     return lo, hi, int(np.sum((s > lo) & (s <= hi)))

@@ -147,16 +147,19 @@ def evaluate(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     keep: bool = False,
+    keep_images: bool = False,
 ) -> tuple[dict[str, Any], ScoredSet]:
     """Score the images of ``data`` that the bundle may be measured on (its
     test split; a classifier's held-out split, see :mod:`.selection`) and
-    compute metrics (with pixel AUROC and PRO when masks exist)."""
+    compute metrics (with pixel AUROC and PRO when masks exist). ``keep``:
+    keep the maps and the model images; ``keep_images``: the model images only."""
     index = open_data(data, inspector.manifest)
     samples = evaluation_samples(inspector.manifest, index).samples
     if not samples:
         raise ValueError(f"no test images in '{index.root}': expected test/good and test/<defect_type> folders")
     has_masks = any(s.mask_path is not None for s in samples)
-    scored = score_samples(inspector, samples, batch_size, progress, cancel, keep_maps=has_masks or keep, keep_images=keep)
+    scored = score_samples(inspector, samples, batch_size, progress, cancel, keep_maps=has_masks or keep,
+                           keep_images=keep or keep_images)
     metrics = compute_metrics(scored.scores, scored.labels, inspector.threshold)
     metrics["n_skipped"] = len(scored.skipped)
     metrics["images_per_s"] = float(len(scored.samples) / scored.seconds) if scored.seconds > 0 else None

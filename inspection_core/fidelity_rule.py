@@ -107,6 +107,20 @@ def check_rule(ref: np.ndarray, fast: np.ndarray, labels: np.ndarray, rule: Thre
                          checked_on=checked_on)
 
 
+def pick_path(pair: Any, rule: ThresholdRule) -> tuple[Any, Fidelity]:
+    """For a calibration set scored on both paths (``pair.ref`` fp32,
+    ``pair.fast``: objects with ``scores``, ``labels``, ``description`` and
+    the ``inspector`` that scored them, e.g.
+    ``usecases.calibrate.PathPair``): the rule for thresholds chosen by
+    ``rule``, and the set the threshold belongs to (the fast one where it
+    holds). The one choice ``inspector calibrate`` and the Calibrate view make."""
+    fid = check_rule(pair.ref.scores, pair.fast.scores, pair.ref.labels, rule,
+                     precision=pair.fast.inspector.precision, engine=pair.fast.inspector.engine,
+                     checked_on=f"{len(pair.ref.scores)} calibration images ({pair.ref.description}); threshold: "
+                                "the calibration's rule on each path")
+    return (pair.fast if fid.ok else pair.ref), fid
+
+
 def quantile_rule(q: float) -> ThresholdRule:
     """The provisional threshold's rule: the ``q`` quantile of the good scores."""
 
@@ -117,5 +131,5 @@ def quantile_rule(q: float) -> ThresholdRule:
     return rule
 
 
-
-__all__ = ["MAX_AUROC_DELTA", "MAX_VERDICT_CHANGES", "Fidelity", "ThresholdRule", "check_rule", "compare_paths", "quantile_rule"]
+__all__ = ["MAX_AUROC_DELTA", "MAX_VERDICT_CHANGES", "Fidelity", "ThresholdRule", "check_rule", "compare_paths",
+           "pick_path", "quantile_rule"]

@@ -33,7 +33,7 @@ from app.views.calibrate_panels import STRATEGY_TEXT, MisjudgedGallery, Operatin
 from app.widgets import theme
 from app.widgets.plots import RocPlot, ScoreHistogram
 from inspection_core import calibration as cal
-from inspection_core.fidelity_rule import Fidelity, check_rule
+from inspection_core.fidelity_rule import Fidelity, pick_path
 from inspection_core.types import Threshold
 
 BOOTSTRAP = 1000  # resamples for the FPR/FNR intervals (binomial draws: cheap enough for every drag)
@@ -405,13 +405,7 @@ class CalibrateView(QWidget):
     def _check_paths(self, rule: Any) -> tuple[Any, Fidelity] | None:
         """The fidelity rule for ``rule`` on the scored pair: (the set the
         threshold belongs to, the result), or None without a pair."""
-        pair = self._pair
-        if pair is None:
-            return None
-        fid = check_rule(pair.ref.scores, pair.fast.scores, pair.ref.labels, rule,
-                         precision=pair.fast.inspector.precision, engine=pair.fast.inspector.engine,
-                         checked_on=f"{len(pair.ref.scores)} calibration images ({pair.ref.description})")
-        return (pair.fast if fid.ok else pair.ref), fid
+        return None if self._pair is None else pick_path(self._pair, rule)
 
     def _show_set(self, cset: Any, threshold: Threshold) -> None:
         """Show ``cset``'s scores (the other path of the pair) with the line at ``threshold``."""
@@ -513,7 +507,6 @@ class CalibrateView(QWidget):
         try:
             checked = self._check_paths(lambda s, y: Threshold(cal.choose_threshold(s, y, name, target, margin=margin)))
             if checked is not None and checked[0] is not self._calibration_set:
-                self._fidelity = checked[1]
                 self._show_set(checked[0], self.thresholds())
             self._fidelity = None if checked is None else checked[1]
             phi = cal.choose_threshold(self.scores, self.labels, name, target, margin=margin)

@@ -232,8 +232,12 @@ def weights_init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
+def _kernel_radius(sigma: float) -> int:
+    return max(1, int(round(3 * sigma)))
+
+
 def gaussian_kernel1d(sigma: float, device: torch.device) -> torch.Tensor:
-    radius = max(1, int(round(3 * sigma)))
+    radius = _kernel_radius(sigma)
     xs = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
     k = torch.exp(-(xs**2) / (2 * sigma * sigma))
     return k / k.sum()
@@ -269,8 +273,7 @@ def smooth_map(m: torch.Tensor, sigma: float) -> torch.Tensor:
     with torch.autocast(m.device.type, enabled=False):
         x = m.float()
         h, w = x.shape[-2], x.shape[-1]
-        r = max(1, int(round(3 * sigma)))
-        if r < min(h, w) and max(h, w) <= _MATMUL_BLUR_MAX:
+        if _kernel_radius(sigma) < min(h, w) and max(h, w) <= _MATMUL_BLUR_MAX:
             dev = str(x.device)
             x = torch.matmul(x, _blur_matrix(w, float(sigma), dev).t())
             return torch.matmul(_blur_matrix(h, float(sigma), dev), x)

@@ -31,12 +31,12 @@ from ..calibration import (CalibrationError, CalibrationResult, calibrate, calib
                            strategies_available, validate_scores)
 from ..data.dataset import DatasetIndex
 from ..evaluation import ScoredSet, score_samples
+from ..fidelity_rule import Fidelity, pick_path
 from ..inference import Inspector
 from ..progress import CancelToken, ProgressCallback
 from ..selection import ImageSelection, calibration_samples, open_data
 from ..types import Threshold
 from .evaluate import as_inspector
-from .fidelity import Fidelity, check_at_calibration
 
 
 @dataclass
@@ -207,12 +207,7 @@ def choose_path(cset: CalibrationSet, pair: PathPair | None,
     """The set scored on the path a threshold chosen by ``rule`` will belong
     to: the fast one where the fidelity rule holds for ``rule`` (each path
     its own threshold), else fp32. Without a pair: ``cset`` as it is."""
-    if pair is None:
-        return cset, None
-    fid = check_at_calibration(pair.ref.scores, pair.fast.scores, pair.ref.labels, rule,
-                               precision=pair.fast.inspector.precision, engine=pair.fast.inspector.engine,
-                               description=pair.ref.description)
-    return (pair.fast if fid.ok else pair.ref), fid
+    return (cset, None) if pair is None else pick_path(pair, rule)
 
 
 def inference_with(cset: CalibrationSet, fidelity: Fidelity | None) -> dict[str, Any]:

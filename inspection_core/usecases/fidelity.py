@@ -11,8 +11,9 @@ default when, on that bundle's own images,
 * at most :data:`MAX_VERDICT_CHANGES` (0.5 %) of the verdicts differ between
   the fast path at its threshold and the fp32 path at its own.
 
-:func:`check_at_calibration` runs it when a bundle is calibrated (the
-calibration images, the calibration strategy) and
+:func:`inspection_core.usecases.calibrate.calibrate_bundle` runs it when a
+bundle is calibrated (the calibration images, the calibration strategy;
+:func:`inspection_core.fidelity_rule.pick_path`) and
 :func:`check_at_training` when one is trained (the held-out good images the
 provisional threshold comes from, and the test split). The result is stored
 as ``manifest["inference"]["fidelity"][precision]``; when it holds, the
@@ -59,9 +60,8 @@ def measure_fidelity(bundle: Any, images: Any, labels: Any = None, precision: st
     fast = Inspector(ref.bundle, device=device, precision=precision)
     s0, s1 = _scores(ref, images, batch_size), _scores(fast, images, batch_size)
     y = np.zeros(len(s0), int) if labels is None else np.asarray(labels, int)
-    rule = rule or quantile_rule(0.99)
-    return compare_paths(s0, s1, y, rule(s0, y), rule(s1, y), precision=fast.precision, engine=fast.engine,
-                         checked_on=f"{len(s0)} images")
+    return check_rule(s0, s1, y, rule or quantile_rule(0.99), precision=fast.precision, engine=fast.engine,
+                      checked_on=f"{len(s0)} images")
 
 
 def fidelity_record(manifest: dict[str, Any], fidelity: Fidelity, fast_inference: dict[str, Any]) -> dict[str, Any]:
@@ -128,15 +128,6 @@ def check_at_training(bundle: Any, held_out: np.ndarray, test_images: np.ndarray
     return fid, fast.inference_record()
 
 
-def check_at_calibration(ref_scores: np.ndarray, fast_scores: np.ndarray, labels: np.ndarray,
-                         rule: ThresholdRule, *, precision: str, engine: str, description: str) -> Fidelity:
-    """The check on a calibration set scored on both paths, each path's
-    threshold chosen by the calibration's own ``rule``."""
-    return check_rule(ref_scores, fast_scores, labels, rule, precision=precision, engine=engine,
-                      checked_on=f"{len(labels)} calibration images ({description}); threshold: the "
-                                 "calibration's strategy on each path")
-
-
 def describe_fidelity(manifest: dict[str, Any]) -> list[str]:
     """One line per stored check, for the CLI and the app."""
     lines = []
@@ -150,6 +141,6 @@ def describe_fidelity(manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["MAX_AUROC_DELTA", "MAX_VERDICT_CHANGES", "Fidelity", "check_at_calibration", "check_at_training",
+__all__ = ["MAX_AUROC_DELTA", "MAX_VERDICT_CHANGES", "Fidelity", "check_at_training",
            "compare_paths", "describe_fidelity", "fidelity_record", "measure_fidelity", "quantile_rule",
            "record_fidelity"]

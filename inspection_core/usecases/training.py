@@ -72,7 +72,8 @@ def train_and_save(
                                    message=f"evaluating on the test split: {ev.step}/{ev.steps} images"))
 
         metrics, scored = evaluate(Inspector(in_memory_bundle(result), device=train_cfg.device), index,
-                                   progress=eval_progress, cancel=cancel, keep=check_fast)
+                                   progress=eval_progress, cancel=cancel,
+                                   keep_images=check_fast)  # the fast path's check scores them again
         manifest["metrics"] = metrics
     cancel.raise_if_cancelled()
     if check_fast and result.threshold_images is not None:
