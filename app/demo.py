@@ -230,7 +230,8 @@ def demo_configs(epochs: int | None = None) -> tuple[Any, Any]:
     return resolve(DEMO_MODEL, DEMO_PRESET, image_size=DEMO_MODEL_SIZE,
                    params={"base_width": DEMO_WIDTH, "latent_dim": DEMO_LATENT, **DEMO_PARAMS},
                    train={"epochs": epochs or DEMO_EPOCHS, "batch_size": DEMO_BATCH, "lr": DEMO_LR, "device": "cpu",
-                          "seed": DEMO_SEED, "samples_per_epoch": 0}, normalize=DEMO_NORMALIZE)
+                          "seed": DEMO_SEED, "samples_per_epoch": 0, "cpu_bf16": False},  # fp32: the same demo on every CPU
+                   normalize=DEMO_NORMALIZE)
 
 
 def build_demo_bundle(

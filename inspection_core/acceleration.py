@@ -71,6 +71,16 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def default_cpu_bf16(model: str) -> bool:
+    """bf16 autocast when training ``model`` on this machine's CPU, unless the
+    user says otherwise: where the CPU runs bf16 natively (elsewhere it is
+    slower than fp32) and the family declares ``bf16_training``. It applies
+    to CPU training only; a GPU run uses its own mixed precision."""
+    from .models.registry import model_class
+
+    return bool(model_class(model).bf16_training) and cpu_has_native_bf16()
+
+
 def cpu_can_pack() -> bool:
     """oneDNN prepacked convolutions are available in this torch build."""
     return bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
@@ -294,14 +304,37 @@ class ScoringPath:
     engine: str                # e.g. "cpu-onednn-packed-bf16"
     autocast: torch.dtype | None = None
     channels_last: bool = False
+    #: images per forward; a larger batch is scored in chunks (None: whole)
+    chunk: int | None = None
 
     def __call__(self, x: torch.Tensor) -> Any:
+        if self.chunk is not None and x.shape[0] > self.chunk:
+            parts = [self._forward(x[i : i + self.chunk]) for i in range(0, x.shape[0], self.chunk)]
+            return _concat_outputs(parts)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> Any:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.autocast is None:
             return self.module(x)
         with torch.autocast(device_type=self.device.type, dtype=self.autocast):
             return self.module(x)
+
+
+def _concat_outputs(parts: list[Any]) -> Any:
+    """One output of the chunks' outputs (tensors joined on the batch axis)."""
+    first = parts[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts)
+    fields = {f: [getattr(p, f) for p in parts] for f in first.__dataclass_fields__}
+    return type(first)(**{f: None if v[0] is None else torch.cat(v) for f, v in fields.items()})
+
+
+def cpu_chunk(model: nn.Module, image_size: int) -> int | None:
+    """Images per forward on a CPU path (``Detector.cpu_chunk_pixels``)."""
+    pixels = getattr(model, "cpu_chunk_pixels", None)
+    return None if pixels is None else max(1, int(pixels) // max(1, image_size * image_size))
 
 
 def eager_path(model: nn.Module, device: torch.device) -> ScoringPath:
@@ -334,7 +367,8 @@ def build_path(model: nn.Module, device: torch.device, precision: str, image_siz
         return eager_path(model, device)
     # leftover ops (Linear, norms, pooling) follow the packed graph's dtype
     autocast = torch.bfloat16 if dtype == torch.bfloat16 else None
-    return ScoringPath(packed, device, precision, f"cpu-onednn-packed-{precision}", autocast, True)
+    return ScoringPath(packed, device, precision, f"cpu-onednn-packed-{precision}", autocast, True,
+                       cpu_chunk(model, image_size))
 
 
 def check_path(path: ScoringPath, reference: nn.Module, example: torch.Tensor, rtol: float) -> float:

@@ -92,7 +92,10 @@ def resolve(model: str, preset: str = DEFAULT_PRESET, *, channels: int = 3, imag
     """The configs of ``preset`` with the user's explicit settings laid over
     it: ``params`` over the recipe's family parameters, ``train`` (TrainConfig
     field names) over its training settings. Unknown training settings are
-    an error."""
+    an error. ``cpu_bf16`` not given (or None) is
+    :func:`inspection_core.acceleration.default_cpu_bf16`: bf16
+    training on a CPU with native bf16 for the families measured to keep
+    their quality with it."""
     r = recipe(model, preset)
     known = {f.name for f in fields(TrainConfig)}
     overrides = dict(train or {})
@@ -100,6 +103,10 @@ def resolve(model: str, preset: str = DEFAULT_PRESET, *, channels: int = 3, imag
     if unknown:
         raise ValueError(f"unknown training setting(s) {sorted(unknown)}")
     tvals = {**copy.deepcopy(r.train), **overrides, "preset": preset}
+    if tvals.get("cpu_bf16") is None:
+        from .acceleration import default_cpu_bf16
+
+        tvals["cpu_bf16"] = default_cpu_bf16(model)
     if "updates" in overrides and "epochs" not in overrides:
         tvals.pop("epochs", None)  # an update budget replaces the recipe's epochs
     if "epochs" in overrides and "updates" not in overrides:

@@ -108,6 +108,8 @@ class BiGAN(ResidualScoring, Detector):
     def forward(self, x: torch.Tensor) -> ScoreOutput:
         z = self.encoder(x)
         x_hat = self.generator(z)
+        if not self.uses_paper_score:  # the map's score: no critic passes
+            return self.reconstruction_output(x, x_hat, None)
         _, f_real = self.critic(x, z)
         _, f_rec = self.critic(x_hat, z)
         alpha = float(self.params["alpha"])

@@ -68,8 +68,11 @@ class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
-        x_hat, z, z_hat = self.generator(x)
-        return self.reconstruction_output(x, x_hat, per_image_mse(z, z_hat))
+        g = self.generator
+        z = g.encoder1(x)
+        x_hat = g.decoder(z)
+        paper = per_image_mse(z, g.encoder2(x_hat)) if self.uses_paper_score else None
+        return self.reconstruction_output(x, x_hat, paper)
 
     # --------------------------------------------------------------- training
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:

@@ -39,6 +39,10 @@ _CHUNK_ELEMENTS = 1 << 20
 #: per query re-measured in fp32 on the fast path
 _COARSE_CHUNK_ELEMENTS = 1 << 23
 _RERANK = 4
+#: share of the bank's variance the candidate search keeps (its principal
+#: axes), and the bank rows per block of the candidate search
+_COARSE_VARIANCE = 0.95
+_BLOCK = 128
 SCORES = ("map_max", "patch_max", "reweighted")
 #: extra views of each training image that may go into the memory bank
 BANK_AUGMENTS = ("bright", "dark", "hflip", "vflip")
@@ -65,10 +69,13 @@ def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, bank_sq: torch.
     64 MB ones) and no Q x M matrix is ever held.
 
     ``coarse``: :func:`coarse_bank` of the bank in bf16 (or fp16 on a GPU),
-    for the fast scoring path: candidates are found with one low-precision matrix product, and
-    the ``_RERANK`` best of them are re-measured exactly in fp32, so the
-    distances returned are fp32 distances to real bank rows (measured on
-    magnetic_tile: the same nearest row for every one of 31,360 patches)."""
+    for the fast scoring path: candidates are found with one low-precision
+    matrix product on the bank's principal axes, and the ``_RERANK`` best of
+    them are re-measured exactly in fp32, so the distances returned are fp32
+    distances to real bank rows, never below the true nearest one (measured
+    on 80 test images each: the exact nearest row for 99.8 % of magnetic_tile's
+    and 99.7 % of screw's patches, and the largest patch distance of an image
+    unchanged on magnetic_tile, within 5.6 % on screw)."""
     with torch.autocast(queries.device.type, enabled=False):
         if coarse is not None:
             return _coarse_then_exact(queries.float(), bank.float(), coarse, k)
@@ -101,30 +108,80 @@ def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, bank_sq: torch.
 class CoarseBank(NamedTuple):
     """The bank prepared for the low-precision candidate search."""
 
-    rows: torch.Tensor   # (M, D + 1) in low precision: [m - mean, -|m - mean|^2 / 2]
-    mean: torch.Tensor   # (D,) fp32
+    rows: torch.Tensor      # (blocks * _BLOCK, k + 1) low precision: [(m - mean) R, -|m - mean|^2 / 2], padded
+    mean: torch.Tensor      # (D,) fp32
+    rotation: torch.Tensor  # (D, k) fp32: the bank's first k principal axes
+    n: int                  # real bank rows (the rest is padding that never wins)
 
 
-def coarse_bank(bank: torch.Tensor, dtype: torch.dtype) -> CoarseBank:
-    """The bank for the low-precision candidate search, centred on its mean
-    (distances do not change; the rounding of large, all-positive ReLU
-    features does), with a last column -|m|^2 / 2 so that one matrix product
-    with [q, 1] ranks the bank rows of a query q by distance."""
+def coarse_bank(bank: torch.Tensor, dtype: torch.dtype, variance: float | None = None) -> CoarseBank:
+    """The bank for the low-precision candidate search.
+
+    Centred on its mean (distances do not change; the rounding of large,
+    all-positive ReLU features does) and turned onto its principal axes, of
+    which only the first ``k`` are kept, those holding ``variance`` of the
+    bank's spread (``_COARSE_VARIANCE``; measured on magnetic_tile: 96 of 216
+    dimensions hold 95.6 %, and the exact nearest row is among the
+    candidates for 99.8 % of the test patches): the candidate search costs
+    k/D of the full one. A last column -|c|^2 / 2 (of the full centred row)
+    lets one matrix product with [q R, 1] rank the rows for a query q. Rows
+    are padded to whole blocks of ``_BLOCK`` with rows that never win."""
     m = bank.detach().float()
+    n, d = m.shape
     mean = m.mean(0)
     c = m - mean
-    return CoarseBank(torch.cat([c, -0.5 * (c * c).sum(1, keepdim=True)], 1).to(dtype).contiguous(), mean)
+    keep = _COARSE_VARIANCE if variance is None else variance
+    if keep >= 1.0 or d <= 16:
+        rot = torch.eye(d, device=m.device)
+    else:
+        _, s, vh = torch.linalg.svd(c, full_matrices=False)
+        share = (s * s).cumsum(0) / (s * s).sum().clamp_min(1e-30)
+        k = int(torch.searchsorted(share, torch.tensor(keep, device=share.device))) + 1
+        k = min(d, -(-k // 16) * 16)  # whole SIMD blocks
+        rot = vh[:k].t().contiguous() if k < d else torch.eye(d, device=m.device)
+    rows = torch.cat([c @ rot, -0.5 * (c * c).sum(1, keepdim=True)], 1)
+    pad = -n % _BLOCK
+    if pad:
+        filler = torch.zeros(pad, rows.shape[1], device=m.device)
+        filler[:, -1] = -1e30
+        rows = torch.cat([rows, filler])
+    return CoarseBank(rows.to(dtype).contiguous(), mean, rot, n)
+
+
+def _block_max(s: torch.Tensor) -> torch.Tensor:
+    """(blocks, _BLOCK, Q) -> (blocks, Q): the largest value of each block,
+    by halving with elementwise maxima (faster than amax on bf16)."""
+    while s.shape[1] > 1:
+        h = s.shape[1] // 2
+        s = torch.maximum(s[:, :h], s[:, h:])
+    return s[:, 0]
 
 
 def _coarse_then_exact(q: torch.Tensor, m: torch.Tensor, coarse: CoarseBank, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n_m = m.shape[0]
+    """Candidates from the low-precision bank, re-measured in fp32.
+
+    The ``n_cand`` best rows by the low-precision product are found without a
+    top-k over every bank row: each block of ``_BLOCK`` rows gives its best
+    value, the ``n_cand`` best blocks are kept (they hold the ``n_cand`` best
+    rows: a row outside them has ``n_cand`` better block maxima above it),
+    and the top-k runs inside those blocks only."""
+    n_m = coarse.n
     k = min(k, n_m)
     n_cand = min(n_m, max(_RERANK, 2 * k))
     rows = coarse.rows
-    ql = torch.cat([q - coarse.mean, torch.ones(q.shape[0], 1, device=q.device)], 1).to(rows.dtype)
-    step_q = max(1, _COARSE_CHUNK_ELEMENTS // max(1, n_m))
-    cands = [torch.mm(ql[i : i + step_q], rows.t()).topk(n_cand, dim=1).indices for i in range(0, q.shape[0], step_q)]
-    cand = torch.cat(cands)                                            # (Q, n_cand)
+    n_blocks = rows.shape[0] // _BLOCK
+    n_cand_blocks = min(n_blocks, n_cand)
+    ql = torch.cat([(q - coarse.mean) @ coarse.rotation, torch.ones(q.shape[0], 1, device=q.device)], 1).to(rows.dtype)
+    step_q = max(1, _COARSE_CHUNK_ELEMENTS // max(1, rows.shape[0]))
+    cands = []
+    for i in range(0, q.shape[0], step_q):
+        qc = ql[i : i + step_q]
+        s = torch.mm(rows, qc.t()).view(n_blocks, _BLOCK, -1)               # (blocks, _BLOCK, Qc)
+        top_blocks = _block_max(s).t().topk(n_cand_blocks, dim=1).indices   # (Qc, n_cand_blocks)
+        sub = s[top_blocks, :, torch.arange(qc.shape[0], device=q.device).unsqueeze(1)]  # (Qc, blocks, _BLOCK)
+        best = sub.reshape(qc.shape[0], -1).topk(n_cand, dim=1).indices
+        cands.append(top_blocks.gather(1, best // _BLOCK) * _BLOCK + best % _BLOCK)
+    cand = torch.cat(cands).clamp_max_(n_m - 1)                        # (Q, n_cand); padding never wins
     exact = torch.linalg.vector_norm(m[cand] - q.unsqueeze(1), dim=2)  # fp32
     best_d, order = exact.topk(k, dim=1, largest=False)
     return best_d, cand.gather(1, order)
@@ -201,8 +258,10 @@ class PatchCore(Detector):
     weights_param = "weights"
     #: on the bf16 path the backbone stays fp32 (bf16 features moved 1 % of
     #: magnetic_tile's verdicts) and bf16 only finds the nearest-neighbour
-    #: candidates, re-measured in fp32: scores within 1e-6 of fp32, 2x faster
+    #: candidates, re-measured in fp32 (see nearest_distances)
     fp32_on_fast_path = ("features",)
+    #: 224 px images in chunks of 5 (4-5 measured fastest per image)
+    cpu_chunk_pixels = 1 << 18
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
@@ -309,7 +368,7 @@ class PatchCore(Detector):
             return None
         dtype = torch.get_autocast_dtype(device_type)
         lp = self._bank_lp
-        if lp is None or lp.rows.dtype != dtype or lp.rows.shape[0] != self.memory_bank.shape[0]:
+        if lp is None or lp.rows.dtype != dtype or lp.n != self.memory_bank.shape[0]:
             self._bank_lp = coarse_bank(self.memory_bank, dtype)
         return self._bank_lp
 

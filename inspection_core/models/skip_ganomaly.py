@@ -139,6 +139,8 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
         x_hat = self.generator(x)
+        if not self.uses_paper_score:  # the map's score: no discriminator pass
+            return self.reconstruction_output(x, x_hat, None)
         _, feat_real = self.discriminator(x)
         _, feat_fake = self.discriminator(x_hat)
         lam = float(self.params["lam"])

@@ -116,6 +116,35 @@ def test_packed_fp32_scores_like_the_plain_model(bundle_fixture: str, demo_data:
 
 
 @needs_onednn
+@pytest.mark.parametrize("bundle_fixture", ["tiny_ganomaly_bundle", "tiny_patchcore_bundle"])
+def test_a_large_batch_scored_in_chunks_gives_every_image_the_same_result(
+        bundle_fixture: str, demo_data: Path, request: pytest.FixtureRequest) -> None:
+    bundle = request.getfixturevalue(bundle_fixture)
+    insp = Inspector(bundle, device="cpu", precision="fp32")
+    # the chunk size follows the family's pixel budget: a few images of the bundle's size per forward
+    assert insp.path.chunk == acceleration.cpu_chunk(insp.model, insp.preprocessing.image_size) >= 1
+    images, _ = _test_images(demo_data, insp)
+    whole = Inspector(bundle, device="cpu", precision="fp32")
+    whole.path.chunk = None
+    insp.path.chunk = 3  # 3, 3, ..., and a last, shorter chunk
+    s0, m0, r0 = whole.score_images(images)
+    s1, m1, r1 = insp.score_images(images)
+    assert len(images) % 3 and s1.shape == s0.shape and m1.shape == m0.shape
+    np.testing.assert_allclose(s1, s0, rtol=1e-5)
+    np.testing.assert_allclose(m1, m0, rtol=1e-4, atol=1e-6)
+    assert (r0 is None) == (r1 is None)
+    if r0 is not None:
+        assert np.abs(r1.astype(int) - r0.astype(int)).max() <= 1
+
+
+def test_the_classifier_is_never_chunked_and_a_gan_is_chunked_by_pixels() -> None:
+    gan = build_model(ModelConfig(model="ganomaly", image_size=128, params={"latent_dim": 16, "base_width": 8}))
+    clf = build_model(ModelConfig(model="vgg16", image_size=64, params={"init": "scratch", "base_width": 8}))
+    assert acceleration.cpu_chunk(gan, 128) == 8 and acceleration.cpu_chunk(gan, 512) == 1
+    assert acceleration.cpu_chunk(clf, 64) is None
+
+
+@needs_onednn
 def test_packing_leaves_the_loaded_model_untouched(tiny_ganomaly_bundle: Path) -> None:
     insp = Inspector(tiny_ganomaly_bundle, device="cpu", precision="fp32")
     plain = Inspector(tiny_ganomaly_bundle, device="cpu", precision="eager")

@@ -49,6 +49,28 @@ def test_the_low_precision_search_returns_exact_distances_to_the_nearest_rows() 
     assert bool((d >= ref_d - 1e-4).all())
 
 
+def test_the_candidate_search_keeps_the_banks_main_axes_and_any_bank_size_works() -> None:
+    g = torch.Generator().manual_seed(2)
+    # patch features that vary mostly along a few directions (as CNN features do)
+    basis = torch.randn(12, 200, generator=g)
+    m = torch.randn(3000, 12, generator=g) @ basis + 0.05 * torch.randn(3000, 200, generator=g)
+    q = torch.randn(400, 12, generator=g) @ basis + 0.05 * torch.randn(400, 200, generator=g)
+    coarse = patchcore.coarse_bank(m, torch.bfloat16)
+    assert coarse.rotation.shape[1] < 200 / 4  # the candidate product runs on a few axes, not all 200
+    torch.testing.assert_close(coarse.rotation.t() @ coarse.rotation, torch.eye(coarse.rotation.shape[1]),
+                               rtol=0, atol=1e-4)
+    ref_d, ref_i = nearest_distances(q, m)
+    d, i = nearest_distances(q, m, coarse=coarse)
+    assert (i == ref_i).float().mean() >= 0.99
+    assert bool((d >= ref_d - 1e-4).all())
+    # banks smaller than a block, or one row past a block: the padding rows are never returned
+    for n in (5, 129):
+        small = m[:n]
+        d, i = nearest_distances(q, small, coarse=patchcore.coarse_bank(small, torch.bfloat16))
+        assert int(i.max()) < n
+        torch.testing.assert_close(d[:, 0], torch.linalg.vector_norm(small[i[:, 0]] - q, dim=1), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
 def test_the_bf16_path_keeps_fp32_features_and_scores(tiny_patchcore_bundle: Path, demo_data: Path) -> None:
     from inspection_core.data.dataset import load_images, scan_dataset

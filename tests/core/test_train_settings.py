@@ -23,9 +23,9 @@ def cli_configs(argv: list[str]):
 @pytest.mark.parametrize("argv, settings", [
     (["--model", "skip-ganomaly", "--preset", "quick", "--image-size", "64", "--width", "16", "--latent", "64",
       "--batch-size", "16", "--epochs", "30", "--lr", "1e-3", "--normalize", "none", "--param", "lam=1",
-      "--param", "score=paper"],  # the README's demo recipe
+      "--param", "score=paper", "--no-cpu-bf16"],  # the README's demo recipe
      TrainSettings("skip-ganomaly", preset="quick", image_size=64, epochs=30, batch_size=16, lr=1e-3,
-                   normalize="none", params={"base_width": 16, "latent_dim": 64, "lam": 1, "score": "paper"})),
+                   normalize="none", cpu_bf16=False, params={"base_width": 16, "latent_dim": 64, "lam": 1, "score": "paper"})),
     (["--model", "vgg16", "--lr", "5e-5", "--from-scratch", "--preset", "quick"],  # the classifier reads params["lr"]
      TrainSettings("vgg16", preset="quick", lr=5e-5, from_scratch=True)),
     (["--model", "patchcore", "--backbone", "resnet18", "--weights", "/w/resnet18.pth", "--preset", "thorough"],
@@ -79,3 +79,17 @@ def test_the_readme_recipe_is_the_demo_models() -> None:
     assert m.to_dict() == dm.to_dict()
     keep = ("epochs", "updates", "batch_size", "lr", "lr_schedule", "augment", "preset")
     assert {k: t.to_dict()[k] for k in keep} == {k: dt.to_dict()[k] for k in keep}
+
+
+def test_bf16_training_is_the_default_only_for_the_gan_families_on_a_cpu_with_native_bf16(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from inspection_core import acceleration
+
+    for native in (True, False):
+        monkeypatch.setattr(acceleration, "cpu_has_native_bf16", lambda native=native: native)
+        for model in ("ganomaly", "skip-ganomaly", "bigan", "vgg16", "patchcore"):
+            _, t = cli_configs(["--model", model])
+            assert t.cpu_bf16 is (native and model in ("ganomaly", "skip-ganomaly", "bigan")), (model, native)
+            assert cli_configs(["--model", model, "--no-cpu-bf16"])[1].cpu_bf16 is False
+            assert cli_configs(["--model", model, "--cpu-bf16"])[1].cpu_bf16 is True
+            assert TrainSettings(model).configs()[1].cpu_bf16 is t.cpu_bf16
