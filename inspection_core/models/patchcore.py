@@ -152,8 +152,10 @@ def _block_max(s: torch.Tensor) -> torch.Tensor:
     """(blocks, _BLOCK, Q) -> (blocks, Q): the largest value of each block,
     by halving with elementwise maxima (faster than amax on bf16)."""
     while s.shape[1] > 1:
-        h = s.shape[1] // 2
-        s = torch.maximum(s[:, :h], s[:, h:])
+        n = s.shape[1]
+        h = n // 2
+        top = torch.maximum(s[:, :h], s[:, h : 2 * h])
+        s = top if n % 2 == 0 else torch.cat([top, s[:, 2 * h :]], 1)
     return s[:, 0]
 
 

@@ -83,6 +83,29 @@ def test_the_map_score_finds_a_small_defect_that_the_mean_dilutes() -> None:
     assert 28 <= peak[0] <= 35 and 28 <= peak[1] <= 35
 
 
+@pytest.mark.parametrize("family, extra", [("ganomaly", "generator.encoder2"), ("skip-ganomaly", "discriminator"),
+                                           ("bigan", "critic")])
+def test_the_papers_score_runs_its_extra_network_only_when_it_is_the_score(family: str, extra: str) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    out = {}
+    for score in ("map", "paper"):
+        model = build_model(ModelConfig(family, 32, params={"latent_dim": 16, "base_width": 8, "score": score}))
+        model.load_state_dict(build_model(ModelConfig(family, 32, params={"latent_dim": 16, "base_width": 8})).state_dict()
+                              if score == "map" else out["map"][2])
+        calls = []
+        model.get_submodule(extra).register_forward_hook(lambda *_a: calls.append(1))
+        with torch.inference_mode():
+            o = model.eval()(x)
+        out[score] = (o, len(calls), model.state_dict())
+    (m, m_calls, _), (p, p_calls, _) = out["map"], out["paper"]
+    assert m_calls == 0 and p_calls > 0  # the map's score skips the paper's second encoder / discriminator / critic
+    torch.testing.assert_close(m.scores, model.residual.map_score(m.anomaly_map))
+    torch.testing.assert_close(m.anomaly_map, p.anomaly_map)  # same weights: the same map and reconstruction
+    torch.testing.assert_close(m.reconstruction, p.reconstruction)
+    assert not torch.allclose(m.scores, p.scores)
+
+
 def test_the_perceptual_map_is_zero_for_a_copy_and_peaks_at_a_defect(torch_home: Path) -> None:
     r = Residual({**residual_params(), "residual": "perceptual", "score": "map", "perceptual_backbone": "mobilenet_v2",
                   "perceptual_layers": ["features.3", "features.6", "features.13"]})

@@ -49,6 +49,12 @@ def test_the_low_precision_search_returns_exact_distances_to_the_nearest_rows() 
     assert bool((d >= ref_d - 1e-4).all())
 
 
+def test_block_maxima_are_the_maxima_of_each_block_of_any_size() -> None:
+    for rows in (128, 100, 7, 1):
+        s = torch.randn(5, rows, 9).bfloat16()
+        assert torch.equal(patchcore._block_max(s), s.amax(1)), rows
+
+
 def test_the_candidate_search_keeps_the_banks_main_axes_and_any_bank_size_works() -> None:
     g = torch.Generator().manual_seed(2)
     # patch features that vary mostly along a few directions (as CNN features do)
