@@ -83,8 +83,9 @@ class Detector(nn.Module):
     #: chunks of 4-5). None: no chunking (small models gain from big batches).
     cpu_chunk_pixels: ClassVar[int | None] = 1 << 17
     #: whether training defaults to bf16 autocast on a CPU with native bf16
-    #: (``usecases.train_settings``); True only where bf16-trained bundles
-    #: were measured to keep their quality and their scoring check
+    #: (``acceleration.default_cpu_bf16``, applied by ``recipes.resolve``); True
+    #: only where bf16-trained bundles were measured to keep their quality and
+    #: their scoring check
     bf16_training: ClassVar[bool] = False
 
     def __init__(self, cfg: ModelConfig) -> None:

@@ -26,7 +26,8 @@ from .registry import register
 
 class GanomalyGenerator(nn.Module):
     """Encoder G_E -> decoder G_D -> encoder E. Returns (x_hat, z, z_hat),
-    latents shaped (B, latent_dim, 1, 1)."""
+    latents shaped (B, latent_dim, 1, 1); z_hat is None when
+    ``encode_back`` is False (the map's score does not need it)."""
 
     def __init__(self, image_size: int, channels: int, latent_dim: int, width: int) -> None:
         super().__init__()
@@ -34,11 +35,10 @@ class GanomalyGenerator(nn.Module):
         self.decoder = Decoder(image_size, latent_dim, channels, width)
         self.encoder2 = Encoder(image_size, channels, latent_dim, width)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, encode_back: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         z = self.encoder1(x)
         x_hat = self.decoder(z)
-        z_hat = self.encoder2(x_hat)
-        return x_hat, z, z_hat
+        return x_hat, z, self.encoder2(x_hat) if encode_back else None
 
 
 @register("ganomaly")
@@ -68,11 +68,8 @@ class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
-        g = self.generator
-        z = g.encoder1(x)
-        x_hat = g.decoder(z)
-        paper = per_image_mse(z, g.encoder2(x_hat)) if self.uses_paper_score else None
-        return self.reconstruction_output(x, x_hat, paper)
+        x_hat, z, z_hat = self.generator(x, encode_back=self.uses_paper_score)
+        return self.reconstruction_output(x, x_hat, None if z_hat is None else per_image_mse(z, z_hat))
 
     # --------------------------------------------------------------- training
     def training_step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -157,7 +157,9 @@ def calibrate_bundle(bundle_path: str | os.PathLike[str], data: DatasetIndex | s
         return calibrate(scores, labels, strategy, target, review_band=review_band, margin=margin, bootstrap=boot)
 
     pair = score_fast_path(cset, fast_precision_request, batch_size, progress, cancel) if check_fast else None
-    cset, fidelity = choose_path(cset, pair, lambda s, y: rule(s, y).threshold)
+    fidelity = None
+    if pair is not None:  # the set scored on the path the threshold will belong to
+        cset, fidelity = pick_path(pair, lambda s, y: rule(s, y).threshold)
     result = rule(cset.scores, cset.labels, bootstrap)
     old = dict(cset.inspector.manifest.get("threshold") or {})
     manifest = None
@@ -202,14 +204,6 @@ def score_fast_path(cset: CalibrationSet, precision: str | None = None, batch_si
     return PathPair(ref, fast)
 
 
-def choose_path(cset: CalibrationSet, pair: PathPair | None,
-                rule: Callable[[np.ndarray, np.ndarray], Threshold]) -> tuple[CalibrationSet, Fidelity | None]:
-    """The set scored on the path a threshold chosen by ``rule`` will belong
-    to: the fast one where the fidelity rule holds for ``rule`` (each path
-    its own threshold), else fp32. Without a pair: ``cset`` as it is."""
-    return (cset, None) if pair is None else pick_path(pair, rule)
-
-
 def inference_with(cset: CalibrationSet, fidelity: Fidelity | None) -> dict[str, Any]:
     """What to record as ``manifest["inference"]`` for a threshold chosen on
     ``cset``'s scores: its scoring path, and the check when one ran."""
@@ -220,5 +214,5 @@ def inference_with(cset: CalibrationSet, fidelity: Fidelity | None) -> dict[str,
     return inference
 
 
-__all__ = ["CalibrationOutcome", "CalibrationSet", "PathPair", "calibrate_bundle", "check_strategy", "choose_path",
+__all__ = ["CalibrationOutcome", "CalibrationSet", "PathPair", "calibrate_bundle", "check_strategy",
            "inference_with", "save_calibration", "score_calibration_set", "score_fast_path"]

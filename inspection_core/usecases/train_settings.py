@@ -15,7 +15,8 @@ reproduce any CLI recipe (the shipped demo's included):
 - bf16 training on the CPU, left unset, is on where the CPU has native bf16
   and the family's bf16-trained bundles were measured to hold
   (``Detector.bf16_training``: the GAN families; not the classifier, whose
-  bf16 training lost 0.014 image AUROC): :func:`default_cpu_bf16`.
+  bf16 training lost 0.014 image AUROC), applied by ``recipes.resolve``
+  (:func:`inspection_core.acceleration.default_cpu_bf16`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..acceleration import default_cpu_bf16
 from ..config import ModelConfig, TrainConfig
 from ..recipes import DEFAULT_PRESET
 
@@ -48,7 +48,7 @@ class TrainSettings:
     seed: int = 0
     val_fraction: float = 0.1
     early_stopping_patience: int | None = None
-    cpu_bf16: bool | None = None       # None: default_cpu_bf16(model)
+    cpu_bf16: bool | None = None       # None: this machine's default for the family (recipes.resolve)
     normalize: str | None = None        # illumination normalisation ("none", "mean_std")
     train: dict[str, Any] = field(default_factory=dict)  # any other TrainConfig field
 
@@ -93,4 +93,4 @@ class TrainSettings:
         return mcfg, tcfg
 
 
-__all__ = ["TrainSettings", "default_cpu_bf16"]
+__all__ = ["TrainSettings"]
