@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", type=Path, help="image files or folders")
     p.add_argument("--bundle", type=Path, required=True)
     p.add_argument("--csv", type=Path, default=None, help="write path,score,verdict rows here")
-    p.add_argument("--maps", type=Path, default=None, help="folder for heat-map overlays (<name>_heat.png, at each image's own resolution)")
+    p.add_argument("--maps", type=Path, default=None, help="folder for heat-map overlays (<name>_heat.png, at each image's own resolution; a folder's sub-folders are mirrored)")
     p.add_argument("--record", type=Path, default=None, metavar="DB",
                    help="append verdicts to this history database; a verdict is recorded before it is printed (while "
                         "the database is locked or full it goes to the database's spool and is written in later)")
@@ -139,13 +139,27 @@ def run(args: argparse.Namespace) -> int:
     insp = Inspector(args.bundle, device=args.device)
     monitor = InputMonitor(insp.manifest)  # says once when the images are unlike the training data
     files: list[Path] = []
+    map_names: dict[Path, Path] = {}  # each image's overlay, relative to --maps: one per image, never shared
     for p in args.paths:
         if p.is_dir():
-            files.extend(list_images(p, recursive=args.recursive))
+            found = list_images(p, recursive=args.recursive)
+            files.extend(found)
+            for f in found:  # sub-folders of a folder mirrored (test/good/000.png and test/dent/000.png both kept)
+                rel = f.relative_to(p)
+                map_names.setdefault(f, rel.parent / f"{rel.stem}_heat.png")
         elif p.exists():
             files.append(p)
+            map_names.setdefault(p, Path(f"{p.stem}_heat.png"))
         else:
             raise CliError(f"'{p}' does not exist")
+    taken: set[Path] = set()
+    for f, name in map_names.items():  # two files given by name with the same stem: number the later ones
+        n, unique = 1, name
+        while unique in taken:
+            n += 1
+            unique = name.with_name(f"{name.name[: -len('_heat.png')]}-{n}_heat.png")
+        taken.add(unique)
+        map_names[f] = unique
     if not files:
         hint = "" if args.recursive else " (use --recursive for sub-folders)"
         raise CliError("no images found in " + ", ".join(f"'{p}'" for p in args.paths) + hint)
@@ -162,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
                 rows.append([str(f), f"{pred.score:.8g}", pred.verdict.value])
                 print(f"{f}\t{pred.score:.6g}\t{pred.verdict.value}", flush=recorder is not None)
                 if args.maps:
-                    args.maps.mkdir(parents=True, exist_ok=True)
-                    write_image(args.maps / f"{f.stem}_heat.png", overlay(image, pred.heat))  # at the image's resolution
+                    out = args.maps / map_names[f]
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    write_image(out, overlay(image, pred.heat))  # at the image's resolution
             del images, image  # the next batch is decoded without this one's full-size images
     finally:
         if recorder is not None:

@@ -63,6 +63,15 @@ def test_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert len(rows) == 2
     assert len(list((tmp_path / "maps").glob("*_heat.png"))) == 2
 
+    # a whole test folder: its sub-folders hold files of the same names, and each keeps its own overlay
+    rc, out, err = run(capsys, "predict", "--bundle", str(bundle), str(tmp_path / "demo" / "test"), "--recursive",
+                       "--maps", str(tmp_path / "all-maps"))
+    assert rc == 0, err
+    scored = [line.split("\t")[0] for line in out.splitlines() if line.endswith(("\tPASS", "\tFAIL", "\tREVIEW"))]
+    maps = sorted((tmp_path / "all-maps").rglob("*_heat.png"))
+    assert len(maps) == len(scored) == 14
+    assert (tmp_path / "all-maps" / "good").is_dir() and len({m.name for m in maps}) < len(maps)  # same names, kept apart
+
 
 @pytest.mark.parametrize(
     "args, message",
