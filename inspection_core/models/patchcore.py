@@ -15,6 +15,17 @@ in the bank; the anomaly map is the patch grid upsampled to the input and
 smoothed, and the image score is its maximum (or the largest raw patch
 distance, or the paper's re-weighted score, eq. 7).
 
+The patch distances are local: a tile ground with another finish, or a
+crack that changes the texture over a larger area, can leave every patch
+close to some good patch. The image score therefore adds a global texture
+term (``global_weight``): each image's texture statistics (the standard
+deviation of every descriptor channel over the image) against a Gaussian of
+the training images' (Ledoit-Wolf shrinkage), as a Mahalanobis distance in
+standard deviations of held-out good images (5-fold), scaled by the spread
+of the patch score of good images (leave-one-out on training images: the
+bank without the image's own patches) and only where it exceeds the typical
+good image, so that it can raise a score and never hide a local defect.
+
 Every image is scored on its own (frozen BatchNorm, per-image nearest
 neighbours), so scores do not depend on the batch. The memory bank is a
 buffer whose size comes from the bundle's state dict.
@@ -25,6 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -47,6 +59,11 @@ SCORES = ("map_max", "patch_max", "reweighted")
 #: extra views of each training image that may go into the memory bank
 BANK_AUGMENTS = ("bright", "dark", "hflip", "vflip")
 _GAINS = {"bright": 1.25, "dark": 0.8}
+#: training images scored leave-one-out for the spread of good images' scores
+_LOO_IMAGES = 32
+#: fewest training images for the global texture term (else it stays off)
+_GLOBAL_MIN_IMAGES = 10
+_GLOBAL_FOLDS = 5
 #: PatchCore's layers where they differ from the backbone's defaults (measured
 #: on ../shared/data, benchmarks/patchcore_sweep.py; docs/quality.md)
 DEFAULT_LAYERS = {"mobilenet_v2": ["features.3", "features.6", "features.10", "features.13"]}
@@ -189,6 +206,13 @@ def _coarse_then_exact(q: torch.Tensor, m: torch.Tensor, coarse: CoarseBank, k: 
     return best_d, cand.gather(1, order)
 
 
+def _gaussian(x: np.ndarray, estimator: Callable[..., Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and precision of the rows of ``x`` (a shrunk covariance)."""
+    mean = x.mean(0)
+    cov, _ = estimator(x - mean, assume_centered=True)
+    return mean, np.linalg.pinv(cov, hermitian=True)
+
+
 def local_coresets(features: torch.Tensor, keep: int) -> torch.Tensor:
     """Greedy k-center selection inside each image at once: ``features`` (B,
     P, d) -> indices (B, keep) of each image's own most spread-out patches.
@@ -253,7 +277,9 @@ class PatchCore(Detector):
     the bank: "bright" x1.25, "dark" x0.8, and mirror images "hflip",
     "vflip"), ``score`` ("map_max", "patch_max" or "reweighted"),
     ``neighbours`` (the re-weighting's neighbourhood size b), ``map_sigma``
-    (Gaussian smoothing of the map, pixels at 224 px), ``fit_memory_mb``
+    (Gaussian smoothing of the map, pixels at 224 px), ``global_weight``
+    (weight of the global texture term in the image score, 0: off; with the
+    "map_max" and "patch_max" scores), ``fit_memory_mb``
     (budget for the patches held while fitting)."""
 
     fit_mode = "one_pass"
@@ -292,6 +318,8 @@ class PatchCore(Detector):
         p["bank_augment"] = list(p["bank_augment"])
         if float(p["map_sigma"]) < 0:
             raise ValueError(f"patchcore: map_sigma must be >= 0, got {p['map_sigma']}")
+        if float(p["global_weight"]) < 0:
+            raise ValueError(f"patchcore: global_weight must be >= 0, got {p['global_weight']}")
         if not isinstance(p["weights"], str) or not p["weights"]:
             raise ValueError(f"patchcore: weights must be 'imagenet', 'random' or a file path, got {p['weights']!r}")
         # weights are loaded by setup_training (never here), so that a bundle
@@ -300,6 +328,10 @@ class PatchCore(Detector):
         self.feature_dim = sum(self.features.channels[l] for l in self.features.layers)
         self.register_buffer("memory_bank", torch.zeros(0, self.feature_dim))
         self.register_buffer("_bank_sq", torch.zeros(0), persistent=False)
+        # the global texture term (all zero: off, as in bundles made before it)
+        self.register_buffer("global_mean", torch.zeros(self.feature_dim))
+        self.register_buffer("global_precision", torch.zeros(self.feature_dim, self.feature_dim))
+        self.register_buffer("global_norm", torch.zeros(3))  # mean and std of held-out distances, patch-score std
         self._bank_lp: CoarseBank | None = None
         self._fit_parts: list[torch.Tensor] = []
         self._fit_keep = 1.0
@@ -322,6 +354,7 @@ class PatchCore(Detector):
             "score": "map_max",
             "neighbours": 9,
             "map_sigma": 4.0,
+            "global_weight": 0.5,
             "fit_memory_mb": 1024,
         }
 
@@ -331,6 +364,11 @@ class PatchCore(Detector):
         key = prefix + "memory_bank"
         if key in state_dict:
             self.memory_bank = torch.empty_like(state_dict[key], device=self.memory_bank.device)
+        # bundles from before the global texture term: the term stays off
+        for name in ("global_mean", "global_precision", "global_norm"):
+            if prefix + name in state_dict or prefix + "memory_bank" not in state_dict:
+                continue
+            state_dict[prefix + name] = torch.zeros_like(getattr(self, name))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
         self._bank_lp = None
@@ -393,16 +431,57 @@ class PatchCore(Detector):
         for i in range(b):  # per image: scores never depend on the batch
             dd, ii = nearest_distances(patches[i], bank, bank_sq, coarse=coarse)
             dist[i], nn_idx[i] = dd[:, 0], ii[:, 0]
-        amap = F.interpolate(dist.view(b, 1, h, w), size=x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
-        sigma = float(self.params["map_sigma"]) * x.shape[-1] / 224.0
+        amap, scores = self._map_and_score(dist.view(b, h, w), x.shape[-2:])
+        if scores is None:
+            arg = dist.argmax(dim=1)
+            scores = self._reweight(patches, dist, nn_idx, arg)
+        elif self.global_active:
+            scores = scores + self.global_term(emb)
+        return ScoreOutput(scores=scores.float(), anomaly_map=amap.float(), reconstruction=None)
+
+    def _map_and_score(self, dist: torch.Tensor, size: tuple[int, int] | torch.Size
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Patch distances (B, h, w) -> the anomaly map (B, H, W) and the
+        local image score (None for the re-weighted score, which needs the
+        bank neighbours)."""
+        b = dist.shape[0]
+        amap = F.interpolate(dist.unsqueeze(1), size=tuple(size), mode="bilinear", align_corners=False).squeeze(1)
+        sigma = float(self.params["map_sigma"]) * size[-1] / 224.0
         amap = smooth_map(amap, sigma)
         kind = self.params["score"]
         if kind == "map_max":
-            scores = amap.flatten(1).max(dim=1).values
-        else:
-            flat_max, arg = dist.max(dim=1)
-            scores = flat_max if kind == "patch_max" else self._reweight(patches, dist, nn_idx, arg)
-        return ScoreOutput(scores=scores.float(), anomaly_map=amap.float(), reconstruction=None)
+            return amap, amap.flatten(1).max(dim=1).values
+        if kind == "patch_max":
+            return amap, dist.reshape(b, -1).max(dim=1).values
+        return amap, None
+
+    # ---------------------------------------------------- global texture term
+    @staticmethod
+    def texture_stats(emb: torch.Tensor) -> torch.Tensor:
+        """(B, D, h, w) descriptors -> (B, D): each channel's standard
+        deviation over the image (as a norm of the centred values: torch's
+        std over the last axis took 0.4 ms for one 224 px image here)."""
+        x = emb.flatten(2).float()
+        c = x - x.mean(dim=2, keepdim=True)
+        return torch.linalg.vector_norm(c, dim=2) / math.sqrt(max(1, x.shape[2] - 1))
+
+    @property
+    def global_active(self) -> bool:
+        return float(self.params["global_weight"]) > 0 and float(self.global_norm[2]) > 0
+
+    def global_distance(self, stats: torch.Tensor) -> torch.Tensor:
+        """Mahalanobis distance of texture statistics (B, D) to the training
+        images' Gaussian."""
+        c = stats.float() - self.global_mean
+        return ((c @ self.global_precision) * c).sum(1).clamp_min(0.0).sqrt()
+
+    def global_term(self, emb: torch.Tensor) -> torch.Tensor:
+        """What the global texture adds to the image score: (d - mean) / std
+        of held-out good images' distances, where positive, times the good
+        images' patch-score spread and ``global_weight``."""
+        mu, sd, score_sd = (float(v) for v in self.global_norm)
+        z = (self.global_distance(self.texture_stats(emb)) - mu) / sd
+        return float(self.params["global_weight"]) * score_sd * z.clamp_min(0.0)
 
     def _reweight(self, patches: torch.Tensor, dist: torch.Tensor, nn_idx: torch.Tensor, arg: torch.Tensor) -> torch.Tensor:
         """Eq. 7 of the paper: s = (1 - softmax weight of the nearest bank
@@ -435,33 +514,50 @@ class PatchCore(Detector):
         d = self.feature_dim
         self._projection = (torch.randn(d, pdim, generator=self._fit_gen) / math.sqrt(pdim)) if pdim < d else None
         self._fit_reduced: list[torch.Tensor] = []
+        # for the global texture term: every training image's texture
+        # statistics, which image each candidate patch came from, and all
+        # patches of a few images spread over the set (leave-one-out scores)
+        self._fit_image_size = int(info.image_size)
+        self._fit_count = 0
+        self._fit_src: list[torch.Tensor] = []
+        self._fit_stats: list[torch.Tensor] = []
+        n = max(1, info.n_train)
+        self._loo_pick = {int(round(i * (n - 1) / max(1, _LOO_IMAGES - 1))) for i in range(min(n, _LOO_IMAGES))}
+        self._loo: list[tuple[int, torch.Tensor]] = []
 
     def _reduce(self, feats: torch.Tensor) -> torch.Tensor:
         return feats if self._projection is None else feats @ self._projection
 
     def fit_batch(self, x: torch.Tensor) -> None:
-        for view in [x, *(_bank_view(x, a) for a in self.params["bank_augment"])]:
+        first = self._fit_count
+        self._fit_count += x.shape[0]
+        for v, view in enumerate([x, *(_bank_view(x, a) for a in self.params["bank_augment"])]):
             with torch.inference_mode():
                 emb = self.embed(view)
             b, d = emb.shape[0], emb.shape[1]
             patches = emb.permute(0, 2, 3, 1).reshape(b, -1, d).cpu()
+            if v == 0:
+                self._fit_stats.append(self.texture_stats(emb).cpu())
+                self._loo.extend((first + i, patches[i].clone()) for i in range(b) if first + i in self._loo_pick)
             reduced = self._reduce(patches)
             keep = max(1, int(round(patches.shape[1] * float(self.params["local_keep"]))))
             idx = local_coresets(reduced, keep)                       # (B, keep)
             rows = torch.arange(b).unsqueeze(1)
             patches, reduced = patches[rows, idx].reshape(-1, d), reduced[rows, idx].reshape(-1, reduced.shape[-1])
+            src = (first + rows).expand(b, keep).reshape(-1)
             if self._fit_keep < 1.0:  # subsample on the way: never one array of every patch
                 n = max(1, int(round(patches.shape[0] * self._fit_keep)))
                 sel = torch.randperm(patches.shape[0], generator=self._fit_gen)[:n]
-                patches, reduced = patches[sel], reduced[sel]
+                patches, reduced, src = patches[sel], reduced[sel], src[sel]
             self._fit_parts.append(patches.clone())
             self._fit_reduced.append(reduced.clone())
+            self._fit_src.append(src.to(torch.int32))
 
     def fit_finish(self, tick: Callable[[int, int], None]) -> dict[str, Any]:
         if not self._fit_parts:
             raise RuntimeError("patchcore: no training patches were collected")
-        feats, reduced = torch.cat(self._fit_parts), torch.cat(self._fit_reduced)
-        self._fit_parts, self._fit_reduced = [], []
+        feats, reduced, src = torch.cat(self._fit_parts), torch.cat(self._fit_reduced), torch.cat(self._fit_src)
+        self._fit_parts, self._fit_reduced, self._fit_src = [], [], []
         n = feats.shape[0]
         # the bank's size is a share of all patches seen, before the local thinning
         seen = n / float(self.params["local_keep"])
@@ -470,8 +566,59 @@ class PatchCore(Detector):
         self.memory_bank = feats[idx].contiguous().to(self.memory_bank.device)
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
         self._bank_lp = None
-        return {"patches_seen": int(round(seen)), "candidates": int(n), "memory_bank": int(self.memory_bank.shape[0]),
-                "patch_sampling": round(self._fit_keep, 4)}
+        record = {"patches_seen": int(round(seen)), "candidates": int(n), "memory_bank": int(self.memory_bank.shape[0]),
+                  "patch_sampling": round(self._fit_keep, 4)}
+        record["global_term"] = self._fit_global(src[idx])
+        self._fit_stats, self._loo = [], []
+        return record
+
+    def _fit_global(self, bank_src: torch.Tensor) -> dict[str, Any]:
+        """The global texture term's Gaussian and its two scales (see the
+        module docstring); off, with the reason, where they cannot be
+        measured."""
+        from sklearn.covariance import ledoit_wolf
+
+        self.global_norm.zero_()
+        weight = float(self.params["global_weight"])
+        stats = torch.cat(self._fit_stats).double().numpy() if self._fit_stats else None
+        if weight <= 0:
+            return {"weight": 0.0}
+        if self.params["score"] == "reweighted":
+            return {"weight": weight, "off": "not used with the re-weighted score"}
+        if stats is None or stats.shape[0] < _GLOBAL_MIN_IMAGES:
+            return {"weight": weight, "off": f"fewer than {_GLOBAL_MIN_IMAGES} training images"}
+        n = stats.shape[0]
+        # held-out distances: each fold against the Gaussian of the others
+        held = np.zeros(n)
+        folds = np.arange(n) % _GLOBAL_FOLDS
+        for f in range(_GLOBAL_FOLDS):
+            inside = folds != f
+            mean, prec = _gaussian(stats[inside], ledoit_wolf)
+            c = stats[~inside] - mean
+            held[~inside] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", c, prec, c), 0.0))
+        mean, prec = _gaussian(stats, ledoit_wolf)
+        # the patch score of good images: training images against the bank
+        # without their own patches (their other exposures included)
+        loo = []
+        bank = self.memory_bank.float().cpu()
+        gh, gw = self._grid(self._fit_image_size, self._fit_image_size)
+        size = (self._fit_image_size, self._fit_image_size)
+        for i, patches in self._loo:
+            others = bank[bank_src != i]
+            if others.shape[0] == 0:
+                continue
+            dd, _ = nearest_distances(patches.float(), others)
+            _, sc = self._map_and_score(dd[:, 0].view(1, gh, gw), size)
+            loo.append(float(sc[0]))
+        score_sd, held_sd = float(np.std(loo)) if len(loo) >= 4 else 0.0, float(held.std())
+        if score_sd <= 0 or held_sd <= 0:
+            return {"weight": weight, "off": "the spread of good images' scores could not be measured"}
+        dev = self.global_mean.device
+        self.global_mean.copy_(torch.as_tensor(mean, dtype=torch.float32, device=dev))
+        self.global_precision.copy_(torch.as_tensor(prec, dtype=torch.float32, device=dev))
+        self.global_norm.copy_(torch.tensor([held.mean(), held_sd, score_sd], dtype=torch.float32, device=dev))
+        return {"weight": weight, "images": int(n), "held_out_distance": [round(float(held.mean()), 4), round(held_sd, 4)],
+                "loo_images": len(loo), "loo_score": [round(float(np.mean(loo)), 5), round(score_sd, 5)]}
 
     def training_record(self) -> dict[str, Any]:
         return {"init_source": self.init_source}

@@ -148,6 +148,67 @@ def test_fit_memory_budget_subsamples_on_the_way() -> None:
     assert 0 < held < 1.5 * 16 * 2**20 * (2 * 8) / n  # the budget's share for 2 batches of 8 (rounded per batch)
 
 
+def _textures(n: int, seed: int, contrast: float = 1.0) -> torch.Tensor:
+    """Grainy surfaces (a smooth background and fine grain), in [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    grain = torch.nn.functional.avg_pool2d(torch.randn(n, 1, 64, 64, generator=g), 3, stride=1, padding=1)
+    x = 0.2 * torch.randn(n, 1, 1, 1, generator=g) + contrast * 0.6 * grain
+    return x.expand(n, 3, 64, 64).clamp(-1, 1).contiguous()
+
+
+def _fit(model: patchcore.PatchCore, x: torch.Tensor) -> dict:
+    from inspection_core.models.base import FitInfo
+
+    model.setup_training(FitInfo(x.shape[0], x.shape[0], 0, 64, 0, TrainConfig()))
+    for i in range(0, x.shape[0], 8):
+        model.fit_batch(x[i : i + 8])
+    return model.fit_finish(lambda done, total: None)
+
+
+def test_the_global_texture_term_raises_a_part_whose_whole_surface_differs() -> None:
+    """A surface that is coarser all over (each patch still close to some
+    good patch) gets the global term; good parts get little or none, and the
+    term only ever adds to the map's maximum."""
+    model = _model(bank_augment=[])
+    record = _fit(model, _textures(32, 0))
+    term = record["global_term"]
+    assert term["images"] == 32 and term["loo_images"] >= 4 and "off" not in term, term
+    good, coarse = _textures(12, 1), _textures(12, 2, contrast=1.6)
+    with torch.inference_mode():
+        out_good, out_coarse = model.eval()(good), model.eval()(coarse)
+        add_good = out_good.scores - out_good.anomaly_map.flatten(1).max(1).values
+        add_coarse = out_coarse.scores - out_coarse.anomaly_map.flatten(1).max(1).values
+    assert bool((add_good >= 0).all()) and bool((add_coarse >= 0).all())
+    assert float(add_coarse.min()) > float(add_good.max()), (add_good, add_coarse)
+    off = _model(bank_augment=[], global_weight=0.0)
+    assert _fit(off, _textures(32, 0))["global_term"] == {"weight": 0.0}
+    with torch.inference_mode():
+        out = off.eval()(coarse)
+    torch.testing.assert_close(out.scores, out.anomaly_map.flatten(1).max(1).values)
+
+
+def test_a_bundle_from_before_the_global_term_loads_and_scores_as_before() -> None:
+    model = _model(bank_augment=[])
+    _fit(model, _textures(16, 0))
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith("global_")}
+    again = _model(bank_augment=[])
+    again.load_state_dict(old, strict=True)
+    x = _textures(4, 3, contrast=1.6)
+    with torch.inference_mode():
+        out = again.eval()(x)
+    assert not again.global_active
+    torch.testing.assert_close(out.scores, out.anomaly_map.flatten(1).max(1).values)
+
+
+def test_too_few_training_images_leave_the_global_term_off_saying_why() -> None:
+    model = _model(bank_augment=[])
+    term = _fit(model, _textures(6, 0))["global_term"]
+    assert "fewer than" in term["off"]
+    assert not model.global_active
+    with pytest.raises(ValueError, match="global_weight"):
+        _model(global_weight=-1.0)
+
+
 def test_an_unfitted_model_says_so() -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         _model().eval()(torch.zeros(1, 3, 64, 64))
