@@ -57,8 +57,8 @@ _COARSE_VARIANCE = 0.95
 _BLOCK = 128
 SCORES = ("map_max", "patch_max", "reweighted")
 #: extra views of each training image that may go into the memory bank
-BANK_AUGMENTS = ("bright", "dark", "hflip", "vflip")
-_GAINS = {"bright": 1.25, "dark": 0.8}
+BANK_AUGMENTS = ("bright", "dark", "brighter", "darker", "hflip", "vflip")
+_GAINS = {"bright": 1.25, "dark": 0.8, "brighter": 1.5, "darker": 0.67}
 #: training images scored leave-one-out for the spread of good images' scores
 _LOO_IMAGES = 32
 #: fewest training images for the global texture term (else it stays off)
@@ -274,8 +274,8 @@ class PatchCore(Detector):
     the memory bank), ``projection_dim`` (random projection used to choose
     the coreset), ``local_keep`` (share of each image's patches that reach
     the global coreset, chosen within the image first), ``bank_augment`` (extra exposures of each training image in
-    the bank: "bright" x1.25, "dark" x0.8, and mirror images "hflip",
-    "vflip"), ``score`` ("map_max", "patch_max" or "reweighted"),
+    the bank: "bright" x1.25, "dark" x0.8, "brighter" x1.5, "darker" x0.67,
+    and mirror images "hflip", "vflip"), ``score`` ("map_max", "patch_max" or "reweighted"),
     ``neighbours`` (the re-weighting's neighbourhood size b), ``map_sigma``
     (Gaussian smoothing of the map, pixels at 224 px), ``global_weight``
     (weight of the global texture term in the image score, 0: off; with the

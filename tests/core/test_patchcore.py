@@ -187,6 +187,25 @@ def test_the_global_texture_term_raises_a_part_whose_whole_surface_differs() -> 
     torch.testing.assert_close(out.scores, out.anomaly_map.flatten(1).max(1).values)
 
 
+def test_exposure_views_in_the_bank_accept_a_brighter_good_part() -> None:
+    """Good parts lit 1.5x brighter than every training image stand out
+    from the good parts at the usual exposure; with that exposure of the
+    training images in the bank, by less than half as much."""
+    train_x, good = _textures(24, 0), _textures(6, 5)
+    brighter = ((good + 1.0) * 1.5 - 1.0).clamp(-1, 1)
+    res = {}
+    for views in ([], ["brighter"]):
+        model = _model(bank_augment=views, global_weight=0.0, coreset_ratio=0.5)
+        _fit(model, train_x)
+        with torch.inference_mode():
+            res[bool(views)] = (model.eval()(good).scores, model(brighter).scores)
+    (good_without, bright_without), (good_with, bright_with) = res[False], res[True]
+    assert float(bright_without.min()) > float(good_without.max()), res  # without: every brighter part stands out
+    excess_without = float(bright_without.median() - good_without.median())
+    excess_with = float(bright_with.median() - good_with.median())
+    assert excess_with < 0.5 * excess_without, res
+
+
 def test_a_bundle_from_before_the_global_term_loads_and_scores_as_before() -> None:
     model = _model(bank_augment=[])
     _fit(model, _textures(16, 0))
