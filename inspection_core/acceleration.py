@@ -23,7 +23,9 @@ separate passes. The CPU fast path removes that work without a compiler:
 * ``"eager"``: the plain fp32 model, the reference the others are checked
   against (also the fallback when packing is impossible).
 * CUDA: channels-last, cuDNN autotuning and autocast (bf16 where the GPU
-  supports it, else fp16) for ``"bf16"``/``"fp16"``; plain fp32 otherwise.
+  supports it, else fp16) for ``"bf16"``/``"fp16"``, with the same
+  submodules kept in fp32 as on the CPU (:func:`keep_fp32_under_autocast`);
+  plain fp32 otherwise.
 
 torch.compile is deliberately not used: it needs a C++ compiler at run time
 (absent from the frozen app and most stations) and, measured on the 2-core
@@ -337,6 +339,35 @@ def cpu_chunk(model: nn.Module, image_size: int) -> int | None:
     return None if pixels is None else max(1, int(pixels) // max(1, image_size * image_size))
 
 
+def keep_fp32_under_autocast(model: nn.Module, names: tuple[str, ...] | list[str]) -> int:
+    """Make the submodules named in ``names`` (``Detector.fp32_on_fast_path``)
+    run in fp32 inside an autocast region, as the packed CPU graph keeps them:
+    the module and each of its children (a family may call a child, such as
+    a perceptual backbone, from a method other than ``forward``) get their
+    floating inputs cast to fp32 and autocast off within them. The CUDA path
+    needs it: the bundle's fidelity check was measured with those parts in
+    fp32. Forwards are wrapped on the instances, so the state dict is
+    unchanged; idempotent. Returns the modules wrapped."""
+    done = 0
+    for name in names:
+        top = model.get_submodule(name)
+        for sub in (top, *top.children()):
+            if getattr(sub, "_inspector_fp32", False):
+                continue
+            inner = sub.forward
+
+            def forward(*args: Any, _inner: Any = inner, **kwargs: Any) -> Any:
+                cast = [a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+                device_type = next((a.device.type for a in args if torch.is_tensor(a)), "cpu")
+                with torch.autocast(device_type, enabled=False):
+                    return _inner(*cast, **kwargs)
+
+            sub.forward = forward  # type: ignore[method-assign]
+            sub._inspector_fp32 = True
+            done += 1
+    return done
+
+
 def eager_path(model: nn.Module, device: torch.device) -> ScoringPath:
     """The plain fp32 model: the reference every fast path is checked against."""
     return ScoringPath(model.eval(), device, "fp32", f"{device.type}-eager-fp32")
@@ -352,6 +383,8 @@ def build_path(model: nn.Module, device: torch.device, precision: str, image_siz
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        if dtype is not None:  # what the bundle's check kept in fp32 stays fp32 here too
+            keep_fp32_under_autocast(model, tuple(getattr(model, "fp32_on_fast_path", ())))
         return ScoringPath(model, device, precision, f"cuda-{'amp-' + precision if dtype else 'fp32'}", dtype, True)
     if device.type != "cpu":
         return eager_path(model, device)

@@ -269,3 +269,34 @@ def test_fast_paths_keep_auroc_and_scores_on_real_data(family: str, tmp_path_fac
                 assert fid.max_rel <= 0.01 and fid.changed == 0, msg
             else:  # whether bf16 becomes the default is each bundle's own check; its ranking must hold
                 assert abs(fid.auroc_delta) <= 0.005, msg
+
+
+def test_what_a_family_keeps_in_fp32_stays_fp32_under_autocast() -> None:
+    """The CUDA path runs a model under autocast; the parts the bundle's
+    check measured in fp32 (here a GAN family's perceptual backbone, called
+    from the map rather than from a forward) must stay fp32 inside it. Checked
+    with the CPU's bf16 autocast, the same mechanism."""
+    from inspection_core.acceleration import keep_fp32_under_autocast
+
+    model = build_model(ModelConfig("ganomaly", 64, 3, params={"residual": "perceptual", "score": "map",
+                                                                "perceptual_backbone": "mobilenet_v2",
+                                                                "perceptual_weights": "random", "base_width": 8}))
+    model.eval()
+    seen: list[torch.dtype] = []
+    model.residual.features.register_forward_hook(lambda m, i, o: seen.extend(v.dtype for v in o.values()))
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    keys = set(model.state_dict())
+    with torch.inference_mode():
+        ref = model(x).scores
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x)
+        assert torch.bfloat16 in seen  # without the wrapper the backbone runs in bf16
+        assert keep_fp32_under_autocast(model, model.fp32_on_fast_path) >= 2
+        assert keep_fp32_under_autocast(model, model.fp32_on_fast_path) == 0  # idempotent
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model(x).scores
+        assert seen and all(d == torch.float32 for d in seen)
+        torch.testing.assert_close(model(x).scores, ref)  # outside autocast: the same model
+    assert set(model.state_dict()) == keys
+    assert torch.isfinite(fast).all()
