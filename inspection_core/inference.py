@@ -131,21 +131,29 @@ class Inspector:
         """The model-ready uint8 (S, S, C) image (the one preprocessing path)."""
         return to_model_image(image, self.preprocessing)
 
-    @torch.inference_mode()
     def score_images(self, batch: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Score prepared uint8 images (N, S, S, C). Returns scores (N,)
         float64, anomaly maps (N, S, S) float32 and reconstructions uint8
         (N, S, S, C) or None."""
+        scores, maps, recon, _ = self._score(batch)
+        return scores, maps, recon
+
+    @torch.inference_mode()
+    def _score(self, batch: np.ndarray | Sequence[np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`score_images` and each score's whole-image texture part (or None)."""
         x = to_tensor(batch).to(self.device, non_blocking=True)
         with self._lock:
             out = self.path(x)
         scores = out.scores.detach().float().cpu().numpy().astype(np.float64)
         maps = out.anomaly_map.detach().float().cpu().numpy().astype(np.float32)
         recon = None if out.reconstruction is None else from_tensor(out.reconstruction.detach().float().cpu())
-        return scores, maps, recon
+        texture = getattr(out, "texture", None)
+        texture = None if texture is None else texture.detach().float().cpu().numpy().astype(np.float64)
+        return scores, maps, recon, texture
 
     def _predictions(self, prepared: np.ndarray, t0: float) -> list[Prediction]:
-        scores, maps, recon = self.score_images(prepared)
+        scores, maps, recon, texture = self._score(prepared)
         elapsed = (time.perf_counter() - t0) * 1000.0 / max(1, len(prepared))
         thr = self._threshold
         preds = []
@@ -161,6 +169,7 @@ class Inspector:
                     image=prepared[i],
                     reconstruction=None if recon is None else recon[i],
                     latency_ms=elapsed,
+                    texture_part=0.0 if texture is None else float(texture[i]),
                 )
             )
         return preds

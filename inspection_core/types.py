@@ -79,3 +79,7 @@ class Prediction:
     image: np.ndarray
     reconstruction: np.ndarray | None = None
     latency_ms: float = 0.0
+    #: the part of ``score`` from the texture of the whole image, not from a
+    #: spot of the map (PatchCore's global term; 0 for the other families).
+    #: ``score - texture_part`` is what the map's hottest spot alone scores.
+    texture_part: float = 0.0

@@ -43,6 +43,7 @@ class VerdictBanner(QFrame):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self._text = "—"
         self._detail_text = ""
+        self._note_text = ""   # why, when the whole part's texture decided the verdict
         self._share_text = ""  # "148 % of the threshold": the operator's measure
         self.verdict = "IDLE"
         self.verdict_pt = 54
@@ -52,7 +53,7 @@ class VerdictBanner(QFrame):
         return QSize(420, 170)
 
     def _apply(self, key: str) -> None:
-        self.setAccessibleName(". ".join(t for t in (self._text, self._share_text, self._detail_text) if t))  # what the labels gave screen readers
+        self.setAccessibleName(". ".join(t for t in (self._text, self._share_text, self._detail_text, self._note_text) if t))  # what the labels gave screen readers
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
@@ -73,26 +74,32 @@ class VerdictBanner(QFrame):
         mid.setWeight(QFont.Weight.Bold)
         small = QFont(self.font())
         small.setPointSizeF(11 if self._share_text else 13)
-        for font, text in ((mid, self._share_text), (small, self._detail_text)):
+        for font, text in ((mid, self._share_text), (small, self._detail_text), (small, self._note_text)):
             while font.pointSizeF() > 8 and QFontMetrics(font).horizontalAdvance(text) > inner.width():
                 font.setPointSizeF(font.pointSizeF() - 1)  # shrink to fit: the figures must stay readable
         big_h = QFontMetrics(big).height()
         mid_h = QFontMetrics(mid).height() if self._share_text else 0
         small_h = QFontMetrics(small).height() if self._detail_text else 0
-        top = inner.y() + max(0.0, (inner.height() - big_h - mid_h - small_h) / 2)
+        note_h = QFontMetrics(small).height() if self._note_text else 0
+        top = inner.y() + max(0.0, (inner.height() - big_h - mid_h - small_h - note_h) / 2)
         p.setFont(big)
         p.drawText(QRectF(inner.x(), top, inner.width(), big_h), Qt.AlignmentFlag.AlignCenter, self._text)
         y = top + big_h
-        for font, text, h in ((mid, self._share_text, mid_h), (small, self._detail_text, small_h)):
+        for font, text, h in ((mid, self._share_text, mid_h), (small, self._detail_text, small_h),
+                              (small, self._note_text, note_h)):
             if text:
                 p.setFont(font)
                 shown = QFontMetrics(font).elidedText(text, Qt.TextElideMode.ElideRight, int(inner.width()))
                 p.drawText(QRectF(inner.x(), y, inner.width(), h), Qt.AlignmentFlag.AlignCenter, shown)
                 y += h
 
-    def set_verdict(self, verdict: str, score: float, high: float, low: float | None = None) -> None:
+    def set_verdict(self, verdict: str, score: float, high: float, low: float | None = None,
+                    texture_part: float = 0.0) -> None:
         """Show a verdict ("PASS", "REVIEW", "FAIL") with its score as a share of
-        the FAIL threshold and, smaller, the raw score against the threshold."""
+        the FAIL threshold and, smaller, the raw score against the threshold.
+        ``texture_part``: the part of the score from the texture of the whole
+        part (no spot on the heat map shows it); named, with what the hottest
+        spot alone scores, when it decides the verdict."""
         verdict = str(getattr(verdict, "value", verdict)).upper()
         self.verdict = verdict
         self.verdict_pt = 54
@@ -102,6 +109,10 @@ class VerdictBanner(QFrame):
             detail = f"score {score:.4g} in review band {format_threshold(high, low)}"
         else:
             detail = f"score {score:.4g} {rel} threshold {format_threshold(high, low) if rel == '>' or low is None else f'{low:.4g}'}"
+        spot = score - max(0.0, texture_part)
+        limit = high if low is None else low
+        self._note_text = (f"whole-part texture +{texture_part:.3g}; spot alone {spot:.4g}"
+                           if texture_part > 0 and score > limit >= spot else "")
         self._share_text = share_of_threshold(score, high)
         self._detail_text = detail
         self._apply(verdict)
@@ -113,6 +124,7 @@ class VerdictBanner(QFrame):
         self._text = text
         self._share_text = ""
         self._detail_text = detail
+        self._note_text = ""
         self._apply(self.verdict)
 
     @property
@@ -122,6 +134,11 @@ class VerdictBanner(QFrame):
     @property
     def detail(self) -> str:
         return self._detail_text
+
+    @property
+    def note(self) -> str:
+        """Why the verdict, when the texture of the whole part decided it ("" otherwise)."""
+        return self._note_text
 
     @property
     def share(self) -> str:

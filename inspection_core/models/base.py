@@ -39,11 +39,15 @@ from ..config import LEGACY_MODEL_KEYS, ModelConfig, TrainConfig
 class ScoreOutput:
     """Scores for a batch. ``scores``: (B,) float32, larger = more anomalous.
     ``anomaly_map``: (B, H, W) float32 at input resolution.
-    ``reconstruction``: (B, C, H, W) in [-1, 1], or None."""
+    ``reconstruction``: (B, C, H, W) in [-1, 1], or None.
+    ``texture``: (B,) the part of each score that comes from the texture of
+    the whole image rather than from a spot of the map (PatchCore's global
+    term), or None for a family without one."""
 
     scores: torch.Tensor
     anomaly_map: torch.Tensor
     reconstruction: torch.Tensor | None = None
+    texture: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

@@ -432,12 +432,14 @@ class PatchCore(Detector):
             dd, ii = nearest_distances(patches[i], bank, bank_sq, coarse=coarse)
             dist[i], nn_idx[i] = dd[:, 0], ii[:, 0]
         amap, scores = self._map_and_score(dist.view(b, h, w), x.shape[-2:])
+        texture = None
         if scores is None:
             arg = dist.argmax(dim=1)
             scores = self._reweight(patches, dist, nn_idx, arg)
         elif self.global_active:
-            scores = scores + self.global_term(emb)
-        return ScoreOutput(scores=scores.float(), anomaly_map=amap.float(), reconstruction=None)
+            texture = self.global_term(emb).float()
+            scores = scores + texture
+        return ScoreOutput(scores=scores.float(), anomaly_map=amap.float(), reconstruction=None, texture=texture)
 
     def _map_and_score(self, dist: torch.Tensor, size: tuple[int, int] | torch.Size
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:

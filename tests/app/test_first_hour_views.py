@@ -45,6 +45,21 @@ def test_the_banner_says_how_far_from_the_threshold(qtbot) -> None:
     assert share_of_threshold(1.0, 0.0) == ""  # no share of a threshold at zero
 
 
+def test_the_banner_says_when_the_whole_parts_texture_decides(qtbot) -> None:
+    """PatchCore's global texture term can fail a part whose hottest spot
+    alone would pass: the banner says so, and only then."""
+    banner = VerdictBanner()
+    qtbot.addWidget(banner)
+    banner.set_verdict("FAIL", 1.2, 1.0, texture_part=0.5)  # the spot alone (0.7) would pass
+    assert banner.note == "whole-part texture +0.5; spot alone 0.7"
+    banner.set_verdict("FAIL", 1.6, 1.0, texture_part=0.5)  # the spot alone fails too
+    assert banner.note == ""
+    banner.set_verdict("REVIEW", 0.95, 1.0, 0.9, texture_part=0.2)  # in the review band only by the texture
+    assert banner.note.startswith("whole-part texture +0.2")
+    banner.set_verdict("PASS", 0.5, 1.0, texture_part=0.2)
+    assert banner.note == ""
+
+
 def test_the_last_parts_are_labelled_by_their_share(qtbot) -> None:
     strip = RecentStrip()
     qtbot.addWidget(strip)

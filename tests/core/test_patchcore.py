@@ -180,6 +180,7 @@ def test_the_global_texture_term_raises_a_part_whose_whole_surface_differs() -> 
         add_coarse = out_coarse.scores - out_coarse.anomaly_map.flatten(1).max(1).values
     assert bool((add_good >= 0).all()) and bool((add_coarse >= 0).all())
     assert float(add_coarse.min()) > float(add_good.max()), (add_good, add_coarse)
+    torch.testing.assert_close(out_coarse.texture, add_coarse)  # what an operator is told came from the texture
     off = _model(bank_augment=[], global_weight=0.0)
     assert _fit(off, _textures(32, 0))["global_term"] == {"weight": 0.0}
     with torch.inference_mode():
@@ -217,6 +218,19 @@ def test_a_bundle_from_before_the_global_term_loads_and_scores_as_before() -> No
         out = again.eval()(x)
     assert not again.global_active
     torch.testing.assert_close(out.scores, out.anomaly_map.flatten(1).max(1).values)
+
+
+def test_a_prediction_says_which_part_of_its_score_is_the_whole_texture(tiny_patchcore_bundle: Path,
+                                                                       tiny_ganomaly_bundle: Path) -> None:
+    from inspection_core.inference import Inspector
+
+    insp = Inspector(tiny_patchcore_bundle, device="cpu", precision="fp32")
+    assert insp.model.global_active
+    image = (np.random.default_rng(0).random((80, 80, 3)) * 255).astype(np.uint8)
+    p = insp.predict(image)
+    assert p.texture_part > 0  # noise is nothing like the demo's parts, all over
+    assert p.score - p.texture_part == pytest.approx(float(p.anomaly_map.max()), rel=1e-5)
+    assert Inspector(tiny_ganomaly_bundle, device="cpu").predict(image).texture_part == 0.0
 
 
 def test_too_few_training_images_leave_the_global_term_off_saying_why() -> None:
