@@ -429,9 +429,9 @@ class TrainView(QWidget):
         tr = manifest.get("training", {})
         th = manifest.get("threshold", {})
         if tr.get("fit_mode") == "one_pass":
-            fit = tr.get("fit") or {}
-            bank = f", memory bank of {fit['memory_bank']} patches" if "memory_bank" in fit else ""
-            run = f"built in one pass in {_duration(tr.get('duration_s'))} on {tr.get('device', '?')}{bank}"
+            from inspection_core.usecases.training import describe_fit
+
+            run = f"built in one pass in {_duration(tr.get('duration_s'))} on {tr.get('device', '?')}{describe_fit(tr.get('fit'))}"
         else:
             run = (f"{tr.get('epochs_run', '?')} epochs ({tr.get('updates', '?')} updates) in "
                    f"{_duration(tr.get('duration_s'))} on {tr.get('device', '?')}, best epoch {tr.get('best_epoch', '?')}")

@@ -152,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"saved {path}")
     print(describe(read_manifest(path)))
     if tr["fit_mode"] == "one_pass":
-        fit = tr.get("fit") or {}
-        extra = f", memory bank {fit['memory_bank']} patches" if "memory_bank" in fit else ""
-        print(f"fitted in {tr['duration_s']:.1f} s on {tr['device']} ({tr['precision']}){extra}")
+        from ..usecases.training import describe_fit
+
+        print(f"fitted in {tr['duration_s']:.1f} s on {tr['device']} ({tr['precision']}){describe_fit(tr.get('fit'))}")
     else:
         print(f"trained {tr['updates']} updates ({tr['epochs_run']} rounds) in {tr['duration_s']:.1f} s on "
               f"{tr['device']} ({tr['precision']}), best round {tr['best_epoch']}")

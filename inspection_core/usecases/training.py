@@ -93,4 +93,17 @@ def train_and_save(
     return TrainOutcome(path=path, manifest=manifest, stopped_reason=result.stopped_reason)
 
 
-__all__ = ["TrainOutcome", "train_and_save"]
+def describe_fit(fit: dict[str, Any] | None) -> str:
+    """What a one-pass fit built, for the CLI's and the Train view's summary
+    (", memory bank of 8468 patches, global texture term on"); "" if nothing."""
+    fit = fit or {}
+    parts = []
+    if "memory_bank" in fit:
+        parts.append(f"memory bank of {fit['memory_bank']} patches")
+    term = fit.get("global_term")
+    if isinstance(term, dict) and float(term.get("weight") or 0) > 0:
+        parts.append(f"global texture term off ({term['off']})" if term.get("off") else "global texture term on")
+    return "".join(", " + p for p in parts)
+
+
+__all__ = ["TrainOutcome", "describe_fit", "train_and_save"]

@@ -290,3 +290,15 @@ def test_defaults_find_real_defects(torch_home: Path) -> None:
     metrics, _ = evaluate(Inspector(in_memory_bundle(res), device="cpu"), root)
     assert metrics["image_auroc"] >= 0.88, metrics["image_auroc"]
     assert metrics["pixel_auroc"] >= 0.72, metrics["pixel_auroc"]
+
+
+def test_the_training_summary_says_whether_the_global_term_is_on() -> None:
+    from inspection_core.usecases.training import describe_fit
+
+    model = _model(bank_augment=[])
+    on = describe_fit(_fit(model, _textures(16, 0)))
+    assert on.startswith(", memory bank of ") and on.endswith("global texture term on")
+    few = describe_fit(_fit(_model(bank_augment=[]), _textures(6, 0)))
+    assert "global texture term off (fewer than 10 training images)" in few
+    assert "global" not in describe_fit(_fit(_model(bank_augment=[], global_weight=0.0), _textures(16, 0)))
+    assert describe_fit({}) == ""
