@@ -189,11 +189,9 @@ def main() -> int:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="inspector-pcvariants-"))
     if args.torch_home_from_shared:
-        ck = tmp / "torch" / "hub" / "checkpoints"
-        ck.mkdir(parents=True)
-        for f in (ROOT.parent / "shared" / "weights").glob("*.pth"):
-            shutil.copy(f, ck / f.name)
-        os.environ["TORCH_HOME"] = str(tmp / "torch")
+        from _torch_home import torch_home_from_shared
+
+        torch_home_from_shared(tmp)
     torch.set_num_threads(os.cpu_count() or 2)
     pcm.PatchCore.embed = _embed
     pcm.nearest_distances = _nearest

@@ -127,11 +127,9 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="inspector-quality-"))
     if args.torch_home_from_shared:
-        ck = tmp / "torch" / "hub" / "checkpoints"
-        ck.mkdir(parents=True)
-        for f in (ROOT.parent / "shared" / "weights").glob("*.pth"):
-            shutil.copy(f, ck / f.name)
-        os.environ["TORCH_HOME"] = str(tmp / "torch")
+        from _torch_home import torch_home_from_shared
+
+        torch_home_from_shared(tmp)
     out = args.out or tmp / "bundles"
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
