@@ -71,17 +71,11 @@ def _embed(self: pcm.PatchCore, x: torch.Tensor) -> torch.Tensor:
     if STATE["gain"] is not None and not STATE["gain_pre"]:
         x = _gain(x)
     feats = self.features(x)
-    k = int(self.params["neighbourhood"])
     size = self._grid(x.shape[-2], x.shape[-1])
+    pool = F.adaptive_max_pool2d if STATE["maxpool"] else F.adaptive_avg_pool2d
     parts = []
     for name in self.features.layers:
-        f = feats[name].float()
-        if k > 1:
-            f = F.avg_pool2d(f, k, stride=1, padding=k // 2)
-        if f.shape[-1] > size[-1] or f.shape[-2] > size[-2]:
-            f = (F.adaptive_max_pool2d if STATE["maxpool"] else F.adaptive_avg_pool2d)(f, size)
-        if f.shape[-2:] != size:
-            f = F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+        f = self.layer_on_grid(feats[name], size, pool)
         if STATE["transform"] is not None:
             f = STATE["transform"](name, f)
         parts.append(f)

@@ -378,21 +378,26 @@ class PatchCore(Detector):
         s = int(self.params["grid_stride"])
         return max(1, math.ceil(h / s)), max(1, math.ceil(w / s))
 
+    def layer_on_grid(self, f: torch.Tensor, size: tuple[int, int],
+                      pool: Callable[..., torch.Tensor] = F.adaptive_avg_pool2d) -> torch.Tensor:
+        """One layer's feature map averaged over its ``neighbourhood`` and
+        brought to the patch grid (finer maps pooled down, coarser ones
+        upsampled)."""
+        f = f.float()
+        k = int(self.params["neighbourhood"])
+        if k > 1:
+            f = F.avg_pool2d(f, k, stride=1, padding=k // 2)
+        if f.shape[-1] > size[-1] or f.shape[-2] > size[-2]:
+            f = pool(f, size)
+        if f.shape[-2:] != size:
+            f = F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+        return f
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Patch descriptors (B, D, h, w) on the ``grid_stride`` grid."""
         feats = self.features(x)
-        k = int(self.params["neighbourhood"])
         size = self._grid(x.shape[-2], x.shape[-1])
-        parts = []
-        for name in self.features.layers:
-            f = feats[name].float()
-            if k > 1:
-                f = F.avg_pool2d(f, k, stride=1, padding=k // 2)
-            if f.shape[-1] > size[-1] or f.shape[-2] > size[-2]:
-                f = F.adaptive_avg_pool2d(f, size)
-            if f.shape[-2:] != size:
-                f = F.interpolate(f, size=size, mode="bilinear", align_corners=False)
-            parts.append(f)
+        parts = [self.layer_on_grid(feats[name], size) for name in self.features.layers]
         return torch.cat(parts, dim=1)
 
     # -------------------------------------------------------------- inference
