@@ -528,6 +528,7 @@ class PatchCore(Detector):
         self._fit_count = 0
         self._fit_src: list[torch.Tensor] = []
         self._fit_stats: list[torch.Tensor] = []
+        self._fit_stats_src: list[torch.Tensor] = []  # (image index, 1 for the image itself / 0 for a view)
         n = max(1, info.n_train)
         self._loo_pick = {int(round(i * (n - 1) / max(1, _LOO_IMAGES - 1))) for i in range(min(n, _LOO_IMAGES))}
         self._loo: list[tuple[int, torch.Tensor]] = []
@@ -543,8 +544,10 @@ class PatchCore(Detector):
                 emb = self.embed(view)
             b, d = emb.shape[0], emb.shape[1]
             patches = emb.permute(0, 2, 3, 1).reshape(b, -1, d).cpu()
+            # the Gaussian holds every exposure of each training image (as the bank does)
+            self._fit_stats.append(self.texture_stats(emb).cpu())
+            self._fit_stats_src.append(torch.stack([torch.arange(first, first + b), torch.full((b,), int(v == 0))], 1))
             if v == 0:
-                self._fit_stats.append(self.texture_stats(emb).cpu())
                 self._loo.extend((first + i, patches[i].clone()) for i in range(b) if first + i in self._loo_pick)
             reduced = self._reduce(patches)
             keep = max(1, int(round(patches.shape[1] * float(self.params["local_keep"]))))
@@ -576,7 +579,7 @@ class PatchCore(Detector):
         record = {"patches_seen": int(round(seen)), "candidates": int(n), "memory_bank": int(self.memory_bank.shape[0]),
                   "patch_sampling": round(self._fit_keep, 4)}
         record["global_term"] = self._fit_global(src[idx])
-        self._fit_stats, self._loo = [], []
+        self._fit_stats, self._fit_stats_src, self._loo = [], [], []
         return record
 
     def _fit_global(self, bank_src: torch.Tensor) -> dict[str, Any]:
@@ -588,21 +591,27 @@ class PatchCore(Detector):
         self.global_norm.zero_()
         weight = float(self.params["global_weight"])
         stats = torch.cat(self._fit_stats).double().numpy() if self._fit_stats else None
+        src = torch.cat(self._fit_stats_src).numpy() if self._fit_stats_src else None
         if weight <= 0:
             return {"weight": 0.0}
         if self.params["score"] == "reweighted":
             return {"weight": weight, "off": "not used with the re-weighted score"}
-        if stats is None or stats.shape[0] < _GLOBAL_MIN_IMAGES:
+        n = 0 if src is None else int(src[:, 1].sum())
+        if stats is None or src is None or n < _GLOBAL_MIN_IMAGES:
             return {"weight": weight, "off": f"fewer than {_GLOBAL_MIN_IMAGES} training images"}
-        n = stats.shape[0]
-        # held-out distances: each fold against the Gaussian of the others
-        held = np.zeros(n)
-        folds = np.arange(n) % _GLOBAL_FOLDS
+        # held-out distances of the images themselves: each fold of images
+        # (with all their exposures) against the Gaussian of the others
+        folds = src[:, 0] % _GLOBAL_FOLDS
+        own = src[:, 1] == 1
+        held = []
         for f in range(_GLOBAL_FOLDS):
-            inside = folds != f
+            inside, out = folds != f, (folds == f) & own
+            if not out.any():
+                continue
             mean, prec = _gaussian(stats[inside], ledoit_wolf)
-            c = stats[~inside] - mean
-            held[~inside] = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", c, prec, c), 0.0))
+            c = stats[out] - mean
+            held.append(np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", c, prec, c), 0.0)))
+        held = np.concatenate(held)
         mean, prec = _gaussian(stats, ledoit_wolf)
         # the patch score of good images: training images against the bank
         # without their own patches (their other exposures included)
