@@ -20,8 +20,9 @@ crack that changes the texture over a larger area, can leave every patch
 close to some good patch. The image score therefore adds a global texture
 term (``global_weight``): each image's texture statistics (the standard
 deviation of every descriptor channel over the image) against a Gaussian of
-the training images' (Ledoit-Wolf shrinkage), as a Mahalanobis distance in
-standard deviations of held-out good images (5-fold), scaled by the spread
+the training images' at every exposure the bank holds (Ledoit-Wolf
+shrinkage), as a Mahalanobis distance in standard deviations of held-out
+good images (5 folds of images, each with its exposures), scaled by the spread
 of the patch score of good images (leave-one-out on training images: the
 bank without the image's own patches) and only where it exceeds the typical
 good image, so that it can raise a score and never hide a local defect.
