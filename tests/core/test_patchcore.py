@@ -288,8 +288,8 @@ def test_defaults_find_real_defects(torch_home: Path) -> None:
     torch.set_num_threads(2)
     res = train(root, mcfg, tcfg)
     metrics, _ = evaluate(Inspector(in_memory_bundle(res), device="cpu"), root)
-    assert metrics["image_auroc"] >= 0.88, metrics["image_auroc"]
-    assert metrics["pixel_auroc"] >= 0.72, metrics["pixel_auroc"]
+    assert metrics["image_auroc"] >= 0.91, metrics["image_auroc"]  # 0.930 (0.917 without the global texture term)
+    assert metrics["pixel_auroc"] >= 0.74, metrics["pixel_auroc"]
 
 
 def test_the_training_summary_says_whether_the_global_term_is_on() -> None:
