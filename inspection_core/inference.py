@@ -148,8 +148,7 @@ class Inspector:
         scores = out.scores.detach().float().cpu().numpy().astype(np.float64)
         maps = out.anomaly_map.detach().float().cpu().numpy().astype(np.float32)
         recon = None if out.reconstruction is None else from_tensor(out.reconstruction.detach().float().cpu())
-        texture = getattr(out, "texture", None)
-        texture = None if texture is None else texture.detach().float().cpu().numpy().astype(np.float64)
+        texture = None if out.texture is None else out.texture.detach().float().cpu().numpy().astype(np.float64)
         return scores, maps, recon, texture
 
     def _predictions(self, prepared: np.ndarray, t0: float) -> list[Prediction]:

@@ -463,8 +463,7 @@ class InspectView(QWidget):
         else:
             self.recon_pane.clear(NO_RECONSTRUCTION)
         self.heat_pane.set_image(heat_overlay(shown, p.heat))
-        self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low,
-                                getattr(p, "texture_part", 0.0))
+        self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low, p.texture_part)
         when = time.strftime("%H:%M:%S", time.localtime(r.frame_timestamp))
         self.ref_label.setText(f"{when}   {r.frame_ref}")
         self.rendered.emit(r)

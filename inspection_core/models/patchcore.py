@@ -618,13 +618,14 @@ class PatchCore(Detector):
         # without their own patches (their other exposures included)
         loo = []
         bank = self.memory_bank.float().cpu()
+        bank_sq = (bank * bank).sum(1)
         gh, gw = self._grid(self._fit_image_size, self._fit_image_size)
         size = (self._fit_image_size, self._fit_image_size)
         for i, patches in self._loo:
-            others = bank[bank_src != i]
-            if others.shape[0] == 0:
+            others = bank_src != i
+            if not others.any():
                 continue
-            dd, _ = nearest_distances(patches.float(), others)
+            dd, _ = nearest_distances(patches.float(), bank[others], bank_sq[others])
             _, sc = self._map_and_score(dd[:, 0].view(1, gh, gw), size)
             loo.append(float(sc[0]))
         score_sd, held_sd = float(np.std(loo)) if len(loo) >= 4 else 0.0, float(held.std())
