@@ -33,7 +33,7 @@ from torch import nn
 
 from ..config import ModelConfig, TrainConfig
 from .base import Detector, ScoreOutput, weights_init
-from .residual import ResidualScoring, check_residual_params, residual_params
+from .residual import ResidualScoring, check_residual_params, check_window, net_size, residual_params
 from .blocks import check_dcgan_config, dcgan_params, Decoder, Encoder, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
@@ -87,7 +87,7 @@ class BiGAN(ResidualScoring, Detector):
                 raise ValueError(f"bigan: {key} must be >= 0, got {p[key]}")
         if int(p["n_critic"]) < 1 or int(p["n_critic"]) != p["n_critic"]:
             raise ValueError(f"bigan: n_critic must be a whole number >= 1, got {p['n_critic']}")
-        s, c, k, w = cfg.image_size, cfg.channels, int(p['latent_dim']), int(p['base_width'])
+        s, c, k, w = net_size(cfg.image_size, p), cfg.channels, int(p['latent_dim']), int(p['base_width'])
         self.encoder = Encoder(s, c, k, w)
         self.generator = Decoder(s, k, c, w)
         self.critic = JointCritic(s, c, k, w)
@@ -101,11 +101,14 @@ class BiGAN(ResidualScoring, Detector):
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
-        check_dcgan_config(cls.name, cfg.image_size, cfg.params)
         check_residual_params(cls.name, cfg.params)
+        check_window(cls.name, cfg.image_size, cfg.params)
+        check_dcgan_config(cls.name, net_size(cfg.image_size, cfg.params), cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
+        if self.window:
+            return self.reconstruction_output(x, self.windowed(x, lambda w: self.generator(self.encoder(w))), None)
         z = self.encoder(x)
         x_hat = self.generator(z)
         if not self.uses_paper_score:  # the map's score: no critic passes
@@ -161,6 +164,7 @@ class BiGAN(ResidualScoring, Detector):
         if not self.optimizers:
             raise RuntimeError("bigan: call configure_optimizers() before training_step()")
         p = self.params
+        x = self.training_view(x)
         b = x.shape[0]
 
         # critic: maximise D(x, E(x)) - D(G(z), z), with the gradient penalty

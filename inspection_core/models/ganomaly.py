@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
 from .base import ScoreOutput, weights_init
-from .residual import ResidualScoring, check_residual_params, residual_params
+from .residual import ResidualScoring, check_residual_params, check_window, net_size, residual_params
 from .blocks import check_dcgan_config, dcgan_params, Decoder, Discriminator, Encoder, frozen, per_image_mse
 from .registry import register
 
@@ -51,8 +51,9 @@ class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
         for key in ("w_adv", "w_con", "w_enc"):
             if float(self.params[key]) < 0:
                 raise ValueError(f"ganomaly: loss weight {key} must be >= 0, got {self.params[key]}")
-        self.generator = GanomalyGenerator(cfg.image_size, cfg.channels, int(self.params['latent_dim']), int(self.params['base_width']))
-        self.discriminator = Discriminator(cfg.image_size, cfg.channels, int(self.params['base_width']))
+        s = net_size(cfg.image_size, self.params)
+        self.generator = GanomalyGenerator(s, cfg.channels, int(self.params['latent_dim']), int(self.params['base_width']))
+        self.discriminator = Discriminator(s, cfg.channels, int(self.params['base_width']))
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
         self.init_residual()
@@ -63,11 +64,14 @@ class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
-        check_dcgan_config(cls.name, cfg.image_size, cfg.params)
         check_residual_params(cls.name, cfg.params)
+        check_window(cls.name, cfg.image_size, cfg.params)
+        check_dcgan_config(cls.name, net_size(cfg.image_size, cfg.params), cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
+        if self.window:
+            return self.reconstruction_output(x, self.windowed(x, lambda w: self.generator(w, encode_back=False)[0]), None)
         x_hat, z, z_hat = self.generator(x, encode_back=self.uses_paper_score)
         return self.reconstruction_output(x, x_hat, None if z_hat is None else per_image_mse(z, z_hat))
 
@@ -76,6 +80,7 @@ class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
         if not self.optimizers:
             raise RuntimeError("ganomaly: call configure_optimizers() before training_step()")
         p = self.params
+        x = self.training_view(x)
         # generator update: D is only a feature extractor here
         with frozen(self.discriminator), self.autocast():
             x_hat, z, z_hat = self.generator(self.training_input(x))

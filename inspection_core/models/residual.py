@@ -18,6 +18,15 @@ The image score is the map's top-``top_k`` mean (``score = "map"``), so a
 small defect is not averaged away by a whole-image mean, or the paper's own
 score (``score = "paper"``). Every map is computed per image, so scores
 never depend on the batch.
+
+Crops and sliding windows (``window``, a network size smaller than the
+input): the networks are built for ``window`` px, trained on one random
+``window``-px crop of each full-size training image per update, and at
+inspection reconstruct the full image window by window (half-window stride,
+the overlaps blended with weights that fall towards each window's border),
+so that the map and the reconstruction have the input's full size and a
+small defect is seen at full resolution. The paper's scores are per window,
+so a windowed model scores with the map.
 """
 
 from __future__ import annotations
@@ -45,7 +54,47 @@ def residual_params() -> dict[str, Any]:
         "perceptual_weights": "imagenet",
         "w_perceptual": 0.0,
         "synthetic_defects": 0.0,
+        "window": 0,
     }
+
+
+def net_size(image_size: int, p: dict[str, Any]) -> int:
+    """The size the networks are built for: ``window`` when set, else the input size."""
+    w = p.get("window", 0)
+    return int(w) if w else int(image_size)
+
+
+def check_window(name: str, image_size: int, p: dict[str, Any]) -> None:
+    """A ``window`` is 0 (off) or a network size below the input size, and
+    a windowed model scores with the map."""
+    from .blocks import DCGAN_IMAGE_SIZES
+
+    w = p["window"]
+    if w == 0:
+        return
+    if isinstance(w, bool) or not isinstance(w, int) or w not in DCGAN_IMAGE_SIZES or w >= image_size:
+        raise ValueError(f"{name}: window must be 0 (off) or one of "
+                         f"{', '.join(str(s) for s in DCGAN_IMAGE_SIZES if s < image_size) or 'no size'} "
+                         f"(smaller than the image size {image_size}), got {w!r}")
+    if p["score"] != "map":
+        raise ValueError(f"{name}: a windowed model (window={w}) scores with the map; set score=map")
+
+
+def window_positions(size: int, window: int) -> list[int]:
+    """Window starts along one axis: half-window stride, the last flush with the border."""
+    step = max(1, window // 2)
+    starts = list(range(0, size - window + 1, step))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    return starts
+
+
+def _window_weight(window: int, device: torch.device) -> torch.Tensor:
+    """(window, window) blending weights: 1 at the centre, falling linearly to
+    0.1 at the border, so that overlapping windows meet without seams."""
+    t = torch.linspace(-1.0, 1.0, window, device=device).abs()
+    w1 = 1.0 - 0.9 * t
+    return w1[:, None] * w1[None, :]
 
 
 def check_residual_params(name: str, p: dict[str, Any]) -> None:
@@ -193,6 +242,48 @@ class ResidualScoring:
 
         amap = self.residual.anomaly_map(x, x_hat)
         return ScoreOutput(scores=self.residual.score(amap, paper_score), anomaly_map=amap, reconstruction=x_hat.float())
+
+    @property
+    def window(self) -> int:
+        """The network's input size when it slides over a larger image, else 0."""
+        return int(self.params.get("window", 0) or 0)
+
+    def training_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What a training step sees of a batch: one random ``window``-px
+        crop of each image (its own position per image) for a windowed
+        model, else ``x`` itself."""
+        w = self.window
+        h, wd = x.shape[-2], x.shape[-1]
+        if not w or (h <= w and wd <= w):
+            return x
+        b = x.shape[0]
+        ys = torch.randint(0, h - w + 1, (b,), device=x.device)
+        xs = torch.randint(0, wd - w + 1, (b,), device=x.device)
+        ar = torch.arange(w, device=x.device)
+        rows = (ys[:, None] + ar)[:, :, None]       # (B, w, 1)
+        cols = (xs[:, None] + ar)[:, None, :]       # (B, 1, w)
+        idx = torch.arange(b, device=x.device)[:, None, None]
+        return x.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+    def windowed(self, x: torch.Tensor, reconstruct: Any) -> torch.Tensor:
+        """``reconstruct`` (windows -> reconstructed windows) applied to the
+        full image window by window and blended back to the input's size;
+        ``reconstruct(x)`` itself when the model is not windowed."""
+        w = self.window
+        h, wd = x.shape[-2], x.shape[-1]
+        if not w or (h == w and wd == w):
+            return reconstruct(x)
+        pos = [(r, c) for r in window_positions(h, w) for c in window_positions(wd, w)]
+        b, ch = x.shape[0], x.shape[1]
+        crops = torch.stack([x[:, :, r : r + w, c : c + w] for r, c in pos], dim=1).reshape(b * len(pos), ch, w, w)
+        rec = reconstruct(crops).float().reshape(b, len(pos), ch, w, w)
+        weight = _window_weight(w, x.device)
+        out = torch.zeros(b, ch, h, wd, device=x.device)
+        total = torch.zeros(h, wd, device=x.device)
+        for i, (r, c) in enumerate(pos):
+            out[:, :, r : r + w, c : c + w] += rec[:, i] * weight
+            total[r : r + w, c : c + w] += weight
+        return out / total
 
     def training_input(self, x: torch.Tensor) -> torch.Tensor:
         """The generator's input in a training step: ``x`` with synthetic

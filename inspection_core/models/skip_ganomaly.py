@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
 from .base import ScoreOutput, weights_init
-from .residual import ResidualScoring, check_residual_params, residual_params
+from .residual import ResidualScoring, check_residual_params, check_window, net_size, residual_params
 from .blocks import check_dcgan_config, dcgan_params, Discriminator, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
@@ -113,9 +113,10 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
         if not 0.0 <= float(self.params["lam"]) <= 1.0:
             raise ValueError(f"skip-ganomaly: lam must be in [0, 1], got {self.params['lam']}")
         p = self.params
-        self.generator = UNetGenerator(cfg.image_size, cfg.channels, int(p["latent_dim"]), int(p["base_width"]),
+        s = net_size(cfg.image_size, p)
+        self.generator = UNetGenerator(s, cfg.channels, int(p["latent_dim"]), int(p["base_width"]),
                                        int(p["drop_skips"]), float(p["skip_dropout"]))
-        self.discriminator = Discriminator(cfg.image_size, cfg.channels, int(self.params['base_width']))
+        self.discriminator = Discriminator(s, cfg.channels, int(self.params['base_width']))
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
         self.init_residual()
@@ -127,10 +128,11 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
-        check_dcgan_config(cls.name, cfg.image_size, cfg.params)
         check_residual_params(cls.name, cfg.params)
+        check_window(cls.name, cfg.image_size, cfg.params)
+        check_dcgan_config(cls.name, net_size(cfg.image_size, cfg.params), cfg.params)
         p = cfg.params
-        levels = len(pyramid_widths(cfg.image_size, int(p["base_width"])))
+        levels = len(pyramid_widths(net_size(cfg.image_size, p), int(p["base_width"])))
         if isinstance(p["drop_skips"], bool) or not isinstance(p["drop_skips"], int) or not 0 <= p["drop_skips"] <= levels:
             raise ValueError(f"skip-ganomaly: drop_skips must be a whole number in [0, {levels}], got {p['drop_skips']!r}")
         if not 0.0 <= float(p["skip_dropout"]) < 1.0:
@@ -138,6 +140,8 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:
+        if self.window:
+            return self.reconstruction_output(x, self.windowed(x, self.generator), None)
         x_hat = self.generator(x)
         if not self.uses_paper_score:  # the map's score: no discriminator pass
             return self.reconstruction_output(x, x_hat, None)
@@ -152,6 +156,7 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
         if not self.optimizers:
             raise RuntimeError("skip-ganomaly: call configure_optimizers() before training_step()")
         p = self.params
+        x = self.training_view(x)
         with frozen(self.discriminator), self.autocast():
             x_hat = self.generator(self.training_input(x))
             _, feat_real = self.discriminator(x)
