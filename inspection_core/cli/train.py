@@ -130,6 +130,16 @@ def configs_from_args(args: argparse.Namespace, channels: int) -> tuple[Any, Any
         raise CliError(str(exc)) from None
 
 
+def _without_check_result(bar: ProgressBar) -> Any:
+    """The progress callback minus the fast path's check result, which the
+    summary below prints (it appeared twice before)."""
+    def forward(ev: Any) -> None:
+        if ev.kind == "message" and isinstance(ev.payload, dict) and "fidelity" in ev.payload:
+            return
+        bar(ev)
+    return forward
+
+
 def run(args: argparse.Namespace) -> int:
     from ..bundle import describe, read_manifest
     from ..data.dataset import scan_dataset
@@ -143,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     mcfg.channels = index.channels
     bar = ProgressBar(f"train {args.model}", enabled=True if args.progress else None)
     try:
-        outcome = train_and_save(index, mcfg, tcfg, args.out, progress=bar, evaluate_test=not args.no_evaluate,
+        outcome = train_and_save(index, mcfg, tcfg, args.out, progress=_without_check_result(bar),
+                                 evaluate_test=not args.no_evaluate,
                                  val_data=args.val_data)
     finally:
         bar.close()

@@ -86,7 +86,7 @@ def train_and_save(
         if checked is not None:
             fid, fast_inference = checked
             manifest = fidelity_record(manifest, fid, fast_inference)
-            progress(ProgressEvent("message", message=fid.summary()))
+            progress(ProgressEvent("message", message=fid.summary(), payload={"fidelity": fid.to_dict()}))
     cancel.raise_if_cancelled()
     result.manifest = manifest
     path = save_bundle(out, result.model, manifest)

@@ -38,6 +38,11 @@ def test_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
                        "--device", "cpu")
     assert rc == 0, err
     assert bundle.exists() and "saved" in out and "test split: image AUROC" in out
+    from inspection_core.acceleration import fast_precision
+
+    # the fast path's check, where this CPU has one, is reported once, in the summary
+    assert (out + err).count("verdicts differ from fp32") == (1 if fast_precision("cpu") == "bf16" else 0)
+    assert "verdicts differ from fp32" not in err
 
     rc, out, err = run(capsys, "evaluate", "--bundle", str(bundle), "--data", str(tmp_path / "demo"), "--report",
                        str(tmp_path / "rep"))
