@@ -33,8 +33,8 @@ from torch import nn
 
 from ..config import ModelConfig, TrainConfig
 from .base import Detector, ScoreOutput, weights_init
-from .residual import ResidualScoring, check_residual_params, check_window, net_size, residual_params
-from .blocks import check_dcgan_config, dcgan_params, Decoder, Encoder, frozen, per_image_mse, pyramid_widths
+from .residual import ResidualScoring, check_reconstruction_config, net_size, residual_params
+from .blocks import dcgan_params, Decoder, Encoder, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
 
@@ -101,9 +101,7 @@ class BiGAN(ResidualScoring, Detector):
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
-        check_residual_params(cls.name, cfg.params)
-        check_window(cls.name, cfg.image_size, cfg.params)
-        check_dcgan_config(cls.name, net_size(cfg.image_size, cfg.params), cfg.params)
+        check_reconstruction_config(cls.name, cfg.image_size, cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:

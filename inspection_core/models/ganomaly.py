@@ -19,8 +19,8 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
 from .base import ScoreOutput, weights_init
-from .residual import ResidualScoring, check_residual_params, check_window, net_size, residual_params
-from .blocks import check_dcgan_config, dcgan_params, Decoder, Discriminator, Encoder, frozen, per_image_mse
+from .residual import ResidualScoring, check_reconstruction_config, net_size, residual_params
+from .blocks import dcgan_params, Decoder, Discriminator, Encoder, frozen, per_image_mse
 from .registry import register
 
 
@@ -64,9 +64,7 @@ class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
-        check_residual_params(cls.name, cfg.params)
-        check_window(cls.name, cfg.image_size, cfg.params)
-        check_dcgan_config(cls.name, net_size(cfg.image_size, cfg.params), cfg.params)
+        check_reconstruction_config(cls.name, cfg.image_size, cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:

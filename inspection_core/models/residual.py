@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import gaussian_kernel1d, smooth_map
+from .blocks import DCGAN_IMAGE_SIZES, check_dcgan_config
 
 RESIDUALS = ("pixel", "ssim", "perceptual", "perceptual+ssim")
 SCORES = ("paper", "map")
@@ -64,11 +65,18 @@ def net_size(image_size: int, p: dict[str, Any]) -> int:
     return int(w) if w else int(image_size)
 
 
+def check_reconstruction_config(name: str, image_size: int, p: dict[str, Any]) -> None:
+    """What every reconstruction family checks of its config: the map and
+    score parameters, the window, and the DCGAN networks' size (the window's
+    when set, else the input's)."""
+    check_residual_params(name, p)
+    check_window(name, image_size, p)
+    check_dcgan_config(name, net_size(image_size, p), p)
+
+
 def check_window(name: str, image_size: int, p: dict[str, Any]) -> None:
     """A ``window`` is 0 (off) or a network size below the input size, and
     a windowed model scores with the map."""
-    from .blocks import DCGAN_IMAGE_SIZES
-
     w = p["window"]
     if w == 0:
         return
@@ -257,13 +265,9 @@ class ResidualScoring:
         if not w or (h <= w and wd <= w):
             return x
         b = x.shape[0]
-        ys = torch.randint(0, h - w + 1, (b,), device=x.device)
-        xs = torch.randint(0, wd - w + 1, (b,), device=x.device)
-        ar = torch.arange(w, device=x.device)
-        rows = (ys[:, None] + ar)[:, :, None]       # (B, w, 1)
-        cols = (xs[:, None] + ar)[:, None, :]       # (B, 1, w)
-        idx = torch.arange(b, device=x.device)[:, None, None]
-        return x.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2).contiguous()
+        ys = torch.randint(0, h - w + 1, (b,)).tolist()
+        xs = torch.randint(0, wd - w + 1, (b,)).tolist()
+        return torch.stack([x[i, :, r : r + w, c : c + w] for i, (r, c) in enumerate(zip(ys, xs))])
 
     def windowed(self, x: torch.Tensor, reconstruct: Any) -> torch.Tensor:
         """``reconstruct`` (windows -> reconstructed windows) applied to the

@@ -20,8 +20,8 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
 from .base import ScoreOutput, weights_init
-from .residual import ResidualScoring, check_residual_params, check_window, net_size, residual_params
-from .blocks import check_dcgan_config, dcgan_params, Discriminator, frozen, per_image_mse, pyramid_widths
+from .residual import ResidualScoring, check_reconstruction_config, net_size, residual_params
+from .blocks import dcgan_params, Discriminator, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
 
@@ -128,9 +128,7 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
-        check_residual_params(cls.name, cfg.params)
-        check_window(cls.name, cfg.image_size, cfg.params)
-        check_dcgan_config(cls.name, net_size(cfg.image_size, cfg.params), cfg.params)
+        check_reconstruction_config(cls.name, cfg.image_size, cfg.params)
         p = cfg.params
         levels = len(pyramid_widths(net_size(cfg.image_size, p), int(p["base_width"])))
         if isinstance(p["drop_skips"], bool) or not isinstance(p["drop_skips"], int) or not 0 <= p["drop_skips"] <= levels:
