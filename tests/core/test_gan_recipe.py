@@ -169,6 +169,6 @@ def test_the_standard_preset_is_the_measured_recipe(model: str) -> None:
     assert tcfg.updates == 600 and tcfg.batch_size == 16
     assert mcfg.params.get("window", 0) == 0  # crops and windows were measured worse (docs/quality.md)
     if model == "skip-ganomaly":
-        assert mcfg.params["drop_skips"] == 4  # of its 5 levels at 128 px: the 4 x 4 skip alone is kept
+        assert mcfg.params["drop_skips"] == 3  # of its 5 levels at 128 px (four: measured, docs/quality.md)
     quick, _ = resolve(model, "quick")
     assert quick.params["residual"] == "pixel" and not quick.params.get("perceptual_backbone")  # needs no download
