@@ -42,10 +42,13 @@ class ProgressBar:
                 self.bar.set_postfix({k: f"{v:.3g}" for k, v in list(ev.losses.items())[:4]}, refresh=False)
             self.bar.refresh()
         elif ev.kind == "epoch":
-            parts = [f"epoch {ev.epoch}/{ev.epochs}"]
+            # a one-pass family (PatchCore) reports one round without losses:
+            # its validation, not an "epoch 1/1"
+            one_pass = ev.epochs == 1 and not ev.losses
+            parts = ["validation of the fitted model:" if one_pass else f"epoch {ev.epoch}/{ev.epochs}"]
             parts += [f"{k}={v:.4g}" for k, v in ev.losses.items() if k.endswith("loss")]
             parts += [f"{k}={v:.4f}" for k, v in ev.metrics.items()]
-            if ev.eta_s is not None:
+            if ev.eta_s is not None and not one_pass:
                 parts.append(f"eta {ev.eta_s:.0f}s")
             self._write("  ".join(parts))
         elif ev.kind == "message" and ev.message:
