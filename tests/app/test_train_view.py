@@ -234,3 +234,6 @@ def test_a_one_pass_run_shows_both_phases(view: TrainView) -> None:
     values = [v for v, _ in seen]
     assert values == sorted(values) and values[1] == 500 and values[-1] == 1000  # each phase is half the bar
     assert seen[0][1].startswith("phase 1/2: features") and seen[2][1].startswith("phase 2/2: building")
+    # the fit's validation is said as such, not as an "Epoch 1/1"
+    view._on_progress(ProgressEvent("epoch", 1, 1, 3, 3, metrics={"val_mean_score": 1.25}))
+    assert view.status.text() == "Fitted; validation: mean score of good images 1.25"
