@@ -78,6 +78,20 @@ def test_a_passing_record_moves_the_threshold_to_the_fast_path_and_a_new_calibra
     assert m4["inference"]["fidelity"]["bf16"]["changed"] == 0
 
 
+def test_training_says_it_checks_the_fast_path_only_where_this_machine_has_one(demo_data: Path, tmp_path: Path) -> None:
+    from inspection_core.acceleration import fast_precision
+    from inspection_core.config import ModelConfig, TrainConfig
+    from inspection_core.usecases.training import train_and_save
+
+    messages: list[str] = []
+    out = train_and_save(demo_data, ModelConfig("ganomaly", image_size=32, params={"latent_dim": 16, "base_width": 8}),
+                         TrainConfig(epochs=1, batch_size=16, device="cpu", seed=0, samples_per_epoch=4),
+                         tmp_path / "m.inspector", progress=lambda ev: messages.append(ev.message))
+    has_fast = fast_precision("cpu") is not None
+    assert any("checking the fast scoring path" in m for m in messages) == has_fast
+    assert ("fidelity" in (read_manifest(out.path).get("inference") or {})) == has_fast
+
+
 @needs_onednn
 def test_training_checks_the_fast_path_and_the_bundle_keeps_the_result(demo_data: Path, tmp_path: Path) -> None:
     from inspection_core.config import ModelConfig, TrainConfig
