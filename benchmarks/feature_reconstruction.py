@@ -51,33 +51,21 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inspection_core.backbones import FeatureExtractor  # noqa: E402
+from inspection_core.config import ModelConfig  # noqa: E402
 from inspection_core.data.dataset import load_images, load_masks, scan_dataset  # noqa: E402
 from inspection_core.data.preprocess import Preprocessing, to_tensor  # noqa: E402
 from inspection_core.models.base import smooth_map  # noqa: E402
-from inspection_core.models.patchcore import DEFAULT_LAYERS  # noqa: E402
+from inspection_core.models.patchcore import PatchCore  # noqa: E402
 from inspection_core.pixel_metrics import pixel_auroc  # noqa: E402
 
 SIZE = 224
 GRID = SIZE // 8
 
 
-def descriptors(fe: FeatureExtractor, images: np.ndarray) -> torch.Tensor:
-    """(N, D, GRID, GRID): the PatchCore default descriptors of each image."""
-    out = []
+def descriptors(model: PatchCore, images: np.ndarray) -> torch.Tensor:
+    """(N, D, GRID, GRID): the product's PatchCore descriptors of each image."""
     with torch.inference_mode():
-        for i in range(0, len(images), 16):
-            feats = fe(to_tensor(images[i : i + 16]))
-            parts = []
-            for name in fe.layers:
-                f = F.avg_pool2d(feats[name].float(), 3, stride=1, padding=1)
-                if f.shape[-1] > GRID:
-                    f = F.adaptive_avg_pool2d(f, (GRID, GRID))
-                if f.shape[-1] != GRID:
-                    f = F.interpolate(f, size=(GRID, GRID), mode="bilinear", align_corners=False)
-                parts.append(f)
-            out.append(torch.cat(parts, 1))
-    return torch.cat(out)
+        return torch.cat([model.embed(to_tensor(images[i : i + 16])) for i in range(0, len(images), 16)])
 
 
 def per_patch(sizes: list[int], last_act: bool = False) -> nn.Sequential:
@@ -185,7 +173,6 @@ def main() -> int:
 
         torch_home_from_shared(Path(tempfile.mkdtemp(prefix="inspector-featrec-")))
     torch.set_num_threads(os.cpu_count() or 2)
-    fe = FeatureExtractor("mobilenet_v2", DEFAULT_LAYERS["mobilenet_v2"], "imagenet")
     print(f"# feature reconstruction  torch {torch.__version__}  threads {torch.get_num_threads()}  "
           f"{SIZE} px, grid {GRID}, {args.updates} updates of batch 16, seed 0")
     print(f"{'dataset':<14}{'variant':<16}{'img max':>8}{'img top1%':>10}{'pixel':>7}{'best round':>11}{'train s':>8}")
@@ -199,8 +186,10 @@ def main() -> int:
         if masks is not None and not masks.any():
             masks = None
         t0 = time.perf_counter()
-        f_all = descriptors(fe, load_images(train_s, pp).images)
-        f_test = descriptors(fe, load_images(test_s, pp).images)
+        pc = PatchCore(ModelConfig("patchcore", image_size=SIZE, channels=index.channels)).eval()
+        pc.features.load_pretrained("imagenet")
+        f_all = descriptors(pc, load_images(train_s, pp).images)
+        f_test = descriptors(pc, load_images(test_s, pp).images)
         mu = f_all.mean((0, 2, 3), keepdim=True)
         sd = f_all.std((0, 2, 3), keepdim=True) + 1e-3
         f_all, f_test = (f_all - mu) / sd, (f_test - mu) / sd

@@ -387,8 +387,7 @@ class TrainView(QWidget):
                 self.metric_plot.set_title(f"Validation: {METRIC_NAMES[key]}")
                 self.metric_plot.add_points(ev.epoch, {METRIC_NAMES[key]: ev.metrics[key]})
             shown = ", ".join(f"{METRIC_NAMES.get(k, k)} {v:.4g}" for k, v in ev.metrics.items())
-            one_pass = ev.epochs == 1 and not ev.losses  # PatchCore: one fit, then its validation
-            head = "Fitted; validation" if one_pass else f"Epoch {ev.epoch}/{ev.epochs} done"
+            head = "Fitted; validation" if self.form.one_pass else f"Epoch {ev.epoch}/{ev.epochs} done"
             self._say(head + (f": {shown}" if shown else ""))
         elif kind == "sample" and isinstance(ev.payload, dict):
             p = ev.payload

@@ -22,11 +22,13 @@ class ProgressBar:
     """A tqdm bar driven by ProgressEvents (quiet when stderr is no terminal
     unless forced)."""
 
-    def __init__(self, desc: str, enabled: bool | None = None) -> None:
+    def __init__(self, desc: str, enabled: bool | None = None, one_pass: bool = False) -> None:
         from tqdm import tqdm
 
         self._tqdm = tqdm
         self.desc = desc
+        #: a one-pass family's fit (PatchCore): its one "epoch" is the fit's validation
+        self.one_pass = one_pass
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.bar = None
 
@@ -42,9 +44,7 @@ class ProgressBar:
                 self.bar.set_postfix({k: f"{v:.3g}" for k, v in list(ev.losses.items())[:4]}, refresh=False)
             self.bar.refresh()
         elif ev.kind == "epoch":
-            # a one-pass family (PatchCore) reports one round without losses:
-            # its validation, not an "epoch 1/1"
-            one_pass = ev.epochs == 1 and not ev.losses
+            one_pass = self.one_pass
             parts = ["validation of the fitted model:" if one_pass else f"epoch {ev.epoch}/{ev.epochs}"]
             parts += [f"{k}={v:.4g}" for k, v in ev.losses.items() if k.endswith("loss")]
             parts += [f"{k}={v:.4f}" for k, v in ev.metrics.items()]

@@ -143,7 +143,7 @@ def _without_check_result(bar: ProgressBar) -> Any:
 def run(args: argparse.Namespace) -> int:
     from ..bundle import describe, read_manifest
     from ..data.dataset import scan_dataset
-    from ..models.registry import check_model_config
+    from ..models.registry import check_model_config, model_class
     from ..usecases.training import train_and_save
 
     mcfg, tcfg = configs_from_args(args, channels=3)
@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     tcfg.validate()
     index = scan_dataset(args.data, seed=args.seed)
     mcfg.channels = index.channels
-    bar = ProgressBar(f"train {args.model}", enabled=True if args.progress else None)
+    bar = ProgressBar(f"train {args.model}", enabled=True if args.progress else None,
+                      one_pass=model_class(args.model).fit_mode == "one_pass")
     try:
         outcome = train_and_save(index, mcfg, tcfg, args.out, progress=_without_check_result(bar),
                                  evaluate_test=not args.no_evaluate,

@@ -25,7 +25,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..acceleration import fast_precision
 from ..bundle import Bundle, update_manifest
 from ..calibration import (CalibrationError, CalibrationResult, calibrate, calibration_record, choose_threshold,
                            strategies_available, validate_scores)
@@ -37,6 +36,7 @@ from ..progress import CancelToken, ProgressCallback
 from ..selection import ImageSelection, calibration_samples, open_data
 from ..types import Threshold
 from .evaluate import as_inspector
+from .fidelity import path_to_check
 
 
 @dataclass
@@ -184,7 +184,7 @@ def score_fast_path(cset: CalibrationSet, precision: str | None = None, batch_si
     this machine has, :func:`inspection_core.acceleration.fast_precision`).
     None where there is no fast path, or an image could not be read twice."""
     device = cset.inspector.device
-    precision = precision or fast_precision(device)
+    precision = path_to_check(device, precision)
     if precision is None:
         return None
 

@@ -89,6 +89,12 @@ def record_fidelity(bundle_path: str | os.PathLike[str], fidelity: Fidelity,
 
 
 # --------------------------------------------------------------------------- where the check runs
+def path_to_check(device: str | torch.device, precision: str | None = None) -> str | None:
+    """The fast path a check compares with fp32: ``precision`` where one is
+    forced, else the one this machine has; None: nothing to check."""
+    return precision or fast_precision(resolve_device(device))
+
+
 def check_at_training(bundle: Any, held_out: np.ndarray, test_images: np.ndarray | None,
                       test_labels: np.ndarray | None, ref_test_scores: np.ndarray | None, quantile: float,
                       device: str | torch.device = "cpu", precision: str | None = None,
@@ -100,7 +106,7 @@ def check_at_training(bundle: Any, held_out: np.ndarray, test_images: np.ndarray
     evaluation already computed them. Returns (result, fast path's inference
     record), or None where this machine has no fast path to check."""
     device = resolve_device(device)
-    precision = precision or fast_precision(device)
+    precision = path_to_check(device, precision)
     if precision is None or len(held_out) == 0:
         return None
     ref = Inspector(bundle, device=device, precision="fp32")

@@ -51,18 +51,16 @@ def train_and_save(
     it and on fp32 and the fidelity rule (:mod:`.fidelity`) decides which
     path the bundle's provisional threshold belongs to; the result is
     stored in the bundle either way."""
-    from ..acceleration import fast_precision
     from ..bundle import save_bundle
-    from ..device import resolve_device
     from ..evaluation import evaluate
     from ..inference import Inspector
     from ..training import train
     from ..training.trainer import in_memory_bundle
+    from .fidelity import check_at_training, fidelity_record, path_to_check
 
     # where this machine has no fast path there is nothing to check, to say
     # or to keep the test images for
-    check_fast = check_fast and (fast_precision_request or fast_precision(resolve_device(train_cfg.device))) is not None
-    from .fidelity import check_at_training, fidelity_record
+    check_fast = check_fast and path_to_check(train_cfg.device, fast_precision_request) is not None
 
     progress = progress or null_progress
     cancel = cancel or CancelToken()

@@ -287,12 +287,14 @@ def test_progress_lines_say_a_fit_for_one_pass_families_and_epochs_for_update_lo
     from inspection_core.cli.common import ProgressBar
     from inspection_core.progress import ProgressEvent
 
-    bar = ProgressBar("train", enabled=False)
     # PatchCore's one pass: one round, no losses
-    bar(ProgressEvent("epoch", 1, 1, 4, 4, 2.0, 0.0, metrics={"val_mean_score": 1.25}))
+    fit = ProgressBar("train patchcore", enabled=False, one_pass=True)
+    fit(ProgressEvent("epoch", 1, 1, 4, 4, 2.0, 0.0, metrics={"val_mean_score": 1.25}))
+    fit.close()
     # an update loop: losses and a time left
-    bar(ProgressEvent("epoch", 2, 5, 10, 10, 2.0, 6.0, losses={"g_loss": 0.5}, metrics={"val_mean_score": 0.75}))
-    bar.close()
+    loop = ProgressBar("train ganomaly", enabled=False)
+    loop(ProgressEvent("epoch", 2, 5, 10, 10, 2.0, 6.0, losses={"g_loss": 0.5}, metrics={"val_mean_score": 0.75}))
+    loop.close()
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["validation of the fitted model:  val_mean_score=1.2500",
                      "epoch 2/5  g_loss=0.5  val_mean_score=0.7500  eta 6s"]
