@@ -20,8 +20,11 @@ parameter), then evaluates the bundle on the test split like
 - ``gain:T``: each image's gain set so that its mean level (0..2) is T, inside the embedding;
   ``gainpre:T`` the same before the bank's exposure views are made.
 - ``lowfreq:W``: two low-frequency brightness channels per patch (16 and 32 px), weight W.
+- ``gamma:G``: a fixed gamma curve on every image before the backbone (G < 1 lifts dark parts).
 - bank views for ``param:bank_augment=[...]`` beyond the product's: ``sx``, ``sy`` (central crop
   stretched ×1.25 in x / y), ``zoom`` (×1.2), ``cup``, ``cdown`` (contrast ×1.25 / ×0.8 about the mean).
+
+Variants joined by ``+`` apply together (``gamma:0.7+param:position_weight=3``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from inspection_core.models import patchcore as pcm  # noqa: E402
 
 STATE: dict[str, Any] = {"transform": None, "knn": 1, "maxpool": False, "gain": None, "gain_pre": False,
-                         "lowfreq": 0.0, "scales": {}}
+                         "lowfreq": 0.0, "scales": {}, "gamma": None}
 _orig_embed, _orig_nd, _orig_view = pcm.PatchCore.embed, pcm.nearest_distances, pcm._bank_view
 _orig_init, _orig_fit_batch, _orig_score = pcm.PatchCore.__init__, pcm.PatchCore.fit_batch, pcm.PatchCore._score
 
@@ -70,6 +73,8 @@ def _embed(self: pcm.PatchCore, x: torch.Tensor) -> torch.Tensor:
     """The product's embed with the variant's change."""
     if STATE["gain"] is not None and not STATE["gain_pre"]:
         x = _gain(x)
+    if STATE["gamma"] is not None:
+        x = (((x + 1.0) / 2.0).clamp_min(0.0) ** STATE["gamma"]) * 2.0 - 1.0
     feats = self.features(x)
     size = self._grid(x.shape[-2], x.shape[-1])
     pool = F.adaptive_max_pool2d if STATE["maxpool"] else F.adaptive_avg_pool2d
@@ -81,6 +86,8 @@ def _embed(self: pcm.PatchCore, x: torch.Tensor) -> torch.Tensor:
         parts.append(f)
     if STATE["lowfreq"] > 0:
         parts.append(_lowfreq(x, size))
+    if float(self.params["position_weight"]) > 0:
+        parts.append(pcm.position_channels(x.shape[0], size, float(self.params["position_weight"]), x.device))
     return torch.cat(parts, dim=1)
 
 
@@ -110,10 +117,11 @@ def _view(x: torch.Tensor, kind: str) -> torch.Tensor:
 def _init(self: pcm.PatchCore, cfg: Any) -> None:
     _orig_init(self, cfg)
     if STATE["lowfreq"] > 0:
+        self.appearance_dim += 2
         self.feature_dim += 2
         self.memory_bank = torch.zeros(0, self.feature_dim)
-        self.global_mean = torch.zeros(self.feature_dim)
-        self.global_precision = torch.zeros(self.feature_dim, self.feature_dim)
+        self.global_mean = torch.zeros(self.appearance_dim)
+        self.global_precision = torch.zeros(self.appearance_dim, self.appearance_dim)
 
 
 def _fit_batch(self: pcm.PatchCore, x: torch.Tensor) -> None:
@@ -203,27 +211,31 @@ def main() -> int:
                 print(f"{ds}: skipped, {root} not found")
                 continue
             for v in args.variants:
-                kind, _, arg = v.partition(":")
                 saved = dict(STATE)
                 STATE["scales"] = {}
                 params: dict[str, Any] = {}
                 normalize = None
-                if kind in transforms:
-                    STATE["transform"] = transforms[kind]
-                elif kind == "knn3":
-                    STATE["knn"] = 3
-                elif kind == "maxpool":
-                    STATE["maxpool"] = True
-                elif kind in ("gain", "gainpre"):
-                    STATE["gain"], STATE["gain_pre"] = float(arg), kind == "gainpre"
-                elif kind == "lowfreq":
-                    STATE["lowfreq"] = float(arg)
-                elif kind == "norm":
-                    normalize, params = "mean_std", _pairs(arg)
-                elif kind == "param":
-                    params = _pairs(arg)
-                elif kind != "base":
-                    raise SystemExit(f"unknown variant {v!r} (see --help)")
+                for part in v.split("+"):
+                    kind, _, arg = part.partition(":")
+                    if kind in transforms:
+                        STATE["transform"] = transforms[kind]
+                    elif kind == "knn3":
+                        STATE["knn"] = 3
+                    elif kind == "maxpool":
+                        STATE["maxpool"] = True
+                    elif kind in ("gain", "gainpre"):
+                        STATE["gain"], STATE["gain_pre"] = float(arg), kind == "gainpre"
+                    elif kind == "lowfreq":
+                        STATE["lowfreq"] = float(arg)
+                    elif kind == "gamma":
+                        STATE["gamma"] = float(arg)
+                    elif kind == "norm":
+                        normalize = "mean_std"
+                        params.update(_pairs(arg))
+                    elif kind == "param":
+                        params.update(_pairs(arg))
+                    elif kind != "base":
+                        raise SystemExit(f"unknown variant {part!r} (see --help)")
                 try:
                     run(root, v, params, normalize, train)
                 finally:

@@ -27,6 +27,10 @@ of the patch score of good images (leave-one-out on training images: the
 bank without the image's own patches) and only where it exceeds the typical
 good image, so that it can raise a score and never hide a local defect.
 
+For fixtured parts, each descriptor can also carry the patch's position
+(``position_weight``): a feature that good parts have elsewhere, but not
+there, then stands out.
+
 Every image is scored on its own (frozen BatchNorm, per-image nearest
 neighbours), so scores do not depend on the batch. The memory bank is a
 buffer whose size comes from the bundle's state dict.
@@ -207,6 +211,16 @@ def _coarse_then_exact(q: torch.Tensor, m: torch.Tensor, coarse: CoarseBank, k: 
     return best_d, cand.gather(1, order)
 
 
+def position_channels(batch: int, size: tuple[int, int], weight: float, device: torch.device | str) -> torch.Tensor:
+    """(B, 2, h, w): each patch's row and column on the grid, from 0 to
+    ``weight`` (the same for every image)."""
+    h, w = size
+    rows = torch.linspace(0.0, weight, h, device=device) if h > 1 else torch.zeros(1, device=device)
+    cols = torch.linspace(0.0, weight, w, device=device) if w > 1 else torch.zeros(1, device=device)
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"))
+    return grid.unsqueeze(0).expand(batch, 2, h, w)
+
+
 def _gaussian(x: np.ndarray, estimator: Callable[..., Any]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and precision of the rows of ``x`` (a shrunk covariance)."""
     mean = x.mean(0)
@@ -280,7 +294,11 @@ class PatchCore(Detector):
     ``neighbours`` (the re-weighting's neighbourhood size b), ``map_sigma``
     (Gaussian smoothing of the map, pixels at 224 px), ``global_weight``
     (weight of the global texture term in the image score, 0: off; with the
-    "map_max" and "patch_max" scores), ``fit_memory_mb``
+    "map_max" and "patch_max" scores), ``position_weight`` (0: off; > 0 appends
+    each patch's row and column on the grid, from 0 to this value, to its
+    descriptor, so that a good patch only matches good patches near the same
+    place: for fixtured parts, where a hole or an edge in the wrong place is
+    a defect; in the descriptors' units, about 3 for mobilenet_v2), ``fit_memory_mb``
     (budget for the patches held while fitting)."""
 
     fit_mode = "one_pass"
@@ -321,17 +339,23 @@ class PatchCore(Detector):
             raise ValueError(f"patchcore: map_sigma must be >= 0, got {p['map_sigma']}")
         if float(p["global_weight"]) < 0:
             raise ValueError(f"patchcore: global_weight must be >= 0, got {p['global_weight']}")
+        if isinstance(p["position_weight"], bool) or not isinstance(p["position_weight"], (int, float)) \
+                or not 0.0 <= float(p["position_weight"]) < math.inf:
+            raise ValueError(f"patchcore: position_weight must be a number >= 0, got {p['position_weight']!r}")
         if not isinstance(p["weights"], str) or not p["weights"]:
             raise ValueError(f"patchcore: weights must be 'imagenet', 'random' or a file path, got {p['weights']!r}")
         # weights are loaded by setup_training (never here), so that a bundle
         # is rebuilt offline from its own state dict
         self.features = FeatureExtractor(p["backbone"], p["layers"], weights=None)
-        self.feature_dim = sum(self.features.channels[l] for l in self.features.layers)
+        #: the backbone's channels (the texture statistics), then the patch's
+        #: position on the grid where position_weight > 0
+        self.appearance_dim = sum(self.features.channels[l] for l in self.features.layers)
+        self.feature_dim = self.appearance_dim + (2 if float(p["position_weight"]) > 0 else 0)
         self.register_buffer("memory_bank", torch.zeros(0, self.feature_dim))
         self.register_buffer("_bank_sq", torch.zeros(0), persistent=False)
         # the global texture term (all zero: off, as in bundles made before it)
-        self.register_buffer("global_mean", torch.zeros(self.feature_dim))
-        self.register_buffer("global_precision", torch.zeros(self.feature_dim, self.feature_dim))
+        self.register_buffer("global_mean", torch.zeros(self.appearance_dim))
+        self.register_buffer("global_precision", torch.zeros(self.appearance_dim, self.appearance_dim))
         self.register_buffer("global_norm", torch.zeros(3))  # mean and std of held-out distances, patch-score std
         self._bank_lp: CoarseBank | None = None
         self._fit_parts: list[torch.Tensor] = []
@@ -356,6 +380,7 @@ class PatchCore(Detector):
             "neighbours": 9,
             "map_sigma": 4.0,
             "global_weight": 0.5,
+            "position_weight": 0.0,
             "fit_memory_mb": 1024,
         }
 
@@ -395,10 +420,15 @@ class PatchCore(Detector):
         return f
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch descriptors (B, D, h, w) on the ``grid_stride`` grid."""
+        """Patch descriptors (B, D, h, w) on the ``grid_stride`` grid: the
+        layers' channels, then (``position_weight`` > 0) the patch's row and
+        column on the grid, each from 0 to ``position_weight``."""
         feats = self.features(x)
         size = self._grid(x.shape[-2], x.shape[-1])
         parts = [self.layer_on_grid(feats[name], size) for name in self.features.layers]
+        w = float(self.params["position_weight"])
+        if w > 0:
+            parts.append(position_channels(x.shape[0], size, w, x.device))
         return torch.cat(parts, dim=1)
 
     # -------------------------------------------------------------- inference
@@ -464,12 +494,12 @@ class PatchCore(Detector):
         return amap, None
 
     # ---------------------------------------------------- global texture term
-    @staticmethod
-    def texture_stats(emb: torch.Tensor) -> torch.Tensor:
-        """(B, D, h, w) descriptors -> (B, D): each channel's standard
-        deviation over the image (as a norm of the centred values: torch's
-        std over the last axis took 0.4 ms for one 224 px image here)."""
-        x = emb.flatten(2).float()
+    def texture_stats(self, emb: torch.Tensor) -> torch.Tensor:
+        """(B, D, h, w) descriptors -> (B, D'): each backbone channel's
+        standard deviation over the image (as a norm of the centred values:
+        torch's std over the last axis took 0.4 ms for one 224 px image here);
+        the position channels are the same for every image and left out."""
+        x = emb[:, : self.appearance_dim].flatten(2).float()
         c = x - x.mean(dim=2, keepdim=True)
         return torch.linalg.vector_norm(c, dim=2) / math.sqrt(max(1, x.shape[2] - 1))
 
