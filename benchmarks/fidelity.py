@@ -16,7 +16,7 @@ does not use it), and which path the bundle then scores with by default.
 The bundles themselves are not changed (``--keep DIR`` writes the
 calibrated copies there).
 
-Needs a CPU with native bf16 (AVX512-BF16 or AMX) or a CUDA GPU; elsewhere
+Needs a CPU whose native bf16 is fast (AVX512-BF16 or AMX, its convolutions measured faster than fp32) or a CUDA GPU; elsewhere
 there is no fast path and the script says so.
 """
 
@@ -46,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from inspection_core.acceleration import cpu_has_native_bf16, fast_precision
+    from inspection_core.acceleration import cpu_bf16_speedup, cpu_has_native_bf16, fast_precision
     from inspection_core.bundle import read_manifest
     from inspection_core.usecases.calibrate import calibrate_bundle
 
     fast = fast_precision(args.device)
     print(f"# fidelity  torch {torch.__version__}  device {args.device}  native bf16 "
-          f"{'yes' if cpu_has_native_bf16() else 'no'}  fast path {fast or 'none'}")
+          f"{'yes' if cpu_has_native_bf16() else 'no'}"
+          + (f" (convolutions {cpu_bf16_speedup():.2f}x fp32)" if cpu_has_native_bf16() else "")
+          + f"  fast path {fast or 'none'}")
     if fast is None:
         print("no fast scoring path on this machine: nothing to check")
         return 0

@@ -58,7 +58,7 @@ def load_text() -> str:
 def machine_line() -> str:
     import torch
 
-    from inspection_core.acceleration import cpu_has_native_bf16
+    from inspection_core.acceleration import cpu_bf16_is_fast, cpu_bf16_speedup, cpu_has_native_bf16
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -69,7 +69,9 @@ def machine_line() -> str:
     except OSError:
         pass
     return (f"# perf  torch {torch.__version__}  {cpu}  {os.cpu_count()} cpus  threads {torch.get_num_threads()}  "
-            f"native bf16 {'yes' if cpu_has_native_bf16() else 'no'}  {load_text()}")
+            f"native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"
+            + (f" (convolutions {cpu_bf16_speedup():.2f}x fp32: {'the fast path' if cpu_bf16_is_fast() else 'not used by default'})"
+               if cpu_has_native_bf16() else "") + f"  {load_text()}")
 
 
 class Report:

@@ -17,9 +17,11 @@ separate passes. The CPU fast path removes that work without a compiler:
   It is a bundle's default only where that bundle's own fidelity check held
   (:mod:`inspection_core.usecases.fidelity`: run when it is trained and when
   it is calibrated; each path at its own threshold, image AUROC within 0.005
-  and at most 0.5 % of the verdicts different) and only where the CPU has
-  native bf16 (AVX512-BF16 or AMX); a station without it scores with fp32
-  at the fp32 threshold stored with the check (:func:`threshold_for`).
+  and at most 0.5 % of the verdicts different) and only where bf16 is the
+  CPU's fast path (native bf16 that measures faster than fp32,
+  :func:`cpu_bf16_is_fast`); a
+  station without it scores with fp32 at the fp32 threshold stored with the
+  check (:func:`threshold_for`).
 * ``"eager"``: the plain fp32 model, the reference the others are checked
   against (also the fallback when packing is impossible).
 * CUDA: channels-last, cuDNN autotuning and autocast (bf16 where the GPU
@@ -37,6 +39,7 @@ second at load, so nothing can go stale.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -73,14 +76,70 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+#: bf16 is a CPU's fast path where its convolutions run at least this much faster than fp32
+BF16_MIN_SPEEDUP = 1.25
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_speedup() -> float:
+    """How much faster a bf16 convolution runs than the same one in fp32 on
+    this CPU (the best of 5 calls each, channels-last, about 30 ms in all;
+    measured once per process). Native bf16 is not always fast: an AMD EPYC
+    with AVX512-BF16 (stops 19-21) ran bf16 convolutions at about 1 TFLOP/s
+    against 0.2-0.5 for fp32, while a Xeon virtual machine with AVX512-BF16
+    and no AMX (stop 23) ran them at 0.53x fp32's speed, and GANomaly's
+    packed bf16 path there took 24.3 ms per image against 17.2 ms for
+    packed fp32."""
+    import time
+
+    from torch.nn import functional as F
+
+    def best(x: torch.Tensor, w: torch.Tensor) -> float:
+        times = []
+        for i in range(7):
+            t = time.perf_counter()
+            F.conv2d(x, w, padding=1)
+            if i >= 2:  # the first calls choose and prepare the kernels
+                times.append(time.perf_counter() - t)
+        return min(times)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 64, 32, 32, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 64, 3, 3, generator=g).contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", enabled=False):
+            fp32 = best(x, w)
+            bf16 = best(x.bfloat16(), w.bfloat16())
+    except RuntimeError:  # pragma: no cover - a build whose bf16 convolutions fail
+        return 0.0
+    return fp32 / max(bf16, 1e-9)
+
+
+def cpu_bf16_is_fast() -> bool:
+    """True where this CPU's bf16 convolutions run at least
+    :data:`BF16_MIN_SPEEDUP` times faster than fp32 (:func:`cpu_bf16_speedup`).
+    Elsewhere the GAN families do not train in bf16 by default, and a bundle
+    whose default is bf16 is scored with bf16 only where its own bf16 path
+    measures faster at load (:func:`faster_path`: PatchCore's bf16 path gains
+    from its shorter candidate search, not from bf16 arithmetic)."""
+    if not cpu_has_native_bf16():
+        return False
+    speedup = cpu_bf16_speedup()
+    if speedup < BF16_MIN_SPEEDUP:
+        log.info("this CPU runs bf16 natively but its bf16 convolutions are not faster than fp32 (%.2fx)", speedup)
+        return False
+    return True
+
+
 def default_cpu_bf16(model: str) -> bool:
     """bf16 autocast when training ``model`` on this machine's CPU, unless the
-    user says otherwise: where the CPU runs bf16 natively (elsewhere it is
-    slower than fp32) and the family declares ``bf16_training``. It applies
-    to CPU training only; a GPU run uses its own mixed precision."""
+    user says otherwise: where bf16 is this CPU's fast path
+    (:func:`cpu_bf16_is_fast`; elsewhere it is no faster, or slower, than
+    fp32) and the family declares ``bf16_training``. It applies to CPU
+    training only; a GPU run uses its own mixed precision."""
     from .models.registry import model_class
 
-    return bool(model_class(model).bf16_training) and cpu_has_native_bf16()
+    return bool(model_class(model).bf16_training) and cpu_bf16_is_fast()
 
 
 def cpu_can_pack() -> bool:
@@ -130,7 +189,8 @@ def choose_precision(requested: str | None, family: str, device: torch.device,
     else ``"auto"``) resolved for this model family, bundle and device.
     ``"auto"`` is bf16 only where fidelity was shown (the family is in
     :data:`BF16_VERIFIED` or the bundle's record allows it) and the hardware
-    runs bf16 natively; otherwise the fp32 fast path."""
+    runs bf16 natively (where its bf16 is not fast, :func:`faster_path` then
+    decides at load); otherwise the fp32 fast path."""
     req = (requested or os.environ.get(ENV_VAR) or "auto").strip().lower()
     if req not in REQUESTS:
         raise ValueError(f"unknown precision '{req}': expected one of {', '.join(REQUESTS)}")
@@ -402,6 +462,39 @@ def build_path(model: nn.Module, device: torch.device, precision: str, image_siz
     autocast = torch.bfloat16 if dtype == torch.bfloat16 else None
     return ScoringPath(packed, device, precision, f"cpu-onednn-packed-{precision}", autocast, True,
                        cpu_chunk(model, image_size))
+
+
+#: on a CPU whose bf16 is not fast, the bf16 path is kept unless fp32 is at least this much faster
+#: (a clear margin: paths closer than that cost little either way, and the choice should not
+#: follow the timing noise of one load)
+FP32_MIN_GAIN = 1.15
+
+
+def path_seconds(path: ScoringPath, example: torch.Tensor, calls: int = 5) -> float:
+    """The best time of ``calls`` calls of ``path`` on ``example`` (after one
+    warm-up call)."""
+    import time
+
+    best = float("inf")
+    with torch.inference_mode():
+        for i in range(calls + 1):
+            t = time.perf_counter()
+            path(example)
+            if i:
+                best = min(best, time.perf_counter() - t)
+    return best
+
+
+def faster_path(bf16: ScoringPath, fp32: ScoringPath, example: torch.Tensor) -> tuple[ScoringPath, float, float]:
+    """The bf16 path unless the fp32 one scores ``example`` at least
+    :data:`FP32_MIN_GAIN` times faster (both timed here, at load), with both
+    times in seconds. For a CPU whose bf16 convolutions are not fast
+    (measured at stop 23 on a Xeon VM without AMX, model forward at batch 1:
+    GANomaly 3-channel 22.0 ms on bf16 against 18.4 ms on fp32, the
+    magnetic_tile GANomaly 10.6 against 9.7 ms, PatchCore 28.8 against
+    37.6 ms)."""
+    t_bf16, t_fp32 = path_seconds(bf16, example), path_seconds(fp32, example)
+    return (fp32 if t_bf16 >= FP32_MIN_GAIN * t_fp32 else bf16), t_bf16, t_fp32
 
 
 def check_path(path: ScoringPath, reference: nn.Module, example: torch.Tensor, rtol: float) -> float:

@@ -86,6 +86,13 @@ class Inspector:
             except Exception as exc:  # noqa: BLE001 - never inspect with a broken fast path
                 log.warning("%s: %s; using the plain fp32 path", self.name, exc)
                 path = acceleration.eager_path(self.model, self.device)
+        if (path.precision == "bf16" and self.device.type == "cpu" and (precision or os.environ.get(
+                acceleration.ENV_VAR) or "auto").strip().lower() == "auto" and not acceleration.cpu_bf16_is_fast()):
+            # bf16 runs natively here but its convolutions are not faster: keep it only if it is
+            fp32 = acceleration.build_path(self.model, self.device, "fp32", pp.image_size, pp.channels)
+            path, t_bf16, t_fp32 = acceleration.faster_path(path, fp32, example)
+            log.info("%s: this CPU's bf16 is not fast; bf16 %.1f ms, fp32 %.1f ms per image: scoring with %s",
+                     self.name, t_bf16 * 1e3, t_fp32 * 1e3, path.engine)
         with torch.inference_mode():  # warm-up: kernels, oneDNN primitives, cuDNN autotuning
             path(example)
         return path

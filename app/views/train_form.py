@@ -236,10 +236,10 @@ class TrainForm(QWidget):
         form.addRow("Device:", self.device_combo)
         self.fast_cpu_check = QCheckBox("Fast CPU training (bf16)")
         self.fast_cpu_check.setToolTip(
-            "bf16 mixed precision and channels-last on the CPU: about 2x faster per epoch on CPUs with\n"
-            "AVX512-BF16 or AMX (measured 2.06x at 128 px), slower on CPUs without them. The weights\n"
-            "differ slightly from an fp32 run. On by default for the GAN families where this CPU has\n"
-            "native bf16 (measured to keep their quality); off for the classifier.")
+            "bf16 mixed precision and channels-last on the CPU: about 2x faster per epoch on CPUs whose\n"
+            "bf16 is fast (measured 2.06x at 128 px), slower on the others. The weights differ slightly\n"
+            "from an fp32 run. On by default for the GAN families where this CPU's bf16 convolutions\n"
+            "measure faster than fp32 (checked at start); off for the classifier.")
         form.addRow("", self.fast_cpu_check)
         self.seed_spin = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         form.addRow("Seed:", self.seed_spin)

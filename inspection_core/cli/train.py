@@ -82,8 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--early-stopping", type=int, default=None, metavar="EPOCHS", help="patience in epochs")
     p.add_argument("--cpu-bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast and channels-last when training on the CPU (about 2x faster per epoch on CPUs "
-                        "with AVX512-BF16 or AMX, slower without). Default: on for the GAN families where the CPU "
-                        "has native bf16, off otherwise; --no-cpu-bf16 trains in fp32")
+                        "whose bf16 is fast, slower on the others). Default: on for the GAN families where this "
+                        "CPU's bf16 convolutions measure faster than fp32, off otherwise; --no-cpu-bf16 trains in fp32")
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluation on the test split")
     p.add_argument("--progress", action="store_true", help="force the progress bar (default: only on a terminal)")
     p.set_defaults(func=run)

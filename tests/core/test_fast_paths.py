@@ -51,6 +51,58 @@ def test_auto_uses_bf16_only_for_verified_families(monkeypatch: pytest.MonkeyPat
         assert choose_precision("auto", family, cpu) == expected
 
 
+def test_bf16_training_is_the_default_only_where_bf16_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Native bf16 is not always faster (a Xeon VM with AVX512-BF16 and no
+    AMX ran bf16 convolutions at 0.53x fp32's speed): there the GAN families
+    do not train in bf16 by default; the bf16 path is still checked and can
+    still be chosen (the Inspector then times it, below)."""
+    monkeypatch.delenv(acceleration.ENV_VAR, raising=False)
+    monkeypatch.setattr(acceleration, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(acceleration, "cpu_can_pack", lambda: True)
+    monkeypatch.setattr(acceleration, "BF16_VERIFIED", frozenset({"ganomaly"}))
+    cpu = torch.device("cpu")
+    for speedup, fast in ((3.0, True), (1.3, True), (1.1, False), (0.53, False)):
+        monkeypatch.setattr(acceleration, "cpu_bf16_speedup", lambda s=speedup: s)
+        assert acceleration.cpu_bf16_is_fast() is fast
+        assert acceleration.default_cpu_bf16("ganomaly") is fast
+        assert choose_precision("auto", "ganomaly", cpu) == "bf16"
+        assert acceleration.fast_precision(cpu) == "bf16"
+
+
+@needs_onednn
+@needs_bf16
+def test_where_bf16_is_not_fast_the_station_scores_with_the_faster_path(
+        tiny_ganomaly_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle whose default is bf16, on a CPU whose bf16 convolutions are
+    not faster: the Inspector times both paths at load and scores with fp32
+    (at the fp32 threshold) where fp32 is clearly faster, with bf16 where it
+    is not; on a CPU whose bf16 is fast, or when a path is asked for, nothing
+    is timed."""
+    monkeypatch.delenv(acceleration.ENV_VAR, raising=False)
+    bundle = tmp_path / "b.inspector"
+    shutil.copy(tiny_ganomaly_bundle, bundle)
+    record_fidelity(bundle, compare_paths(np.arange(200.0), np.arange(200.0) * 1.01, None, Threshold(150.0),
+                                          Threshold(151.5), precision="bf16", engine="test"))
+    times = {"cpu-onednn-packed-fp32": 0.010}
+    monkeypatch.setattr(acceleration, "path_seconds", lambda path, example: times[path.engine])
+    monkeypatch.setattr(acceleration, "cpu_bf16_is_fast", lambda: False)
+    for t_bf16, expected, high in ((0.0120, "fp32", 150.0), (0.0110, "bf16", 151.5)):
+        times["cpu-onednn-packed-bf16"] = t_bf16
+        insp = Inspector(bundle, device="cpu")
+        assert (insp.precision, insp.threshold.high) == (expected, high), t_bf16
+    times["cpu-onednn-packed-bf16"] = 1.0
+    assert Inspector(bundle, device="cpu", precision="bf16").precision == "bf16"  # asked for: not timed
+    monkeypatch.setattr(acceleration, "cpu_bf16_is_fast", lambda: True)
+    assert Inspector(bundle, device="cpu").precision == "bf16"                      # fast bf16: not timed
+
+
+def test_the_bf16_speed_probe_measures_once() -> None:
+    acceleration.cpu_bf16_speedup.cache_clear()
+    first = acceleration.cpu_bf16_speedup()
+    assert first > 0.0
+    assert acceleration.cpu_bf16_speedup() == first  # measured once per process: the choice does not flip
+
+
 def test_station_override_and_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
     monkeypatch.setenv(acceleration.ENV_VAR, "eager")
@@ -88,6 +140,7 @@ def test_a_bundle_verified_for_bf16_defaults_to_it(tiny_ganomaly_bundle: Path, d
     m = read_manifest(bundle)
     # the threshold now belongs to the bf16 path; fp32's own is kept for stations without native bf16
     assert m["inference"]["precision"] == "bf16" and m["threshold"]["high"] == 151.5
+    monkeypatch.setattr(acceleration, "cpu_bf16_is_fast", lambda: True)  # no timing at load (tested above)
     auto = Inspector(bundle, device="cpu")
     assert auto.precision == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert auto.threshold.high == (151.5 if cpu_has_native_bf16() else 150.0)

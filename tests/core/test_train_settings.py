@@ -86,7 +86,7 @@ def test_bf16_training_is_the_default_only_for_the_gan_families_on_a_cpu_with_na
     from inspection_core import acceleration
 
     for native in (True, False):
-        monkeypatch.setattr(acceleration, "cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr(acceleration, "cpu_bf16_is_fast", lambda native=native: native)
         for model in ("ganomaly", "skip-ganomaly", "bigan", "vgg16", "patchcore"):
             _, t = cli_configs(["--model", model])
             assert t.cpu_bf16 is (native and model in ("ganomaly", "skip-ganomaly", "bigan")), (model, native)
