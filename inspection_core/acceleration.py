@@ -17,11 +17,12 @@ separate passes. The CPU fast path removes that work without a compiler:
   It is a bundle's default only where that bundle's own fidelity check held
   (:mod:`inspection_core.usecases.fidelity`: run when it is trained and when
   it is calibrated; each path at its own threshold, image AUROC within 0.005
-  and at most 0.5 % of the verdicts different) and only where bf16 is the
-  CPU's fast path (native bf16 that measures faster than fp32,
-  :func:`cpu_bf16_is_fast`); a
-  station without it scores with fp32 at the fp32 threshold stored with the
-  check (:func:`threshold_for`).
+  and at most 0.5 % of the verdicts different) and only where the CPU runs
+  bf16 natively and it is faster there: a CPU whose bf16 convolutions
+  measure slower than fp32 (:func:`cpu_bf16_is_fast`) times both paths of
+  the bundle at load (:func:`faster_path`). A station that scores such a
+  bundle with fp32 uses the fp32 threshold stored with the check
+  (:func:`threshold_for`).
 * ``"eager"``: the plain fp32 model, the reference the others are checked
   against (also the fallback when packing is impossible).
 * CUDA: channels-last, cuDNN autotuning and autocast (bf16 where the GPU
