@@ -81,6 +81,21 @@ def cpu_has_native_bf16() -> bool:
 BF16_MIN_SPEEDUP = 1.25
 
 
+def best_seconds(fn: Any, calls: int = 5, warmup: int = 2) -> float:
+    """The best time of ``calls`` calls of ``fn`` after ``warmup`` untimed
+    ones (the first calls choose and prepare the kernels)."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup() -> float:
     """How much faster a bf16 convolution runs than the same one in fp32 on
@@ -91,26 +106,16 @@ def cpu_bf16_speedup() -> float:
     and no AMX (stop 23) ran them at 0.53x fp32's speed, and GANomaly's
     packed bf16 path there took 24.3 ms per image against 17.2 ms for
     packed fp32."""
-    import time
-
     from torch.nn import functional as F
-
-    def best(x: torch.Tensor, w: torch.Tensor) -> float:
-        times = []
-        for i in range(7):
-            t = time.perf_counter()
-            F.conv2d(x, w, padding=1)
-            if i >= 2:  # the first calls choose and prepare the kernels
-                times.append(time.perf_counter() - t)
-        return min(times)
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 64, 32, 32, generator=g).contiguous(memory_format=torch.channels_last)
     w = torch.randn(64, 64, 3, 3, generator=g).contiguous(memory_format=torch.channels_last)
+    xb, wb = x.bfloat16(), w.bfloat16()
     try:
         with torch.inference_mode(), torch.autocast("cpu", enabled=False):
-            fp32 = best(x, w)
-            bf16 = best(x.bfloat16(), w.bfloat16())
+            fp32 = best_seconds(lambda: F.conv2d(x, w, padding=1))
+            bf16 = best_seconds(lambda: F.conv2d(xb, wb, padding=1))
     except RuntimeError:  # pragma: no cover - a build whose bf16 convolutions fail
         return 0.0
     return fp32 / max(bf16, 1e-9)
@@ -184,6 +189,12 @@ def threshold_for(manifest: dict[str, Any] | None, precision: str) -> dict[str, 
     return dict(th) if isinstance(th, dict) and "high" in th else None
 
 
+def requested_precision(requested: str | None) -> str:
+    """What was asked for: ``requested``, else ``$INSPECTOR_PRECISION``, else
+    ``"auto"`` (lower case, not yet checked)."""
+    return (requested or os.environ.get(ENV_VAR) or "auto").strip().lower()
+
+
 def choose_precision(requested: str | None, family: str, device: torch.device,
                      manifest: dict[str, Any] | None = None) -> str:
     """The path to run: ``requested`` (argument, else ``$INSPECTOR_PRECISION``,
@@ -192,7 +203,7 @@ def choose_precision(requested: str | None, family: str, device: torch.device,
     :data:`BF16_VERIFIED` or the bundle's record allows it) and the hardware
     runs bf16 natively (where its bf16 is not fast, :func:`faster_path` then
     decides at load); otherwise the fp32 fast path."""
-    req = (requested or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    req = requested_precision(requested)
     if req not in REQUESTS:
         raise ValueError(f"unknown precision '{req}': expected one of {', '.join(REQUESTS)}")
     bf16_ok = family in BF16_VERIFIED or bundle_allows_bf16(manifest)
@@ -471,19 +482,10 @@ def build_path(model: nn.Module, device: torch.device, precision: str, image_siz
 FP32_MIN_GAIN = 1.15
 
 
-def path_seconds(path: ScoringPath, example: torch.Tensor, calls: int = 5) -> float:
-    """The best time of ``calls`` calls of ``path`` on ``example`` (after one
-    warm-up call)."""
-    import time
-
-    best = float("inf")
+def path_seconds(path: ScoringPath, example: torch.Tensor) -> float:
+    """The best time of ``path`` on ``example`` (:func:`best_seconds`)."""
     with torch.inference_mode():
-        for i in range(calls + 1):
-            t = time.perf_counter()
-            path(example)
-            if i:
-                best = min(best, time.perf_counter() - t)
-    return best
+        return best_seconds(lambda: path(example), warmup=1)
 
 
 def faster_path(bf16: ScoringPath, fp32: ScoringPath, example: torch.Tensor) -> tuple[ScoringPath, float, float]:

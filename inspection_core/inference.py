@@ -77,8 +77,24 @@ class Inspector:
         family = self.bundle.model_config.model
         chosen = acceleration.choose_precision(precision, family, self.device, self.manifest)
         pp = self.preprocessing
-        path = acceleration.build_path(self.model, self.device, chosen, pp.image_size, pp.channels)
         example = _self_check_input(pp.channels, pp.image_size).to(self.device)
+        path = self._checked_path(chosen, example)
+        auto = acceleration.requested_precision(precision) == "auto"
+        if path.precision == "bf16" and self.device.type == "cpu" and auto and not acceleration.cpu_bf16_is_fast():
+            # bf16 runs natively here but its convolutions are not faster: keep it only if it is
+            fp32 = self._checked_path("fp32", example)
+            path, t_bf16, t_fp32 = acceleration.faster_path(path, fp32, example)
+            log.info("%s: this CPU's bf16 is not fast; bf16 %.1f ms, fp32 %.1f ms per image: scoring with %s",
+                     self.name, t_bf16 * 1e3, t_fp32 * 1e3, path.engine)
+        with torch.inference_mode():  # warm-up: kernels, oneDNN primitives, cuDNN autotuning
+            path(example)
+        return path
+
+    def _checked_path(self, precision: str, example: torch.Tensor) -> acceleration.ScoringPath:
+        """The path for ``precision``, built and self-checked against the
+        plain model (the plain model itself where that check fails)."""
+        pp = self.preprocessing
+        path = acceleration.build_path(self.model, self.device, precision, pp.image_size, pp.channels)
         if path.module is not self.model:
             try:
                 rel = acceleration.check_path(path, self.model, example, _SELF_CHECK_RTOL.get(path.precision, 1e-3))
@@ -86,15 +102,6 @@ class Inspector:
             except Exception as exc:  # noqa: BLE001 - never inspect with a broken fast path
                 log.warning("%s: %s; using the plain fp32 path", self.name, exc)
                 path = acceleration.eager_path(self.model, self.device)
-        if (path.precision == "bf16" and self.device.type == "cpu" and (precision or os.environ.get(
-                acceleration.ENV_VAR) or "auto").strip().lower() == "auto" and not acceleration.cpu_bf16_is_fast()):
-            # bf16 runs natively here but its convolutions are not faster: keep it only if it is
-            fp32 = acceleration.build_path(self.model, self.device, "fp32", pp.image_size, pp.channels)
-            path, t_bf16, t_fp32 = acceleration.faster_path(path, fp32, example)
-            log.info("%s: this CPU's bf16 is not fast; bf16 %.1f ms, fp32 %.1f ms per image: scoring with %s",
-                     self.name, t_bf16 * 1e3, t_fp32 * 1e3, path.engine)
-        with torch.inference_mode():  # warm-up: kernels, oneDNN primitives, cuDNN autotuning
-            path(example)
         return path
 
     @property
