@@ -19,7 +19,10 @@ The patch distances are local: a tile ground with another finish, or a
 crack that changes the texture over a larger area, can leave every patch
 close to some good patch. The image score therefore adds a global texture
 term (``global_weight``): each image's texture statistics (the standard
-deviation of every descriptor channel over the image) against a Gaussian of
+deviation of every descriptor channel over the image, and, with
+``global_grid`` = g > 0, each channel's mean in each cell of a g x g grid
+relative to its mean over the cells: the part's coarse layout, where one
+half of a tile ground to another finish shows) against a Gaussian of
 the training images' at every exposure the bank holds (Ledoit-Wolf
 shrinkage), as a Mahalanobis distance in standard deviations of held-out
 good images (5 folds of images, each with its exposures), scaled by the spread
@@ -69,6 +72,8 @@ _LOO_IMAGES = 32
 #: fewest training images for the global texture term (else it stays off)
 _GLOBAL_MIN_IMAGES = 10
 _GLOBAL_FOLDS = 5
+#: largest grid of the texture term's layout statistics (g x g cells)
+_MAX_GLOBAL_GRID = 8
 #: PatchCore's layers where they differ from the backbone's defaults (measured
 #: on ../shared/data, benchmarks/patchcore_sweep.py; docs/quality.md)
 DEFAULT_LAYERS = {"mobilenet_v2": ["features.3", "features.6", "features.10", "features.13"]}
@@ -294,7 +299,9 @@ class PatchCore(Detector):
     ``neighbours`` (the re-weighting's neighbourhood size b), ``map_sigma``
     (Gaussian smoothing of the map, pixels at 224 px), ``global_weight``
     (weight of the global texture term in the image score, 0: off; with the
-    "map_max" and "patch_max" scores), ``position_weight`` (0: off; > 0 appends
+    "map_max" and "patch_max" scores), ``global_grid`` (the term's layout
+    statistics on a g x g grid of cells, 0: the channel spreads only, as in
+    bundles made before it), ``position_weight`` (0: off; > 0 appends
     each patch's row and column on the grid, from 0 to this value, to its
     descriptor, so that a good patch only matches good patches near the same
     place: for fixtured parts, where a hole or an edge in the wrong place is
@@ -339,6 +346,9 @@ class PatchCore(Detector):
             raise ValueError(f"patchcore: map_sigma must be >= 0, got {p['map_sigma']}")
         if float(p["global_weight"]) < 0:
             raise ValueError(f"patchcore: global_weight must be >= 0, got {p['global_weight']}")
+        g = p["global_grid"]
+        if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g <= _MAX_GLOBAL_GRID:
+            raise ValueError(f"patchcore: global_grid must be a whole number from 0 to {_MAX_GLOBAL_GRID}, got {g!r}")
         if isinstance(p["position_weight"], bool) or not isinstance(p["position_weight"], (int, float)) \
                 or not 0.0 <= float(p["position_weight"]) < math.inf:
             raise ValueError(f"patchcore: position_weight must be a number >= 0, got {p['position_weight']!r}")
@@ -354,8 +364,9 @@ class PatchCore(Detector):
         self.register_buffer("memory_bank", torch.zeros(0, self.feature_dim))
         self.register_buffer("_bank_sq", torch.zeros(0), persistent=False)
         # the global texture term (all zero: off, as in bundles made before it)
-        self.register_buffer("global_mean", torch.zeros(self.appearance_dim))
-        self.register_buffer("global_precision", torch.zeros(self.appearance_dim, self.appearance_dim))
+        stats_dim = self.appearance_dim * (1 + int(p["global_grid"]) ** 2)
+        self.register_buffer("global_mean", torch.zeros(stats_dim))
+        self.register_buffer("global_precision", torch.zeros(stats_dim, stats_dim))
         self.register_buffer("global_norm", torch.zeros(3))  # mean and std of held-out distances, patch-score std
         self._bank_lp: CoarseBank | None = None
         self._fit_parts: list[torch.Tensor] = []
@@ -380,6 +391,7 @@ class PatchCore(Detector):
             "neighbours": 9,
             "map_sigma": 4.0,
             "global_weight": 0.5,
+            "global_grid": 2,
             "position_weight": 0.0,
             "fit_memory_mb": 1024,
         }
@@ -390,6 +402,19 @@ class PatchCore(Detector):
         key = prefix + "memory_bank"
         if key in state_dict:
             self.memory_bank = torch.empty_like(state_dict[key], device=self.memory_bank.device)
+        # the texture statistics the bundle was fitted with (bundles from
+        # before the layout statistics hold the channel spreads only)
+        stored = state_dict.get(prefix + "global_mean")
+        if stored is not None and stored.numel() != self.global_mean.numel():
+            cells = stored.numel() // max(1, self.appearance_dim) - 1
+            g = math.isqrt(max(0, cells))
+            if stored.numel() % max(1, self.appearance_dim) or g * g != cells or g > _MAX_GLOBAL_GRID:
+                raise ValueError(f"patchcore: the bundle's texture statistics ({stored.numel()} values) do not fit "
+                                 f"a backbone of {self.appearance_dim} channels")
+            self.params["global_grid"] = g
+            n = stored.numel()
+            self.global_mean = torch.zeros(n, device=self.global_mean.device)
+            self.global_precision = torch.zeros(n, n, device=self.global_precision.device)
         # bundles from before the global texture term: the term stays off
         for name in ("global_mean", "global_precision", "global_norm"):
             if prefix + name in state_dict or prefix + "memory_bank" not in state_dict:
@@ -495,13 +520,22 @@ class PatchCore(Detector):
 
     # ---------------------------------------------------- global texture term
     def texture_stats(self, emb: torch.Tensor) -> torch.Tensor:
-        """(B, D, h, w) descriptors -> (B, D'): each backbone channel's
-        standard deviation over the image (as a norm of the centred values:
-        torch's std over the last axis took 0.4 ms for one 224 px image here);
-        the position channels are the same for every image and left out."""
-        x = emb[:, : self.appearance_dim].flatten(2).float()
+        """(B, D, h, w) descriptors -> (B, D (1 + g^2)): each backbone
+        channel's standard deviation over the image (as a norm of the centred
+        values: torch's std over the last axis took 0.4 ms for one 224 px
+        image here), then (``global_grid`` = g > 0) its mean in each cell of
+        a g x g grid less its mean over the cells, cell by cell; the position
+        channels are the same for every image and left out."""
+        a = emb[:, : self.appearance_dim].float()
+        x = a.flatten(2)
         c = x - x.mean(dim=2, keepdim=True)
-        return torch.linalg.vector_norm(c, dim=2) / math.sqrt(max(1, x.shape[2] - 1))
+        spread = torch.linalg.vector_norm(c, dim=2) / math.sqrt(max(1, x.shape[2] - 1))
+        g = int(self.params["global_grid"])
+        if g == 0:
+            return spread
+        cells = F.adaptive_avg_pool2d(a, (g, g)).flatten(2)          # (B, D, g*g)
+        layout = (cells - cells.mean(dim=2, keepdim=True)).transpose(1, 2)
+        return torch.cat([spread, layout.flatten(1)], 1)
 
     @property
     def global_active(self) -> bool:
