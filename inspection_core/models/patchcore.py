@@ -74,6 +74,10 @@ _GLOBAL_MIN_IMAGES = 10
 _GLOBAL_FOLDS = 5
 #: largest grid of the texture term's layout statistics (g x g cells)
 _MAX_GLOBAL_GRID = 8
+#: the layout statistics' channels at most (consecutive channels averaged in
+#: groups beyond it): mobilenet_v2's 216 stay as they are; wide_resnet50_2's
+#: 1,536 on 4 cells would otherwise need a 7,680 x 7,680 precision matrix
+_LAYOUT_CHANNELS = 256
 #: PatchCore's layers where they differ from the backbone's defaults (measured
 #: on ../shared/data, benchmarks/patchcore_sweep.py; docs/quality.md)
 DEFAULT_LAYERS = {"mobilenet_v2": ["features.3", "features.6", "features.10", "features.13"]}
@@ -364,7 +368,8 @@ class PatchCore(Detector):
         self.register_buffer("memory_bank", torch.zeros(0, self.feature_dim))
         self.register_buffer("_bank_sq", torch.zeros(0), persistent=False)
         # the global texture term (all zero: off, as in bundles made before it)
-        stats_dim = self.appearance_dim * (1 + int(p["global_grid"]) ** 2)
+        self.layout_dim = min(self.appearance_dim, _LAYOUT_CHANNELS)
+        stats_dim = self.appearance_dim + self.layout_dim * int(p["global_grid"]) ** 2
         self.register_buffer("global_mean", torch.zeros(stats_dim))
         self.register_buffer("global_precision", torch.zeros(stats_dim, stats_dim))
         self.register_buffer("global_norm", torch.zeros(3))  # mean and std of held-out distances, patch-score std
@@ -406,9 +411,10 @@ class PatchCore(Detector):
         # before the layout statistics hold the channel spreads only)
         stored = state_dict.get(prefix + "global_mean")
         if stored is not None and stored.numel() != self.global_mean.numel():
-            cells = stored.numel() // max(1, self.appearance_dim) - 1
+            extra = stored.numel() - self.appearance_dim
+            cells = extra // max(1, self.layout_dim)
             g = math.isqrt(max(0, cells))
-            if stored.numel() % max(1, self.appearance_dim) or g * g != cells or g > _MAX_GLOBAL_GRID:
+            if extra < 0 or extra % max(1, self.layout_dim) or g * g != cells or g > _MAX_GLOBAL_GRID:
                 raise ValueError(f"patchcore: the bundle's texture statistics ({stored.numel()} values) do not fit "
                                  f"a backbone of {self.appearance_dim} channels")
             self.params["global_grid"] = g
@@ -520,12 +526,14 @@ class PatchCore(Detector):
 
     # ---------------------------------------------------- global texture term
     def texture_stats(self, emb: torch.Tensor) -> torch.Tensor:
-        """(B, D, h, w) descriptors -> (B, D (1 + g^2)): each backbone
+        """(B, D, h, w) descriptors -> (B, D + L g^2): each backbone
         channel's standard deviation over the image (as a norm of the centred
         values: torch's std over the last axis took 0.4 ms for one 224 px
         image here), then (``global_grid`` = g > 0) its mean in each cell of
-        a g x g grid less its mean over the cells, cell by cell; the position
-        channels are the same for every image and left out."""
+        a g x g grid less its mean over the cells, cell by cell, on L =
+        min(D, ``_LAYOUT_CHANNELS``) channels (groups of consecutive channels
+        averaged where D is larger); the position channels are the same for
+        every image and left out."""
         a = emb[:, : self.appearance_dim].float()
         x = a.flatten(2)
         c = x - x.mean(dim=2, keepdim=True)
@@ -534,6 +542,8 @@ class PatchCore(Detector):
         if g == 0:
             return spread
         cells = F.adaptive_avg_pool2d(a, (g, g)).flatten(2)          # (B, D, g*g)
+        if self.layout_dim < cells.shape[1]:
+            cells = F.adaptive_avg_pool1d(cells.transpose(1, 2), self.layout_dim).transpose(1, 2)
         layout = (cells - cells.mean(dim=2, keepdim=True)).transpose(1, 2)
         return torch.cat([spread, layout.flatten(1)], 1)
 

@@ -234,7 +234,10 @@ def test_a_bundle_from_before_the_layout_statistics_loads_and_scores_as_before()
     _fit(model, _textures(16, 0))
     assert model.global_mean.shape[0] == model.appearance_dim and model.global_active
     again = _model(bank_augment=[])
-    assert again.params["global_grid"] == 2 and again.global_mean.shape[0] == 5 * again.appearance_dim
+    assert again.params["global_grid"] == 2
+    # resnet18's 384 channels: the layout on 256 channel groups, so that a wide backbone's Gaussian stays small
+    assert again.layout_dim == 256 < again.appearance_dim
+    assert again.global_mean.shape[0] == again.appearance_dim + 4 * again.layout_dim
     again.load_state_dict(model.state_dict(), strict=True)
     assert again.params["global_grid"] == 0 and again.global_active
     x = _textures(4, 3, contrast=1.6)
@@ -412,7 +415,7 @@ def test_position_weight_fails_a_feature_in_the_wrong_place(torch_home: Path) ->
 def test_position_weight_round_trips_and_is_checked() -> None:
     model = _model(bank_augment=[], position_weight=4.0)
     _fit(model, _with_hole(_textures(16, 0), 16, 16, 5))
-    assert model.global_mean.shape[0] == model.appearance_dim * (1 + 2 * 2)  # the texture term leaves the positions out
+    assert model.global_mean.shape[0] == model.appearance_dim + 4 * model.layout_dim  # the texture term leaves the positions out
     again = _model(bank_augment=[], position_weight=4.0)
     again.load_state_dict(model.state_dict(), strict=True)
     x = _with_hole(_textures(3, 2), 40, 20, 5)
