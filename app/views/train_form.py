@@ -53,7 +53,7 @@ def model_catalogue(_progress: Any = None, _cancel: Any = None) -> dict[str, Any
             presets[preset] = {"model": m.to_dict(), "train": t.to_dict()}
         models[name] = {"supervised": cls.supervised, "can_generate": cls.can_generate, "fit_mode": cls.fit_mode,
                         "weights_param": cls.weights_param, "scratch_weights": cls.scratch_weights,
-                        "params": cls.default_params(), "presets": presets}
+                        "params": cls.default_params(), "help": cls.param_help(), "presets": presets}
     backbones = {}
     for name in BACKBONES:
         cache = hub_checkpoint_path(name)
@@ -304,8 +304,12 @@ class TrainForm(QWidget):
             if name in skip:
                 continue
             editor = ParamEditor(name, default)
+            editor.setToolTip(info.get("help", {}).get(name, ""))
             self.param_editors[name] = editor
             self.params_form.addRow(name + ":", editor)
+            label = self.params_form.labelForField(editor)
+            if label is not None:
+                label.setToolTip(editor.toolTip())
         self.params_box.setVisible(bool(self.param_editors))
 
     def apply_preset(self) -> None:

@@ -109,6 +109,12 @@ class Detector(nn.Module):
         return {}
 
     @classmethod
+    def param_help(cls) -> dict[str, str]:
+        """One line for each of :meth:`default_params` (the Train view's
+        tooltips; the contract test checks that none is missing)."""
+        return {}
+
+    @classmethod
     def resolve_params(cls, cfg: ModelConfig) -> dict[str, Any]:
         """``cfg.params`` over the family's defaults; an unknown name is an error
         (format-1 keys that this family never had are dropped)."""

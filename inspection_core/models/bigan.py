@@ -33,8 +33,8 @@ from torch import nn
 
 from ..config import ModelConfig, TrainConfig
 from .base import Detector, ScoreOutput, weights_init
-from .residual import ResidualScoring, check_reconstruction_config, net_size, residual_params
-from .blocks import dcgan_params, Decoder, Encoder, frozen, per_image_mse, pyramid_widths
+from .residual import RESIDUAL_HELP, ResidualScoring, check_reconstruction_config, net_size, residual_params
+from .blocks import DCGAN_HELP, dcgan_params, Decoder, Encoder, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
 
@@ -98,6 +98,15 @@ class BiGAN(ResidualScoring, Detector):
     @classmethod
     def default_params(cls) -> dict[str, Any]:
         return {**dcgan_params(), **residual_params(), "alpha": 0.9, "lambda_gp": 10.0, "n_critic": 2, "w_feat": 1.0, "w_cons": 10.0}
+
+    @classmethod
+    def param_help(cls) -> dict[str, str]:
+        return {**DCGAN_HELP, **RESIDUAL_HELP,
+                "alpha": "the paper's score: share of the reconstruction error (the rest: critic features)",
+                "lambda_gp": "weight of the critic's gradient penalty (WGAN-GP)",
+                "n_critic": "critic updates per encoder and generator update",
+                "w_feat": "weight of the feature-matching loss for the encoder and generator",
+                "w_cons": "weight of the consistency loss |x - G(E(x))| + |z - E(G(z))| (0: off)"}
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:

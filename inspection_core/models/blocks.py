@@ -25,6 +25,12 @@ from .base import weights_init
 DCGAN_IMAGE_SIZES = (32, 64, 128, 256, 512)
 
 
+DCGAN_HELP = {
+    "latent_dim": "numbers in the bottleneck: what the reconstruction can carry (the papers: 100)",
+    "base_width": "channels of the first network level, doubled at each level down (the papers: 64)",
+}
+
+
 def dcgan_params() -> dict[str, int]:
     """Network-size parameters shared by the DCGAN families and their defaults
     (GANomaly paper: latent 100, width 64)."""

@@ -19,8 +19,8 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
 from .base import ScoreOutput, weights_init
-from .residual import ResidualScoring, check_reconstruction_config, net_size, residual_params
-from .blocks import dcgan_params, Decoder, Discriminator, Encoder, frozen, per_image_mse
+from .residual import RESIDUAL_HELP, ResidualScoring, check_reconstruction_config, net_size, residual_params
+from .blocks import DCGAN_HELP, dcgan_params, Decoder, Discriminator, Encoder, frozen, per_image_mse
 from .registry import register
 
 
@@ -61,6 +61,13 @@ class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
     @classmethod
     def default_params(cls) -> dict[str, Any]:
         return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_enc": 1.0, **residual_params()}
+
+    @classmethod
+    def param_help(cls) -> dict[str, str]:
+        return {**DCGAN_HELP, **RESIDUAL_HELP,
+                "w_adv": "weight of the adversarial (feature-matching) loss",
+                "w_con": "weight of the L1 reconstruction loss",
+                "w_enc": "weight of the latent loss between z and the re-encoded reconstruction"}
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:

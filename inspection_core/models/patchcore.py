@@ -401,6 +401,28 @@ class PatchCore(Detector):
             "fit_memory_mb": 1024,
         }
 
+    @classmethod
+    def param_help(cls) -> dict[str, str]:
+        return {
+            "backbone": "frozen ImageNet backbone the patch descriptors come from",
+            "layers": "its layers, brought to one patch grid (empty: the measured defaults)",
+            "weights": "imagenet (torch's cache), a local weights file, or random (tests)",
+            "neighbourhood": "patches averaged around each patch (3: 3 x 3)",
+            "grid_stride": "patch grid step in input pixels",
+            "coreset_ratio": "share of the training patches kept in the memory bank",
+            "max_bank": "most patches in the memory bank",
+            "projection_dim": "random projection the coreset is chosen on (speed only)",
+            "local_keep": "share of each image's patches that reach the global coreset",
+            "bank_augment": "extra views of each training image in the bank: bright, dark, brighter, darker, hflip, vflip",
+            "score": "image score: map_max (the heat map's maximum), patch_max, or reweighted (the paper's)",
+            "neighbours": "the re-weighted score's neighbourhood in the bank",
+            "map_sigma": "Gaussian smoothing of the heat map, px at 224 px",
+            "global_weight": "weight of the whole-part texture term in the image score (0: off)",
+            "global_grid": "that term also compares the part's layout on a g x g grid of cells (0: off)",
+            "position_weight": "each patch's place on the part in its descriptor, for fixtured parts (0: off)",
+            "fit_memory_mb": "memory for the patches held while fitting (larger sets are thinned on the way)",
+        }
+
     # ------------------------------------------------------------ state dict
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         # the memory bank takes its size from the bundle (any size loads)

@@ -44,6 +44,19 @@ RESIDUALS = ("pixel", "ssim", "perceptual", "perceptual+ssim")
 SCORES = ("paper", "map")
 
 
+RESIDUAL_HELP = {
+    "residual": "how x and its reconstruction are compared for the map: pixel, ssim, perceptual, perceptual+ssim",
+    "score": "image score: map (mean of the map's top_k share) or paper (the family's own score)",
+    "top_k": "share of the map averaged for the image score (0.01: its hottest 1 %)",
+    "perceptual_backbone": "frozen ImageNet backbone for the perceptual residual and loss (e.g. mobilenet_v2)",
+    "perceptual_layers": "its layers compared (empty: the backbone's defaults)",
+    "perceptual_weights": "its weights: imagenet (torch's cache), a local file, or random (tests)",
+    "w_perceptual": "weight of the perceptual distance in the generator's training loss (0: off)",
+    "synthetic_defects": "share of training inputs given a pasted blob or scratch to repair (0: off)",
+    "window": "network size in px for crops and sliding windows over larger images (0: whole images)",
+}
+
+
 def residual_params() -> dict[str, Any]:
     """Parameters of the reconstruction families' maps and scores, with their defaults."""
     return {

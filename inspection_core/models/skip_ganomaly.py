@@ -20,8 +20,8 @@ from torch.nn import functional as F
 from ..config import ModelConfig
 from .adversarial import GeneratorDiscriminatorDetector
 from .base import ScoreOutput, weights_init
-from .residual import ResidualScoring, check_reconstruction_config, net_size, residual_params
-from .blocks import dcgan_params, Discriminator, frozen, per_image_mse, pyramid_widths
+from .residual import RESIDUAL_HELP, ResidualScoring, check_reconstruction_config, net_size, residual_params
+from .blocks import DCGAN_HELP, dcgan_params, Discriminator, frozen, per_image_mse, pyramid_widths
 from .registry import register
 
 
@@ -125,6 +125,16 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
     def default_params(cls) -> dict[str, Any]:
         return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_lat": 1.0, "lam": 0.9,
                 "drop_skips": 0, "skip_dropout": 0.0, **residual_params()}
+
+    @classmethod
+    def param_help(cls) -> dict[str, str]:
+        return {**DCGAN_HELP, **RESIDUAL_HELP,
+                "w_adv": "weight of the adversarial loss",
+                "w_con": "weight of the L1 reconstruction loss",
+                "w_lat": "weight of the loss between discriminator features of x and its reconstruction",
+                "lam": "the paper's score: 1 = reconstruction error only, 0 = latent error only",
+                "drop_skips": "skip connections removed from the finest levels, so a defect is not copied through",
+                "skip_dropout": "share of skip connections zeroed at random while training (0: off)"}
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:

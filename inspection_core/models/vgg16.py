@@ -127,6 +127,19 @@ class VGG16Classifier(Detector):
             "max_rotation": 10.0,
         }
 
+    @classmethod
+    def param_help(cls) -> dict[str, str]:
+        return {
+            "backbone": "the pretrained base network (vgg16, or mobilenet_v2, resnet18, wide_resnet50_2)",
+            "init": "start weights: imagenet (torch's cache), scratch, or a local weights file",
+            "base_width": "vgg16 from scratch only: channels of its first level (64 is the real network)",
+            "freeze_epochs": "epochs with the pretrained base frozen before it is fine-tuned",
+            "lr": "learning rate of the classifier's Adam optimiser",
+            "class_weights": "balanced (weigh the rarer class up) or none",
+            "augment": "flips, rotations, brightness and contrast jitter while training",
+            "max_rotation": "largest rotation of that augmentation, degrees",
+        }
+
     @staticmethod
     def _init_random(root: nn.Module) -> None:
         # torchvision's VGG initialisation

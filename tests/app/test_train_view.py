@@ -200,6 +200,9 @@ def test_patchcore_shows_only_what_applies_and_says_where_the_weights_go(view: T
     assert not form.augment_box.isVisibleTo(view) and form.batch_spin.isVisibleTo(view)
     assert form.model_form.isRowVisible(form.backbone_combo) and form.model_form.isRowVisible(form.weights_row)
     assert "layers" in form.param_editors and "weights" not in form.param_editors and "backbone" not in form.param_editors
+    assert "layout" in form.param_editors["global_grid"].toolTip()  # what each parameter does, on hover
+    label = form.params_form.labelForField(form.param_editors["global_grid"])
+    assert label.toolTip() == form.param_editors["global_grid"].toolTip()
     assert form.weights_combo.findData("scratch") < 0  # PatchCore needs pretrained weights
 
     form.backbone_combo.setCurrentText("resnet18")

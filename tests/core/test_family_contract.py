@@ -38,6 +38,15 @@ def test_every_built_in_family_is_covered():
     assert built_in == set(TINY)
 
 
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_every_parameter_says_what_it_does(family: str) -> None:
+    """The Train view shows each parameter's line as its tooltip: none may be missing or stale."""
+    cls = model_class(family)
+    helps = cls.param_help()
+    assert set(helps) == set(cls.default_params()), set(helps) ^ set(cls.default_params())
+    assert all(isinstance(h, str) and len(h) > 10 for h in helps.values()), helps
+
+
 @pytest.fixture(scope="module")
 def trained(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple]:
     out = {}
