@@ -120,9 +120,7 @@ def _init(self: pcm.PatchCore, cfg: Any) -> None:
         self.appearance_dim += 2
         self.feature_dim += 2
         self.memory_bank = torch.zeros(0, self.feature_dim)
-        n = self.appearance_dim * (1 + int(self.params["global_grid"]) ** 2)
-        self.global_mean = torch.zeros(n)
-        self.global_precision = torch.zeros(n, n)
+        self.size_texture_stats(int(self.params["global_grid"]))
 
 
 def _fit_batch(self: pcm.PatchCore, x: torch.Tensor) -> None:

@@ -368,10 +368,9 @@ class PatchCore(Detector):
         self.register_buffer("memory_bank", torch.zeros(0, self.feature_dim))
         self.register_buffer("_bank_sq", torch.zeros(0), persistent=False)
         # the global texture term (all zero: off, as in bundles made before it)
-        self.layout_dim = min(self.appearance_dim, _LAYOUT_CHANNELS)
-        stats_dim = self.appearance_dim + self.layout_dim * int(p["global_grid"]) ** 2
-        self.register_buffer("global_mean", torch.zeros(stats_dim))
-        self.register_buffer("global_precision", torch.zeros(stats_dim, stats_dim))
+        self.register_buffer("global_mean", torch.zeros(0))
+        self.register_buffer("global_precision", torch.zeros(0, 0))
+        self.size_texture_stats(int(p["global_grid"]))
         self.register_buffer("global_norm", torch.zeros(3))  # mean and std of held-out distances, patch-score std
         self._bank_lp: CoarseBank | None = None
         self._fit_parts: list[torch.Tensor] = []
@@ -440,9 +439,7 @@ class PatchCore(Detector):
                 raise ValueError(f"patchcore: the bundle's texture statistics ({stored.numel()} values) do not fit "
                                  f"a backbone of {self.appearance_dim} channels")
             self.params["global_grid"] = g
-            n = stored.numel()
-            self.global_mean = torch.zeros(n, device=self.global_mean.device)
-            self.global_precision = torch.zeros(n, n, device=self.global_precision.device)
+            self.size_texture_stats(g)
         # bundles from before the global texture term: the term stays off
         for name in ("global_mean", "global_precision", "global_norm"):
             if prefix + name in state_dict or prefix + "memory_bank" not in state_dict:
@@ -547,6 +544,16 @@ class PatchCore(Detector):
         return amap, None
 
     # ---------------------------------------------------- global texture term
+    def size_texture_stats(self, grid: int) -> None:
+        """The global term's Gaussian (all zero: off) sized for the
+        statistics of :meth:`texture_stats` on ``grid`` x ``grid`` cells and
+        the current ``appearance_dim``."""
+        self.layout_dim = min(self.appearance_dim, _LAYOUT_CHANNELS)
+        n = self.appearance_dim + self.layout_dim * grid * grid
+        dev = self.global_mean.device
+        self.global_mean = torch.zeros(n, device=dev)
+        self.global_precision = torch.zeros(n, n, device=dev)
+
     def texture_stats(self, emb: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w) descriptors -> (B, D + L g^2): each backbone
         channel's standard deviation over the image (as a norm of the centred
