@@ -180,14 +180,19 @@ def coarse_bank(bank: torch.Tensor, dtype: torch.dtype, variance: float | None =
 
 
 def _block_max(s: torch.Tensor) -> torch.Tensor:
-    """(blocks, _BLOCK, Q) -> (blocks, Q): the largest value of each block,
-    by halving with elementwise maxima (faster than amax on bf16)."""
-    while s.shape[1] > 1:
-        n = s.shape[1]
-        h = n // 2
-        top = torch.maximum(s[:, :h], s[:, h : 2 * h])
-        s = top if n % 2 == 0 else torch.cat([top, s[:, 2 * h :]], 1)
-    return s[:, 0]
+    """(blocks, rows, Q) -> (blocks, Q): the largest value of each block.
+
+    The contiguous scores are viewed as one channels-last image (Q channels,
+    blocks x rows high, 1 wide) and max-pooled over each block: the pooling
+    reads the scores once, vectorised over the queries. Measured on the
+    magnetic_tile bank (67 blocks of 128 rows, 784 queries, bf16, 2 cores):
+    1.6 ms against 2.5 ms by halving with elementwise maxima (the method
+    until stop 26) and 2.4 ms with ``amax``; the maxima are the same."""
+    blocks, rows, q = s.shape
+    if not s.is_contiguous():
+        s = s.contiguous()
+    image = s.view(1, blocks * rows, 1, q).permute(0, 3, 1, 2)   # (1, Q, blocks*rows, 1), channels-last
+    return F.max_pool2d(image, (rows, 1), (rows, 1))[0, :, :, 0].t()
 
 
 def _coarse_then_exact(q: torch.Tensor, m: torch.Tensor, coarse: CoarseBank, k: int) -> tuple[torch.Tensor, torch.Tensor]:
