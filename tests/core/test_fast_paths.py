@@ -84,7 +84,7 @@ def test_where_bf16_is_not_fast_the_station_scores_with_the_faster_path(
     record_fidelity(bundle, compare_paths(np.arange(200.0), np.arange(200.0) * 1.01, None, Threshold(150.0),
                                           Threshold(151.5), precision="bf16", engine="test"))
     times = {"cpu-onednn-packed-fp32": 0.010}
-    monkeypatch.setattr(acceleration, "path_seconds", lambda path, example: times[path.engine])
+    monkeypatch.setattr(acceleration, "paths_seconds", lambda paths, example: [times[p.engine] for p in paths])
     monkeypatch.setattr(acceleration, "cpu_bf16_is_fast", lambda: False)
     for t_bf16, expected, high in ((0.0120, "fp32", 150.0), (0.0110, "bf16", 151.5)):
         times["cpu-onednn-packed-bf16"] = t_bf16
@@ -94,6 +94,25 @@ def test_where_bf16_is_not_fast_the_station_scores_with_the_faster_path(
     assert Inspector(bundle, device="cpu", precision="bf16").precision == "bf16"  # asked for: not timed
     monkeypatch.setattr(acceleration, "cpu_bf16_is_fast", lambda: True)
     assert Inspector(bundle, device="cpu").precision == "bf16"                      # fast bf16: not timed
+
+
+def test_the_load_time_timing_ranks_a_slower_path_slower() -> None:
+    """Both paths are timed in turn; a path that takes 3x as long measures
+    longer, and each is timed on the example it is given."""
+    import time
+
+    seen: list[tuple[str, int]] = []
+
+    def fake(name: str, seconds: float):  # noqa: ANN202 - a stand-in for a ScoringPath
+        def run(x: torch.Tensor) -> None:
+            seen.append((name, x.shape[0]))
+            time.sleep(seconds)
+        return run
+
+    fast_s, slow_s = acceleration.paths_seconds([fake("a", 0.002), fake("b", 0.006)], torch.zeros(3, 1))
+    assert 0.002 <= fast_s < slow_s
+    assert {n for n, _ in seen} == {"a", "b"} and all(b == 3 for _, b in seen)
+    assert [n for n, _ in seen][2:6] == ["a", "a", "b", "b"]  # after one warm-up call each: in turn
 
 
 def test_the_bf16_speed_probe_measures_once() -> None:
