@@ -1,5 +1,5 @@
 """PatchCore's global texture term, measured outside the product on a fitted
-bundle's own descriptors (docs/quality.md, stop 27).
+bundle's own descriptors (docs/quality.md, stop 28).
 
     python benchmarks/quality.py --torch-home-from-shared --models patchcore --out /tmp/q
     python benchmarks/patchcore_global.py /tmp/q/magnetic_tile_patchcore.inspector /tmp/q/screw_patchcore.inspector
