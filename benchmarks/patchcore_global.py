@@ -127,15 +127,16 @@ def report(r: dict) -> None:
     variants: list[tuple[str, Callable[[np.ndarray], Fn]]] = [("Gaussian, Ledoit-Wolf (the product)", gaussian_fn)]
     variants += [(f"{k}-NN, standardised", knn_fn(k, False)) for k in (1, 3, 5, 10)]
     variants += [(f"{k}-NN, whitened", knn_fn(k, True)) for k in (1, 5)]
-    z_gauss = None
+    first: tuple[np.ndarray, np.ndarray] | None = None  # the product's Gaussian: distances and z
     for name, make in variants:
         held = held_out(train, make, 5)
         d = make(train.reshape(-1, dim))(test)
         z = (d - held.mean()) / held.std()
-        z_gauss = z if z_gauss is None else z_gauss
+        first = first or (d, z)
         fused = [auc(local + w * sd * np.clip(z, 0.0, None)) for w in (0.5, 1.0, 1.5, 2.0)]
         print(f"{name:34s} {auc(d):7.4f} " + " ".join(f"{f:7.4f}" for f in fused), flush=True)
-    full = gaussian_fn(train.reshape(-1, dim))(test)
+    assert first is not None
+    full, z_gauss = first
     print(f"good test images' distance to the Gaussian: mean {full[y == 0].mean():.2f}, sd {full[y == 0].std():.2f}")
     perm = np.random.default_rng(0).permutation(n)
     new, inner = perm[: n // 5], perm[n // 5 :]

@@ -60,20 +60,17 @@ def machine_line() -> str:
 
     from inspection_core.acceleration import cpu_bf16_is_fast, cpu_bf16_speedup, cpu_has_native_bf16
 
-    cpu = platform.processor() or platform.machine()
-    flags: set[str] | None = None
-    named = False
+    info: dict[str, str] = {}  # the first CPU's fields
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not named:
-                cpu, named = line.split(":", 1)[1].strip(), True
-            elif line.startswith("flags") and flags is None:
-                flags = set(line.split(":", 1)[1].split())
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = info.get("model name") or platform.processor() or platform.machine()
     # bf16 matrix units (Sapphire Rapids and later): the same code is several times faster there,
     # so figures from machines with and without them are not comparable
-    amx = "" if flags is None else f"  AMX {'yes' if 'amx_bf16' in flags else 'no'}"
+    amx = f"  AMX {'yes' if 'amx_bf16' in info['flags'].split() else 'no'}" if "flags" in info else ""
     return (f"# perf  torch {torch.__version__}  {cpu}  {os.cpu_count()} cpus  threads {torch.get_num_threads()}{amx}  "
             f"native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"
             + (f" (convolutions {cpu_bf16_speedup():.2f}x fp32: {'the fast path' if cpu_bf16_is_fast() else 'not used by default'})"

@@ -81,30 +81,19 @@ def cpu_has_native_bf16() -> bool:
 BF16_MIN_SPEEDUP = 1.25
 
 
-def best_seconds(fn: Any, calls: int = 5, warmup: int = 2) -> float:
-    """The best time of ``calls`` calls of ``fn`` after ``warmup`` untimed
-    ones (the first calls choose and prepare the kernels)."""
+def best_seconds(fns: list[Any], rounds: int = 3, calls: int = 5, warmup: int = 0, warm_s: float = 0.01) -> list[float]:
+    """The best time of each of ``fns``: ``warmup`` untimed calls each (the
+    first calls choose and prepare the kernels), then ``rounds`` rounds that
+    take them in turn, each round running each one for ``warm_s`` seconds
+    before timing ``calls`` calls. Interleaving keeps one slow moment of a
+    shared machine from landing on one of them only, and the time-based
+    warm-up lets bf16 matrix units (AMX), which wake up slowly after idling,
+    reach speed before they are timed."""
     import time
 
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def _best_interleaved(fns: list[Any], rounds: int = 3, calls: int = 5, warm_s: float = 0.01) -> list[float]:
-    """The best time of each of ``fns`` over ``rounds`` rounds that take
-    them in turn, each round running each one for ``warm_s`` seconds before
-    timing ``calls`` calls. Interleaving keeps one slow moment of a shared
-    machine from landing on one of them only, and the time-based warm-up
-    lets bf16 matrix units (AMX), which wake up slowly after idling, reach
-    speed before they are timed."""
-    import time
-
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
     best = [float("inf")] * len(fns)
     for _ in range(rounds):
         for i, fn in enumerate(fns):
@@ -143,7 +132,7 @@ def cpu_bf16_speedup() -> float:
     xb, wb = x.bfloat16(), w.bfloat16()
     try:
         with torch.inference_mode(), torch.autocast("cpu", enabled=False):
-            fp32, bf16 = _best_interleaved([lambda: F.conv2d(x, w, padding=1), lambda: F.conv2d(xb, wb, padding=1)])
+            fp32, bf16 = best_seconds([lambda: F.conv2d(x, w, padding=1), lambda: F.conv2d(xb, wb, padding=1)])
     except RuntimeError:  # pragma: no cover - a build whose bf16 convolutions fail
         return 0.0
     return fp32 / max(bf16, 1e-9)
@@ -516,9 +505,7 @@ def paths_seconds(paths: list[ScoringPath], example: torch.Tensor) -> list[float
     calls as timing them one after the other, but a slow moment of a shared
     machine lands on both)."""
     with torch.inference_mode():
-        for path in paths:
-            path(example)
-        return _best_interleaved([lambda p=path: p(example) for path in paths], rounds=3, calls=2, warm_s=0.0)
+        return best_seconds([lambda p=path: p(example) for path in paths], rounds=3, calls=2, warmup=1, warm_s=0.0)
 
 
 def faster_path(bf16: ScoringPath, fp32: ScoringPath, example: torch.Tensor) -> tuple[ScoringPath, float, float]:
