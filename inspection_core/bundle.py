@@ -33,6 +33,7 @@ from . import __version__
 from .config import ModelConfig
 from .data.preprocess import Preprocessing
 from .fileio import atomic_open, describe_os_error
+from .frame_check import check_section
 from .safezip import READ_ERRORS, ZipLimitError, human_bytes, member_size, open_zip, read_member
 from .types import Threshold
 
@@ -286,6 +287,11 @@ def _section_problem(m: dict[str, Any]) -> str | None:
     if w.get("bytes") is not None and (not isinstance(w["bytes"], int) or isinstance(w["bytes"], bool)
                                        or not 0 < w["bytes"] <= MAX_WEIGHTS_BYTES):
         return f"'weights.bytes' must be a size up to {human_bytes(MAX_WEIGHTS_BYTES)}, got {w['bytes']!r:.40}"
+    if "frame_check" in m:
+        try:
+            check_section(m["frame_check"])
+        except ValueError as exc:
+            return str(exc)
     stats = m.get("score_stats") or {}
     scale = stats.get("map_scale")
     if scale is not None and (not _is_number(scale) or scale < 0):

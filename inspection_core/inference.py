@@ -23,9 +23,10 @@ import torch
 
 from . import acceleration
 from .bundle import Bundle, load_bundle
-from .data.preprocess import Preprocessing, from_tensor, to_model_image, to_tensor
+from . import frame_check
+from .data.preprocess import Preprocessing, from_tensor, normalize, to_geometry, to_model_image, to_tensor
 from .device import resolve_device
-from .types import Prediction, Threshold
+from .types import Prediction, Threshold, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class Inspector:
         self._threshold = self.bundle.threshold
         stats = self.manifest.get("score_stats", {})
         self.map_scale = float(stats.get("map_scale") or 0.0) or 1.0
+        #: what a frame must meet to be judged as a part (blank, overexposed… frames are INVALID)
+        self.frame_limits = frame_check.limits_of(self.manifest)
         self._lock = threading.Lock()
         self.path = self._build_path(precision)
         own = acceleration.threshold_for(self.manifest, self.precision)
@@ -145,6 +148,13 @@ class Inspector:
         """The model-ready uint8 (S, S, C) image (the one preprocessing path)."""
         return to_model_image(image, self.preprocessing)
 
+    def check_frame(self, image: np.ndarray) -> tuple[np.ndarray, str]:
+        """The model-ready image and why the frame carries no part ("" when
+        it may be judged as one; :mod:`inspection_core.frame_check`)."""
+        geometry = to_geometry(image, self.preprocessing)
+        reason = self.frame_limits.reason(frame_check.frame_stats(geometry)) or ""
+        return normalize(geometry, self.preprocessing), reason
+
     def score_images(self, batch: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Score prepared uint8 images (N, S, S, C). Returns scores (N,)
         float64, anomaly maps (N, S, S) float32 and reconstructions uint8
@@ -165,7 +175,7 @@ class Inspector:
         texture = None if out.texture is None else out.texture.detach().float().cpu().numpy().astype(np.float64)
         return scores, maps, recon, texture
 
-    def _predictions(self, prepared: np.ndarray, t0: float) -> list[Prediction]:
+    def _predictions(self, prepared: np.ndarray, reasons: Sequence[str], t0: float) -> list[Prediction]:
         scores, maps, recon, texture = self._score(prepared)
         elapsed = (time.perf_counter() - t0) * 1000.0 / max(1, len(prepared))
         thr = self._threshold
@@ -175,7 +185,7 @@ class Inspector:
             preds.append(
                 Prediction(
                     score=float(s),
-                    verdict=thr.verdict(float(s)),
+                    verdict=Verdict.INVALID if reasons[i] else thr.verdict(float(s)),
                     threshold=thr,
                     anomaly_map=maps[i],
                     heat=heat,
@@ -183,20 +193,23 @@ class Inspector:
                     reconstruction=None if recon is None else recon[i],
                     latency_ms=elapsed,
                     texture_part=0.0 if texture is None else float(texture[i]),
+                    reason=reasons[i],
                 )
             )
         return preds
 
     def predict(self, image: np.ndarray) -> Prediction:
         """Score one image as read from disk or a camera (any size, bit depth
-        or channel count)."""
+        or channel count). A frame that carries no part (blank, overexposed,
+        far too dark or bright) is INVALID with its reason, never PASS."""
         t0 = time.perf_counter()
-        prepared = self.prepare(image)[None]
-        return self._predictions(prepared, t0)[0]
+        prepared, reason = self.check_frame(image)
+        return self._predictions(prepared[None], [reason], t0)[0]
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         if len(images) == 0:
             return []
         t0 = time.perf_counter()
-        prepared = np.stack([self.prepare(im) for im in images])
-        return self._predictions(prepared, t0)
+        checked = [self.check_frame(im) for im in images]
+        prepared = np.stack([c[0] for c in checked])
+        return self._predictions(prepared, [c[1] for c in checked], t0)

@@ -16,6 +16,9 @@ class Verdict(str, enum.Enum):
     PASS = "PASS"
     REVIEW = "REVIEW"
     FAIL = "FAIL"
+    #: the frame carries no part (blank, overexposed, far too dark or bright):
+    #: no verdict on a part, never PASS (:mod:`inspection_core.frame_check`)
+    INVALID = "INVALID"
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,6 @@ class Prediction:
     #: spot of the map (PatchCore's global term; 0 for the other families).
     #: ``score - texture_part`` is what the map's hottest spot alone scores.
     texture_part: float = 0.0
+    #: why the frame is INVALID ("blank frame", "overexposed", "too dark",
+    #: "too bright"); empty for a frame scored as a part
+    reason: str = ""

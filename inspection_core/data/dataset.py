@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from ..frame_check import FrameStats, frame_stats
 from ..progress import CancelToken
 from .image_header import probe_file
 from .images import ImageReadError, list_images, read_image
-from .preprocess import Preprocessing, prepare_mask, to_model_image
+from .preprocess import Preprocessing, normalize, prepare_mask, to_geometry
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ class LoadedImages:
     samples: list[Sample]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     shapes: list[tuple[int, int]] = field(default_factory=list)  # (height, width) of each image as read
+    #: each image's frame statistics before normalisation (:mod:`inspection_core.frame_check`)
+    frames: list[FrameStats] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- scanning
@@ -291,6 +294,7 @@ def load_images(
     n, size, c = len(samples), int(pp.image_size), int(pp.channels)
     out = np.empty((n, size, size, c), dtype=np.uint8)
     shapes: list[tuple[int, int]] = [(0, 0)] * n
+    frames: list[FrameStats] = [FrameStats(0.0, 0.0, 0.0)] * n
 
     def work(i: int) -> str | None:
         if cancel is not None:
@@ -299,7 +303,9 @@ def load_images(
         try:
             img = read_image(path)
             shapes[i] = (int(img.shape[0]), int(img.shape[1]))
-            out[i] = to_model_image(img, pp)
+            geometry = to_geometry(img, pp)
+            frames[i] = frame_stats(geometry)
+            out[i] = normalize(geometry, pp)
         except ImageReadError as exc:
             return exc.reason
         except ValueError as exc:
@@ -321,7 +327,7 @@ def load_images(
                     progress(i + 1, n)
     images = out if len(kept) == n else np.ascontiguousarray(out[kept])
     return LoadedImages(images=images, samples=[samples[i] for i in kept], skipped=skipped,
-                        shapes=[shapes[i] for i in kept])
+                        shapes=[shapes[i] for i in kept], frames=[frames[i] for i in kept])
 
 
 def load_masks(samples: Sequence[Sample], size: int) -> np.ndarray:

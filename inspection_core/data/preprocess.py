@@ -97,6 +97,19 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
 def to_model_image(img: np.ndarray, pp: Preprocessing) -> np.ndarray:
     """Turn a decoded image (any size, 8/16 bit, gray/BGR/BGRA) into model
     geometry: C-contiguous uint8 (S, S, C)."""
+    return normalize(to_geometry(img, pp), pp)
+
+
+def normalize(img: np.ndarray, pp: Preprocessing) -> np.ndarray:
+    """Step 6 alone: the illumination normalisation of an image in model geometry."""
+    if pp.normalize == "mean_std":
+        return np.ascontiguousarray(normalize_mean_std(img))
+    return img
+
+
+def to_geometry(img: np.ndarray, pp: Preprocessing) -> np.ndarray:
+    """Steps 1-5 of :func:`to_model_image`: model geometry before any
+    normalisation (what the frame check looks at)."""
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
@@ -114,8 +127,6 @@ def to_model_image(img: np.ndarray, pp: Preprocessing) -> np.ndarray:
         img = img[:, :, None]
         if pp.channels == 3:
             img = np.repeat(img, 3, axis=2)
-    if pp.normalize == "mean_std":
-        img = normalize_mean_std(img)
     return np.ascontiguousarray(img)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-VERDICTS = ("PASS", "REVIEW", "FAIL")
+VERDICTS = ("PASS", "REVIEW", "FAIL", "INVALID")
 COLUMNS = (
     "id", "time", "epoch", "station", "source", "image_ref", "bundle", "bundle_id",
     "score", "threshold_high", "threshold_low", "verdict", "override_verdict",

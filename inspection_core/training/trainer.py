@@ -26,6 +26,7 @@ from ..config import ModelConfig, TrainConfig
 from ..data.dataset import DatasetIndex, Sample, load_images, scan_dataset
 from ..data.preprocess import Preprocessing
 from ..device import resolve_device
+from ..frame_check import training_statistics
 from ..models import Detector, build_model, model_class
 from ..models.base import FitInfo
 from ..progress import CancelToken, ProgressCallback, ProgressEvent, null_progress
@@ -117,10 +118,11 @@ def _split(index: DatasetIndex, supervised: bool, tcfg: TrainConfig, model: str
 
 def _load(index: DatasetIndex, train_samples: list[Sample], val_samples: list[Sample], pp: Preprocessing,
           supervised: bool, progress: ProgressCallback, cancel: CancelToken
-          ) -> tuple[FitData, list[tuple[Path, str]], dict[str, Any]]:
+          ) -> tuple[FitData, list[tuple[Path, str]], dict[str, Any], dict[str, Any]]:
     """The images in model geometry, what was skipped, and the training
     images' statistics (``drift.input_statistics``: what inputs a station
-    should expect)."""
+    should expect; ``frame_check.training_statistics``: what a frame that
+    carries a part looks like)."""
     from ..drift import input_statistics
 
     progress(ProgressEvent("message", message=f"loading {len(train_samples)} training images"))
@@ -137,7 +139,7 @@ def _load(index: DatasetIndex, train_samples: list[Sample], val_samples: list[Sa
         val_labels=np.array([s.label for s in val_loaded.samples], dtype=np.int64) if val_loaded else np.zeros(0, np.int64),
         supervised=supervised,
     )
-    return data, skipped, input_statistics(loaded.images, loaded.shapes)
+    return data, skipped, input_statistics(loaded.images, loaded.shapes), training_statistics(loaded.frames)
 
 
 def train(
@@ -173,7 +175,7 @@ def train(
     if val_data is not None:
         vindex = val_data if isinstance(val_data, DatasetIndex) else scan_dataset(Path(val_data), seed=tcfg.seed)
         val_samples = val_samples + list(vindex.test)
-    fit_data, skipped, input_stats = _load(index, train_samples, val_samples, pp, cls.supervised, progress, cancel)
+    fit_data, skipped, input_stats, frame_section = _load(index, train_samples, val_samples, pp, cls.supervised, progress, cancel)
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
 
@@ -238,6 +240,7 @@ def train(
             **model.training_record(),
         },
         "score_stats": stats,
+        "frame_check": frame_section,
         "threshold": {"high": provisional, "low": None, "strategy": "quantile", "target": q, "provisional": True},
         "calibration_history": [],
         "metrics": {},
