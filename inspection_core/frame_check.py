@@ -26,9 +26,12 @@ and a frame is INVALID, with its reason, when
 The limits come from the training images' statistics, stored in the bundle at
 training (:func:`training_statistics`, ``manifest["frame_check"]``):
 ``min_contrast`` is half the least contrast of any training image,
-``max_clipped`` lies halfway between the most clipped training image and a
-fully clipped frame, and the level limits lie well outside the training
-images' darkest and brightest means. A bundle without them (made before the
+``max_clipped`` lies a quarter of the way from the most clipped training
+image to a fully clipped frame (25 % of the pixels saturated where no
+training image has any), and the level limits lie well outside the training
+images' darkest and brightest means (below half the darkest and 20 levels
+under it; above 1.6 times the brightest, or halfway to white when that is
+nearer, and at least 20 levels over it). A bundle without them (made before the
 check existed) gets :data:`DEFAULT_LIMITS`, which refuse exactly uniform and
 almost fully saturated frames only. The check is on by default and can be
 turned off per bundle (``"enabled": false``).
@@ -49,7 +52,7 @@ CLIP_LEVEL = 250
 #: the reasons, as shown to the operator, and what each means
 REASONS = {
     "blank frame": "the frame is near-uniform: no part in view (lens cap, dead sensor or covered camera?)",
-    "overexposed": "most of the frame is saturated: overexposed (lighting or exposure)",
+    "overexposed": "much more of the frame is saturated than in any training image: overexposed",
     "too dark": "far darker than every training image: no part, or the lights are off",
     "too bright": "far brighter than every training image: no part, or the exposure is wrong",
 }
@@ -157,10 +160,10 @@ def limits_from(stats: Sequence[FrameStats]) -> FrameLimits:
     lo, hi = float(levels.min()), float(levels.max())
     c_min, k_max = float(contrast.min()), float(clipped.max())
     low = min(lo / 2.0, lo - 20.0)
-    high = max(hi + (255.0 - hi) / 2.0, hi + 20.0)
+    high = max(min(hi + (255.0 - hi) / 2.0, 1.6 * hi), hi + 20.0)
     return FrameLimits(
         min_contrast=max(0.5, 0.5 * c_min),
-        max_clipped=min(1.0, max(0.5, k_max + 0.5 * (1.0 - k_max))),
+        max_clipped=min(1.0, k_max + 0.25 * (1.0 - k_max)),
         level_low=low if low > 0 else None,
         level_high=high if high < 255 else None,
     )

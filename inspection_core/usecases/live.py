@@ -27,7 +27,10 @@ scored, or its image not kept), ``"recording"`` ((state, message, pending):
 "ok", or "spooling" while verdicts wait in the spool), ``"failed"`` (message:
 the line cannot run, or a verdict could not be recorded),
 ``"input_warning"`` (message, at most once per run: the frames look unlike the
-bundle's training data, see :mod:`inspection_core.drift`), ``"ended"`` (the source finished, every frame handled), ``"stopped"`` (both
+bundle's training data, see :mod:`inspection_core.drift`), ``"camera_warning"``
+(message when ``invalid_alert`` frames in a row carried no part, e.g. the
+camera is covered or disconnected; ``""`` when a part is seen again; see
+:mod:`inspection_core.frame_check`), ``"ended"`` (the source finished, every frame handled), ``"stopped"`` (both
 threads ended; always the last event). The desktop app relays them to the GUI
 thread (``app.live``); a headless station or a test calls :meth:`LiveLine.run`.
 """
@@ -52,6 +55,8 @@ LiveListener = Callable[[str, Any], None]
 MODES = ("continuous", "triggered")
 #: what a line does when a verdict had to go to the spool: keep inspecting, or stop
 ON_UNRECORDED = ("spool", "stop")
+#: INVALID frames in a row after which the operator is told (camera covered or disconnected?)
+INVALID_ALERT = 5
 
 
 @dataclass
@@ -122,6 +127,7 @@ class LiveLine:
         device: str = "auto",
         listener: LiveListener | None = None,
         on_unrecorded: str = "spool",
+        invalid_alert: int = INVALID_ALERT,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be 'continuous' or 'triggered', got {mode!r}")
@@ -153,6 +159,9 @@ class LiveLine:
         self.frames_scored = 0
         self.frames_dropped = 0
         self.frames_skipped = 0      # deliberately not scored (paused, triggered mode)
+        self.frames_invalid = 0      # frames that carried no part (INVALID)
+        self.invalid_run = 0         # INVALID frames in a row, now
+        self.invalid_alert = max(1, int(invalid_alert))
         self.images_kept = 0
         self._cond = threading.Condition()
         self._slot: Any = None
@@ -470,8 +479,14 @@ class LiveLine:
             self._emit("frame_error", f"{frame.ref}: cannot be scored ({exc})")
             return
         t1 = time.perf_counter()
-        if self.monitor is not None:
-            self._warn_inputs(self.monitor.observe(frame.image, pred.score, pred.image))
+        if pred.reason:
+            self._invalid_frame(pred.reason)
+        else:
+            if self.invalid_run >= self.invalid_alert:
+                self._emit("camera_warning", "")
+            self.invalid_run = 0
+            if self.monitor is not None:  # a frame with no part says nothing about the parts' inputs
+                self._warn_inputs(self.monitor.observe(frame.image, pred.score, pred.image))
         try:
             record_id, spooled = self._record(frame, pred)
         except Exception as exc:  # noqa: BLE001 - recorded nowhere: never shown as a result
@@ -496,6 +511,16 @@ class LiveLine:
         if spooled and self.on_unrecorded == "stop":
             self._emit("failed", f"the line is stopped because the history cannot be written: {self.recorder.message}")
             self._halt()
+
+    def _invalid_frame(self, reason: str) -> None:
+        """Count an INVALID frame; tell the operator when ``invalid_alert`` came in a row."""
+        self.frames_invalid += 1
+        self.invalid_run += 1
+        if self.invalid_run == self.invalid_alert:
+            message = (f"{self.invalid_run} frames in a row carry no part ({reason}): "
+                       "is the camera covered or disconnected, or the light off?")
+            log.warning("live line %s: %s", self.source_label, message)
+            self._emit("camera_warning", message)
 
     def _halt(self) -> None:
         """Stop from the scoring thread (the capture thread and the source follow)."""
@@ -526,10 +551,11 @@ class LiveLine:
             threshold_low=pred.threshold.low, source=self.source_label, image_ref=frame.ref,
             bundle=getattr(self.inspector, "name", ""), bundle_id=getattr(self.inspector, "bundle_id", ""),
             station=self.station, latency_ms=pred.latency_ms, time=frame.timestamp,
+            note=getattr(pred, "reason", ""),
         )  # fmt: skip
         if keep and out.record_id is not None:
             self._keep_later(out.record_id, frame.image, frame.ref)
         return out.record_id, out.spooled
 
 
-__all__ = ["LineSettings", "LiveLine", "LiveListener", "LiveResult", "MODES", "ON_UNRECORDED", "line_source"]
+__all__ = ["INVALID_ALERT", "LineSettings", "LiveLine", "LiveListener", "LiveResult", "MODES", "ON_UNRECORDED", "line_source"]
