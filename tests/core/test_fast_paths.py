@@ -43,12 +43,24 @@ def _scores(insp: Inspector, images: np.ndarray, batch: int = 32) -> np.ndarray:
 
 # --------------------------------------------------------------------------- choice of path
 def test_auto_uses_bf16_only_for_verified_families(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"auto" is bf16 only where fidelity was shown (a verified family, or the
+    bundle's own fidelity record) and the CPU runs bf16 natively."""
     monkeypatch.delenv(acceleration.ENV_VAR, raising=False)
+    monkeypatch.setattr(acceleration, "BF16_VERIFIED", frozenset({"ganomaly"}))
+    monkeypatch.setattr(acceleration, "cpu_can_pack", lambda: True)
     cpu = torch.device("cpu")
-    assert choose_precision(None, "no-such-family", cpu) in ("fp32", "eager")
-    for family in BF16_VERIFIED:
-        expected = "bf16" if cpu_has_native_bf16() and cpu_can_pack() else ("fp32" if cpu_can_pack() else "eager")
-        assert choose_precision("auto", family, cpu) == expected
+    checked = {"inference": {"precision": "fp32", "fidelity": {"bf16": {"ok": True}}}}
+    failed = {"inference": {"precision": "fp32", "fidelity": {"bf16": {"ok": False}}}}
+    for native in (True, False):
+        monkeypatch.setattr(acceleration, "cpu_has_native_bf16", lambda n=native: n)
+        fast = "bf16" if native else "fp32"
+        assert choose_precision("auto", "ganomaly", cpu) == fast          # verified family
+        assert choose_precision("auto", "patchcore", cpu) == "fp32"       # not verified, no record
+        assert choose_precision("auto", "patchcore", cpu, checked) == fast  # its bundle's check passed
+        assert choose_precision("auto", "patchcore", cpu, failed) == "fp32"
+        assert choose_precision("fp32", "ganomaly", cpu) == "fp32"       # an explicit request wins
+    monkeypatch.setattr(acceleration, "cpu_can_pack", lambda: False)
+    assert choose_precision("auto", "ganomaly", cpu) == "eager"            # no oneDNN: the plain model
 
 
 def test_bf16_training_is_the_default_only_where_bf16_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
