@@ -136,13 +136,25 @@ def test_the_check_can_be_turned_off_per_bundle(family_bundles: dict[str, Path],
     assert pred.verdict in (Verdict.PASS, Verdict.REVIEW, Verdict.FAIL) and pred.reason == ""
 
 
-def test_a_bundle_made_before_the_check_refuses_uniform_frames_with_default_limits() -> None:
-    insp = Inspector(ROOT / "models" / "demo.inspector", device="cpu")
+def test_a_bundle_made_before_the_check_refuses_uniform_frames_with_default_limits(
+        family_bundles: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+
+    b = load_bundle(family_bundles["skip-ganomaly"])
+    manifest = {k: v for k, v in b.manifest.items() if k != "frame_check"}  # as written before the check existed
+    old = save_bundle(tmp_path / "old.inspector", b.build_model(torch.device("cpu")), manifest)
+    insp = Inspector(old, device="cpu")
     assert "frame_check" not in insp.manifest and insp.frame_limits == DEFAULT_LIMITS
     for value in (0, 37, 128, 255):
         assert insp.predict(np.full((80, 90, 3), value, np.uint8)).verdict is Verdict.INVALID
     good = np.random.default_rng(1).integers(40, 200, (80, 90, 3)).astype(np.uint8)
     assert insp.predict(good).verdict is not Verdict.INVALID
+
+
+def test_the_shipped_demo_bundle_carries_its_training_images_limits() -> None:
+    insp = Inspector(ROOT / "models" / "demo.inspector", device="cpu")
+    assert insp.frame_limits.level_low is not None and insp.frame_limits.min_contrast > 10
+    assert insp.predict(np.zeros((128, 128, 3), np.uint8)).reason == "blank frame"
 
 
 def test_limits_come_from_the_training_statistics() -> None:
