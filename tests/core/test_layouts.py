@@ -1,5 +1,5 @@
 """BTAD and VisA data sets as they are downloaded, on small copies made here
-(issue 14: the seed material benchmarks on MVTec AD, BTAD and VisA)."""
+(the study this project started from benchmarks on MVTec AD, BTAD and VisA)."""
 
 from __future__ import annotations
 

@@ -228,7 +228,7 @@ def test_a_bundle_from_before_the_global_term_loads_and_scores_as_before() -> No
 
 def test_a_bundle_from_before_the_layout_statistics_loads_and_scores_as_before() -> None:
     """A bundle whose texture term holds the channel spreads only (global_grid 0,
-    every bundle before stop 25) loads into today's default model, which takes
+    as bundles written before the layout statistics hold) loads into today's default model, which takes
     the statistics' size from the bundle and scores exactly as it did."""
     model = _model(bank_augment=[], global_grid=0)
     _fit(model, _textures(16, 0))
