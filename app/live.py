@@ -28,6 +28,7 @@ class ScoringWorker(QObject):
     frameError = Signal(str)          # one frame could not be scored, or its image not kept
     recordingChanged = Signal(str, str, int)  # "ok" | "spooling", message, verdicts waiting in the spool
     inputWarning = Signal(str)        # once per run: the frames look unlike the bundle's training data
+    cameraWarning = Signal(str)       # frames in a row carried no part (camera covered?); "" when a part is seen again
     failed = Signal(str)              # the line cannot run (bundle or source unusable)
     ended = Signal()                  # the source finished and every frame was handled
     stopped = Signal()                # both threads ended
@@ -70,6 +71,14 @@ class ScoringWorker(QObject):
     def set_threshold(self, threshold: Any) -> None:
         self.line.set_threshold(threshold)
 
+    def set_frame_limits(self, limits: Any) -> None:
+        """Use the bundle's new frame check (``frame_check.FrameLimits``) from the
+        next frame on: one attribute of the loaded Inspector, no torch (a line
+        whose model is still loading reads the saved bundle anyway)."""
+        inspector = self.line.inspector
+        if inspector is not None and hasattr(inspector, "frame_limits"):
+            inspector.frame_limits = limits
+
     @property
     def paused(self) -> bool:
         return self.line.paused
@@ -103,6 +112,10 @@ class ScoringWorker(QObject):
         return self.line.frames_dropped
 
     @property
+    def frames_invalid(self) -> int:
+        return self.line.frames_invalid
+
+    @property
     def images_kept(self) -> int:
         return self.line.images_kept
 
@@ -121,6 +134,8 @@ class ScoringWorker(QObject):
             self.recordingChanged.emit(payload[0], payload[1], int(payload[2]))
         elif kind == "input_warning":
             self.inputWarning.emit(payload)
+        elif kind == "camera_warning":
+            self.cameraWarning.emit(str(payload or ""))
         elif kind == "failed":
             self.failed.emit(payload)
         elif kind == "ended":

@@ -8,6 +8,12 @@ rates, and a gallery of the images misjudged at the current threshold. Every
 number comes from :mod:`inspection_core.calibration`; saving goes through
 ``usecases.calibrate.save_calibration``.
 
+It also shows the bundle's frame check (:mod:`inspection_core.frame_check`:
+the limits, the training images' ranges they come from) with a box that
+turns it on or off; saving that goes through
+``usecases.calibrate.save_frame_check`` (or with the threshold, in the same
+atomic rewrite).
+
 A stored calibration's image paths are relative to the folder it scored; the
 view looks for them in the folder typed, the folder the calibration recorded,
 and, for the demo bundle, the demo's calibration set (generated again); when
@@ -22,14 +28,16 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtWidgets import (
-    QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea, QSplitter,
-    QVBoxLayout, QWidget,
+    QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QScrollArea,
+    QSplitter, QVBoxLayout, QWidget,
 )
 
 from app.context import AppContext
 from app.manifest import read_manifest_light
 from app.views.calibrate_dialogs import PredictionDialog, SaveCalibrationDialog
-from app.views.calibrate_panels import STRATEGY_TEXT, MisjudgedGallery, OperatingPointPanel, StrategyPanel, pct
+from app.views.calibrate_panels import (
+    STRATEGY_TEXT, FrameCheckPanel, MisjudgedGallery, OperatingPointPanel, StrategyPanel, pct,
+)
 from app.widgets import theme
 from app.widgets.plots import RocPlot, ScoreHistogram
 from inspection_core import calibration as cal
@@ -80,6 +88,7 @@ class CalibrateView(QWidget):
         self._stored_root: str | None = None  # where that calibration found its images
         self._score_job: Any = None
         self._save_job: Any = None
+        self._frame_job: Any = None
         self._dialogs: list[QDialog] = []
         self._gallery_timer = QTimer(self, singleShot=True, interval=120, timeout=self._refresh_gallery)
         self._build()
@@ -138,8 +147,15 @@ class CalibrateView(QWidget):
         self.strategies.bandRequested.connect(self.apply_band_from_targets)
         self.strategies.twoThresholdToggled.connect(self._on_two_threshold)
         self.strategies.saveRequested.connect(self.save_to_bundle)
+        self.frame_check = FrameCheckPanel()
+        self.frame_check.saveRequested.connect(self.save_frame_check)
+        right = QWidget()
+        rlay = QVBoxLayout(right)
+        rlay.setContentsMargins(0, 0, 0, 0)
+        rlay.addWidget(self.strategies)
+        rlay.addWidget(self.frame_check)
         scroll = FitWidthScrollArea()  # never narrower than its inputs: nothing cut on the right
-        scroll.setWidget(self.strategies)
+        scroll.setWidget(right)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         split.addWidget(scroll)
         split.setCollapsible(2, False)
@@ -201,6 +217,7 @@ class CalibrateView(QWidget):
 
     def _show_bundle(self, _path: object = None) -> None:
         m = self._manifest()
+        self.frame_check.show_manifest(m)
         self.stored_button.setEnabled(bool(m and (m.get("calibration") or {}).get("scores")))
         self.score_button.setEnabled(self.ctx.bundle_path is not None)
         if m is None:
@@ -630,6 +647,9 @@ class CalibrateView(QWidget):
         op = result.point
         summary = (f"On {len(self.scores)} calibration images: false-reject rate {pct(op.fpr)}, escape rate "
                    f"{pct(op.fnr)}; PASS {op.n_pass}, REVIEW {op.n_review}, FAIL {op.n_fail}.")
+        frame_check = self.frame_check.enabled() if self.frame_check.changed() else None
+        if frame_check is not None:
+            summary += f" The frame check is turned {'on' if frame_check else 'OFF'} with it."
         dlg = SaveCalibrationDialog(bundle, old, new, summary, self)
         if dlg.exec() != QDialog.DialogCode.Accepted:
             self._say("Not saved.")
@@ -655,8 +675,9 @@ class CalibrateView(QWidget):
             # check that chose it; scores read back from the bundle have none of them
             if cset is not None:
                 return save_calibration(bundle, result, note=note, calibration_set=cset,
-                                        inference=inference_with(cset, fid))
-            return save_calibration(bundle, result, note=note, paths=paths, root=root)
+                                        inference=inference_with(cset, fid), frame_check_enabled=frame_check)
+            return save_calibration(bundle, result, note=note, paths=paths, root=root,
+                                    frame_check_enabled=frame_check)
 
         def done(_manifest: dict[str, Any]) -> None:
             self.save_button.setEnabled(True)
@@ -669,3 +690,38 @@ class CalibrateView(QWidget):
             self._say(f"Could not save: {msg}", error=True)
 
         self._save_job = self.ctx.start_job(job, on_done=done, on_error=failed, name="calibration-save")
+
+    def save_frame_check(self, enabled: bool) -> None:
+        """Write the frame check's on/off into the bundle on a worker (turning it
+        off is confirmed: blank frames may then PASS)."""
+        bundle = self.ctx.bundle_path
+        if bundle is None:
+            return
+        if not enabled:
+            answer = QMessageBox.warning(
+                self, "Turn the frame check off?",
+                f"With the frame check off, <b>{bundle.name}</b> scores every frame as a part: a blank, "
+                "covered or overexposed frame may PASS.<br><br>Turn it off?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Yes:
+                self._say("Frame check not changed.")
+                return
+        self.frame_check.save_button.setEnabled(False)
+        self._say("Saving the frame check…")
+
+        def job(_p: Any, _c: Any) -> dict[str, Any]:
+            from inspection_core.usecases.calibrate import save_frame_check
+
+            return save_frame_check(bundle, enabled)
+
+        def done(_manifest: dict[str, Any]) -> None:
+            self._frame_job = None
+            self._say(f"Saved to {bundle.name}: frame check {'on' if enabled else 'off'}.")
+            self.ctx.notify_bundle_updated()  # shows the saved state; a running line applies it
+
+        def failed(msg: str) -> None:
+            self._frame_job = None
+            self.frame_check.save_button.setEnabled(self.frame_check.changed())
+            self._say(f"Could not save the frame check: {msg}", error=True)
+
+        self._frame_job = self.ctx.start_job(job, on_done=done, on_error=failed, name="frame-check-save")

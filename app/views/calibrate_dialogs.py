@@ -88,7 +88,8 @@ class PredictionDialog(QDialog):
             self.recon_label.setText(NO_RECONSTRUCTION)
         self.heat_label.setPixmap(to_pixmap(heat_overlay(pred.image, pred.heat), self.SIZE))
         self.status.setText(
-            f"score {pred.score:.4g} → {pred.verdict.value} with the bundle's saved threshold; "
+            f"score {pred.score:.4g} → {pred.verdict.value}{f' ({pred.reason})' if pred.reason else ''} "
+            "with the bundle's saved threshold and frame check; "
             f"scored in {pred.latency_ms:.0f} ms")
 
     def set_error(self, message: str) -> None:

@@ -1,6 +1,7 @@
 """Panels of the calibration view: the operating point (confusion matrix,
-rates, band counts), the strategy controls, and the gallery of misjudged
-images. They display and collect; the view decides (with the core)."""
+rates, band counts), the strategy controls, the frame check (frames that
+carry no part), and the gallery of misjudged images. They display and
+collect; the view decides (with the core)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from app.widgets import theme
 from app.widgets.confusion import ConfusionMatrix
 from app.widgets.plots import to_pixmap
 from inspection_core.calibration import STRATEGIES, OperatingPoint
+from inspection_core.frame_check import limits_of
 
 THUMB = 88
 GALLERY_LIMIT = 200
@@ -177,6 +179,121 @@ class StrategyPanel(QWidget):
 
     def margin_for(self, name: str) -> float:
         return self.margin_spin.value() if name == "quantile" else 0.0
+
+
+def training_ranges(section: Any) -> str:
+    """The training images' frame statistics of a manifest's ``frame_check``
+    section in words ("" when it holds none): where the limits come from."""
+    training = (section or {}).get("training") if isinstance(section, dict) else None
+    if not isinstance(training, dict):
+        return ""
+
+    def span(key: str, fmt: str) -> str | None:
+        q = training.get(key)
+        if not isinstance(q, list) or len(q) < 5:
+            return None
+        return f"{format(q[0], fmt)}–{format(q[-1], fmt)} (median {format(q[2], fmt)})"
+
+    parts = []
+    level, contrast = span("level", ".0f"), span("contrast", ".1f")
+    if level:
+        parts.append(f"mean gray level {level}")
+    if contrast:
+        parts.append(f"contrast {contrast}")
+    clipped = training.get("clipped")
+    if isinstance(clipped, list) and clipped:
+        parts.append(f"saturated pixels at most {100 * clipped[-1]:.1f} %")
+    if not parts:
+        return ""
+    source = section.get("source") or "the training images"
+    return f"Training images ({source}): " + "; ".join(parts) + "."
+
+
+class FrameCheckPanel(QGroupBox):
+    """The bundle's frame check: its limits, the training images' ranges they
+    come from, and whether frames that carry no part are refused (INVALID,
+    never PASS). ``saveRequested(enabled)``: write the check's state into the bundle."""
+
+    saveRequested = Signal(bool)
+
+    CHECK_TEXT = "Refuse frames that carry no part (blank, overexposed, no part)"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Frame check", parent)
+        lay = QVBoxLayout(self)
+        # on two lines: a check box does not wrap, and one line would widen the whole column
+        self.check = QCheckBox(self.CHECK_TEXT.replace(" (", "\n("))
+        self.check.setAccessibleName(self.CHECK_TEXT)
+        self.check.setToolTip("Such frames get the verdict INVALID with their reason, never PASS; "
+                              "the live line warns when several come in a row")
+        self.check.toggled.connect(self._on_toggled)
+        lay.addWidget(self.check)
+        self.limits_label = QLabel("")
+        self.limits_label.setWordWrap(True)
+        lay.addWidget(self.limits_label)
+        self.training_label = QLabel("")
+        self.training_label.setWordWrap(True)
+        theme.set_tone(self.training_label, "hint")
+        lay.addWidget(self.training_label)
+        self.pending_label = QLabel("")
+        self.pending_label.setWordWrap(True)
+        theme.set_tone(self.pending_label, "warn")
+        lay.addWidget(self.pending_label)
+        self.save_button = QPushButton("Save frame check", enabled=False)
+        self.save_button.setToolTip("Write the frame check's on/off into the bundle (nothing else changes)")
+        self.save_button.clicked.connect(lambda: self.saveRequested.emit(self.check.isChecked()))
+        lay.addWidget(self.save_button)
+        self.saved_enabled: bool | None = None  # the bundle's state (None: no bundle or unreadable)
+        self.show_manifest(None)
+
+    def show_manifest(self, manifest: dict[str, Any] | None) -> None:
+        """Show the frame check of ``manifest`` (None: no bundle)."""
+        self.check.blockSignals(True)
+        try:
+            if manifest is None:
+                self.saved_enabled = None
+                self.check.setChecked(False)
+                self.limits_label.setText("No model bundle chosen.")
+                self.training_label.setText("")
+            else:
+                section = manifest.get("frame_check")
+                try:
+                    limits = limits_of(manifest)
+                except ValueError as exc:
+                    self.saved_enabled = None
+                    self.limits_label.setText(f"The bundle's frame check is unusable: {exc}")
+                    theme.set_tone(self.limits_label, "error")
+                    self.training_label.setText("")
+                    return
+                theme.set_tone(self.limits_label, None)
+                self.saved_enabled = limits.enabled
+                self.check.setChecked(limits.enabled)
+                default = "" if section is not None else " (default limits: this bundle was made before the check)"
+                text = limits.describe()
+                self.limits_label.setText(text[:1].upper() + text[1:] + default + ".")
+                self.training_label.setText(training_ranges(section))
+        finally:
+            self.check.blockSignals(False)
+            self.check.setEnabled(self.saved_enabled is not None)
+            self._on_toggled(self.check.isChecked())
+
+    def changed(self) -> bool:
+        """Whether the box differs from what the bundle holds (a save would change it)."""
+        return self.saved_enabled is not None and self.check.isChecked() != self.saved_enabled
+
+    def enabled(self) -> bool:
+        return self.check.isChecked()
+
+    def _on_toggled(self, on: bool) -> None:
+        changed = self.changed()
+        self.save_button.setEnabled(changed)
+        if not changed:
+            self.pending_label.setText("")
+        elif on:
+            self.pending_label.setText("Not saved yet: the bundle scores every frame as a part until you save.")
+        else:
+            self.pending_label.setText("Not saved yet. Off: a blank or overexposed frame is scored as a part "
+                                       "and may PASS.")
 
 
 class MisjudgedGallery(QGroupBox):

@@ -3,6 +3,11 @@
 ``HistoryTableModel`` knows only the row count of the current filter and
 fetches pages of ``PAGE_SIZE`` rows on demand (windowed queries), keeping a few
 pages in a small cache; the view never loads the whole table.
+
+A frame that carried no part is an INVALID row whose reason ("blank frame")
+the live line wrote in the row's note: the verdict cell shows both, and the
+verdict filter offers INVALID. INVALID rows are no parts: they stay out of
+the yield.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ from PySide6.QtWidgets import (
 
 from app.context import AppContext
 from app.widgets.image_pane import ImagePane
-from app.widgets.palette import VERDICT_TEXT
+from app.widgets.palette import verdict_text
 
 PAGE_SIZE = 500
 MAX_PAGES = 40
+#: the verdict filter's choices: (label, the verdict or verdicts it keeps)
+VERDICT_CHOICES = (("PASS", "PASS"), ("REVIEW", "REVIEW"), ("FAIL", "FAIL"), ("INVALID (no part)", "INVALID"),
+                   ("REVIEW + FAIL", ("REVIEW", "FAIL")))
 
 COLUMNS = [
     ("id", "#"),
@@ -44,6 +52,13 @@ COLUMNS = [
 
 def _local_time(record: Any) -> str:
     return _dt.datetime.fromtimestamp(record.epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def verdict_cell(record: Any) -> str:
+    """The verdict as the table shows it: an INVALID row with its reason, e.g. "INVALID — blank frame"."""
+    verdict = "" if record.verdict is None else str(record.verdict)
+    note = (getattr(record, "note", "") or "").strip()
+    return f"{verdict} — {note}" if verdict == "INVALID" and note else verdict
 
 
 class HistoryTableModel(QAbstractTableModel):
@@ -137,16 +152,23 @@ class HistoryTableModel(QAbstractTableModel):
                 return Path(rec.image_ref).name if rec.image_ref else ""
             if key == "override_verdict":
                 return f"{rec.override_verdict} ({rec.override_operator})" if rec.override_verdict else ""
+            if key == "verdict":
+                return verdict_cell(rec)
             value = getattr(rec, key)
             return "" if value is None else str(value)
         if role == Qt.ItemDataRole.ForegroundRole and key in ("verdict", "override_verdict"):
             v = rec.verdict if key == "verdict" else rec.override_verdict
-            if v in VERDICT_TEXT:
-                return QBrush(QColor(VERDICT_TEXT[v]))
+            if v:
+                return QBrush(QColor(verdict_text(str(v))))
         if role == Qt.ItemDataRole.FontRole and key == "verdict":
             f = QFont()
             f.setBold(True)
             return f
+        if role == Qt.ItemDataRole.ToolTipRole and key == "verdict" and rec.verdict == "INVALID":
+            from inspection_core.frame_check import REASONS
+
+            note = (rec.note or "").strip()
+            return f"The frame carried no part: {REASONS.get(note, note or 'no reason recorded')}"
         if role == Qt.ItemDataRole.ToolTipRole and key == "image_ref":
             return rec.image_ref + ("\n(image kept — double-click to open)" if rec.stored_image else "")
         if role == Qt.ItemDataRole.TextAlignmentRole and key in ("id", "score", "share", "threshold", "latency_ms"):
@@ -190,9 +212,8 @@ class HistoryView(QWidget):
         bar = QHBoxLayout()
         self.verdict_combo = QComboBox()
         self.verdict_combo.addItem("All verdicts", None)
-        for v in ("PASS", "REVIEW", "FAIL"):
-            self.verdict_combo.addItem(v, v)
-        self.verdict_combo.addItem("REVIEW + FAIL", ("REVIEW", "FAIL"))
+        for label, v in VERDICT_CHOICES:
+            self.verdict_combo.addItem(label, v)
         self.period_combo = QComboBox()
         for label, hours in (("All time", None), ("Last hour", 1), ("Last 8 hours", 8), ("Last 24 hours", 24),
                              ("Last 7 days", 24 * 7), ("Custom range", -1)):
@@ -324,11 +345,12 @@ class HistoryView(QWidget):
         if self.model is None:
             return
         counts = self.ctx.history.counts_by_verdict(**self.model.filters)
-        total = sum(counts.values())
-        yld = f"{100.0 * counts['PASS'] / total:.1f} %" if total else "—"
+        invalid = counts.get("INVALID", 0)
+        parts = sum(counts.values()) - invalid  # a frame with no part is not in the yield
+        yld = f"{100.0 * counts.get('PASS', 0) / parts:.1f} %" if parts else "—"
         self.summary.setText(
-            f"{self.model.total():,} records   ·   PASS {counts['PASS']:,}   REVIEW {counts['REVIEW']:,}"
-            f"   FAIL {counts['FAIL']:,}   ·   yield {yld}   ·   {self.ctx.history.path}"
+            f"{self.model.total():,} records   ·   PASS {counts.get('PASS', 0):,}   REVIEW {counts.get('REVIEW', 0):,}"
+            f"   FAIL {counts.get('FAIL', 0):,}   INVALID {invalid:,}   ·   yield {yld}   ·   {self.ctx.history.path}"
         )
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
@@ -387,12 +409,13 @@ class HistoryView(QWidget):
             return
         found = self.image_for(rec)
         if found is None:
-            QMessageBox.information(self, "No image", f"No image was kept for inspection #{rec.id} ({rec.verdict}).\n"
+            QMessageBox.information(self, "No image", f"No image was kept for inspection #{rec.id} ({verdict_cell(rec)}).\n"
                                     "Only FAIL and REVIEW images are kept (a station setting).")
             return
         image, path = found
         self.imageOpened.emit(path)
-        dlg = ImageDialog(image, f"#{rec.id} · {rec.verdict} · score {rec.score:.4g} · {path.name}", self)
+        score = "" if rec.score is None else f" · score {rec.score:.4g}"
+        dlg = ImageDialog(image, f"#{rec.id} · {verdict_cell(rec)}{score} · {path.name}", self)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.show()
         self._dialog = dlg
@@ -412,7 +435,7 @@ class HistoryView(QWidget):
         if rec is None:
             QMessageBox.information(self, "Override", "Select an inspection first.")
             return
-        choices = ["PASS", "REVIEW", "FAIL", "(clear override)"]
+        choices = ["PASS", "REVIEW", "FAIL", "INVALID", "(clear override)"]  # INVALID: no part in the frame
         verdict, ok = QInputDialog.getItem(self, "Override verdict",
                                            f"Inspection #{rec.id}: the model said {rec.verdict}. Your verdict:",
                                            choices, 0, False)

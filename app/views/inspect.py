@@ -4,6 +4,11 @@ The view owns one ``ScoringWorker`` (the Qt relay of the core's live line:
 capture and scoring threads, history recording) and only displays what it
 emits: the newest result is painted at most every 30 ms, so a fast source
 never makes the GUI thread fall behind.
+
+A frame that carries no part (INVALID: blank, overexposed, far too dark or
+bright) is shown as such (grey banner with its reason, its own counter, never
+a PASS); when several come in a row the line's camera warning stands in red
+above the banner until a part is seen again.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part o
 from app.widgets.image_pane import (
     HEAT_LEGEND, HEAT_LEGEND_TIP, NO_RECONSTRUCTION, ImagePane, fit_for_display, heat_overlay,
 )
+from app.widgets.palette import CAMERA_WARNING
 from app.widgets.recent_strip import RecentStrip
 from app.widgets.verdict_banner import VerdictBanner
 from app.workers import LiveResult, ScoringWorker
@@ -167,6 +173,15 @@ class InspectView(QWidget):
 
         side = QVBoxLayout()
         side.setSpacing(10)
+        # Where the operator looks: frames in a row with no part (camera covered or disconnected, light off).
+        self.camera_warning = QLabel("")
+        self.camera_warning.setObjectName("cameraWarning")
+        self.camera_warning.setWordWrap(True)
+        bg, fg = CAMERA_WARNING
+        self.camera_warning.setStyleSheet(f"QLabel#cameraWarning {{ background: {bg}; color: {fg}; border-radius: 6px;"
+                                          " padding: 10px 12px; font-size: 12pt; font-weight: 700; }")
+        self.camera_warning.hide()
+        side.addWidget(self.camera_warning)
         self.banner = VerdictBanner()
         side.addWidget(self.banner)
 
@@ -227,10 +242,13 @@ class InspectView(QWidget):
         self._show_bundle_info()
         if self.worker is None or self.ctx.bundle_path is None:
             return
+        from inspection_core.frame_check import limits_of
         from inspection_core.types import Threshold
 
         try:
-            self.worker.set_threshold(Threshold.from_dict(read_manifest_light(self.ctx.bundle_path)["threshold"]))
+            manifest = read_manifest_light(self.ctx.bundle_path)
+            self.worker.set_threshold(Threshold.from_dict(manifest["threshold"]))
+            self.worker.set_frame_limits(limits_of(manifest))  # the frame check turned on or off in Calibrate
         except Exception as exc:  # noqa: BLE001
             self._show_state("error", f"new threshold not applied: {exc}")
 
@@ -342,7 +360,9 @@ class InspectView(QWidget):
         self.worker.ended.connect(self._on_ended)
         self.worker.ready.connect(self._on_ready)
         self.worker.inputWarning.connect(self._on_input_warning)
+        self.worker.cameraWarning.connect(self._on_camera_warning)
         self._source_desc = (kind, spec)
+        self._on_camera_warning("")  # a new run: the last one's warning no longer holds
         self._end_note = ""
         self._hide_state()
         if self.ctx.recorder.state != "ok":  # said before the first part
@@ -359,7 +379,8 @@ class InspectView(QWidget):
         w, self.worker = self.worker, None
         if w is None:
             return
-        for sig in (w.result, w.stateChanged, w.failed, w.ended, w.frameError, w.ready):
+        for sig in (w.result, w.stateChanged, w.failed, w.ended, w.frameError, w.ready, w.inputWarning,
+                    w.cameraWarning):
             try:
                 sig.disconnect()
             except (RuntimeError, TypeError):
@@ -442,7 +463,7 @@ class InspectView(QWidget):
         for t in self._pending_thumbs[-self.recent._items.maxlen:]:
             im = t.image if t.image is not None else t.prediction.image
             self.recent.add(im, str(getattr(t.prediction.verdict, "value", t.prediction.verdict)), t.prediction.score,
-                            t.prediction.threshold.high)
+                            t.prediction.threshold.high, getattr(t.prediction, "reason", ""))
         self._pending_thumbs.clear()
         if not self._dirty or self._latest is None:
             return
@@ -458,12 +479,17 @@ class InspectView(QWidget):
         dpr = self.devicePixelRatioF()
         shown = fit_for_display(np.asarray(shown), int(self.image_pane.width() * dpr), int(self.image_pane.height() * dpr))
         self.image_pane.set_image(shown)
-        if p.reconstruction is not None:
-            self.recon_pane.set_image(p.reconstruction)
+        reason = getattr(p, "reason", "")
+        if reason:  # no part in the frame: what the model made of it means nothing
+            self.recon_pane.clear(f"no part in the frame ({reason})")
+            self.heat_pane.clear(f"no part in the frame ({reason})")
         else:
-            self.recon_pane.clear(NO_RECONSTRUCTION)
-        self.heat_pane.set_image(heat_overlay(shown, p.heat))
-        self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low, p.texture_part)
+            if p.reconstruction is not None:
+                self.recon_pane.set_image(p.reconstruction)
+            else:
+                self.recon_pane.clear(NO_RECONSTRUCTION)
+            self.heat_pane.set_image(heat_overlay(shown, p.heat))
+        self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low, p.texture_part, reason)
         when = time.strftime("%H:%M:%S", time.localtime(r.frame_timestamp))
         self.ref_label.setText(f"{when}   {r.frame_ref}")
         self.rendered.emit(r)
@@ -496,6 +522,20 @@ class InspectView(QWidget):
         """Once per run: the parts look unlike the bundle's training data (it stays up; inspection goes on)."""
         self._show_state("input", message[:1].upper() + message[1:])
 
+    def _on_camera_warning(self, message: str) -> None:
+        """The line's camera warning (frames in a row carried no part); "" clears it (a part was seen again)."""
+        if message:
+            self.camera_warning.setText(f"⚠  {message[:1].upper()}{message[1:]}")
+            self.camera_warning.show()
+        else:
+            self.camera_warning.clear()
+            self.camera_warning.hide()
+
+    @property
+    def camera_warning_text(self) -> str:
+        """The camera warning as shown ("" when none stands)."""
+        return "" if self.camera_warning.isHidden() else self.camera_warning.text()
+
     def _on_ready(self, _inspector: object) -> None:
         from app import gc_guard
 
@@ -504,8 +544,10 @@ class InspectView(QWidget):
             self.banner.set_idle("READY", "waiting for the first part")
 
     def _on_ended(self) -> None:
-        n = self.counters.inspected
+        n, invalid = self.counters.inspected, self.counters.invalid
         done = f"Source finished — {n} part{'s' if n != 1 else ''} inspected this shift."
+        if invalid:
+            done += f" {invalid} frame{'s' if invalid != 1 else ''} carried no part (INVALID)."
         note = self._end_note
         rec = self.ctx.recorder
         if rec.state == "spooling":

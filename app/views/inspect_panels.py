@@ -32,7 +32,7 @@ def short_data_text(text: str, name_chars: int = 28) -> str:
 
 
 class ShiftPanel(QGroupBox):
-    """Inspected / yield / pass / fail / review tiles and the "New shift" button."""
+    """Inspected / yield / pass / fail / review / invalid tiles and the "New shift" button."""
 
     newShiftRequested = Signal()
 
@@ -44,6 +44,9 @@ class ShiftPanel(QGroupBox):
         self.tile_pass = StatTile("Pass", VERDICT_TEXT["PASS"])
         self.tile_review = StatTile("Review", VERDICT_TEXT["REVIEW"])
         self.tile_fail = StatTile("Fail", VERDICT_TEXT["FAIL"])
+        self.tile_invalid = StatTile("Invalid", VERDICT_TEXT["INVALID"])
+        self.tile_invalid.setToolTip("Frames that carried no part (blank, overexposed, far too dark or bright): "
+                                     "not inspected, not in the yield")
         self.tile_yield = StatTile("Yield")
         self.tile_yield.set("—")
         grid.addWidget(self.tile_inspected, 0, 0)
@@ -51,16 +54,18 @@ class ShiftPanel(QGroupBox):
         grid.addWidget(self.tile_pass, 1, 0)
         grid.addWidget(self.tile_fail, 1, 1)
         grid.addWidget(self.tile_review, 2, 0)
+        grid.addWidget(self.tile_invalid, 2, 1)
         self.reset_btn = QPushButton("New shift")
         self.reset_btn.setToolTip("Reset the shift counters (the history keeps every record)")
         self.reset_btn.clicked.connect(self.newShiftRequested)
-        grid.addWidget(self.reset_btn, 2, 1)
+        grid.addWidget(self.reset_btn, 3, 0, 1, 2)
 
     def show_counts(self, c: ShiftCounters) -> None:
         self.tile_inspected.set(str(c.inspected))
         self.tile_pass.set(str(c.passed))
         self.tile_review.set(str(c.review))
         self.tile_fail.set(str(c.failed))
+        self.tile_invalid.set(str(c.invalid))
         y = c.yield_pct
         self.tile_yield.set("—" if y is None else f"{y:.1f} %")
 

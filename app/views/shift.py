@@ -12,14 +12,24 @@ from app.widgets.verdict_banner import format_threshold
 
 @dataclass
 class ShiftCounters:
-    """Verdict counts since the shift started."""
+    """Verdict counts since the shift started.
+
+    ``inspected`` counts parts (PASS, REVIEW, FAIL); a frame that carried no
+    part (INVALID: blank, overexposed, far too dark or bright) is counted in
+    ``invalid`` only: it is no part, so it neither passes nor lowers the yield.
+    Any other verdict counts as a FAIL (never as a PASS)."""
 
     inspected: int = 0
     passed: int = 0
     review: int = 0
     failed: int = 0
+    invalid: int = 0
 
     def add(self, verdict: str) -> None:
+        verdict = str(getattr(verdict, "value", verdict))
+        if verdict == "INVALID":
+            self.invalid += 1
+            return
         self.inspected += 1
         if verdict == "PASS":
             self.passed += 1
@@ -27,6 +37,11 @@ class ShiftCounters:
             self.review += 1
         else:
             self.failed += 1
+
+    @property
+    def frames(self) -> int:
+        """Every frame judged: the parts and the INVALID frames."""
+        return self.inspected + self.invalid
 
     @property
     def yield_pct(self) -> float | None:

@@ -1,6 +1,7 @@
 """A strip of the last parts inspected: thumbnails framed in their verdict's colour,
 so an operator sees a run of failures at a glance; under each, its score as a
-share of the threshold (the banner's measure)."""
+share of the threshold (the banner's measure), or, for a frame that carries
+no part (INVALID, grey frame), its reason."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from collections import deque
 import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.widgets.image_pane import to_display, to_qimage
-from app.widgets.palette import VERDICT_FRAME
+from app.widgets.palette import verdict_frame
 
 
 class RecentStrip(QWidget):
@@ -31,8 +32,10 @@ class RecentStrip(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(600, self.THUMB + 34)
 
-    def add(self, image: np.ndarray, verdict: str, score: float, threshold: float | None = None) -> None:
-        """Add a part (newest first); with ``threshold`` (the FAIL line) its label is the score's share of it."""
+    def add(self, image: np.ndarray, verdict: str, score: float, threshold: float | None = None,
+            reason: str = "") -> None:
+        """Add a part (newest first); with ``threshold`` (the FAIL line) its label is the score's share of it.
+        An INVALID frame's label is its ``reason`` ("blank frame"): its score measures no part."""
         img = to_display(image)
         h, w = img.shape[:2]
         s = self.THUMB / max(h, w)
@@ -42,6 +45,8 @@ class RecentStrip(QWidget):
         if threshold is not None and threshold > 0:
             share = 100.0 * score / threshold
             label = "> 999 %" if share > 999 else f"{share:.0f} %"
+        if verdict == "INVALID":
+            label = reason or "no part"
         self._items.appendleft((to_qimage(np.ascontiguousarray(thumb)).copy(), verdict, label))
         self.update()
 
@@ -51,6 +56,10 @@ class RecentStrip(QWidget):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def items(self) -> list[tuple[str, str]]:
+        """(verdict, label) of each part shown, newest first."""
+        return [(verdict, label) for _thumb, verdict, label in self._items]
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         p = QPainter(self)
@@ -65,11 +74,17 @@ class RecentStrip(QWidget):
         for thumb, verdict, label in self._items:
             if x + t > self.width() - 6:
                 break
-            color = QColor(VERDICT_FRAME.get(verdict, "#5c6670"))
+            color = QColor(verdict_frame(verdict))
             p.fillRect(QRectF(x - 3, y - 3, t + 6, t + 6), color)
             p.fillRect(QRectF(x, y, t, t), QColor("#15191e"))
             p.drawImage(QPointF(x + (t - thumb.width()) / 2, y + (t - thumb.height()) / 2), thumb)
             p.setPen(QPen(QColor("#ffffff")))
             p.fillRect(QRectF(x, y + t - 14, t, 14), QColor(0, 0, 0, 150))
-            p.drawText(QRectF(x, y + t - 14, t, 14), Qt.AlignmentFlag.AlignCenter, label)
+            lf = QFont(f)
+            while lf.pointSizeF() > 6.5 and QFontMetrics(lf).horizontalAdvance(label) > t - 4:
+                lf.setPointSizeF(lf.pointSizeF() - 0.5)  # a reason ("blank frame") shrinks before it is cut
+            p.setFont(lf)
+            shown = QFontMetrics(lf).elidedText(label, Qt.TextElideMode.ElideRight, t - 2)
+            p.drawText(QRectF(x, y + t - 14, t, 14), Qt.AlignmentFlag.AlignCenter, shown)
+            p.setFont(f)
             x += t + 12

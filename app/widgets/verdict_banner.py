@@ -3,7 +3,11 @@
 Under the verdict, a measure an operator can read without knowing the model's
 units: the score as a share of the FAIL threshold (100 % is the line; a good
 part sits well below it), and under that the raw score and threshold for the
-engineer."""
+engineer.
+
+A frame that carries no part (blank, overexposed, far too dark or bright) is
+INVALID, on grey: under it the reason ("blank frame") and what it means; its
+score is not a measure of any part, so no share of the threshold is shown."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QFrame, QSizePolicy, QWidget
 
 from app.widgets.palette import BANNER
+from inspection_core.frame_check import REASONS
 
 
 def format_threshold(high: float, low: float | None) -> str:
@@ -45,18 +50,28 @@ class VerdictBanner(QFrame):
         self._detail_text = ""
         self._note_text = ""   # why, when the whole part's texture decided the verdict
         self._share_text = ""  # "148 % of the threshold": the operator's measure
+        self._reason = ""      # why a frame is INVALID ("blank frame"), shown where the measure goes
         self.verdict = "IDLE"
         self.verdict_pt = 54
+        self.painted_verdict_pt = 0.0  # the verdict's size as last painted (shrunk to fit the width)
         self.set_idle("WAITING", "no part inspected yet")
 
     def sizeHint(self) -> QSize:
         return QSize(420, 170)
 
     def _apply(self, key: str) -> None:
-        self.setAccessibleName(". ".join(t for t in (self._text, self._share_text, self._detail_text, self._note_text) if t))  # what the labels gave screen readers
+        said = ". ".join(t for t in (self._text, self._mid_text, self._detail_text, self._note_text) if t)
+        self.setAccessibleName(said)  # what the labels gave screen readers
+        self.setToolTip(said)  # the whole text where a narrow column elides a line
         self.update()
 
+    @property
+    def _mid_text(self) -> str:
+        """The bold line under the verdict: the share of the threshold, or an INVALID frame's reason."""
+        return self._share_text or self._reason
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        mid_text = self._mid_text
         bg, fg = BANNER.get(self.verdict, BANNER["IDLE"])
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -73,19 +88,22 @@ class VerdictBanner(QFrame):
         mid.setPointSizeF(17)
         mid.setWeight(QFont.Weight.Bold)
         small = QFont(self.font())
-        small.setPointSizeF(11 if self._share_text else 13)
-        for font, text in ((mid, self._share_text), (small, self._detail_text), (small, self._note_text)):
+        small.setPointSizeF(11 if mid_text else 13)
+        while big.pointSizeF() > 20 and QFontMetrics(big).horizontalAdvance(self._text) > inner.width():
+            big.setPointSizeF(big.pointSizeF() - 2)  # "INVALID" in a narrow column: whole, never cut
+        self.painted_verdict_pt = big.pointSizeF()
+        for font, text in ((mid, mid_text), (small, self._detail_text), (small, self._note_text)):
             while font.pointSizeF() > 8 and QFontMetrics(font).horizontalAdvance(text) > inner.width():
                 font.setPointSizeF(font.pointSizeF() - 1)  # shrink to fit: the figures must stay readable
         big_h = QFontMetrics(big).height()
-        mid_h = QFontMetrics(mid).height() if self._share_text else 0
+        mid_h = QFontMetrics(mid).height() if mid_text else 0
         small_h = QFontMetrics(small).height() if self._detail_text else 0
         note_h = QFontMetrics(small).height() if self._note_text else 0
         top = inner.y() + max(0.0, (inner.height() - big_h - mid_h - small_h - note_h) / 2)
         p.setFont(big)
         p.drawText(QRectF(inner.x(), top, inner.width(), big_h), Qt.AlignmentFlag.AlignCenter, self._text)
         y = top + big_h
-        for font, text, h in ((mid, self._share_text, mid_h), (small, self._detail_text, small_h),
+        for font, text, h in ((mid, mid_text, mid_h), (small, self._detail_text, small_h),
                               (small, self._note_text, note_h)):
             if text:
                 p.setFont(font)
@@ -94,16 +112,25 @@ class VerdictBanner(QFrame):
                 y += h
 
     def set_verdict(self, verdict: str, score: float, high: float, low: float | None = None,
-                    texture_part: float = 0.0) -> None:
+                    texture_part: float = 0.0, reason: str = "") -> None:
         """Show a verdict ("PASS", "REVIEW", "FAIL") with its score as a share of
         the FAIL threshold and, smaller, the raw score against the threshold.
         ``texture_part``: the part of the score from the texture of the whole
         part (no spot on the heat map shows it); named, with what the hottest
-        spot alone scores, when it decides the verdict."""
+        spot alone scores, when it decides the verdict. An INVALID frame shows
+        its ``reason`` ("blank frame") and what it means instead."""
         verdict = str(getattr(verdict, "value", verdict)).upper()
         self.verdict = verdict
         self.verdict_pt = 54
         self._text = verdict
+        self._reason = ""
+        if verdict == "INVALID":
+            self._reason = reason or "no part in the frame"
+            self._share_text = ""
+            self._detail_text = REASONS.get(reason, "the frame carries no part to judge")
+            self._note_text = f"not a part: its score {score:.4g} is not used"
+            self._apply(verdict)
+            return
         rel = ">" if score > high else ("≤" if low is None or score <= low else "in")
         if low is not None and low < score <= high:
             detail = f"score {score:.4g} in review band {format_threshold(high, low)}"
@@ -123,6 +150,7 @@ class VerdictBanner(QFrame):
         self.verdict_pt = 30  # states are words, verdicts are one short word in big letters
         self._text = text
         self._share_text = ""
+        self._reason = ""
         self._detail_text = detail
         self._note_text = ""
         self._apply(self.verdict)
@@ -139,6 +167,16 @@ class VerdictBanner(QFrame):
     def note(self) -> str:
         """Why the verdict, when the texture of the whole part decided it ("" otherwise)."""
         return self._note_text
+
+    @property
+    def reason(self) -> str:
+        """Why the frame is INVALID, as shown ("" for a verdict on a part)."""
+        return self._reason
+
+    @property
+    def headline(self) -> str:
+        """The verdict with an INVALID frame's reason, e.g. "INVALID — blank frame"."""
+        return f"{self._text} — {self._reason}" if self._reason else self._text
 
     @property
     def share(self) -> str:

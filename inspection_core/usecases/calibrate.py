@@ -13,7 +13,10 @@ builder share:
    chosen on and the scoring path it belongs to, written into the bundle's
    manifest atomically (the weights stay byte for byte).
 
-:func:`calibrate_bundle` runs all three for a strategy.
+:func:`calibrate_bundle` runs all three for a strategy. :func:`save_frame_check`
+turns the bundle's frame check (:mod:`inspection_core.frame_check`: frames that
+carry no part are INVALID, never PASS) on or off the same way; a calibration
+saved with ``frame_check_enabled`` writes both in one atomic rewrite.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..calibration import (CalibrationError, CalibrationResult, calibrate, calib
 from ..data.dataset import DatasetIndex
 from ..evaluation import ScoredSet, score_samples
 from ..fidelity_rule import Fidelity, pick_path
+from ..frame_check import with_enabled
 from ..inference import Inspector
 from ..progress import CancelToken, ProgressCallback
 from ..selection import ImageSelection, calibration_samples, open_data
@@ -111,17 +115,37 @@ def score_calibration_set(bundle: Inspector | Bundle | str | os.PathLike[str],
 
 def save_calibration(bundle_path: str | os.PathLike[str], result: CalibrationResult, *, note: str = "",
                      calibration_set: CalibrationSet | None = None, paths: Sequence[Any] | None = None,
-                     root: str | os.PathLike[str] | None = None, inference: dict[str, Any] | None = None
-                     ) -> dict[str, Any]:
+                     root: str | os.PathLike[str] | None = None, inference: dict[str, Any] | None = None,
+                     frame_check_enabled: bool | None = None) -> dict[str, Any]:
     """Write ``result`` into the bundle's manifest atomically; returns the new
     manifest. With ``calibration_set`` its paths (relative to the data folder)
     and its Inspector's scoring path are recorded; otherwise ``paths``,
-    ``root`` and ``inference`` as given (scores read back from a bundle have none)."""
+    ``root`` and ``inference`` as given (scores read back from a bundle have none).
+    ``frame_check_enabled``: also turn the frame check on or off (None: as it is)."""
     if calibration_set is not None:
         paths, root = calibration_set.paths, calibration_set.root
         inference = inference or calibration_set.inspector.inference_record()
-    return update_manifest(bundle_path, lambda m: calibration_record(m, result, note=note, paths=paths, root=root,
-                                                                     inference=inference))
+
+    def edit(m: dict[str, Any]) -> dict[str, Any]:
+        m = calibration_record(m, result, note=note, paths=paths, root=root, inference=inference)
+        if frame_check_enabled is not None:
+            m["frame_check"] = with_enabled(m, frame_check_enabled)
+        return m
+
+    return update_manifest(bundle_path, edit)
+
+
+def save_frame_check(bundle_path: str | os.PathLike[str], enabled: bool) -> dict[str, Any]:
+    """Turn the bundle's frame check on or off (``manifest["frame_check"]``,
+    its limits and training statistics kept; a bundle made before the check
+    gets the default limits written out), atomically like a calibration;
+    returns the new manifest."""
+
+    def edit(m: dict[str, Any]) -> dict[str, Any]:
+        m["frame_check"] = with_enabled(m, enabled)
+        return m
+
+    return update_manifest(bundle_path, edit)
 
 
 def calibrate_bundle(bundle_path: str | os.PathLike[str], data: DatasetIndex | str | os.PathLike[str],
@@ -215,4 +239,4 @@ def inference_with(cset: CalibrationSet, fidelity: Fidelity | None) -> dict[str,
 
 
 __all__ = ["CalibrationOutcome", "CalibrationSet", "PathPair", "calibrate_bundle", "check_strategy",
-           "inference_with", "save_calibration", "score_calibration_set", "score_fast_path"]
+           "inference_with", "save_calibration", "save_frame_check", "score_calibration_set", "score_fast_path"]

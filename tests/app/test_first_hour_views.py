@@ -215,12 +215,15 @@ def test_the_strategy_panel_is_never_cut_and_headers_are_not_dim(calibrate_view)
     from PySide6.QtWidgets import QScrollArea
 
     v = calibrate_view
-    scroll = next(s for s in v.findChildren(QScrollArea) if s.widget() is v.strategies)
+    scroll = next(s for s in v.findChildren(QScrollArea) if s.widget() is not None
+                  and s.widget().isAncestorOf(v.strategies))
+    assert scroll.widget().isAncestorOf(v.frame_check)  # the strategies and the frame check: one column
     for width in (1366, 1600, 1920):
         v.resize(width, 700)
         v.layout().activate()
         assert scroll.horizontalScrollBar().isHidden() or not scroll.horizontalScrollBar().isVisible()
-        assert scroll.viewport().width() >= v.strategies.minimumSizeHint().width(), width
+        for panel in (v.strategies, v.frame_check):
+            assert scroll.viewport().width() >= panel.minimumSizeHint().width(), (width, panel)
     text = v.bundle_label.palette().color(QPalette.ColorRole.WindowText)
     assert text.lightness() > 160, text.name()  # the header reads as text, not as a disabled line
 

@@ -17,15 +17,19 @@ pytestmark = pytest.mark.gui
 N_ROWS = 100_000
 
 
+def big_db_verdicts() -> np.ndarray:
+    """The verdict of each inspection in ``big_db_file``, oldest first."""
+    return np.random.default_rng(0).choice(["PASS", "REVIEW", "FAIL"], size=N_ROWS, p=[0.9, 0.04, 0.06])
+
+
 @pytest.fixture(scope="module")
 def big_db_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A history database with 100,000 inspections over the last ~3 days (built once)."""
     from inspection_core.history import HistoryDB
 
     path = tmp_path_factory.mktemp("hist") / "history.sqlite3"
-    rng = np.random.default_rng(0)
     now = time.time()
-    verdicts = rng.choice(["PASS", "REVIEW", "FAIL"], size=N_ROWS, p=[0.9, 0.04, 0.06])
+    verdicts = big_db_verdicts()
     with HistoryDB(path) as db:
         db.record_many(
             {"score": float(i % 97) / 97.0, "verdict": verdicts[i], "threshold_high": 0.8, "threshold_low": 0.6,
@@ -66,7 +70,11 @@ def test_pages_through_100k_rows_lazily(big_view: HistoryView, qtbot) -> None:
     assert elapsed < 1.5, f"jumping through 100,000 rows took {elapsed:.2f} s"
     assert m.queries <= 8
     assert len(m._pages) <= 40
-    assert m.data(m.index(0, 2)) in ("PASS", "REVIEW", "FAIL")
+    # newest first: row r is inspection N_ROWS - r, whatever page it came from
+    verdicts = big_db_verdicts()
+    for row in (0, 1, PAGE_SIZE - 1, PAGE_SIZE, N_ROWS // 2, N_ROWS - 1):
+        assert m.data(m.index(row, 2)) == verdicts[N_ROWS - 1 - row], row
+        assert m.data(m.index(row, 0)) == str(N_ROWS - row)
     assert "100,000 records" in big_view.summary.text()
 
 

@@ -30,7 +30,7 @@ def test_view_builds_and_shows_the_bundle(view: InspectView, tiny_bundle: Path) 
 
 
 def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectView, ctx, qtbot, tmp_path: Path,
-                                                                part_images: list, gap_meter) -> None:
+                                                                part_images: list, gap_meter, tiny_bundle: Path) -> None:
     video = write_video(tmp_path / "line.avi", (part_images * 3)[:40], fps=25.0)
     assert view.start_source("video", str(video))
     with qtbot.waitSignal(view.worker.ready, timeout=30000):
@@ -41,7 +41,7 @@ def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectVie
     gap_meter.stop()
     scored = view.results_received
     assert scored > 0
-    assert view.counters.inspected == scored
+    assert view.counters.inspected + view.counters.invalid == scored
     assert ctx.history.count() == scored, "each scored frame must be a committed history row"
     rows = ctx.history.query(limit=1000)
     assert all(r.image_ref.startswith("line.avi#frame=") for r in rows)
@@ -50,7 +50,14 @@ def test_video_plays_through_and_every_scored_frame_is_recorded(view: InspectVie
     assert kept and all(ctx.history.image_path(r) is not None for r in kept), "every FAIL/REVIEW part keeps its image"
     assert not any(r.stored_image for r in rows if r.verdict == "PASS")
     view._render_latest()
-    assert view.banner.text in ("PASS", "REVIEW", "FAIL")
+    # the banner shows the verdict the bundle gives the last frame (scored again here, as decoded)
+    from inspection_core.inference import Inspector
+
+    last = view._latest
+    want = Inspector(tiny_bundle, device="cpu").predict(last.image)
+    assert view.banner.text == want.verdict.value != "INVALID"
+    assert ctx.history.get(last.record_id).verdict == want.verdict.value
+    assert f"score {want.score:.4g}" in view.banner.detail
     assert "threshold" in view.banner.detail or "review band" in view.banner.detail
     assert view.image_pane.has_image and view.recon_pane.has_image and view.heat_pane.has_image
     assert "finished" in view.state_strip.text()

@@ -44,7 +44,16 @@ def test_inspect_shows_image_and_heat_map_and_says_there_is_no_reconstruction(
     assert view.results_received == 28 and ctx.history.count() == 28
     assert view.image_pane.has_image and view.heat_pane.has_image
     assert not view.recon_pane.has_image and view.recon_pane.placeholder == NO_RECONSTRUCTION
-    assert view.banner.text in ("PASS", "FAIL")
+    # every verdict shown and recorded is the one this bundle gives the image (scored again here)
+    from inspection_core.data.images import read_image
+    from inspection_core.inference import Inspector
+
+    reference = Inspector(bundle, device="cpu")
+    want = {ref: p.verdict.value for ref, p in (
+        (r.image_ref, reference.predict(read_image(r.image_ref))) for r in ctx.history.query(limit=100))}
+    assert len(want) == 28 and set(want.values()) == {"PASS", "FAIL"}, "the median threshold passes some, fails some"
+    assert view.banner.text == want[view._latest.frame_ref]
+    assert {r.image_ref: r.verdict for r in ctx.history.query(limit=100)} == want
 
     history = HistoryView(ctx)
     qtbot.addWidget(history)
