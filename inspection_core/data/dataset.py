@@ -330,25 +330,64 @@ def load_images(
                         shapes=[shapes[i] for i in kept], frames=[frames[i] for i in kept])
 
 
-def load_masks(samples: Sequence[Sample], size: int) -> np.ndarray:
-    """bool (N, S, S) ground truth; all False for good samples, defects
-    without a mask, and masks that cannot be read (those are logged)."""
+def load_masks(samples: Sequence[Sample], size: int, *,
+               skipped: list[tuple[Path, str]] | None = None) -> np.ndarray:
+    """bool (N, S, S) ground truth; all False for good samples and defects
+    without a mask.
+
+    A mask is used only when it is as large as its image (the image's header
+    is read for its size, EXIF orientation applied; the image is decoded only
+    when its header is not understood): a mask of another size is not
+    stretched onto the image, it is treated like a mask that cannot be read.
+    Such a mask leaves its sample all False like a defect without a mask, is
+    logged as a warning naming the mask file and why, and, when ``skipped`` is
+    given, is appended to it as (mask path, reason), in sample order: a
+    caller should count those and leave their samples out of pixel metrics,
+    as defects without a mask (an all-False mask would call the whole defect
+    image good).
+    """
     samples = list(samples)
     out = np.zeros((len(samples), size, size), dtype=bool)
+    problems: list[str | None] = [None] * len(samples)
 
     def work(i: int) -> None:
         mp = samples[i].mask_path
         if mp is None or samples[i].label == 0:
             return
         try:
-            out[i] = prepare_mask(read_image(mp), size)
+            mask = read_image(mp)
+            expected = _image_size(samples[i].path)
         except ImageReadError as exc:
-            log.warning("ignoring mask '%s': %s", mp, exc.reason)
+            problems[i] = exc.reason if Path(exc.path) == Path(mp) else f"its image cannot be read: {exc}"
+            return
+        got = (int(mask.shape[1]), int(mask.shape[0]))
+        if got != expected:
+            problems[i] = (f"{got[0]} × {got[1]} pixels, but its image '{samples[i].path}' is "
+                           f"{expected[0]} × {expected[1]}: a mask must match its image's size")
+            return
+        out[i] = prepare_mask(mask, size)
 
     if any(s.mask_path is not None for s in samples):
         with ThreadPoolExecutor(max_workers=min(_LOAD_WORKERS, len(samples))) as pool:
             list(pool.map(work, range(len(samples))))
+    for i, reason in enumerate(problems):
+        if reason is None:
+            continue
+        mp = samples[i].mask_path
+        assert mp is not None
+        log.warning("ignoring mask '%s': %s", mp, reason)
+        if skipped is not None:
+            skipped.append((mp, reason))
     return out
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image as read, from its header when understood."""
+    header = probe_file(path)
+    if header is not None:
+        return header.upright_size
+    img = read_image(path)
+    return int(img.shape[1]), int(img.shape[0])
 
 
 __all__ = [
