@@ -164,10 +164,13 @@ def evaluate(
     metrics["n_skipped"] = len(scored.skipped)
     metrics["images_per_s"] = float(len(scored.samples) / scored.seconds) if scored.seconds > 0 else None
     if has_masks and scored.maps is not None:
-        masks = load_masks(scored.samples, inspector.preprocessing.image_size)
+        refused: list[tuple[Path, str]] = []  # masks not of their image's size: reported, not stretched
+        masks = load_masks(scored.samples, inspector.preprocessing.image_size, skipped=refused)
         from .pixel_metrics import pixel_auroc, pro_score
 
-        defect = np.array([s.label == 1 and s.mask_path is not None for s in scored.samples])
+        bad = {p for p, _reason in refused}
+        defect = np.array([s.label == 1 and s.mask_path is not None and s.mask_path not in bad for s in scored.samples])
+        metrics["n_masks_skipped"] = len(refused)
         good = scored.labels == 0
         use = defect | good  # defects without a mask cannot be scored per pixel
         metrics["pixel_auroc"] = pixel_auroc(scored.maps[use], masks[use])

@@ -30,8 +30,10 @@ def _masks_for(samples: Sequence[Any], size: int) -> list[np.ndarray | None] | N
         return None
     from ..data.dataset import load_masks
 
-    loaded = load_masks(samples, size)
-    return [None if (smp.label == 1 and smp.mask_path is None) else loaded[i]
+    refused: list[tuple[Any, str]] = []
+    loaded = load_masks(samples, size, skipped=refused)
+    bad = {p for p, _reason in refused}
+    return [None if (smp.label == 1 and (smp.mask_path is None or smp.mask_path in bad)) else loaded[i]
             for i, smp in enumerate(samples)]
 
 

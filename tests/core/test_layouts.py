@@ -17,7 +17,7 @@ from inspection_core.selection import calibration_samples
 def _write(path: Path, value: int, mask: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if mask:
-        img = np.zeros((24, 24), np.uint8)
+        img = np.zeros((24, 32), np.uint8)  # the images' size
         img[4:12, 4:12] = value  # VisA numbers its regions (1, 2, …); BTAD writes 255
     else:
         rng = np.random.default_rng(value)
