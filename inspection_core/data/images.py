@@ -12,24 +12,20 @@ word) is refused with the reason, like any file that cannot be decoded. A
 JPEG's EXIF orientation is applied (the image as its user sees it); other
 files are read as stored (16 bit and alpha kept).
 
-The decoding libraries print on their own (``libpng warning: iCCP: known
-incorrect sRGB profile``, ``Corrupt JPEG data: ...``, OpenCV's codec log
-lines); the user should see only the reader's one message naming the file.
-A PNG's metadata chunks, which libpng warns about, are left out before
-decoding, a damaged or cut PNG is refused before libpng sees it
-(:func:`.image_header.structural_problem`), and whatever is still printed
-while a file decodes is kept off the terminal (:class:`_DecoderOutputFilter`);
-everything else written to stderr meanwhile passes through.
+libpng prints on its own (``libpng warning: iCCP: known incorrect sRGB
+profile``, ``libpng error: ...``) beside the reader's one message naming the
+file. A PNG's metadata chunks, which libpng warns about, are left out before
+decoding, and a damaged (a chunk failing its checksum) or cut PNG is refused
+before libpng sees it (:func:`.image_header.structural_problem`). The
+process's stderr is never redirected: a library's line that still gets out
+(a crafted PNG whose compressed data is wrong under a correct checksum, a
+JPEG decoder's warning) is left as it is, rather than risk losing another
+thread's output or a crash trace.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -93,305 +89,6 @@ def _to_supported_dtype(img: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------ decoder output
 
 
-#: where a line the decoding libraries print on their own begins: libpng, libjpeg's warnings, OpenCV's codec log
-_DECODER_NOISE = re.compile(
-    r"libpng (?:warning|error): "
-    r"|Corrupt JPEG data|Premature end of JPEG file|Invalid SOS parameters|Inconsistent progression sequence"
-    r"|Warning: unknown JFIF revision|Unknown Adobe color transform|Application transferred too many scanlines"
-    r"|\[ ?(?:VERBOSE|DEBUG|INFO|WARN|ERROR|FATAL)[^\]\n]*\] global (?:grfmt_\w+|loadsave|bitstrm|exif)\.cpp"
-)
-#: libpng writes its message and its newline apart: another line may start in between
-_LIBPNG = re.compile(r"libpng (?:warning|error): ")
-#: how a line that may still turn out to be a decoder's begins (held until its newline)
-_NOISE_STARTS = ("libpng ", "Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters",
-                 "Inconsistent progression sequence", "Warning: unknown JFIF revision",
-                 "Unknown Adobe color transform", "Application transferred too many scanlines", "[",
-                 "\x00\x00inspector-decode-mark")
-_MARK = re.compile(rb"\x00\x00inspector-decode-mark ([SE])(\d+)\n?")
-_SYNC_TIMEOUT_S = 2.0
-
-
-class _Window:
-    """One decode's share of the capture; ``token`` 0: nothing captured.
-    ``lines``: the decoder lines of a failed exclusive decode."""
-
-    __slots__ = ("token", "exclusive", "failed", "lines")
-
-    def __init__(self, token: int, exclusive: bool) -> None:
-        self.token, self.exclusive, self.failed = token, exclusive, False
-        self.lines: list[str] = []
-
-
-class _DecoderOutputFilter:
-    """Keeps what the decoding libraries print off stderr while images decode.
-
-    libpng and libjpeg write their warnings straight to the C stderr (file
-    descriptor 2), beside the reader's own message. While at least one decode
-    runs (threads decode at once: the window opens with the first and closes
-    with the last; decodes are never serialised), fd 2 is the write end of a
-    pipe that a reader thread drains line by line into the real stderr, less
-    the decoder lines (:data:`_DECODER_NOISE`). What other threads, or a child
-    process started meanwhile (it inherits fd 2), write passes through as it
-    comes; nothing waits for a decode and nothing is dropped, except a line
-    another thread writes in the microseconds between libpng's message and
-    its newline (two writes), which is taken for part of the message.
-
-    ``exclusive=True`` waits until a decode can run alone (new decodes wait
-    meanwhile), for a failed decode's second try: marks written into the pipe
-    around it tell the reader which lines are its, and the decode gets them
-    back (``libpng error: IDAT: invalid block type`` says why a file was
-    refused). Other decodes write no marks: the reader is not woken for them.
-
-    POSIX only (on Windows the libraries' output is left as it is); nothing is
-    done when fd 2 is closed or the pipe cannot be made. A child made by
-    ``fork`` starts with stderr as it was. One thing cannot be helped: a crash
-    inside a decoder (a fault handler's trace written to fd 2) dies with the
-    pipe.
-    """
-
-    def __init__(self) -> None:
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
-
-    def _reset(self) -> None:
-        self._gate = threading.Condition(threading.Lock())
-        self._users = 0
-        self._entries = 0  # decodes begun
-        self._exclusive = False
-        self._exclusive_waiting = 0
-        self._unusable = os.name != "posix"
-        self._pipe: tuple[int, int] | None = None
-        # the reader thread's side, under _acks
-        self._acks = threading.Condition(threading.Lock())
-        self._out: int | None = None  # the real stderr (a duplicate), where lines go on
-        self._marks = 0
-        self._acked = 0
-        self._window_noise: list[str] = []
-        self._noise_at: dict[int, list[str]] = {}
-        self._blanks = 0
-        self._after_noise = False
-
-    @contextmanager
-    def window(self, exclusive: bool = False) -> Iterator[_Window]:
-        """Around one ``imdecode``; set ``failed`` on the window when it gave
-        nothing, to get the library's lines back."""
-        win = self._enter(exclusive)
-        try:
-            yield win
-        finally:
-            if win.token:
-                self._leave(win)
-
-    # ---------------------------------------------------------- decoding side
-
-    def _enter(self, exclusive: bool) -> _Window:
-        if self._unusable:
-            return _Window(0, exclusive)
-        with self._gate:
-            if exclusive:
-                self._exclusive_waiting += 1
-                while self._users or self._exclusive:
-                    self._gate.wait()
-                self._exclusive_waiting -= 1
-            else:
-                while self._exclusive or self._exclusive_waiting:
-                    self._gate.wait()
-            if self._users == 0 and not self._open(exclusive):
-                self._gate.notify_all()
-                return _Window(0, exclusive)
-            self._exclusive = exclusive
-            self._users += 1
-            self._entries += 1
-            return _Window(self._entries, exclusive)
-
-    def _open(self, exclusive: bool) -> bool:
-        """Point fd 2 at the pipe (the gate is held, no decode runs)."""
-        if self._pipe is None and not self._start():
-            return False
-        assert self._pipe is not None
-        _flush_stderr()
-        try:
-            out = os.dup(2)  # stderr as it is now (it may have been moved since the last window)
-        except OSError:  # no stderr at all (a windowed app): nothing to keep clean
-            return False
-        with self._acks:
-            old, self._out = self._out, out
-        if old is not None:
-            os.close(old)
-        try:
-            if exclusive:  # its lines start here (a mark wakes the reader: only for the rare second try)
-                _write_all(self._pipe[1], b"\x00\x00inspector-decode-mark S0\n", raising=True)
-            os.dup2(self._pipe[1], 2)
-        except OSError:
-            return False
-        return True
-
-    def _start(self) -> bool:
-        try:
-            r, w = os.pipe()
-        except OSError:
-            self._unusable = True
-            return False
-        self._pipe = (r, w)
-        threading.Thread(target=self._read_loop, args=(r,), name="inspector-decoder-output", daemon=True).start()
-        import atexit
-
-        atexit.register(self._at_exit)
-        return True
-
-    def _leave(self, win: _Window) -> None:
-        with self._gate:
-            self._users -= 1
-            last = self._users == 0
-            if win.exclusive and win.failed:
-                win.lines = self._sync()
-            if last:
-                _flush_stderr()
-                self._restore()
-            if win.exclusive:
-                self._exclusive = False
-            self._gate.notify_all()
-
-    def _sync(self) -> list[str]:
-        """Wait until the reader has passed everything written so far; the
-        decoder lines of the current window."""
-        assert self._pipe is not None
-        with self._acks:
-            self._marks += 1
-            n = self._marks
-        try:
-            _write_all(self._pipe[1], b"\x00\x00inspector-decode-mark E%d\n" % n, raising=True)
-        except OSError:
-            return []
-        with self._acks:
-            self._acks.wait_for(lambda: self._acked >= n, timeout=_SYNC_TIMEOUT_S)
-            return self._noise_at.pop(n, [])
-
-    def _restore(self) -> None:
-        with self._acks:
-            out = self._out
-        if out is not None:
-            try:
-                os.dup2(out, 2)
-            except OSError:  # pragma: no cover - it was stderr a moment ago
-                pass
-
-    def _at_exit(self) -> None:
-        """At interpreter exit: what is still in the pipe goes out."""
-        if self._pipe is not None and self._gate.acquire(timeout=_SYNC_TIMEOUT_S):
-            try:
-                self._restore()
-                self._sync()
-            finally:
-                self._gate.release()
-
-    def _after_fork_in_child(self) -> None:
-        if self._pipe is not None and self._users:
-            self._restore()  # the window was open in the parent: stderr as it was
-        for fd in (*(self._pipe or ()), *([self._out] if self._out is not None else [])):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._reset()
-
-    # ---------------------------------------------------------- reader thread
-
-    def _read_loop(self, r: int) -> None:
-        pending = b""
-        passing = False  # the current line is not a decoder's: it goes on as it comes
-        while True:
-            try:
-                data = os.read(r, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            lines = (pending + data).split(b"\n")
-            pending = lines.pop()
-            out: list[bytes] = []
-            for line in lines:
-                self._take(line, out, passing)
-                passing = False
-            if pending:  # a partial line (a prompt, a progress display) goes on now unless it may be a decoder's
-                cut = pending.find(b"\x00\x00")
-                head = pending if cut < 0 else pending[:cut]
-                text = head.decode("utf-8", "replace")
-                if head and (passing or not any(text.startswith(p) or p.startswith(text) for p in _NOISE_STARTS)):
-                    out.append(head)
-                    pending, passing = pending[len(head):], True
-            self._emit(out)
-
-    def _take(self, line: bytes, out: list[bytes], passing: bool) -> None:
-        mark = _MARK.search(line + b"\n")  # a mark ends with a newline: the last thing on its line
-        if mark is not None:
-            line = line[:mark.start()]
-        if passing:
-            out.append(line + b"\n")
-        elif line or mark is None:
-            self._filter(line, line.decode("utf-8", "replace").rstrip("\r"), out)
-        if mark is None:
-            return
-        self._emit(out)  # what came before the mark is out before the decoder is told
-        out.clear()
-        with self._acks:
-            if mark.group(1) == b"S":
-                self._window_noise = []
-            else:
-                n = int(mark.group(2))
-                self._noise_at[n] = list(self._window_noise)
-                self._acked = max(self._acked, n)
-                self._acks.notify_all()
-
-    def _filter(self, line: bytes, text: str, out: list[bytes]) -> None:
-        if not text.strip() and (self._after_noise or self._blanks):
-            # the newline libpng writes after its message, the empty line OpenCV ends its log with
-            self._blanks = max(0, self._blanks - 1)
-            return
-        starts = [m.start() for m in _LIBPNG.finditer(text, 1)]
-        if _DECODER_NOISE.match(text):
-            starts.insert(0, 0)
-        self._after_noise = bool(starts)
-        if not starts:
-            out.append(line + b"\n")
-            return
-        if starts[0] > 0:  # someone's text, then libpng's: the first's newline comes later
-            out.append(text[:starts[0]].encode("utf-8", "replace") + b"\n")
-            self._blanks += 1
-        noise = [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
-        self._blanks += len(starts) - 1  # decoder lines run together: their newlines follow on their own
-        with self._acks:
-            self._window_noise.extend(noise)
-
-    def _emit(self, out: list[bytes]) -> None:
-        if not out:
-            return
-        with self._acks:
-            if self._out is not None:
-                _write_all(self._out, b"".join(out))
-
-
-def _flush_stderr() -> None:
-    try:
-        if sys.stderr is not None:
-            sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def _write_all(fd: int, data: bytes, raising: bool = False) -> None:
-    try:
-        while data:
-            data = data[os.write(fd, data):]
-    except OSError:
-        if raising:
-            raise
-        # else the real stderr is gone (a closed pipe): nothing to show it on
-
-
-_decoder_output = _DecoderOutputFilter()
-
 #: a 1 × 1 white GIF
 _TINY_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00"
              b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
@@ -409,28 +106,11 @@ def _opencv_reads_gif() -> bool:
 # ------------------------------------------------------------ decoding
 
 
-def _imdecode(name: str | os.PathLike[str], data: np.ndarray, flags: int) -> tuple[np.ndarray | None, str | None]:
-    """``cv2.imdecode`` with the libraries' own lines kept off stderr; for a
-    file that is not decoded, what the library said about it, in the reader's
-    words (a failed decode is tried once more alone, so that what was said is
-    known to be about this file: rare, and quick as a damaged file fails fast)."""
-    for exclusive in (False, True):
-        with _decoder_output.window(exclusive) as win:
-            try:
-                img = cv2.imdecode(data, flags)
-            except cv2.error as exc:  # pragma: no cover - depends on the OpenCV build
-                raise ImageReadError(name, f"not a decodable image ({str(exc).strip()})") from exc
-            win.failed = img is None
-        if img is not None or not win.token:
-            return img, None
-        if exclusive:
-            for line in win.lines:  # not quoted whole: the line would be taken for a decoder's own
-                if line.startswith("libpng error: "):
-                    return None, f"damaged PNG: {line[len('libpng error: '):].strip()}"
-                if line.startswith("Corrupt JPEG data: "):
-                    return None, f"damaged JPEG: {line[len('Corrupt JPEG data: '):].strip()}"
-            return None, None
-    return None, None  # pragma: no cover - the loop returns
+def _imdecode(name: str | os.PathLike[str], data: np.ndarray, flags: int) -> np.ndarray | None:
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error as exc:  # pragma: no cover - depends on the OpenCV build
+        raise ImageReadError(name, f"not a decodable image ({str(exc).strip()})") from exc
 
 
 def _without_ancillary_chunks(data: np.ndarray) -> np.ndarray:
@@ -476,10 +156,8 @@ def decode_image(buffer: bytes | np.ndarray, name: str | os.PathLike[str] = "<me
         # A JPEG is 8-bit without alpha: reading it as gray or colour loses
         # nothing, and OpenCV then turns it as its EXIF orientation says.
         flags = cv2.IMREAD_GRAYSCALE if header.channels == 1 else cv2.IMREAD_COLOR
-    img, said = _imdecode(name, _without_ancillary_chunks(data), flags)
+    img = _imdecode(name, _without_ancillary_chunks(data), flags)
     if img is None:
-        if said is not None:
-            raise ImageReadError(name, said)
         if header is not None and header.format == "gif" and not _opencv_reads_gif():
             raise ImageReadError(name, f"a GIF this OpenCV ({cv2.__version__}) does not decode (OpenCV 4.11 and "
                                        "later read GIF); save it as PNG")
