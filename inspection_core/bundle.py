@@ -24,13 +24,13 @@ import json
 import math
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
-from .config import ModelConfig
+from .config import ModelConfig, shown
 from .data.preprocess import Preprocessing
 from .fileio import atomic_open, describe_os_error
 from .frame_check import check_section
@@ -48,6 +48,11 @@ WEIGHTS_NAME = "weights.pt"
 MAX_MANIFEST_BYTES = 32 << 20
 #: the largest state dict a bundle may hold (a WideResNet-50 PatchCore bundle is 100-300 MB)
 MAX_WEIGHTS_BYTES = 2 << 30
+#: the precisions ``inference.precision`` may name: ``acceleration.PRECISIONS``
+#: (not imported from there: that imports torch, and reading a manifest stays cheap)
+KNOWN_PRECISIONS = ("fp32", "bf16", "fp16")
+#: ``score_stats`` entries that are numbers (any other entry that is a number must be finite too)
+SCORE_STATS_NUMBERS = ("n", "mean", "std", "min", "q50", "q95", "q99", "max", "map_scale")
 
 
 class BundleError(ValueError):
@@ -168,11 +173,28 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     return zf
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object names one key twice (``json`` would keep the last silently)."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _v in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"manifest is invalid: the key {twice!r:.60} appears twice in one object "
+                            f"(which of its values holds is unclear)")
+    return obj
+
+
 def _read_manifest_from(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads(read_member(zf, MANIFEST_NAME, MAX_MANIFEST_BYTES).decode("utf-8"))
+        manifest = json.loads(read_member(zf, MANIFEST_NAME, MAX_MANIFEST_BYTES).decode("utf-8"),
+                              object_pairs_hook=_no_duplicate_keys)
     except ZipLimitError as exc:
         raise BundleError(path, f"refused: {exc.reason}") from None
+    except _DuplicateKey as exc:
+        raise BundleError(path, str(exc)) from None
     except RecursionError:
         raise BundleError(path, "manifest is unreadable (nested too deeply)") from None
     except READ_ERRORS as exc:
@@ -213,8 +235,8 @@ def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> Non
     if missing:
         raise BundleError(path, f"manifest lacks {', '.join(missing)}")
     version = m["format_version"]
-    if not isinstance(version, int):
-        raise BundleError(path, f"format_version must be an integer, got {version!r}")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BundleError(path, f"format_version must be an integer, got {shown(version)}")
     if version > BUNDLE_FORMAT_VERSION:
         raise BundleError(
             path,
@@ -223,16 +245,22 @@ def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> Non
         )
     if version < 1:
         raise BundleError(path, f"format_version must be 1 or more, got {version}")
+    for key in ("model", "preprocessing", "threshold"):
+        if not isinstance(m[key], dict):
+            raise BundleError(path, f"manifest is invalid: '{key}' must be an object, got {shown(m[key])}")
     try:
         cfg = ModelConfig.from_dict(m["model"])
         cfg.validate()
         if not isinstance(cfg.model, str) or not isinstance(cfg.channels, int) or isinstance(cfg.channels, bool):
-            raise ValueError(f"model name must be text and channels a whole number, got {cfg.model!r}, {cfg.channels!r}")
+            raise ValueError(f"model name must be text and channels a whole number, got {shown(cfg.model)}, "
+                             f"{shown(cfg.channels)}")
         _check_params(cfg.params)
+        _check_preprocessing(m["preprocessing"])
         pp = Preprocessing.from_dict(m["preprocessing"])
-        if not _is_number(m["threshold"].get("high")) or not (m["threshold"].get("low") is None
-                                                              or _is_number(m["threshold"]["low"])):
-            raise ValueError(f"threshold must hold numbers, got {m['threshold']!r:.80}")
+        for key in ("high", "low"):
+            value = m["threshold"].get(key)
+            if not _is_number(value) and not (key == "low" and value is None):
+                raise ValueError(f"threshold must hold numbers: 'threshold.{key}' is {shown(value)}")
         Threshold.from_dict(m["threshold"])
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise BundleError(path, f"manifest is invalid: {str(exc)[:200]}") from None
@@ -253,15 +281,33 @@ def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> Non
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite JSON number (a whole number too large for a float is not)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # a JSON integer of 400 digits: no float holds it
+        return False
+
+
+def _check_preprocessing(pp: dict[str, Any]) -> None:
+    """The preprocessing section's fields have their types (``Preprocessing``
+    would take the text "3" for 3 channels)."""
+    for key in ("image_size", "channels"):
+        if key not in pp:
+            raise ValueError(f"'preprocessing.{key}' is missing")
+        if not isinstance(pp[key], int) or isinstance(pp[key], bool):
+            raise ValueError(f"'preprocessing.{key}' must be a whole number, got {shown(pp[key])}")
+    if not isinstance(pp.get("normalize", "none"), str):
+        raise ValueError(f"'preprocessing.normalize' must be text, got {shown(pp['normalize'])}")
 
 
 def _check_params(params: dict[str, Any], depth: int = 0) -> None:
     """Family parameters are JSON scalars, lists or objects of them; a number
     must be finite (a family's ``check_config`` judges the values)."""
     for key, value in params.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"model parameter {key!r} must be a finite number, got {value}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _is_number(value):
+            raise ValueError(f"model parameter {key!r} must be a finite number, got {shown(value)}")
         if isinstance(value, dict) and depth < 4:
             _check_params(value, depth + 1)
 
@@ -295,7 +341,11 @@ def _section_problem(m: dict[str, Any]) -> str | None:
     stats = m.get("score_stats") or {}
     scale = stats.get("map_scale")
     if scale is not None and (not _is_number(scale) or scale < 0):
-        return f"'score_stats.map_scale' must be a number of 0 or more, got {scale!r:.40}"
+        return f"'score_stats.map_scale' must be a number of 0 or more, got {shown(scale)}"
+    for key, value in stats.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if (key in SCORE_STATS_NUMBERS or number) and value is not None and not _is_number(value):
+            return f"'score_stats.{key:.40}' must be a finite number, got {shown(value)}"
     training = m.get("training") or {}
     for key in ("config", "data", "split"):
         if training.get(key) is not None and not isinstance(training[key], dict):
@@ -304,8 +354,9 @@ def _section_problem(m: dict[str, Any]) -> str | None:
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         return f"the training seed must be a whole number, got {seed!r:.40}"
     inference = m.get("inference") or {}
-    if inference.get("precision") is not None and not isinstance(inference["precision"], str):
-        return "'inference.precision' must be text"
+    precision = inference.get("precision")
+    if precision is not None and precision not in KNOWN_PRECISIONS:
+        return f"'inference.precision' must be one of {', '.join(KNOWN_PRECISIONS)}, got {shown(precision)}"
     cal = m.get("calibration") or {}
     for key in ("scores", "labels", "paths"):
         if cal.get(key) is not None and not isinstance(cal[key], list):
@@ -333,6 +384,8 @@ class Bundle:
     path: Path | None
     manifest: dict[str, Any]
     state_dict: dict[str, "torch.Tensor"]
+    #: the weights were matched to the model on the meta device (by ``load_bundle``)
+    _checked: bool = field(default=False, repr=False, compare=False)
 
     @property
     def model_config(self) -> ModelConfig:
@@ -358,7 +411,8 @@ class Bundle:
         """The detector with these weights, in eval mode on ``device``."""
         from .models import build_model
 
-        self._check_on_meta()
+        if not self._checked:
+            self._check_on_meta()
         try:
             model = build_model(self.model_config)
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:  # a parameter of the wrong type
@@ -366,12 +420,27 @@ class Bundle:
         except (RuntimeError, MemoryError, OverflowError) as exc:  # e.g. a size no allocator can give
             raise BundleError(self.path, f"the model the manifest describes cannot be built "
                                          f"({_first_line(exc)})") from None
+        self._check_state(model)
         try:
             model.load_state_dict(self.state_dict, strict=True)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:  # ValueError: a family's own loader refuses a size
             raise BundleError(self.path, f"weights do not match the model '{self.model_config.model}': "
                                          f"{_first_line(exc)}") from None
         return model.to(device).eval()
+
+    def _check_state(self, model: "torch.nn.Module") -> None:
+        """The family's own check that the weights can score
+        (``Detector.check_state_dict``: PatchCore's memory bank), before
+        anything is copied: refused here, not at the first part scored."""
+        check = getattr(model, "check_state_dict", None)
+        if check is None:
+            return
+        try:
+            check(self.state_dict)
+        except ValueError as exc:
+            family = self.model_config.model
+            reason = _first_line(exc).removeprefix(f"{family}: ")
+            raise BundleError(self.path, f"weights cannot be used by the model '{family}': {reason}") from None
 
     def _check_on_meta(self) -> None:
         """Match the weights to the model the manifest describes on torch's
@@ -390,16 +459,18 @@ class Bundle:
             raise BundleError(self.path, f"manifest does not describe a valid model: {exc}") from None
         except Exception:  # noqa: BLE001 - not buildable on meta: the real build judges
             return
+        self._check_state(ghost)
         values = sum(t.numel() for t in (*ghost.parameters(), *ghost.buffers()))
         try:
             ghost.load_state_dict(self.state_dict, strict=True, assign=True)  # shapes checked, nothing copied
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:  # ValueError: a family's own loader refuses a size
             stored = sum(t.numel() for t in self.state_dict.values())
             raise BundleError(self.path, f"weights do not match the model '{self.model_config.model}' the manifest "
                                          f"describes ({values:.3g} values, the weights hold {stored:.3g}): "
                                          f"{_first_line(exc)}") from None
         except Exception:  # noqa: BLE001 - a family's loader that needs real tensors: the real build judges
             return
+        self._checked = True
 
 
 def _first_line(exc: BaseException) -> str:
@@ -424,7 +495,9 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(path, f"weights cannot be loaded safely ({type(exc).__name__})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BundleError(path, "weights are not a state dict of tensors")
-    return Bundle(path=path, manifest=manifest, state_dict=state)
+    bundle = Bundle(path=path, manifest=manifest, state_dict=state)
+    bundle._check_on_meta()  # weights that cannot fit or cannot score the model are refused here, not later
+    return bundle
 
 
 def update_manifest(path: str | os.PathLike[str], fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> dict[str, Any]:

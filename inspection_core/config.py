@@ -10,6 +10,7 @@ in ``params``, whose names and defaults each family declares
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -20,6 +21,49 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024
 COMMON_IMAGE_SIZES = (32, 64, 128, 224, 256, 320)
 #: model-section keys of format-1 manifests that now live in ``params``
 LEGACY_MODEL_KEYS = ("latent_dim", "base_width")
+
+
+def shown(value: Any, width: int = 40) -> str:
+    """A value and its kind, for a message that refuses it: ``'3' (text)``,
+    ``3.0 (a decimal number)``, ``[1, 2] (a list)``, ``nan (not a number)``;
+    a whole number too long to print is shortened and its digits counted."""
+    if value is None:
+        return "null (nothing)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, int):
+        try:
+            text = str(value)
+        except ValueError:  # more digits than Python prints (4300)
+            return "a whole number of more than 4300 digits"
+        digits = len(text.lstrip("-"))
+        big = ""
+        try:
+            float(value)
+        except OverflowError:
+            big = ", too large to compute with"
+        if digits > 20:
+            return f"{text[:8]}…{text[-4:]} (a whole number of {digits} digits{big})"
+        return f"{text} (a whole number{big})"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan (not a number)"
+        if math.isinf(value):
+            return f"{value} (infinite)"
+        return f"{value!r} (a decimal number)"
+    kinds = {str: "text", dict: "an object", list: "a list", tuple: "a list"}
+    kind = next((k for t, k in kinds.items() if isinstance(value, t)), type(value).__name__)
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a value that cannot print itself: its kind says enough
+        return f"({kind})"
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return f"{text} ({kind})"
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -36,16 +80,23 @@ class ModelConfig:
     _legacy = ()
 
     def validate(self) -> None:
-        if not isinstance(self.image_size, int) or isinstance(self.image_size, bool):
-            raise ValueError(f"image size must be a whole number, got {self.image_size!r}")
+        """Raise ValueError naming the field and showing the bad value with
+        its kind (``channels must be 1 or 3, got '3' (text)``)."""
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError(f"model must be the name of a model family, got {shown(self.model)}")
+        if not _is_whole(self.image_size):
+            raise ValueError(f"image size must be a whole number, got {shown(self.image_size)}")
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
-            raise ValueError(f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}, got {self.image_size}")
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.normalize not in ("none", "mean_std"):
-            raise ValueError(f"normalize must be 'none' or 'mean_std', got {self.normalize!r}")
+            raise ValueError(f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE}, "
+                             f"got {shown(self.image_size)}")
+        # a number equal to 1 or 3 passes here (3.0); a bundle refuses it as not whole
+        if isinstance(self.channels, bool) or not isinstance(self.channels, (int, float)) \
+                or self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {shown(self.channels)}")
+        if not isinstance(self.normalize, str) or self.normalize not in ("none", "mean_std"):
+            raise ValueError(f"normalize must be 'none' or 'mean_std', got {shown(self.normalize)}")
         if not isinstance(self.params, dict):
-            raise ValueError(f"model params must be a mapping, got {type(self.params).__name__}")
+            raise ValueError(f"model params must be an object of name: value pairs, got {shown(self.params)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,7 +112,10 @@ class ModelConfig:
         unknown = set(d) - known - set(LEGACY_MODEL_KEYS)
         if unknown:
             raise ValueError(f"unknown key(s) in the model section: {', '.join(sorted(unknown))}")
-        params = dict(d.get("params") or {})
+        given = d.get("params")
+        if given is not None and not isinstance(given, dict):
+            raise ValueError(f"model params must be an object of name: value pairs, got {shown(given)}")
+        params = dict(given or {})
         legacy = {k: d[k] for k in LEGACY_MODEL_KEYS if k in d}
         for k, v in legacy.items():
             params.setdefault(k, v)

@@ -26,6 +26,16 @@ APPLICATION_ID = 0x494E5350
 #: the WAL is checkpointed every this many pages and cut back to WAL_SIZE_LIMIT (it grew to 4 MB)
 WAL_AUTOCHECKPOINT_PAGES = 128
 WAL_SIZE_LIMIT = 1 << 20
+#: a WAL this large means that checkpoints do not reach the database file (or
+#: a reader holds them back): one is tried by hand to find out which
+WAL_ALARM_BYTES = 4 * WAL_SIZE_LIMIT
+
+
+def _may_write(path: Path) -> bool:
+    """Whether this process may write ``path`` now: False for a file made
+    immutable (``chattr +i``; also for root) or read-only (for root a
+    read-only mode is no obstacle, and access() says so)."""
+    return os.access(path, os.W_OK)
 
 
 class HistoryDB:
@@ -44,11 +54,17 @@ class HistoryDB:
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        #: (device, inode) of the file opened: a file put in its place is not the one written to
+        self._identity: tuple[int, int] | None = None
+        #: why what is recorded no longer reaches the database file (a checkpoint failed), or None
+        self._unreached: str | None = None
+        self._wal_alarm = WAL_ALARM_BYTES
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise HistoryError(self.path, f"cannot create its folder ({exc.strerror or exc})") from exc
         self._conn = self._connect()
+        self._identity = self._file_identity()
         try:
             self._check_owner()
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -106,6 +122,72 @@ class HistoryDB:
             shown = ", ".join(sorted(tables)[:5]) or "none"
             raise HistoryError(self.path, f"is an SQLite database of another program (tables: {shown}); "
                                           "choose another file for the inspection history", "foreign")
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino) if st.st_ino else None
+
+    @property
+    def wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
+
+    def _check_file(self) -> None:
+        """Before a write: refuse one that could not reach the database file.
+        The connection keeps writing through the file it opened, so a file
+        made read-only or immutable, or moved or replaced, while recording
+        would take rows into its WAL (that can never be written back, and
+        grows without bound) or into a file nobody reads, without an error.
+        A checkpoint that failed (:meth:`_watch_wal`) is tried again here."""
+        if self._identity is not None:  # a file (not ":memory:") that could be looked at when it was opened
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                raise HistoryError(self.path, "the database file was moved or deleted while recording: what is "
+                                              "recorded would not reach it", "other") from None
+            except OSError:
+                st = None  # SQLite says what is wrong
+            if st is not None and (st.st_dev, st.st_ino) != self._identity:
+                raise HistoryError(self.path, "the database file was replaced by another file while recording: "
+                                              "what is recorded would not reach it (start again to use the new file)",
+                                   "other")
+            if st is not None and not _may_write(self.path):
+                raise HistoryError(self.path, "the database file was made read-only or immutable while recording: "
+                                              "what is recorded would not reach it", "readonly")
+        if self._unreached is not None:
+            try:
+                self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                raise HistoryError(self.path, self._unreached, "other") from None
+            log.info("history '%s': its WAL is written into the database file again", self.path)
+            self._unreached = None
+            self._wal_alarm = WAL_ALARM_BYTES
+
+    def _watch_wal(self) -> None:
+        """After a commit: SQLite checkpoints the WAL into the database file
+        by itself and says nothing when that fails. A WAL far beyond its
+        limit is checkpointed here to find out; a failure is kept and refuses
+        the next write (:meth:`_check_file`). A reader that holds the WAL back
+        is no failure: it is looked at again after another WAL_SIZE_LIMIT."""
+        try:
+            size = os.stat(self.wal_path).st_size
+        except OSError:
+            return
+        if size <= WAL_ALARM_BYTES:
+            self._wal_alarm = WAL_ALARM_BYTES
+        if size <= self._wal_alarm:
+            return
+        try:
+            self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            if error_kind(exc) == "locked":
+                return
+            self._unreached = (f"what is recorded no longer reaches the database file ({explain(exc)}); the "
+                               f"verdicts taken so far wait in '{self.wal_path}': keep that file beside the database")
+            return
+        self._wal_alarm = size + WAL_SIZE_LIMIT
 
     def _check_writable(self) -> None:
         """Find out at open, not at the first part, that the file cannot be
@@ -255,6 +337,7 @@ class HistoryDB:
 
         with self._lock:
             conn = self._db()
+            self._check_file()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -287,6 +370,7 @@ class HistoryDB:
                     raise
             except sqlite3.Error as exc:
                 raise self._wrap(exc) from exc
+            self._watch_wal()
         return ids
 
     def keeps_image_for(self, verdict: Any) -> bool:
@@ -451,9 +535,12 @@ class HistoryDB:
             if self._conn is not None:
                 try:
                     try:
-                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    except sqlite3.Error:
-                        pass  # another connection reads: SQLite checkpoints later
+                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    except sqlite3.Error as exc:
+                        if error_kind(exc) != "locked":  # another connection's lock: SQLite checkpoints later
+                            log.warning("history '%s': its WAL '%s' cannot be written into the database file (%s); "
+                                        "keep it beside the database: it holds recorded verdicts", self.path,
+                                        self.wal_path, explain(exc))
                     self._conn.close()
                 finally:
                     self._conn = None

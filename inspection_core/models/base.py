@@ -141,6 +141,13 @@ class Detector(nn.Module):
     def params(self) -> dict[str, Any]:
         return self.cfg.params
 
+    def check_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Raise ValueError (``"<family>: …"``) when ``state_dict`` holds the
+        right keys but cannot score: what a bundle's load checks before it
+        copies anything (shapes and sizes only, so that it also runs on a
+        model built on the "meta" device). Default: nothing beyond torch's
+        own key and shape checks."""
+
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -426,6 +426,26 @@ class PatchCore(Detector):
         }
 
     # ------------------------------------------------------------ state dict
+    def check_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """A bundle's memory bank must hold descriptors of this backbone: any
+        number of rows loads, but none, or rows of another length, would fail
+        only when the first part is scored."""
+        bank = state_dict.get("memory_bank")
+        if bank is None:
+            return  # strict loading names the missing key
+        if bank.dim() != 2:
+            raise ValueError(f"patchcore: the memory bank must be a table of descriptors (2 dimensions), "
+                             f"got {bank.dim()} dimension(s) {tuple(bank.shape)}")
+        if bank.shape[0] == 0:
+            raise ValueError("patchcore: the memory bank has 0 rows (the model was never fitted)")
+        if bank.shape[1] != self.feature_dim:
+            position = " with the patch position" if self.feature_dim != self.appearance_dim else ""
+            raise ValueError(f"patchcore: the memory bank rows have {bank.shape[1]} values, the descriptors "
+                             f"{self.feature_dim} ({self.params['backbone']} {', '.join(self.features.layers)}"
+                             f"{position})")
+        if not bank.is_floating_point():
+            raise ValueError(f"patchcore: the memory bank must hold decimal numbers, got {bank.dtype}")
+
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         # the memory bank takes its size from the bundle (any size loads)
         key = prefix + "memory_bank"
