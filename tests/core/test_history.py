@@ -81,7 +81,7 @@ def test_filters_counts_and_paging(tmp_path: Path) -> None:
         assert db.count(source_contains="camera") == 3
         assert db.count(source_contains="100%") == 0  # LIKE wildcards are escaped
         assert db.counts_by_verdict() == {"PASS": 3, "REVIEW": 1, "FAIL": 2, "INVALID": 0}
-        assert db.counts_by_verdict(bundle="disc-v1") == {"PASS": 2, "REVIEW": 0, "FAIL": 1}
+        assert db.counts_by_verdict(bundle="disc-v1") == {"PASS": 2, "REVIEW": 0, "FAIL": 1, "INVALID": 0}
         pages = [db.query(limit=4, offset=0), db.query(limit=4, offset=4), db.query(limit=4, offset=8)]
         assert [len(p) for p in pages] == [4, 2, 0]
         assert [r.id for p in pages for r in p] == ids[::-1]
