@@ -79,7 +79,7 @@ _MAX_GLOBAL_GRID = 8
 #: 1,536 on 4 cells would otherwise need a 7,680 x 7,680 precision matrix
 _LAYOUT_CHANNELS = 256
 #: PatchCore's layers where they differ from the backbone's defaults (measured
-#: on ../shared/data, benchmarks/patchcore_sweep.py; docs/quality.md)
+#: on ../shared/data, docs/quality.md)
 DEFAULT_LAYERS = {"mobilenet_v2": ["features.3", "features.6", "features.10", "features.13"]}
 
 
@@ -184,10 +184,8 @@ def _block_max(s: torch.Tensor) -> torch.Tensor:
 
     The contiguous scores are viewed as one channels-last image (Q channels,
     blocks x rows high, 1 wide) and max-pooled over each block: the pooling
-    reads the scores once, vectorised over the queries. Measured on the
-    magnetic_tile bank (67 blocks of 128 rows, 784 queries, bf16, 2 cores):
-    1.6 ms against 2.5 ms by halving with elementwise maxima (the method
-    until stop 26) and 2.4 ms with ``amax``; the maxima are the same."""
+    reads the scores once, vectorised over the queries (faster than
+    repeated halving with elementwise maxima or ``amax``; docs/performance.md)."""
     blocks, rows, q = s.shape
     image = s.contiguous().view(1, blocks * rows, 1, q).permute(0, 3, 1, 2)   # (1, Q, blocks*rows, 1), channels-last
     return F.max_pool2d(image, (rows, 1), (rows, 1))[0, :, :, 0].t()
