@@ -30,7 +30,9 @@ from ..frame_check import FrameStats, frame_stats
 from ..progress import CancelToken
 from .image_header import probe_file
 from .images import ImageReadError, list_images, read_image
+from . import layouts
 from .preprocess import Preprocessing, normalize, prepare_mask, to_geometry
+from .samples import TRAIN_FRACTION_GOOD_DEFECT, DatasetLayoutError, Sample
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +43,7 @@ EXPECTED_LAYOUT = (
 )
 GOOD = "good"
 DEFECT_FOLDERS = ("defect", "bad")
-TRAIN_FRACTION_GOOD_DEFECT = 0.7
 _LOAD_WORKERS = max(2, min(4, os.cpu_count() or 2))
-
-
-class DatasetLayoutError(ValueError):
-    """A data set folder is missing, empty or not laid out as expected."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image of a data set. ``label``: 0 good, 1 defective;
-    ``defect_type``: "good" or the defect folder name; ``mask_path``: ground
-    truth for a defect, when there is one."""
-
-    path: Path
-    label: int
-    defect_type: str
-    mask_path: Path | None = None
 
 
 @dataclass
@@ -76,9 +61,7 @@ class DatasetIndex:
     def fixed_split(self) -> bool:
         """Whether the data came with its train/test split (MVTec, BTAD, VisA's
         csv), rather than one drawn with a seed (good/defect)."""
-        from .layouts import FIXED_SPLIT_LAYOUTS
-
-        return self.layout in FIXED_SPLIT_LAYOUTS
+        return self.layout in layouts.FIXED_SPLIT_LAYOUTS
 
     def summary(self) -> dict[str, Any]:
         """Counts for reports and the bundle manifest."""
@@ -251,8 +234,6 @@ def scan_dataset(root: str | os.PathLike[str], seed: int = 0) -> DatasetIndex:
         raise DatasetLayoutError(f"'{root}' is not a folder: {EXPECTED_LAYOUT}")
     if not any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise DatasetLayoutError(f"data set folder '{root}' is empty: {EXPECTED_LAYOUT}")
-    from . import layouts
-
     other = layouts.scan_layout(root, seed)
     if other is not None:
         layout, train, test = other

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import TRAIN_FRACTION_GOOD_DEFECT, DatasetLayoutError, Sample
+from .samples import TRAIN_FRACTION_GOOD_DEFECT, DatasetLayoutError, Sample
 from .images import list_images
 
 log = logging.getLogger(__name__)
