@@ -21,48 +21,35 @@ import copy
 import hashlib
 import io
 import json
-import math
 import os
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
-from .config import ModelConfig, shown
+from .config import ModelConfig
 from .data.preprocess import Preprocessing
 from .fileio import atomic_open, describe_os_error
-from .frame_check import check_section
+from .manifest import FORMAT_VERSION, KNOWN_PRECISIONS, MAX_WEIGHTS_BYTES, BundleError, Manifest
 from .safezip import READ_ERRORS, ZipLimitError, human_bytes, member_size, open_zip, read_member
 from .types import Threshold
 
 if TYPE_CHECKING:  # torch is imported lazily: reading a manifest stays cheap
     import torch
 
-BUNDLE_FORMAT_VERSION = 1
+#: the format this version writes (:mod:`inspection_core.manifest` migrates older ones on read)
+BUNDLE_FORMAT_VERSION = FORMAT_VERSION
 BUNDLE_SUFFIX = ".inspector"
 MANIFEST_NAME = "manifest.json"
 WEIGHTS_NAME = "weights.pt"
 #: a manifest is JSON text: a calibration of 100,000 images is about 8 MB
 MAX_MANIFEST_BYTES = 32 << 20
-#: the largest state dict a bundle may hold (a WideResNet-50 PatchCore bundle is 100-300 MB)
-MAX_WEIGHTS_BYTES = 2 << 30
-#: the precisions ``inference.precision`` may name: ``acceleration.PRECISIONS``
-#: (not imported from there: that imports torch, and reading a manifest stays cheap)
-KNOWN_PRECISIONS = ("fp32", "bf16", "fp16")
-#: ``score_stats`` entries that are numbers (any other entry that is a number must be finite too)
-SCORE_STATS_NUMBERS = ("n", "mean", "std", "min", "q50", "q95", "q99", "max", "map_scale")
-
-
-class BundleError(ValueError):
-    """A bundle cannot be read, or is not one this version can use."""
-
-    def __init__(self, path: str | os.PathLike[str] | None, reason: str) -> None:
-        self.path = None if path is None else Path(path)
-        self.reason = reason
-        where = f"model bundle '{path}'" if path is not None else "model bundle"
-        super().__init__(f"{where}: {reason}")
+__all__ = ["BUNDLE_FORMAT_VERSION", "KNOWN_PRECISIONS", "MAX_WEIGHTS_BYTES", "Bundle", "BundleError", "Manifest",
+           "bundle_path", "describe", "existing_bundle", "load_bundle", "read_manifest", "save_bundle",
+           "update_manifest"]
 
 
 def utc_now() -> str:
@@ -111,7 +98,7 @@ def save_bundle(path: str | os.PathLike[str], model: "torch.nn.Module", manifest
     m.setdefault("created", utc_now())
     m.setdefault("name", path.stem)
     m["weights"] = {"file": WEIGHTS_NAME, "sha256": hashlib.sha256(weights).hexdigest(), "bytes": len(weights)}
-    _validate_manifest(path, m, deep=True)
+    m = _validate_manifest(path, m, deep=True).to_dict()
     try:
         _atomic_write_zip(path, m, weights)
     except OSError as exc:  # the weights exist only in memory: do not lose a finished training
@@ -187,7 +174,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _read_manifest_from(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+def _read_manifest_from(zf: zipfile.ZipFile, path: Path) -> Manifest:
     try:
         manifest = json.loads(read_member(zf, MANIFEST_NAME, MAX_MANIFEST_BYTES).decode("utf-8"),
                               object_pairs_hook=_no_duplicate_keys)
@@ -201,15 +188,14 @@ def _read_manifest_from(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
         raise BundleError(path, f"manifest is unreadable ({str(exc)[:200] or type(exc).__name__})") from None
     if not isinstance(manifest, dict):
         raise BundleError(path, "manifest is not a JSON object")
-    _validate_manifest(path, manifest)
-    return manifest
+    return _validate_manifest(path, manifest)
 
 
-def _read_weights_from(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any]) -> bytes:
+def _read_weights_from(zf: zipfile.ZipFile, path: Path, manifest: Manifest) -> bytes:
     """The weights' bytes, refused before unpacking when they declare another
     size than the manifest records or more than ``MAX_WEIGHTS_BYTES``, and
     after reading when their checksum differs from the manifest's."""
-    expected = manifest["weights"].get("bytes")
+    expected = manifest.weights.bytes
     declared = member_size(zf, WEIGHTS_NAME)
     if expected is not None and declared != expected:
         raise BundleError(path, f"weights are {human_bytes(declared)} but the manifest records "
@@ -220,166 +206,43 @@ def _read_weights_from(zf: zipfile.ZipFile, path: Path, manifest: dict[str, Any]
         raise BundleError(path, f"refused: {exc.reason}") from None
     except READ_ERRORS as exc:
         raise BundleError(path, f"weights are unreadable ({str(exc)[:200] or type(exc).__name__}); the file is damaged") from None
-    if hashlib.sha256(weights).hexdigest() != manifest["weights"].get("sha256"):
+    if hashlib.sha256(weights).hexdigest() != manifest.weights.sha256:
         raise BundleError(path, "weights checksum does not match the manifest: the file was modified or damaged")
     return weights
 
 
-REQUIRED_KEYS = ("format_version", "model", "preprocessing", "threshold", "weights")
-
-
-def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> None:
-    """Refuse a manifest this version cannot use. ``deep`` also asks the model
-    family whether it can build the model (imports torch; used on write)."""
-    missing = [k for k in REQUIRED_KEYS if k not in m]
-    if missing:
-        raise BundleError(path, f"manifest lacks {', '.join(missing)}")
-    version = m["format_version"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise BundleError(path, f"format_version must be an integer, got {shown(version)}")
-    if version > BUNDLE_FORMAT_VERSION:
-        raise BundleError(
-            path,
-            f"made by a newer Inspector (bundle format {version}, this version reads up to "
-            f"{BUNDLE_FORMAT_VERSION}); update Inspector to use it",
-        )
-    if version < 1:
-        raise BundleError(path, f"format_version must be 1 or more, got {version}")
-    for key in ("model", "preprocessing", "threshold"):
-        if not isinstance(m[key], dict):
-            raise BundleError(path, f"manifest is invalid: '{key}' must be an object, got {shown(m[key])}")
-    try:
-        cfg = ModelConfig.from_dict(m["model"])
-        cfg.validate()
-        if not isinstance(cfg.model, str) or not isinstance(cfg.channels, int) or isinstance(cfg.channels, bool):
-            raise ValueError(f"model name must be text and channels a whole number, got {shown(cfg.model)}, "
-                             f"{shown(cfg.channels)}")
-        _check_params(cfg.params)
-        _check_preprocessing(m["preprocessing"])
-        pp = Preprocessing.from_dict(m["preprocessing"])
-        for key in ("high", "low"):
-            value = m["threshold"].get(key)
-            if not _is_number(value) and not (key == "low" and value is None):
-                raise ValueError(f"threshold must hold numbers: 'threshold.{key}' is {shown(value)}")
-        Threshold.from_dict(m["threshold"])
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise BundleError(path, f"manifest is invalid: {str(exc)[:200]}") from None
-    if (pp.image_size, pp.channels, pp.normalize) != (cfg.image_size, cfg.channels, cfg.normalize):
-        raise BundleError(path, f"manifest is invalid: preprocessing ({pp.image_size} px, {pp.channels} channel(s), "
-                                f"normalize {pp.normalize}) does not match the model ({cfg.image_size} px, "
-                                f"{cfg.channels} channel(s), normalize {cfg.normalize})")
-    problem = _section_problem(m)
-    if problem:
-        raise BundleError(path, f"manifest is invalid: {problem}")
+def _validate_manifest(path: Path, m: dict[str, Any], deep: bool = False) -> Manifest:
+    """The typed manifest, or :class:`BundleError` for one this version cannot
+    use (:meth:`Manifest.from_dict`). ``deep`` also asks the model family
+    whether it can build the model (imports torch; used on write)."""
+    meta = Manifest.from_dict(m, path)
     if deep:
         from .models import check_model_config
 
         try:
-            check_model_config(cfg)
+            check_model_config(ModelConfig.from_dict(meta.model.to_dict()))
         except ValueError as exc:
             raise BundleError(path, f"manifest does not describe a valid model: {exc}") from None
+    return meta
 
 
-def _is_number(v: Any) -> bool:
-    """A finite JSON number (a whole number too large for a float is not)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:  # a JSON integer of 400 digits: no float holds it
-        return False
-
-
-def _check_preprocessing(pp: dict[str, Any]) -> None:
-    """The preprocessing section's fields have their types (``Preprocessing``
-    would take the text "3" for 3 channels)."""
-    for key in ("image_size", "channels"):
-        if key not in pp:
-            raise ValueError(f"'preprocessing.{key}' is missing")
-        if not isinstance(pp[key], int) or isinstance(pp[key], bool):
-            raise ValueError(f"'preprocessing.{key}' must be a whole number, got {shown(pp[key])}")
-    if not isinstance(pp.get("normalize", "none"), str):
-        raise ValueError(f"'preprocessing.normalize' must be text, got {shown(pp['normalize'])}")
-
-
-def _check_params(params: dict[str, Any], depth: int = 0) -> None:
-    """Family parameters are JSON scalars, lists or objects of them; a number
-    must be finite (a family's ``check_config`` judges the values)."""
-    for key, value in params.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _is_number(value):
-            raise ValueError(f"model parameter {key!r} must be a finite number, got {shown(value)}")
-        if isinstance(value, dict) and depth < 4:
-            _check_params(value, depth + 1)
-
-
-#: optional manifest sections and the JSON type each must have when present
-_SECTION_TYPES: dict[str, type | tuple[type, ...]] = {
-    "name": str, "created": str, "app_version": str, "training": dict, "score_stats": dict, "metrics": dict,
-    "inference": dict, "calibration": (dict, type(None)), "calibration_history": list,
-}
-
-
-def _section_problem(m: dict[str, Any]) -> str | None:
-    """What is wrong with the sections the readers use (None when nothing): a
-    reader may then trust their types instead of guarding every access."""
-    for key, kind in _SECTION_TYPES.items():
-        if key in m and not isinstance(m[key], kind):
-            return f"'{key}' must be {_kind_name(kind)}, got {type(m[key]).__name__}"
-    if not isinstance(m["threshold"], dict):
-        return "'threshold' must be an object"
-    w = m["weights"]
-    if not isinstance(w, dict) or not isinstance(w.get("sha256"), str):
-        return "'weights' must be an object with the weights' sha256"
-    if w.get("bytes") is not None and (not isinstance(w["bytes"], int) or isinstance(w["bytes"], bool)
-                                       or not 0 < w["bytes"] <= MAX_WEIGHTS_BYTES):
-        return f"'weights.bytes' must be a size up to {human_bytes(MAX_WEIGHTS_BYTES)}, got {w['bytes']!r:.40}"
-    if "frame_check" in m:
-        try:
-            check_section(m["frame_check"])
-        except ValueError as exc:
-            return str(exc)
-    stats = m.get("score_stats") or {}
-    scale = stats.get("map_scale")
-    if scale is not None and (not _is_number(scale) or scale < 0):
-        return f"'score_stats.map_scale' must be a number of 0 or more, got {shown(scale)}"
-    for key, value in stats.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if (key in SCORE_STATS_NUMBERS or number) and value is not None and not _is_number(value):
-            return f"'score_stats.{key:.40}' must be a finite number, got {shown(value)}"
-    training = m.get("training") or {}
-    for key in ("config", "data", "split"):
-        if training.get(key) is not None and not isinstance(training[key], dict):
-            return f"'training.{key}' must be an object, got {type(training[key]).__name__}"
-    seed = ((training.get("config") or {}).get("seed", (training.get("split") or {}).get("seed")))
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        return f"the training seed must be a whole number, got {seed!r:.40}"
-    inference = m.get("inference") or {}
-    precision = inference.get("precision")
-    if precision is not None and precision not in KNOWN_PRECISIONS:
-        return f"'inference.precision' must be one of {', '.join(KNOWN_PRECISIONS)}, got {shown(precision)}"
-    cal = m.get("calibration") or {}
-    for key in ("scores", "labels", "paths"):
-        if cal.get(key) is not None and not isinstance(cal[key], list):
-            return f"'calibration.{key}' must be a list"
-    return None
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "text", dict: "an object", list: "a list", type(None): "null"}
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest alone (cheap: weights are not read or checked)."""
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """The typed manifest alone (cheap: weights are not read or checked)."""
     path = existing_bundle(path)
     with _open_zip(path) as zf:
         return _read_manifest_from(zf, path)
 
 
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """:func:`load_manifest` as a plain dict (migrated to this format)."""
+    return load_manifest(path).to_dict()
+
+
 @dataclass
 class Bundle:
-    """A loaded bundle: manifest plus verified state dict."""
+    """A loaded bundle: manifest plus verified state dict. ``meta`` is the
+    typed manifest; ``manifest`` the same as a plain dict (for the readers
+    not yet converted; do not change it)."""
 
     path: Path | None
     manifest: dict[str, Any]
@@ -387,25 +250,34 @@ class Bundle:
     #: the weights were matched to the model on the meta device (by ``load_bundle``)
     _checked: bool = field(default=False, repr=False, compare=False)
 
+    @cached_property
+    def meta(self) -> Manifest:
+        """The typed manifest (an unsaved one, just trained, has no weights record yet)."""
+        m = self.manifest
+        if "weights" not in m or "format_version" not in m:
+            m = {"format_version": BUNDLE_FORMAT_VERSION, "weights": {"sha256": ""}, **m}
+        return Manifest.from_dict(m, self.path)
+
     @property
     def model_config(self) -> ModelConfig:
-        return ModelConfig.from_dict(self.manifest["model"])
+        """A fresh copy (a caller may change it)."""
+        return ModelConfig.from_dict(self.meta.model.to_dict())
 
     @property
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing.from_dict(self.manifest["preprocessing"])
+        return self.meta.preprocessing
 
     @property
     def threshold(self) -> Threshold:
-        return Threshold.from_dict(self.manifest["threshold"])
+        return self.meta.threshold.threshold
 
     @property
     def name(self) -> str:
-        return str(self.manifest.get("name") or (self.path.stem if self.path else "bundle"))
+        return self.meta.name or (self.path.stem if self.path else "bundle")
 
     @property
     def bundle_id(self) -> str:
-        return str(self.manifest.get("weights", {}).get("sha256", "unsaved"))[:12]
+        return self.meta.bundle_id
 
     def build_model(self, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
         """The detector with these weights, in eval mode on ``device``."""
@@ -487,15 +359,16 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
 
     path = existing_bundle(path)
     with _open_zip(path) as zf:
-        manifest = _read_manifest_from(zf, path)
-        weights = _read_weights_from(zf, path, manifest)
+        meta = _read_manifest_from(zf, path)
+        weights = _read_weights_from(zf, path, meta)
     try:
         state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise BundleError(path, f"weights cannot be loaded safely ({type(exc).__name__})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BundleError(path, "weights are not a state dict of tensors")
-    bundle = Bundle(path=path, manifest=manifest, state_dict=state)
+    bundle = Bundle(path=path, manifest=meta.to_dict(), state_dict=state)
+    bundle.meta = meta  # type: ignore[misc]  # the cache: read once
     bundle._check_on_meta()  # weights that cannot fit or cannot score the model are refused here, not later
     return bundle
 
@@ -505,27 +378,25 @@ def update_manifest(path: str | os.PathLike[str], fn: Callable[[dict[str, Any]],
     and return None), keeping the weights byte for byte. Atomic."""
     path = existing_bundle(path)
     with _open_zip(path) as zf:
-        manifest = _read_manifest_from(zf, path)
-        weights = _read_weights_from(zf, path, manifest)
-    new = fn(copy.deepcopy(manifest))
+        meta = _read_manifest_from(zf, path)
+        weights = _read_weights_from(zf, path, meta)
+    new = fn(meta.to_dict())
     if new is None:
         raise BundleError(path, "manifest update returned nothing")
-    new["weights"] = manifest["weights"]
+    new["weights"] = meta.weights.to_dict()
     new["format_version"] = BUNDLE_FORMAT_VERSION
-    _validate_manifest(path, new, deep=True)
+    new = _validate_manifest(path, new, deep=True).to_dict()
     _atomic_write_zip(path, new, weights)
     return new
 
 
-def describe(manifest: dict[str, Any]) -> str:
+def describe(manifest: Manifest | dict[str, Any]) -> str:
     """One line for status bars and CLI output."""
-    model = manifest.get("model", {})
-    thr = manifest.get("threshold", {})
-    data = manifest.get("training", {}).get("data", {})
-    low = thr.get("low")
-    phi = f"φ={thr.get('high'):.4g}" if low is None else f"φ=[{low:.4g}, {thr.get('high'):.4g}]"
+    m = manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)
+    thr, data = m.threshold, m.data
+    phi = f"φ={thr.high:.4g}" if thr.low is None else f"φ=[{thr.low:.4g}, {thr.high:.4g}]"
     return (
-        f"{manifest.get('name', '?')}: {model.get('model', '?')} {model.get('image_size', '?')}px, "
-        f"trained {str(manifest.get('created', '?'))[:10]} on {Path(str(data.get('root', '?'))).name} "
-        f"({data.get('n_train', '?')} images), {phi}{' (provisional)' if thr.get('provisional') else ''}"
+        f"{m.name or '?'}: {m.model.model} {m.model.image_size}px, "
+        f"trained {(m.created or '?')[:10]} on {Path(data.root or '?').name} "
+        f"({'?' if data.n_train is None else data.n_train} images), {phi}{' (provisional)' if thr.provisional else ''}"
     )
