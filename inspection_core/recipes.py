@@ -1,7 +1,8 @@
 """Training recipes: what ``inspector train --model M`` does with no other flag.
 
 A recipe is a model family's input size, parameters and training settings.
-Each family has three presets that the command line and the Train view share:
+Each family declares three presets in its folder (``models/<family>/params.py``),
+which the command line and the Train view share:
 
 - ``quick``: a short check that the data and the pipeline work (minutes),
 - ``standard``: the default, measured on ``../shared/data`` (see
@@ -16,67 +17,37 @@ is recorded in the bundle with the values that were used.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import fields
 from typing import Any
 
 from .config import ModelConfig, TrainConfig
+from .models.schema import PRESETS, Recipe
 
-PRESETS = ("quick", "standard", "thorough")
 DEFAULT_PRESET = "standard"
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """Input size, family parameters and training settings of one preset."""
+class _Recipes(Mapping[str, Mapping[str, Recipe]]):
+    """family -> preset -> recipe, read from each registered family's folder
+    (``models/<family>/params.py``) when first asked; no torch."""
 
-    image_size: int
-    params: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
-    #: illumination normalisation of the preprocessing ("none" or "mean_std")
-    normalize: str = "none"
+    def _all(self) -> dict[str, Mapping[str, Recipe]]:
+        from .models.registry import families
 
+        return {name: fam.presets for name, fam in families().items() if fam.presets}
 
-#: The reconstruction families' recipe, measured in ``docs/quality.md``
-#: (the ablation there): illumination normalised per image, the
-#: anomaly map in a perceptual space (frozen MobileNetV2 features of x and
-#: x_hat), the image score from the map's top 1 %, a budget of updates
-#: rather than epochs. ``quick`` keeps the pixel residual, so it needs no
-#: pretrained weights.
-_PERCEPTUAL = {"residual": "perceptual", "score": "map", "perceptual_backbone": "mobilenet_v2",
-               "perceptual_layers": ["features.3", "features.6", "features.13"]}
-_GAN_PARAMS = {"base_width": 32, **_PERCEPTUAL, "synthetic_defects": 0.5}
-_GAN_QUICK = {"base_width": 32, "residual": "pixel", "score": "map"}
-_GAN_TRAIN = {"batch_size": 16, "lr": 2e-4, "updates": 600}
+    def __getitem__(self, model: str) -> Mapping[str, Recipe]:
+        return self._all()[model]
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
 
-def _gan_presets(standard_params: dict[str, Any], thorough_updates: int = 1500) -> dict[str, Recipe]:
-    return {
-        "quick": Recipe(64, dict(_GAN_QUICK), {**_GAN_TRAIN, "updates": 150}, "mean_std"),
-        "standard": Recipe(128, dict(standard_params), dict(_GAN_TRAIN), "mean_std"),
-        "thorough": Recipe(128, dict(standard_params), {**_GAN_TRAIN, "updates": thorough_updates}, "mean_std"),
-    }
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 #: family -> preset -> recipe
-RECIPES: dict[str, dict[str, Recipe]] = {
-    "ganomaly": _gan_presets(_GAN_PARAMS),
-    # without its three finest skips the U-Net cannot copy a small defect through (four dropped:
-    # better on magnetic_tile and screw, but the demo washers' training failed: docs/quality.md)
-    "skip-ganomaly": _gan_presets({**_GAN_PARAMS, "drop_skips": 3}),
-    "bigan": _gan_presets(_GAN_PARAMS, thorough_updates=1000),
-    "vgg16": {
-        "quick": Recipe(128, {}, {"batch_size": 32, "epochs": 3}),
-        "standard": Recipe(128, {}, {"batch_size": 32, "epochs": 15}),
-        "thorough": Recipe(224, {}, {"batch_size": 32, "epochs": 30}),
-    },
-    "patchcore": {
-        "quick": Recipe(224, {"coreset_ratio": 0.02}, {"batch_size": 16}),
-        "standard": Recipe(224, {}, {"batch_size": 16}),
-        # the bank at its cap (20,000) and four exposures in it (docs/quality.md)
-        "thorough": Recipe(256, {"coreset_ratio": 0.25, "bank_augment": ["bright", "dark", "brighter", "darker"]},
-                           {"batch_size": 16}),
-    },
-}
+RECIPES: Mapping[str, Mapping[str, Recipe]] = _Recipes()
 
 
 def recipe(model: str, preset: str = DEFAULT_PRESET) -> Recipe:

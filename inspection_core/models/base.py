@@ -24,15 +24,14 @@ Inputs are float tensors (B, C, H, W) scaled to [-1, 1] by
 from __future__ import annotations
 
 import contextlib
-import functools
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ..config import LEGACY_MODEL_KEYS, ModelConfig, TrainConfig
+from ..config import ModelConfig, TrainConfig
+from .schema import Family, Schema
 
 
 @dataclass
@@ -103,39 +102,48 @@ class Detector(nn.Module):
         self._scaler: torch.amp.GradScaler | None = None
 
     # ----------------------------------------------------------------- config
+    #: the family this class implements (a subclass sets it; name and schema follow)
+    family: ClassVar[Family | None] = None
+    #: the family's parameters (:mod:`.schema`): defaults, descriptions, ranges
+    schema: ClassVar[Schema] = Schema(())
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fam = cls.__dict__.get("family")
+        if fam is not None:  # a family's class: its name and schema are the family's
+            cls.name = fam.name
+            cls.schema = fam.schema
+        if "schema" in cls.__dict__:  # start weights: the schema's weights parameter that needs nothing else
+            wp = cls.schema.weights_param
+            primary = wp is not None and not wp.needs
+            cls.weights_param = wp.name if primary and wp is not None else None
+            cls.scratch_weights = wp.scratch if primary and wp is not None else None
+
     @classmethod
     def default_params(cls) -> dict[str, Any]:
-        """Model-specific hyper-parameters and their defaults."""
-        return {}
+        """Model-specific hyper-parameters and their defaults (from :attr:`schema`)."""
+        return cls.schema.defaults()
 
     @classmethod
     def param_help(cls) -> dict[str, str]:
         """One line for each of :meth:`default_params` (the Train view's
-        tooltips; the contract test checks that none is missing)."""
-        return {}
+        tooltips), from :attr:`schema`."""
+        return cls.schema.help()
 
     @classmethod
     def resolve_params(cls, cfg: ModelConfig) -> dict[str, Any]:
-        """``cfg.params`` over the family's defaults; an unknown name is an error
-        (format-1 keys that this family never had are dropped)."""
-        cfg.validate()
-        merged = dict(cls.default_params())
-        given = dict(cfg.params)
-        for k in getattr(cfg, "_legacy", ()):
-            if k in LEGACY_MODEL_KEYS and k not in merged:
-                given.pop(k, None)
-        unknown = set(given) - set(merged)
-        if unknown:
-            raise ValueError(f"{cls.name}: unknown parameter(s) {sorted(unknown)}; known: {sorted(merged)}")
-        for k, v in given.items():
-            _check_type(cls.name, k, v, merged[k])
-        merged.update(given)
-        return merged
+        """``cfg.params`` over the family's defaults, every value checked
+        against :attr:`schema` (format-1 keys that this family never had are
+        dropped)."""
+        return (cls.family or Family(cls.name, cls.schema, {}, cls)).resolve_params(cfg)
 
     @classmethod
     def check_config(cls, cfg: ModelConfig) -> None:
         """Raise ValueError when the family cannot take ``cfg`` (its params
-        already resolved): image size, network size. Cheap: builds nothing."""
+        already resolved): constraints across parameters and the input size.
+        Cheap: builds nothing. The family's torch-free ``Family.check``."""
+        if cls.family is not None:
+            cls.family.check(cfg)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -224,99 +232,3 @@ class Detector(nn.Module):
             return next(self.parameters()).device
         except StopIteration:  # pragma: no cover
             return torch.device("cpu")
-
-
-def _check_type(family: str, key: str, value: Any, default: Any) -> None:
-    """A parameter has its default's type: a finite number where the default
-    is a number (a whole one where it is an int), a string, a list, a bool."""
-    import math
-
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-        want = "true or false"
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        want = "a whole number"
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
-        want = "a finite number"
-    elif isinstance(default, str):
-        ok, want = isinstance(value, str), "a text"
-    elif isinstance(default, (list, tuple)):
-        ok, want = isinstance(value, (list, tuple)), "a list"
-    else:
-        return
-    if not ok:
-        raise ValueError(f"{family}: parameter {key} must be {want}, got {value!r}")
-
-
-def weights_init(m: nn.Module) -> None:
-    """DCGAN initialisation (N(0, 0.02) convs, N(1, 0.02) BatchNorm)."""
-    cls = m.__class__.__name__
-    if cls.find("Conv") != -1 and hasattr(m, "weight") and m.weight is not None:
-        nn.init.normal_(m.weight, 0.0, 0.02)
-    elif cls.find("BatchNorm") != -1:
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
-
-
-def _kernel_radius(sigma: float) -> int:
-    return max(1, int(round(3 * sigma)))
-
-
-def gaussian_kernel1d(sigma: float, device: torch.device) -> torch.Tensor:
-    radius = _kernel_radius(sigma)
-    xs = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
-    k = torch.exp(-(xs**2) / (2 * sigma * sigma))
-    return k / k.sum()
-
-
-#: maps up to this side are blurred by two matrix products (one BLAS call per
-#: axis for the whole batch; a 1-channel convolution is a slow oneDNN case)
-_MATMUL_BLUR_MAX = 512
-
-
-@functools.lru_cache(maxsize=32)
-def _blur_matrix(n: int, sigma: float, device: str) -> torch.Tensor:
-    """(n, n) matrix M with (M @ v) = v blurred by the Gaussian kernel, with
-    reflect padding folded in (the same sums as ``F.pad(mode="reflect")``
-    then a valid 1-D convolution)."""
-    k = gaussian_kernel1d(sigma, torch.device("cpu")).double()
-    r = (k.numel() - 1) // 2
-    idx = torch.arange(n).unsqueeze(1) + torch.arange(-r, r + 1).unsqueeze(0)   # (n, 2r+1)
-    idx = idx.abs()                                                               # reflect below 0
-    idx = torch.where(idx > n - 1, 2 * (n - 1) - idx, idx)                        # reflect above n-1
-    m = torch.zeros(n, n, dtype=torch.float64)
-    m.scatter_add_(1, idx, k.expand(n, -1).contiguous())
-    return m.float().to(device)
-
-
-def smooth_map(m: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, H, W) maps; ``sigma`` in pixels,
-    reflect padding at the borders."""
-    if sigma <= 0:
-        return m
-    # always fp32, also on a bf16 scoring path: under autocast the products
-    # would round the map (and the score taken from it) to bf16
-    with torch.autocast(m.device.type, enabled=False):
-        x = m.float()
-        h, w = x.shape[-2], x.shape[-1]
-        if _kernel_radius(sigma) < min(h, w) and max(h, w) <= _MATMUL_BLUR_MAX:
-            dev = str(x.device)
-            x = torch.matmul(x, _blur_matrix(w, float(sigma), dev).t())
-            return torch.matmul(_blur_matrix(h, float(sigma), dev), x)
-        k = gaussian_kernel1d(sigma, m.device).float()
-        r = (k.numel() - 1) // 2
-        x = x.unsqueeze(1)
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-        x = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
-        return x.squeeze(1)
-
-
-def reconstruction_map(x: torch.Tensor, x_hat: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
-    """Per-pixel anomaly map: channel-mean absolute reconstruction error,
-    Gaussian-smoothed (sigma defaults to image_size / 64 pixels)."""
-    err = (x.float() - x_hat.float()).abs().mean(dim=1)
-    if sigma is None:
-        sigma = max(1.0, x.shape[-1] / 64)
-    return smooth_map(err, sigma)

@@ -7,10 +7,13 @@ the rules the command line has always applied, so that the desktop app can
 reproduce any CLI recipe (the shipped demo's included):
 
 - a family parameter applies only to a family that declares it;
-- a local weights file, or "from scratch", goes to the family's
-  ``weights_param`` (``init`` for the classifier, ``weights`` for PatchCore);
-- a family with its own optimiser setting reads the learning rate from
-  ``params["lr"]`` (the classifier), every other one from ``TrainConfig.lr``;
+- a local weights file, or "from scratch", goes to the parameter the
+  family's schema marks as naming start weights (``Param.weights``), which
+  may need another one set (``Param.needs``: a reconstruction family's
+  perceptual weights need its perceptual backbone);
+- a training setting that a family reads from its own parameter
+  (``Param.train_setting``: the classifier's ``lr``) goes to that parameter
+  too;
 - a training setting left out keeps the preset's value;
 - bf16 training on the CPU, left unset, is on where the CPU has native bf16
   and the family's bf16-trained bundles were measured to hold
@@ -55,26 +58,24 @@ class TrainSettings:
     def configs(self, channels: int = 3) -> tuple[ModelConfig, TrainConfig]:
         """(ModelConfig, TrainConfig): the preset with these settings laid over it.
         Raises ValueError for a setting the family does not have."""
-        from ..models.registry import model_class
+        from ..models.registry import family
         from ..recipes import resolve
 
-        cls = model_class(self.model)
-        defaults = cls.default_params()
-        unknown = sorted(set(self.params) - set(defaults))
+        schema = family(self.model).schema
+        unknown = sorted(set(self.params) - set(schema.names()))
         if unknown:
             raise ValueError(f"model '{self.model}' has no parameter(s) {', '.join(unknown)}; "
-                             f"its parameters: {', '.join(sorted(defaults))}")
+                             f"its parameters: {', '.join(sorted(schema.names()))}")
         params = dict(self.params)
         if self.weights and self.from_scratch:
             raise ValueError("give either a weights file or from-scratch, not both")
+        wp = schema.weights_param
         if self.weights or self.from_scratch:
-            # a reconstruction family's only pretrained part is its perceptual backbone
-            target = cls.weights_param or ("perceptual_weights" if "perceptual_weights" in defaults else None)
-            if target is None:
+            if wp is None:
                 raise ValueError(f"pretrained weights do not apply to model '{self.model}'")
-            if self.from_scratch and (cls.scratch_weights is None or target != cls.weights_param):
+            if self.from_scratch and wp.scratch is None:
                 raise ValueError(f"model '{self.model}' needs pretrained weights: from scratch does not apply")
-            params[target] = str(self.weights) if self.weights else cls.scratch_weights
+            params[wp.name] = str(self.weights) if self.weights else wp.scratch
         train: dict[str, Any] = {"device": self.device, "seed": self.seed, "val_fraction": self.val_fraction,
                                  "early_stopping_patience": self.early_stopping_patience,
                                  "cpu_bf16": self.cpu_bf16,
@@ -83,13 +84,17 @@ class TrainSettings:
             value = getattr(self, name)
             if value is not None:
                 train[name] = value
-        if self.lr is not None and "lr" in defaults:  # a family with its own optimiser setting (the classifier)
-            params["lr"] = self.lr
+        for p in schema.params:  # a training setting the user gave that this family reads from its own parameter
+            if p.train_setting:
+                given = getattr(self, p.train_setting, None)
+                given = self.train.get(p.train_setting) if given is None else given
+                if given is not None:
+                    params[p.name] = given
         mcfg, tcfg = resolve(self.model, self.preset, channels=channels, image_size=self.image_size, params=params,
                              train=train, normalize=self.normalize)
-        if self.weights and cls.weights_param is None and not mcfg.params.get("perceptual_backbone"):
-            raise ValueError(f"pretrained weights do not apply to model '{self.model}' without a perceptual backbone "
-                             f"(the {self.preset} preset has none; set --param perceptual_backbone=mobilenet_v2)")
+        if self.weights and wp is not None and wp.needs and not mcfg.params.get(wp.needs):
+            raise ValueError(f"pretrained weights do not apply to model '{self.model}' without {wp.needs} "
+                             f"(the {self.preset} preset has none; set --param {wp.needs}=...)")
         return mcfg, tcfg
 
 

@@ -97,17 +97,19 @@ def train_and_save(
     return TrainOutcome(path=path, manifest=manifest, stopped_reason=result.stopped_reason)
 
 
-def describe_fit(fit: dict[str, Any] | None) -> str:
+def describe_fit(fit: dict[str, Any] | None, model: str | None = None) -> str:
     """What a one-pass fit built, for the CLI's and the Train view's summary
-    (", memory bank of 8468 patches, global texture term on"); "" if nothing."""
+    (", memory bank of 8468 patches, global texture term on"); "" if nothing.
+    The family ``model`` says it (``Family.describe_fit``); without ``model``,
+    the first family that recognises the record."""
+    from ..models.registry import families, family
+
     fit = fit or {}
-    parts = []
-    if "memory_bank" in fit:
-        parts.append(f"memory bank of {fit['memory_bank']} patches")
-    term = fit.get("global_term")
-    if isinstance(term, dict) and float(term.get("weight") or 0) > 0:
-        parts.append(f"global texture term off ({term['off']})" if term.get("off") else "global texture term on")
-    return "".join(", " + p for p in parts)
+    if not fit:
+        return ""
+    if model is not None:
+        return family(model).describe_fit(fit)
+    return next((text for fam in families().values() if (text := fam.describe_fit(fit))), "")
 
 
 __all__ = ["TrainOutcome", "describe_fit", "train_and_save"]

@@ -10,7 +10,7 @@ import torch
 
 from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.models import available_models, build_model
-from inspection_core.models.bigan import BiGAN
+from inspection_core.models.bigan.model import BiGAN
 
 
 

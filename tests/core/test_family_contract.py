@@ -119,3 +119,29 @@ def test_bad_input_is_a_clear_error(family: str, trained: dict, bad: np.ndarray,
     insp = Inspector(trained[family][1], device="cpu")
     with pytest.raises(ValueError, match=message):
         insp.predict(bad)
+
+
+@pytest.mark.parametrize("name, bad", [("patchcore", "score"), ("vgg16", "class_weights"), ("ganomaly", "score"),
+                                       ("skip-ganomaly", "residual"), ("bigan", "score")])
+def test_a_bad_choice_is_refused_by_the_schema_without_torch(name: str, bad: str) -> None:
+    """The check before any image is read: no model built, no torch imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; t = time.perf_counter(); from inspection_core.config import ModelConfig;"
+            "from inspection_core.models import check_model_config\n"
+            f"try:\n check_model_config(ModelConfig({name!r}, params={{{bad!r}: 'foo'}}))\n"
+            "except ValueError as e:\n print(e)\n"
+            "print('torch' in sys.modules, time.perf_counter() - t < 1.0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    message, verdict = run.stdout.strip().splitlines()
+    assert f"{name}: {bad} must be one of" in message and "'foo'" in message
+    assert verdict == "False True"
+
+
+def test_the_torch_free_backbone_names_are_the_backbones() -> None:
+    from inspection_core.backbones import BACKBONES
+    from inspection_core.models.components.backbone_names import BACKBONE_NAMES
+
+    assert tuple(BACKBONES) == BACKBONE_NAMES

@@ -20,8 +20,9 @@ from inspection_core.data.images import read_image
 from inspection_core.data.preprocess import Preprocessing, to_model_image
 from inspection_core.inference import Inspector
 from inspection_core.models import build_model
-from inspection_core.models.residual import Residual, residual_params
-from inspection_core.models.synthetic import paste_defects
+from inspection_core.models.components.gan_params import RESIDUAL_SCHEMA
+from inspection_core.models.components.residual import Residual
+from inspection_core.models.components.synthetic import paste_defects
 from inspection_core.recipes import resolve
 from inspection_core.training import train
 
@@ -72,7 +73,7 @@ def test_the_map_score_finds_a_small_defect_that_the_mean_dilutes() -> None:
     x_hat = x + noise  # an imperfect reconstruction everywhere
     x_hat[1, :, 30:34, 30:34] = -x[1, :, 30:34, 30:34]  # and a 4 x 4 px defect it does not repair in part 1
     x_hat[0] = x[0] + 1.15 * noise[0]  # part 0: good, reconstructed a little worse overall
-    r = Residual({**residual_params(), "residual": "pixel", "score": "map"})
+    r = Residual({**RESIDUAL_SCHEMA.defaults(), "residual": "pixel", "score": "map"})
     amap = r.anomaly_map(x, x_hat)
     assert amap.shape == (2, 64, 64)
     mean_err = amap.flatten(1).mean(1)
@@ -107,7 +108,7 @@ def test_the_papers_score_runs_its_extra_network_only_when_it_is_the_score(famil
 
 
 def test_the_perceptual_map_is_zero_for_a_copy_and_peaks_at_a_defect(torch_home: Path) -> None:
-    r = Residual({**residual_params(), "residual": "perceptual", "score": "map", "perceptual_backbone": "mobilenet_v2",
+    r = Residual({**RESIDUAL_SCHEMA.defaults(), "residual": "perceptual", "score": "map", "perceptual_backbone": "mobilenet_v2",
                   "perceptual_layers": ["features.3", "features.6", "features.13"]})
     r.load_pretrained()
     assert r.init_source.startswith("imagenet (torchvision MobileNet_V2")  # through torchvision's weights API

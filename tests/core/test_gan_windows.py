@@ -17,7 +17,7 @@ from inspection_core.data.dataset import scan_dataset
 from inspection_core.data.images import read_image
 from inspection_core.inference import Inspector
 from inspection_core.models import build_model
-from inspection_core.models.residual import window_positions
+from inspection_core.models.components.residual import window_positions
 from inspection_core.training import train
 
 FAMILIES = ("ganomaly", "skip-ganomaly", "bigan")

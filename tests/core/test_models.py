@@ -11,7 +11,7 @@ import torch
 
 from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.models import Detector, available_models, build_model
-from inspection_core.models.blocks import Decoder, Encoder
+from inspection_core.models.components.blocks import Decoder, Encoder
 
 GAN_MODELS = ["ganomaly", "skip-ganomaly"]
 EXPECTED_LOSSES = {
@@ -244,7 +244,7 @@ def test_map_smoothing_is_the_reflect_padded_gaussian_at_any_map_size() -> None:
     import torch
     from torch.nn import functional as F
 
-    from inspection_core.models.base import gaussian_kernel1d, smooth_map
+    from inspection_core.models.components.anomaly_map import gaussian_kernel1d, smooth_map
 
     def reference(m: torch.Tensor, sigma: float) -> torch.Tensor:
         k = gaussian_kernel1d(sigma, m.device)

@@ -12,8 +12,11 @@ import torch
 
 from _datasets import SHARED_DATA, shared_data
 from inspection_core.config import ModelConfig, TrainConfig
-from inspection_core.models import build_model, patchcore
-from inspection_core.models.patchcore import greedy_coreset, local_coresets, nearest_distances
+from inspection_core.models import build_model
+from inspection_core.models.components import nearest
+from inspection_core.models.patchcore import model as patchcore
+from inspection_core.models.components.coreset import greedy_coreset, local_coresets
+from inspection_core.models.components.nearest import nearest_distances
 
 
 
@@ -23,7 +26,7 @@ def test_nearest_distances_are_exact_in_any_chunking(monkeypatch: pytest.MonkeyP
     ref = torch.cdist(q, m)
     ref_d, ref_i = ref.topk(3, dim=1, largest=False)
     for chunk in (1 << 24, 64, 7):  # one chunk, several, a chunk smaller than the bank row count
-        monkeypatch.setattr(patchcore, "_CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(nearest, "_CHUNK_ELEMENTS", chunk)
         d, i = nearest_distances(q, m, k=3)
         torch.testing.assert_close(d, ref_d, rtol=1e-4, atol=1e-4)
         assert torch.equal(i, ref_i)
@@ -35,7 +38,7 @@ def test_the_low_precision_search_returns_exact_distances_to_the_nearest_rows() 
     m = torch.randn(2000, 64, generator=g).relu() * 2 + 5
     q = torch.randn(500, 64, generator=g).relu() * 2 + 5
     ref_d, ref_i = nearest_distances(q, m)
-    d, i = nearest_distances(q, m, coarse=patchcore.coarse_bank(m, torch.bfloat16))
+    d, i = nearest_distances(q, m, coarse=nearest.coarse_bank(m, torch.bfloat16))
     assert (i == ref_i).float().mean() >= 0.998  # bf16 only proposes candidates
     torch.testing.assert_close(d, ref_d, rtol=1e-3, atol=1e-5)
     # tight clusters (many near-ties): bf16 cannot rank inside a cluster, yet every distance returned
@@ -44,7 +47,7 @@ def test_the_low_precision_search_returns_exact_distances_to_the_nearest_rows() 
     m = centres.repeat_interleave(50, 0) + torch.randn(2000, 64, generator=g) * 0.3
     q = centres[torch.randint(0, 40, (500,), generator=g)] + torch.randn(500, 64, generator=g) * 0.3
     ref_d, _ = nearest_distances(q, m)
-    d, i = nearest_distances(q, m, coarse=patchcore.coarse_bank(m, torch.bfloat16))
+    d, i = nearest_distances(q, m, coarse=nearest.coarse_bank(m, torch.bfloat16))
     torch.testing.assert_close(d[:, 0], torch.linalg.vector_norm(m[i[:, 0]] - q, dim=1), rtol=1e-5, atol=1e-5)
     assert bool((d >= ref_d - 1e-4).all())
 
@@ -52,7 +55,7 @@ def test_the_low_precision_search_returns_exact_distances_to_the_nearest_rows() 
 def test_block_maxima_are_the_maxima_of_each_block_of_any_size() -> None:
     for rows in (128, 100, 7, 1):
         s = torch.randn(5, rows, 9).bfloat16()
-        assert torch.equal(patchcore._block_max(s), s.amax(1)), rows
+        assert torch.equal(nearest._block_max(s), s.amax(1)), rows
 
 
 def test_the_candidate_search_keeps_the_banks_main_axes_and_any_bank_size_works() -> None:
@@ -61,7 +64,7 @@ def test_the_candidate_search_keeps_the_banks_main_axes_and_any_bank_size_works(
     basis = torch.randn(12, 200, generator=g)
     m = torch.randn(3000, 12, generator=g) @ basis + 0.05 * torch.randn(3000, 200, generator=g)
     q = torch.randn(400, 12, generator=g) @ basis + 0.05 * torch.randn(400, 200, generator=g)
-    coarse = patchcore.coarse_bank(m, torch.bfloat16)
+    coarse = nearest.coarse_bank(m, torch.bfloat16)
     assert coarse.rotation.shape[1] < 200 / 4  # the candidate product runs on a few axes, not all 200
     torch.testing.assert_close(coarse.rotation.t() @ coarse.rotation, torch.eye(coarse.rotation.shape[1]),
                                rtol=0, atol=1e-4)
@@ -72,7 +75,7 @@ def test_the_candidate_search_keeps_the_banks_main_axes_and_any_bank_size_works(
     # banks smaller than a block, or one row past a block: the padding rows are never returned
     for n in (5, 129):
         small = m[:n]
-        d, i = nearest_distances(q, small, coarse=patchcore.coarse_bank(small, torch.bfloat16))
+        d, i = nearest_distances(q, small, coarse=nearest.coarse_bank(small, torch.bfloat16))
         assert int(i.max()) < n
         torch.testing.assert_close(d[:, 0], torch.linalg.vector_norm(small[i[:, 0]] - q, dim=1), rtol=1e-5, atol=1e-5)
 

@@ -13,7 +13,8 @@ from torchvision.models import VGG16_Weights, vgg16
 
 from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.models import available_models, build_model
-from inspection_core.models.vgg16 import VGG16Classifier, WeightsUnavailableError
+from inspection_core.backbones import WeightsUnavailableError
+from inspection_core.models.vgg16.model import VGG16Classifier
 
 
 

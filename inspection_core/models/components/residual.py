@@ -37,69 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import gaussian_kernel1d, smooth_map
-from .blocks import DCGAN_IMAGE_SIZES, check_dcgan_config
-
-RESIDUALS = ("pixel", "ssim", "perceptual", "perceptual+ssim")
-SCORES = ("paper", "map")
-
-
-RESIDUAL_HELP = {
-    "residual": "how x and its reconstruction are compared for the map: pixel, ssim, perceptual, perceptual+ssim",
-    "score": "image score: map (mean of the map's top_k share) or paper (the family's own score)",
-    "top_k": "share of the map averaged for the image score (0.01: its hottest 1 %)",
-    "perceptual_backbone": "frozen ImageNet backbone for the perceptual residual and loss (e.g. mobilenet_v2)",
-    "perceptual_layers": "its layers compared (empty: the backbone's defaults)",
-    "perceptual_weights": "its weights: imagenet (torch's cache), a local file, or random (tests)",
-    "w_perceptual": "weight of the perceptual distance in the generator's training loss (0: off)",
-    "synthetic_defects": "share of training inputs given a pasted blob or scratch to repair (0: off)",
-    "window": "network size in px for crops and sliding windows over larger images (0: whole images)",
-}
-
-
-def residual_params() -> dict[str, Any]:
-    """Parameters of the reconstruction families' maps and scores, with their defaults."""
-    return {
-        "residual": "pixel",
-        "score": "paper",
-        "top_k": 0.01,
-        "perceptual_backbone": "",
-        "perceptual_layers": [],
-        "perceptual_weights": "imagenet",
-        "w_perceptual": 0.0,
-        "synthetic_defects": 0.0,
-        "window": 0,
-    }
-
-
-def net_size(image_size: int, p: dict[str, Any]) -> int:
-    """The size the networks are built for: ``window`` when set, else the input size."""
-    w = p.get("window", 0)
-    return int(w) if w else int(image_size)
-
-
-def check_reconstruction_config(name: str, image_size: int, p: dict[str, Any]) -> None:
-    """What every reconstruction family checks of its config: the map and
-    score parameters, the window, and the DCGAN networks' size (the window's
-    when set, else the input's)."""
-    check_residual_params(name, p)
-    check_window(name, image_size, p)
-    check_dcgan_config(name, net_size(image_size, p), p)
-
-
-def check_window(name: str, image_size: int, p: dict[str, Any]) -> None:
-    """A ``window`` is 0 (off) or a network size below the input size, and
-    a windowed model scores with the map."""
-    w = p["window"]
-    if w == 0:
-        return
-    if isinstance(w, bool) or not isinstance(w, int) or w not in DCGAN_IMAGE_SIZES or w >= image_size:
-        raise ValueError(f"{name}: window must be 0 (off) or one of "
-                         f"{', '.join(str(s) for s in DCGAN_IMAGE_SIZES if s < image_size) or 'no size'} "
-                         f"(smaller than the image size {image_size}), got {w!r}")
-    if p["score"] != "map":
-        raise ValueError(f"{name}: a windowed model (window={w}) scores with the map; set score=map")
-
+from .anomaly_map import gaussian_kernel1d, smooth_map
 
 def window_positions(size: int, window: int) -> list[int]:
     """Window starts along one axis: half-window stride, the last flush with the border."""
@@ -116,22 +54,6 @@ def _window_weight(window: int, device: torch.device) -> torch.Tensor:
     t = torch.linspace(-1.0, 1.0, window, device=device).abs()
     w1 = 1.0 - 0.9 * t
     return w1[:, None] * w1[None, :]
-
-
-def check_residual_params(name: str, p: dict[str, Any]) -> None:
-    if p["residual"] not in RESIDUALS:
-        raise ValueError(f"{name}: residual must be one of {', '.join(RESIDUALS)}, got {p['residual']!r}")
-    if p["score"] not in SCORES:
-        raise ValueError(f"{name}: score must be one of {', '.join(SCORES)}, got {p['score']!r}")
-    if not 0.0 < float(p["top_k"]) <= 1.0:
-        raise ValueError(f"{name}: top_k must be in (0, 1], got {p['top_k']}")
-    needs = "perceptual" in p["residual"] or float(p["w_perceptual"]) > 0
-    if needs and not p["perceptual_backbone"]:
-        raise ValueError(f"{name}: a perceptual residual or loss needs perceptual_backbone (e.g. mobilenet_v2)")
-    if not 0.0 <= float(p["synthetic_defects"]) <= 1.0:
-        raise ValueError(f"{name}: synthetic_defects must be in [0, 1], got {p['synthetic_defects']}")
-    if float(p["w_perceptual"]) < 0:
-        raise ValueError(f"{name}: w_perceptual must be >= 0, got {p['w_perceptual']}")
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
@@ -166,7 +88,7 @@ class Residual(nn.Module):
         self.p = params
         self.features: nn.Module | None = None
         if params["perceptual_backbone"]:
-            from ..backbones import FeatureExtractor, backbone_spec
+            from ...backbones import FeatureExtractor, backbone_spec
 
             layers = list(params["perceptual_layers"]) or list(backbone_spec(params["perceptual_backbone"]).default_layers)
             params["perceptual_layers"] = layers
@@ -256,7 +178,7 @@ class ResidualScoring:
         return self.params["score"] == "paper"
 
     def reconstruction_output(self, x: torch.Tensor, x_hat: torch.Tensor, paper_score: torch.Tensor | None) -> Any:
-        from .base import ScoreOutput
+        from ..base import ScoreOutput
 
         amap = self.residual.anomaly_map(x, x_hat)
         return ScoreOutput(scores=self.residual.score(amap, paper_score), anomaly_map=amap, reconstruction=x_hat.float())

@@ -34,14 +34,14 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models.vgg import cfgs, make_layers
 
-from ..backbones import BACKBONES, FeatureExtractor, WeightsUnavailableError, backbone_spec, pretrained_state_dict
-from ..config import ModelConfig, TrainConfig
-from .base import Detector, FitInfo, ScoreOutput
-from .registry import register
+from ...backbones import FeatureExtractor, WeightsUnavailableError, backbone_spec, pretrained_state_dict
+from ...config import ModelConfig, TrainConfig
+from ..base import Detector, FitInfo, ScoreOutput
+from . import FAMILY
+from .params import REAL_WIDTH
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB
 IMAGENET_STD = (0.229, 0.224, 0.225)
-REAL_WIDTH = 64  # base_width of the real VGG16
 
 
 def _features_only(sd: dict[str, torch.Tensor], origin: str) -> dict[str, torch.Tensor]:
@@ -55,43 +55,22 @@ def _features_only(sd: dict[str, torch.Tensor], origin: str) -> dict[str, torch.
     return feats
 
 
-@register("vgg16")
 class VGG16Classifier(Detector):
-    """Two-way transfer classifier (good / defective). Params: ``backbone``
-    (the pretrained base, default "vgg16"), ``init`` ("imagenet", "scratch"
-    or a state dict file), ``base_width`` (vgg16 from scratch only: channel
-    width, 64 is the real network), ``freeze_epochs`` (conv base frozen for
-    epochs 0 .. freeze_epochs-1 when starting from pretrained weights),
-    ``lr`` (Adam), ``class_weights`` ("balanced" or "none"), ``augment``
-    (flips, +-``max_rotation`` degrees, brightness and contrast jitter during
-    training)."""
+    """Two-way transfer classifier (good / defective); its parameters:
+    ``params.py`` (``init``: "imagenet", "scratch" or a state dict file;
+    ``freeze_epochs``: the conv base frozen for epochs 0 .. freeze_epochs-1
+    when starting from pretrained weights; ``lr``: its own Adam's)."""
 
+    family = FAMILY
     supervised = True
-    weights_param = "init"
     #: a small classifier head gains from whole batches (measured: 0.8 ms per
     #: image at batch 32 against 1.6 ms in chunks of 8)
     cpu_chunk_pixels = None
-    scratch_weights = "scratch"
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         p = self.params
         init, backbone, width = p["init"], p["backbone"], p["base_width"]
-        if not isinstance(init, str) or not init:
-            raise ValueError(f"vgg16: init must be 'imagenet', 'scratch' or a weights file path, got {init!r}")
-        if backbone not in BACKBONES:
-            raise ValueError(f"vgg16: unknown backbone {backbone!r}; available: {', '.join(BACKBONES)}")
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"vgg16: base_width must be a positive whole number, got {width!r}")
-        if width != REAL_WIDTH and (init != "scratch" or backbone != "vgg16"):
-            raise ValueError(
-                f"vgg16: pretrained weights ({init!r}) and other backbones need base_width {REAL_WIDTH} "
-                f"(the real network), got {width}; use init='scratch' with backbone vgg16 for a narrower network"
-            )
-        if p["class_weights"] not in ("balanced", "none"):
-            raise ValueError(f"vgg16: class_weights must be 'balanced' or 'none', got {p['class_weights']!r}")
-        if int(p["freeze_epochs"]) < 0 or float(p["lr"]) <= 0:
-            raise ValueError("vgg16: freeze_epochs must be >= 0 and lr > 0")
         if backbone == "vgg16":
             # torchvision's layout (state-dict keys features.N), pool5 dropped: CAM at 1/16 resolution
             scale = width / REAL_WIDTH
@@ -113,32 +92,6 @@ class VGG16Classifier(Detector):
         #: which start was used, for the bundle manifest
         self.init_source = "scratch" if init == "scratch" else f"{init} (not loaded yet)"
         self._start_loaded = init == "scratch"
-
-    @classmethod
-    def default_params(cls) -> dict[str, Any]:
-        return {
-            "backbone": "vgg16",
-            "init": "imagenet",
-            "base_width": REAL_WIDTH,
-            "freeze_epochs": 2,
-            "lr": 1e-4,
-            "class_weights": "balanced",
-            "augment": True,
-            "max_rotation": 10.0,
-        }
-
-    @classmethod
-    def param_help(cls) -> dict[str, str]:
-        return {
-            "backbone": "the pretrained base network (vgg16, or mobilenet_v2, resnet18, wide_resnet50_2)",
-            "init": "start weights: imagenet (torch's cache), scratch, or a local weights file",
-            "base_width": "vgg16 from scratch only: channels of its first level (64 is the real network)",
-            "freeze_epochs": "epochs with the pretrained base frozen before it is fine-tuned",
-            "lr": "learning rate of the classifier's Adam optimiser",
-            "class_weights": "balanced (weigh the rarer class up) or none",
-            "augment": "flips, rotations, brightness and contrast jitter while training",
-            "max_rotation": "largest rotation of that augmentation, degrees",
-        }
 
     @staticmethod
     def _init_random(root: nn.Module) -> None:
@@ -246,7 +199,7 @@ class VGG16Classifier(Detector):
 
     def configure_optimizers(self, tcfg: TrainConfig) -> None:
         """Loads the start weights (first call) and creates Adam with the
-        model's ``lr`` param (1e-4; the GAN-oriented ``tcfg.lr`` is not used)."""
+        model's ``lr`` parameter (the schema maps the user's learning rate onto it)."""
         self.load_start_weights()
         self.optimizers = {
             "clf": torch.optim.Adam(self.parameters(), lr=float(self.params["lr"]), weight_decay=tcfg.weight_decay)

@@ -10,18 +10,18 @@ mean((z - z_hat)^2); the anomaly map is the per-pixel reconstruction error.
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ModelConfig
-from .adversarial import GeneratorDiscriminatorDetector
-from .base import ScoreOutput, weights_init
-from .residual import RESIDUAL_HELP, ResidualScoring, check_reconstruction_config, net_size, residual_params
-from .blocks import DCGAN_HELP, dcgan_params, Decoder, Discriminator, Encoder, frozen, per_image_mse
-from .registry import register
+from ...config import ModelConfig
+from ..base import ScoreOutput
+from ..components.adversarial import GeneratorDiscriminatorDetector
+from ..components.blocks import Decoder, Discriminator, Encoder, frozen, per_image_mse, weights_init
+from ..components.gan_params import net_size
+from ..components.residual import ResidualScoring
+from . import FAMILY
 
 
 class GanomalyGenerator(nn.Module):
@@ -41,37 +41,19 @@ class GanomalyGenerator(nn.Module):
         return x_hat, z, self.encoder2(x_hat) if encode_back else None
 
 
-@register("ganomaly")
 class Ganomaly(ResidualScoring, GeneratorDiscriminatorDetector):
-    """GANomaly detector. Params: ``w_adv`` (feature-matching adversarial
-    loss), ``w_con`` (L1 reconstruction), ``w_enc`` (latent L2) weights."""
+    """GANomaly detector; its parameters: ``params.py``."""
+
+    family = FAMILY
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        for key in ("w_adv", "w_con", "w_enc"):
-            if float(self.params[key]) < 0:
-                raise ValueError(f"ganomaly: loss weight {key} must be >= 0, got {self.params[key]}")
         s = net_size(cfg.image_size, self.params)
         self.generator = GanomalyGenerator(s, cfg.channels, int(self.params['latent_dim']), int(self.params['base_width']))
         self.discriminator = Discriminator(s, cfg.channels, int(self.params['base_width']))
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
         self.init_residual()
-
-    @classmethod
-    def default_params(cls) -> dict[str, Any]:
-        return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_enc": 1.0, **residual_params()}
-
-    @classmethod
-    def param_help(cls) -> dict[str, str]:
-        return {**DCGAN_HELP, **RESIDUAL_HELP,
-                "w_adv": "weight of the adversarial (feature-matching) loss",
-                "w_con": "weight of the L1 reconstruction loss",
-                "w_enc": "weight of the latent loss between z and the re-encoded reconstruction"}
-
-    @classmethod
-    def check_config(cls, cfg: ModelConfig) -> None:
-        check_reconstruction_config(cls.name, cfg.image_size, cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:

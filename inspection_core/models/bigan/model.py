@@ -26,16 +26,16 @@ feature size, and each image is scored independently of its batch.
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig, TrainConfig
-from .base import Detector, ScoreOutput, weights_init
-from .residual import RESIDUAL_HELP, ResidualScoring, check_reconstruction_config, net_size, residual_params
-from .blocks import DCGAN_HELP, dcgan_params, Decoder, Encoder, frozen, per_image_mse, pyramid_widths
-from .registry import register
+from ...config import ModelConfig, TrainConfig
+from ..base import Detector, ScoreOutput
+from ..components.blocks import Decoder, Encoder, frozen, per_image_mse, weights_init
+from ..components.gan_params import net_size, pyramid_widths
+from ..components.residual import ResidualScoring
+from . import FAMILY
 
 
 class JointCritic(nn.Module):
@@ -67,7 +67,6 @@ class JointCritic(nn.Module):
         return self.out(feats).flatten(), feats.flatten(1)
 
 
-@register("bigan")
 class BiGAN(ResidualScoring, Detector):
     """BiGAN/ALI detector with a WGAN-GP joint critic. Params: ``alpha``
     (score mix, reconstruction share), ``lambda_gp`` (gradient penalty
@@ -75,18 +74,12 @@ class BiGAN(ResidualScoring, Detector):
     (feature-matching loss weight for E and G), ``w_cons`` (consistency
     loss weight, 0 turns it off)."""
 
+    family = FAMILY
     can_generate = True
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         p = self.params
-        if not 0.0 <= float(p["alpha"]) <= 1.0:
-            raise ValueError(f"bigan: alpha must be in [0, 1], got {p['alpha']}")
-        for key in ("lambda_gp", "w_feat", "w_cons"):
-            if float(p[key]) < 0:
-                raise ValueError(f"bigan: {key} must be >= 0, got {p[key]}")
-        if int(p["n_critic"]) < 1 or int(p["n_critic"]) != p["n_critic"]:
-            raise ValueError(f"bigan: n_critic must be a whole number >= 1, got {p['n_critic']}")
         s, c, k, w = net_size(cfg.image_size, p), cfg.channels, int(p['latent_dim']), int(p['base_width'])
         self.encoder = Encoder(s, c, k, w)
         self.generator = Decoder(s, k, c, w)
@@ -94,23 +87,6 @@ class BiGAN(ResidualScoring, Detector):
         for m in (self.encoder, self.generator, self.critic):
             m.apply(weights_init)
         self.init_residual()
-
-    @classmethod
-    def default_params(cls) -> dict[str, Any]:
-        return {**dcgan_params(), **residual_params(), "alpha": 0.9, "lambda_gp": 10.0, "n_critic": 2, "w_feat": 1.0, "w_cons": 10.0}
-
-    @classmethod
-    def param_help(cls) -> dict[str, str]:
-        return {**DCGAN_HELP, **RESIDUAL_HELP,
-                "alpha": "the paper's score: share of the reconstruction error (the rest: critic features)",
-                "lambda_gp": "weight of the critic's gradient penalty (WGAN-GP)",
-                "n_critic": "critic updates per encoder and generator update",
-                "w_feat": "weight of the feature-matching loss for the encoder and generator",
-                "w_cons": "weight of the consistency loss |x - G(E(x))| + |z - E(G(z))| (0: off)"}
-
-    @classmethod
-    def check_config(cls, cfg: ModelConfig) -> None:
-        check_reconstruction_config(cls.name, cfg.image_size, cfg.params)
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:

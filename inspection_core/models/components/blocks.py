@@ -11,48 +11,23 @@ Channel widths double per level and are capped at ``8 * width`` so that
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import weights_init
+from .gan_params import pyramid_widths
 
 
-#: input sizes of the DCGAN families (a power of two: stride-2 levels down to 4x4)
-DCGAN_IMAGE_SIZES = (32, 64, 128, 256, 512)
-
-
-DCGAN_HELP = {
-    "latent_dim": "numbers in the bottleneck: what the reconstruction can carry (the papers: 100)",
-    "base_width": "channels of the first network level, doubled at each level down (the papers: 64)",
-}
-
-
-def dcgan_params() -> dict[str, int]:
-    """Network-size parameters shared by the DCGAN families and their defaults
-    (GANomaly paper: latent 100, width 64)."""
-    return {"latent_dim": 100, "base_width": 64}
-
-
-def check_dcgan_config(name: str, image_size: int, params: dict) -> None:
-    """A DCGAN family's constraints on its input size and network size."""
-    if image_size not in DCGAN_IMAGE_SIZES:
-        raise ValueError(f"{name}: image size must be one of {', '.join(map(str, DCGAN_IMAGE_SIZES))}, got {image_size}")
-    for key, hi in (("latent_dim", 8192), ("base_width", 512)):
-        v = params[key]
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-            raise ValueError(f"{name}: {key} must be a whole number from 1 to {hi}, got {v!r}")
-
-
-def pyramid_widths(image_size: int, width: int) -> list[int]:
-    """Channel counts of the encoder levels at sizes S/2, S/4, ..., 4."""
-    if image_size < 8 or image_size & (image_size - 1):
-        raise ValueError(f"image size must be a power of two >= 8, got {image_size}")
-    levels = int(math.log2(image_size)) - 2
-    return [min(width * 2**i, 8 * width) for i in range(levels)]
+def weights_init(m: nn.Module) -> None:
+    """DCGAN initialisation (N(0, 0.02) convs, N(1, 0.02) BatchNorm)."""
+    cls = m.__class__.__name__
+    if cls.find("Conv") != -1 and hasattr(m, "weight") and m.weight is not None:
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif cls.find("BatchNorm") != -1:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
 
 
 class Encoder(nn.Module):

@@ -11,18 +11,18 @@ mean((f(x) - f(x_hat))^2).
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ModelConfig
-from .adversarial import GeneratorDiscriminatorDetector
-from .base import ScoreOutput, weights_init
-from .residual import RESIDUAL_HELP, ResidualScoring, check_reconstruction_config, net_size, residual_params
-from .blocks import DCGAN_HELP, dcgan_params, Discriminator, frozen, per_image_mse, pyramid_widths
-from .registry import register
+from ...config import ModelConfig
+from ..base import ScoreOutput
+from ..components.adversarial import GeneratorDiscriminatorDetector
+from ..components.blocks import Discriminator, frozen, per_image_mse, weights_init
+from ..components.gan_params import net_size, pyramid_widths
+from ..components.residual import ResidualScoring
+from . import FAMILY
 
 
 class UNetGenerator(nn.Module):
@@ -98,20 +98,14 @@ class UNetGenerator(nn.Module):
         return self.out(self._join(d, skips[0], 0))
 
 
-@register("skip-ganomaly")
 class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
-    """Skip-GANomaly detector. Params: ``w_adv`` (adversarial BCE), ``w_con``
-    (L1 reconstruction), ``w_lat`` (L2 between discriminator features of x
-    and x_hat) loss weights; ``lam`` mixes the score (1 = reconstruction
-    error only, 0 = latent error only)."""
+    """Skip-GANomaly detector; its parameters: ``params.py`` (``lam`` mixes
+    the paper's score: 1 = reconstruction error only, 0 = latent error only)."""
+
+    family = FAMILY
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
-        for key in ("w_adv", "w_con", "w_lat"):
-            if float(self.params[key]) < 0:
-                raise ValueError(f"skip-ganomaly: loss weight {key} must be >= 0, got {self.params[key]}")
-        if not 0.0 <= float(self.params["lam"]) <= 1.0:
-            raise ValueError(f"skip-ganomaly: lam must be in [0, 1], got {self.params['lam']}")
         p = self.params
         s = net_size(cfg.image_size, p)
         self.generator = UNetGenerator(s, cfg.channels, int(p["latent_dim"]), int(p["base_width"]),
@@ -120,31 +114,6 @@ class SkipGanomaly(ResidualScoring, GeneratorDiscriminatorDetector):
         self.generator.apply(weights_init)
         self.discriminator.apply(weights_init)
         self.init_residual()
-
-    @classmethod
-    def default_params(cls) -> dict[str, Any]:
-        return {**dcgan_params(), "w_adv": 1.0, "w_con": 50.0, "w_lat": 1.0, "lam": 0.9,
-                "drop_skips": 0, "skip_dropout": 0.0, **residual_params()}
-
-    @classmethod
-    def param_help(cls) -> dict[str, str]:
-        return {**DCGAN_HELP, **RESIDUAL_HELP,
-                "w_adv": "weight of the adversarial loss",
-                "w_con": "weight of the L1 reconstruction loss",
-                "w_lat": "weight of the loss between discriminator features of x and its reconstruction",
-                "lam": "the paper's score: 1 = reconstruction error only, 0 = latent error only",
-                "drop_skips": "skip connections removed from the finest levels, so a defect is not copied through",
-                "skip_dropout": "share of skip connections zeroed at random while training (0: off)"}
-
-    @classmethod
-    def check_config(cls, cfg: ModelConfig) -> None:
-        check_reconstruction_config(cls.name, cfg.image_size, cfg.params)
-        p = cfg.params
-        levels = len(pyramid_widths(net_size(cfg.image_size, p), int(p["base_width"])))
-        if isinstance(p["drop_skips"], bool) or not isinstance(p["drop_skips"], int) or not 0 <= p["drop_skips"] <= levels:
-            raise ValueError(f"skip-ganomaly: drop_skips must be a whole number in [0, {levels}], got {p['drop_skips']!r}")
-        if not 0.0 <= float(p["skip_dropout"]) < 1.0:
-            raise ValueError(f"skip-ganomaly: skip_dropout must be in [0, 1), got {p['skip_dropout']}")
 
     # -------------------------------------------------------------- inference
     def forward(self, x: torch.Tensor) -> ScoreOutput:

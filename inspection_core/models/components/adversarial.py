@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from ..config import TrainConfig
-from .base import Detector
+from ...config import TrainConfig
+from ..base import Detector
 from .blocks import discriminator_loss, reinit_if_collapsed
 
 

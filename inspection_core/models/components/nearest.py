@@ -1,0 +1,197 @@
+"""Nearest-neighbour search of a memory bank, behind one interface.
+
+:class:`ExactSearch` measures every bank row in fp32; :class:`CandidateSearch`
+finds candidates with one low-precision (bf16, or fp16 on a GPU) product on
+the bank's principal axes and re-measures the best of them exactly, so that
+the distances it returns are fp32 distances to real bank rows. PatchCore
+scores with either (the second on a low-precision scoring path); tests
+compare the two.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Protocol
+
+import torch
+from torch.nn import functional as F
+
+#: query x bank elements per exact distance block (4 MB of fp32: stays in cache)
+_CHUNK_ELEMENTS = 1 << 20
+#: query x bank elements per low-precision candidate block, and the candidates
+#: per query re-measured in fp32 on the fast path
+_COARSE_CHUNK_ELEMENTS = 1 << 23
+_RERANK = 4
+#: share of the bank's variance the candidate search keeps (its principal
+#: axes), and the bank rows per block of the candidate search
+_COARSE_VARIANCE = 0.95
+_BLOCK = 128
+
+
+def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, bank_sq: torch.Tensor | None = None,
+                      k: int = 1, coarse: CoarseBank | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean distances of each query (Q, D) to its ``k`` nearest bank rows
+    (M, D), and their indices: (Q, k) each.
+
+    Exact fp32 search by default, chunked so that the distance block stays in
+    the CPU cache (measured: 1M-element blocks run the search 2x faster than
+    64 MB ones) and no Q x M matrix is ever held.
+
+    ``coarse``: :func:`coarse_bank` of the bank in bf16 (or fp16 on a GPU),
+    for the fast scoring path: candidates are found with one low-precision
+    matrix product on the bank's principal axes, and the ``_RERANK`` best of
+    them are re-measured exactly in fp32, so the distances returned are fp32
+    distances to real bank rows, never below the true nearest one (measured
+    on 80 test images each: the exact nearest row for 99.8 % of magnetic_tile's
+    and 99.7 % of screw's patches, and the largest patch distance of an image
+    unchanged on magnetic_tile, within 5.6 % on screw)."""
+    with torch.autocast(queries.device.type, enabled=False):
+        if coarse is not None:
+            return _coarse_then_exact(queries.float(), bank.float(), coarse, k)
+        q = queries.float()
+        m = bank.float()
+        m_sq = (m * m).sum(1) if bank_sq is None else bank_sq
+        q_sq = (q * q).sum(1, keepdim=True)
+        n_q, n_m = q.shape[0], m.shape[0]
+        k = min(k, n_m)
+        best_d = torch.full((n_q, k), math.inf, device=q.device)
+        best_i = torch.zeros((n_q, k), dtype=torch.long, device=q.device)
+        step_m = max(1, min(n_m, _CHUNK_ELEMENTS // max(1, n_q)))
+        for start in range(0, n_m, step_m):
+            mc = m[start : start + step_m]
+            d = torch.addmm(q_sq + m_sq[start : start + step_m].unsqueeze(0), q, mc.t(), beta=1.0, alpha=-2.0)
+            if k == 1:
+                val, idx = d.min(dim=1, keepdim=True)
+            else:
+                val, idx = d.topk(min(k, d.shape[1]), dim=1, largest=False)
+            idx = idx + start
+            if start == 0 and val.shape[1] == k:
+                best_d, best_i = val, idx
+            else:
+                cat_d, cat_i = torch.cat([best_d, val], 1), torch.cat([best_i, idx], 1)
+                best_d, order = cat_d.topk(k, dim=1, largest=False)
+                best_i = cat_i.gather(1, order)
+        return best_d.clamp_min_(0.0).sqrt_(), best_i
+
+
+class CoarseBank(NamedTuple):
+    """The bank prepared for the low-precision candidate search."""
+
+    rows: torch.Tensor      # (blocks * _BLOCK, k + 1) low precision: [(m - mean) R, -|m - mean|^2 / 2], padded
+    mean: torch.Tensor      # (D,) fp32
+    rotation: torch.Tensor  # (D, k) fp32: the bank's first k principal axes
+    n: int                  # real bank rows (the rest is padding that never wins)
+
+
+def coarse_bank(bank: torch.Tensor, dtype: torch.dtype, variance: float | None = None) -> CoarseBank:
+    """The bank for the low-precision candidate search.
+
+    Centred on its mean (distances do not change; the rounding of large,
+    all-positive ReLU features does) and turned onto its principal axes, of
+    which only the first ``k`` are kept, those holding ``variance`` of the
+    bank's spread (``_COARSE_VARIANCE``; measured on magnetic_tile: 96 of 216
+    dimensions hold 95.6 %, and the exact nearest row is among the
+    candidates for 99.8 % of the test patches): the candidate search costs
+    k/D of the full one. A last column -|c|^2 / 2 (of the full centred row)
+    lets one matrix product with [q R, 1] rank the rows for a query q. Rows
+    are padded to whole blocks of ``_BLOCK`` with rows that never win."""
+    m = bank.detach().float()
+    n, d = m.shape
+    mean = m.mean(0)
+    c = m - mean
+    keep = _COARSE_VARIANCE if variance is None else variance
+    if keep >= 1.0 or d <= 16:
+        rot = torch.eye(d, device=m.device)
+    else:
+        _, s, vh = torch.linalg.svd(c, full_matrices=False)
+        share = (s * s).cumsum(0) / (s * s).sum().clamp_min(1e-30)
+        k = int(torch.searchsorted(share, torch.tensor(keep, device=share.device))) + 1
+        k = min(d, -(-k // 16) * 16)  # whole SIMD blocks
+        rot = vh[:k].t().contiguous() if k < d else torch.eye(d, device=m.device)
+    rows = torch.cat([c @ rot, -0.5 * (c * c).sum(1, keepdim=True)], 1)
+    pad = -n % _BLOCK
+    if pad:
+        filler = torch.zeros(pad, rows.shape[1], device=m.device)
+        filler[:, -1] = -1e30
+        rows = torch.cat([rows, filler])
+    return CoarseBank(rows.to(dtype).contiguous(), mean, rot, n)
+
+
+def _block_max(s: torch.Tensor) -> torch.Tensor:
+    """(blocks, rows, Q) -> (blocks, Q): the largest value of each block.
+
+    The contiguous scores are viewed as one channels-last image (Q channels,
+    blocks x rows high, 1 wide) and max-pooled over each block: the pooling
+    reads the scores once, vectorised over the queries (faster than
+    repeated halving with elementwise maxima or ``amax``; docs/performance.md)."""
+    blocks, rows, q = s.shape
+    image = s.contiguous().view(1, blocks * rows, 1, q).permute(0, 3, 1, 2)   # (1, Q, blocks*rows, 1), channels-last
+    return F.max_pool2d(image, (rows, 1), (rows, 1))[0, :, :, 0].t()
+
+
+def _coarse_then_exact(q: torch.Tensor, m: torch.Tensor, coarse: CoarseBank, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidates from the low-precision bank, re-measured in fp32.
+
+    The ``n_cand`` best rows by the low-precision product are found without a
+    top-k over every bank row: each block of ``_BLOCK`` rows gives its best
+    value, the ``n_cand`` best blocks are kept (they hold the ``n_cand`` best
+    rows: a row outside them has ``n_cand`` better block maxima above it),
+    and the top-k runs inside those blocks only."""
+    n_m = coarse.n
+    k = min(k, n_m)
+    n_cand = min(n_m, max(_RERANK, 2 * k))
+    rows = coarse.rows
+    n_blocks = rows.shape[0] // _BLOCK
+    n_cand_blocks = min(n_blocks, n_cand)
+    ql = torch.cat([(q - coarse.mean) @ coarse.rotation, torch.ones(q.shape[0], 1, device=q.device)], 1).to(rows.dtype)
+    step_q = max(1, _COARSE_CHUNK_ELEMENTS // max(1, rows.shape[0]))
+    cands = []
+    for i in range(0, q.shape[0], step_q):
+        qc = ql[i : i + step_q]
+        s = torch.mm(rows, qc.t()).view(n_blocks, _BLOCK, -1)               # (blocks, _BLOCK, Qc)
+        top_blocks = _block_max(s).t().topk(n_cand_blocks, dim=1).indices   # (Qc, n_cand_blocks)
+        sub = s[top_blocks, :, torch.arange(qc.shape[0], device=q.device).unsqueeze(1)]  # (Qc, blocks, _BLOCK)
+        best = sub.reshape(qc.shape[0], -1).topk(n_cand, dim=1).indices
+        cands.append(top_blocks.gather(1, best // _BLOCK) * _BLOCK + best % _BLOCK)
+    cand = torch.cat(cands).clamp_max_(n_m - 1)                        # (Q, n_cand); padding never wins
+    exact = torch.linalg.vector_norm(m[cand] - q.unsqueeze(1), dim=2)  # fp32
+    best_d, order = exact.topk(k, dim=1, largest=False)
+    return best_d, cand.gather(1, order)
+
+
+class NeighbourSearch(Protocol):
+    """Distances of queries (Q, D) to their ``k`` nearest bank rows, and their indices: (Q, k) each."""
+
+    def search(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class ExactSearch:
+    """Exact fp32 search (``bank_sq``: the rows' squared norms, when known)."""
+
+    def __init__(self, bank: torch.Tensor, bank_sq: torch.Tensor | None = None) -> None:
+        self.bank, self.bank_sq = bank, bank_sq
+
+    def search(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        return nearest_distances(queries, self.bank, self.bank_sq, k=k)
+
+
+class CandidateSearch:
+    """Low-precision candidates (``dtype``), re-measured exactly in fp32."""
+
+    def __init__(self, bank: torch.Tensor, dtype: torch.dtype) -> None:
+        self.bank = bank
+        self.coarse = coarse_bank(bank, dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.coarse.rows.dtype
+
+    @property
+    def rows(self) -> int:
+        return self.coarse.n
+
+    def search(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        return nearest_distances(queries, self.bank, coarse=self.coarse, k=k)
+
+
+__all__ = ["CandidateSearch", "CoarseBank", "ExactSearch", "NeighbourSearch", "coarse_bank", "nearest_distances"]

@@ -1,0 +1,45 @@
+"""The transfer classifier's parameters and presets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..components.backbone_names import BACKBONE_NAMES
+from ..schema import Param, Recipe, Schema
+
+if TYPE_CHECKING:
+    from ...config import ModelConfig
+
+#: base_width of the real VGG16
+REAL_WIDTH = 64
+
+SCHEMA = Schema((
+    Param("backbone", "vgg16", "the pretrained base network", choices=BACKBONE_NAMES),
+    Param("init", "imagenet", "start weights: imagenet (torch's cache), scratch, or a local weights file",
+          weights=True, scratch="scratch"),
+    Param("base_width", REAL_WIDTH, "vgg16 from scratch only: channels of its first level (64 is the real network)",
+          low=1),
+    Param("freeze_epochs", 2, "epochs with the pretrained base frozen before it is fine-tuned", low=0),
+    # the classifier has its own optimiser setting: a learning rate the user gives (--lr) lands here
+    Param("lr", 1e-4, "learning rate of the classifier's Adam optimiser", low=0.0, low_open=True, train_setting="lr"),
+    Param("class_weights", "balanced", "balanced (weigh the rarer class up) or none", choices=("balanced", "none")),
+    Param("augment", True, "flips, rotations, brightness and contrast jitter while training"),
+    Param("max_rotation", 10.0, "largest rotation of that augmentation, degrees"),
+))
+
+PRESETS = {
+    "quick": Recipe(128, {}, {"batch_size": 32, "epochs": 3}),
+    "standard": Recipe(128, {}, {"batch_size": 32, "epochs": 15}),
+    "thorough": Recipe(224, {}, {"batch_size": 32, "epochs": 30}),
+}
+
+
+def check(cfg: ModelConfig) -> None:
+    p = cfg.params
+    if not p["init"]:
+        raise ValueError(f"{cfg.model}: init must be 'imagenet', 'scratch' or a weights file path, got {p['init']!r}")
+    if p["base_width"] != REAL_WIDTH and (p["init"] != "scratch" or p["backbone"] != "vgg16"):
+        raise ValueError(
+            f"{cfg.model}: pretrained weights ({p['init']!r}) and other backbones need base_width {REAL_WIDTH} "
+            f"(the real network), got {p['base_width']}; use init='scratch' with backbone vgg16 for a narrower network"
+        )
