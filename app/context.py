@@ -37,45 +37,66 @@ class AppContext(QObject):
         self.settings: StationSettings = settings if settings is not None else StationSettings.load()
         self.bundle_path: Path | None = None
         self._role = role if role in ROLES else (self.settings.start_role if self.settings.start_role in ROLES else "operator")
-        self._history: HistoryDB | None = None
-        self._recorder: Recorder | None = None
+        # one history (and recorder) per database, opened on first use: the station's, and the demo's own
+        self._histories: dict[Path, HistoryDB] = {}
+        self._recorders: dict[Path, Recorder] = {}
+        self._demo = False  # the bundle in use is a demo bundle (app.demo.is_demo_bundle_file)
+        #: the demo's history database (None: app.demo.demo_history_path, under the data folder)
+        self.demo_history: Path | None = None
         self._jobs: list[JobHandle] = []
 
     # ---- history -----------------------------------------------------------------
+    def history_db_path(self) -> Path:
+        """The history verdicts are recorded in now: the demo's own while a
+        demo bundle is in use, the station's otherwise."""
+        if self._demo:
+            from app.demo import demo_history_path
+
+            return self.demo_history or demo_history_path(self.settings)
+        return self.settings.history_db_path()
+
+    def _image_dir(self) -> Path | None:
+        if not self.settings.keep_images:
+            return None
+        if self._demo:
+            from app.demo import demo_image_dir
+
+            return demo_image_dir(self.history_db_path())
+        return self.settings.image_dir_path()
+
     @property
     def history(self) -> "HistoryDB":
-        """The station's history database, opened on first use."""
-        if self._history is None:
+        """The history database in use (:meth:`history_db_path`), opened on first use."""
+        db_path = self.history_db_path()
+        if db_path not in self._histories:
             from inspection_core.history import HistoryDB
 
-            image_dir = self.settings.image_dir_path() if self.settings.keep_images else None
-            db_path = self.settings.history_db_path()
             db_path.parent.mkdir(parents=True, exist_ok=True)
-            self._history = HistoryDB(db_path, image_dir=image_dir)
-        return self._history
+            self._histories[db_path] = HistoryDB(db_path, image_dir=self._image_dir())
+        return self._histories[db_path]
 
     @property
     def history_open(self) -> bool:
-        return self._history is not None
+        return bool(self._histories)
 
     @property
     def recorder(self) -> "Recorder":
         """What the live line records verdicts through: the history, or its
         durable spool while the history cannot be written (then
         ``recordingChanged`` says so at once and again when it is caught up)."""
-        if self._recorder is None:
+        db_path = self.history_db_path()
+        if db_path not in self._recorders:
             from inspection_core.history import Recorder
 
             emit = self.recordingChanged.emit
             try:
                 db = self.history
             except Exception as exc:  # noqa: BLE001 - a history that cannot be opened is spooled for
-                image_dir = self.settings.image_dir_path() if self.settings.keep_images else None
-                self._recorder = Recorder(path=self.settings.history_db_path(), image_dir=image_dir,
-                                          open_error=exc, on_change=lambda *a: emit(*a))
+                self._recorders[db_path] = Recorder(path=db_path, image_dir=self._image_dir(),
+                                                    open_error=exc, on_change=lambda *a: emit(*a))
             else:
-                self._recorder = Recorder(db, on_change=lambda *a: emit(*a))
-        return self._recorder
+                self._recorders[db_path] = Recorder(db, on_change=lambda *a: emit(*a))
+        return self._recorders[db_path]
 
     # ---- role ----------------------------------------------------------------------
     @property
@@ -108,7 +129,10 @@ class AppContext(QObject):
             raise FileNotFoundError(f"model bundle {new} does not exist")
         if new == self.bundle_path:
             return
+        from app.demo import is_demo_bundle_file
+
         self.bundle_path = new
+        self._demo = is_demo_bundle_file(new)  # a demo bundle's verdicts go to the demo's own history
         self.bundleChanged.emit(new)
 
     def notify_bundle_updated(self) -> None:
@@ -175,12 +199,12 @@ class AppContext(QObject):
         for h in list(self._jobs):
             h.cancel()
         ok = all(h.wait(timeout_ms) for h in list(self._jobs))
-        if self._recorder is not None:
-            self._recorder.close()  # a last try to write the spool; what is left is written at the next start
-            self._recorder = None
-        if self._history is not None:
-            close = getattr(self._history, "close", None)
+        for recorder in self._recorders.values():
+            recorder.close()  # a last try to write the spool; what is left is written at the next start
+        self._recorders.clear()
+        for db in self._histories.values():
+            close = getattr(db, "close", None)
             if callable(close):
                 close()
-            self._history = None
+        self._histories.clear()
         return ok

@@ -14,6 +14,10 @@ A bundle is used for the demo only when its manifest's ``demo`` record matches
 :func:`demo_spec`: the demo images are generated (never committed), and the
 bundle's threshold and figures hold only for the images this version generates.
 
+What a demo bundle inspects is recorded in the demo's own history
+(:func:`demo_history_path`, ``<data folder>/demo/history.sqlite3``), never in
+the station's: the app's context switches to it while a demo bundle is in use.
+
 Everything here is plain Python (no Qt) so the CLI and packaging scripts can
 reuse it; the GUI runs :func:`ensure_demo_bundle` as a job with a progress bar.
 """
@@ -37,6 +41,9 @@ DEMO_CALIBRATION_SEED = 1  # seed of the separate set the threshold is calibrate
 DEMO_IMAGE_SIZE = 128      # size of the demo images on disk
 DEMO_MODEL_SIZE = 64       # model input size
 DEMO_LINE_DIR = "demo-line"
+#: the demo's own history (its database and kept images), under the data folder:
+#: demo verdicts never go to the station's history
+DEMO_HISTORY_DIR = "demo"
 DEMO_RECIPE = 3            # bump when the training recipe below changes
 
 # The training recipe (found by measuring image AUROC on the demo test split,
@@ -126,6 +133,36 @@ def demo_bundle_path(settings: StationSettings | None = None) -> Path:
     """The demo bundle to use: the shipped one when present, else the cached one
     (which may not exist yet; :func:`ensure_demo_bundle` builds it)."""
     return shipped_demo_bundle() or cached_demo_bundle_path(settings)
+
+
+def demo_history_path(settings: StationSettings | None = None) -> Path:
+    """The demo's own history database (``<data folder>/demo/history.sqlite3``):
+    what a demo bundle inspects is recorded there, never in the station's
+    history, whose rows are real parts."""
+    from inspection_core.paths import HISTORY_FILENAME
+
+    return _settings(settings).data_path() / DEMO_HISTORY_DIR / HISTORY_FILENAME
+
+
+def demo_image_dir(history_path: Path) -> Path:
+    """Where the demo history at ``history_path`` keeps its FAIL/REVIEW images (beside it)."""
+    from inspection_core.paths import KEPT_IMAGES_DIRNAME
+
+    return Path(history_path).parent / KEPT_IMAGES_DIRNAME
+
+
+def is_demo_bundle_file(path: Path | str | None) -> bool:
+    """Whether the bundle at ``path`` is a demo bundle (its manifest has a
+    ``demo`` record, of this version's demo data or an older one): its
+    verdicts belong in the demo history. False for no path or an unreadable file."""
+    if path is None or not Path(path).is_file():
+        return False
+    try:
+        from app.manifest import read_manifest_light
+
+        return bool(read_manifest_light(path).get("demo"))
+    except Exception:  # noqa: BLE001 - an unreadable bundle is not the demo's (loading it says why)
+        return False
 
 
 def demo_data_path(settings: StationSettings | None = None) -> Path:

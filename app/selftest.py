@@ -146,6 +146,7 @@ def _build_window(settings: Any, waiter: _Waiter) -> Any:
     from app.main_window import MainWindow
 
     ctx = AppContext(settings, role="engineer")
+    ctx.demo_history = Path(settings.history_path).parent / "demo" / "history.sqlite3"  # the demo's, in the temporary folder
     win = MainWindow(ctx)
     win.show()
     waiter.until(win.isVisible, "showing the main window")
@@ -201,7 +202,7 @@ def _score_demo(win: Any, waiter: _Waiter) -> list[Any]:
     return results
 
 
-def _verify(results: list[Any], settings: Any, line: Path) -> dict[str, Any]:
+def _verify(results: list[Any], ctx: Any, line: Path) -> dict[str, Any]:
     """Check every part came back scored and recorded; the figures for the summary."""
     from inspection_core.data.images import list_images
     from inspection_core.history import HistoryDB
@@ -217,14 +218,15 @@ def _verify(results: list[Any], settings: Any, line: Path) -> dict[str, Any]:
     scores = [float(r.prediction.score) for r in results]
     if not all(math.isfinite(x) for x in scores):
         raise SelfTestFailure("inspect: a score is not a finite number")
-    with HistoryDB(settings.history_db_path()) as db:  # a second connection: the rows are committed
+    history = ctx.history_db_path()  # the demo's own history: the demo bundle's verdicts are recorded there
+    with HistoryDB(history) as db:  # a second connection: the rows are committed
         rows = db.count()
         by_verdict = db.counts_by_verdict()
         stored = [r for r in db.query(limit=expected + 10) if r.stored_image]
     if rows != expected:
-        raise SelfTestFailure(f"history: {rows} rows in {settings.history_db_path()}, expected {expected}")
+        raise SelfTestFailure(f"history: {rows} rows in {history}, expected {expected}")
     for rec in stored:
-        if not (settings.image_dir_path() / rec.stored_image).is_file():
+        if ctx.history.image_path(rec) is None:
             raise SelfTestFailure(f"history: kept image {rec.stored_image} is missing")
     defect = [x for r, x in zip(results, scores) if not Path(r.frame_ref).stem.endswith("_good")]
     good = [x for r, x in zip(results, scores) if Path(r.frame_ref).stem.endswith("_good")]
@@ -281,7 +283,7 @@ def run_self_test(timeout_s: float | None = None) -> int:
             results = _score_demo(win, waiter)
             from app.demo import demo_line_path
 
-            v = _verify(results, settings, demo_line_path(settings))
+            v = _verify(results, win.ctx, demo_line_path(settings))
             bv = v["by_verdict"]
             parts.append(
                 f"scored {v['n']} parts in {time.monotonic() - t2:.1f} s (median {v['latency_ms']:.0f} ms)"

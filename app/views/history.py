@@ -323,6 +323,8 @@ class HistoryView(QWidget):
 
     def refresh(self) -> None:
         """Re-read the database (new inspections), keeping the filters."""
+        if self.model is not None and self.model.db is not self.ctx.history:
+            self.model = None  # another history is in use (a demo bundle's verdicts are in the demo's own)
         if self.model is None:
             self.ensure_model()
             return
@@ -333,6 +335,9 @@ class HistoryView(QWidget):
     def _auto_refresh(self) -> None:
         # Only when visible and the user is looking at the newest rows.
         if self.model is None or not self.isVisible():
+            return
+        if self.model.db is not self.ctx.history:
+            self.refresh()
             return
         if self.table.verticalScrollBar().value() > 0 or self.table.currentIndex().isValid():
             return

@@ -74,3 +74,53 @@ def test_mask_is_exactly_the_changed_pixels(defect: str, channels: int) -> None:
         assert not diff[~mask].any(), "pixels outside the mask changed"
         assert (diff[mask] > 10).mean() > 0.85, f"{defect}: most masked pixels should visibly change"
         assert diff[mask].mean() > 30
+
+
+def test_the_demo_records_in_its_own_history_never_the_stations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 tiny_bundle: Path) -> None:
+    """The app's demo (the shipped demo bundle on demo parts) records every
+    verdict in the demo's own history, ``<data folder>/demo/history.sqlite3``,
+    with its kept images beside it; the station's history file is never
+    created. Another bundle in the same window records in the station's."""
+    pytest.importorskip("PySide6")
+    from app.context import AppContext
+    from app.demo import demo_history_path, shipped_demo_bundle
+    from app.settings import StationSettings
+    from inspection_core.history import HistoryDB
+    from inspection_core.usecases.live import LiveLine
+
+    bundle = shipped_demo_bundle()
+    if bundle is None:
+        pytest.skip("no shipped demo bundle (models/demo.inspector) in this installation")
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("INSPECTOR_CONFIG_DIR", str(tmp_path / "config"))
+    settings = StationSettings.load()
+    station = settings.history_db_path()
+    parts = make_demo_dataset(tmp_path / "parts", seed=3, size=128, n_train=1, n_test_good=3,
+                              n_test_defect_per_type=1) / "test"
+    n_parts = sum(1 for _ in parts.rglob("*.png"))
+
+    ctx = AppContext(settings, role="operator")
+    try:
+        ctx.set_bundle(bundle)  # what starting the demo does (MainWindow.start_demo, inspector-app --demo)
+        demo_db = demo_history_path(settings)
+        assert demo_db == tmp_path / "data" / "demo" / "history.sqlite3"
+        assert ctx.history_db_path() == demo_db != station
+        line = LiveLine(str(parts), str(ctx.bundle_path), ctx.recorder, device="cpu", source_label="demo")
+        assert line.run(timeout_s=300), "the demo parts were not all scored"
+        assert line.frames_scored == n_parts
+        assert ctx.history.path == demo_db and ctx.history.count() == n_parts
+        assert not station.exists(), "a demo verdict went to the station's history"
+        assert not settings.image_dir_path().exists(), "a demo part's image was kept among the station's"
+        kept = [r for r in ctx.history.query(limit=100) if r.stored_image]
+        assert kept and all(ctx.history.image_path(r).is_relative_to(demo_db.parent) for r in kept)
+
+        ctx.set_bundle(tiny_bundle)  # a bundle of the user's: its verdicts are the station's
+        assert ctx.history_db_path() == station
+        line = LiveLine(str(parts / "good"), str(ctx.bundle_path), ctx.recorder, device="cpu", source_label="line")
+        assert line.run(timeout_s=300)
+        assert ctx.history.path == station and ctx.history.count() == 3
+    finally:
+        ctx.shutdown(10000)
+    with HistoryDB(demo_db) as db:
+        assert db.count() == n_parts  # the demo's rows stayed in the demo's history
