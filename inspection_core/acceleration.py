@@ -43,11 +43,14 @@ import copy
 import functools
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from .manifest import InferenceRecord, Manifest, section
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +167,15 @@ def cpu_can_pack() -> bool:
     return bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
 
 
-def bundle_allows_bf16(manifest: dict[str, Any] | None) -> bool:
+def bundle_allows_bf16(manifest: Manifest | Mapping[str, Any] | None) -> bool:
     """Whether a bundle's own record makes bf16 the default: its threshold was
     calibrated with bf16, or a fidelity check on its data passed (see
     :mod:`inspection_core.usecases.fidelity`)."""
-    inf = (manifest or {}).get("inference") or {}
-    if inf.get("precision") == "bf16":
-        return True
-    return bool(((inf.get("fidelity") or {}).get("bf16") or {}).get("ok"))
+    inf = section(manifest, "inference", InferenceRecord)
+    if inf is None:
+        return False
+    check = inf.check("bf16")
+    return inf.precision == "bf16" or bool(check and check.ok)
 
 
 def fast_precision(device: torch.device | str) -> str | None:
@@ -186,18 +190,17 @@ def fast_precision(device: torch.device | str) -> str | None:
     return None
 
 
-def threshold_for(manifest: dict[str, Any] | None, precision: str) -> dict[str, Any] | None:
+def threshold_for(manifest: Manifest | Mapping[str, Any] | None, precision: str) -> dict[str, Any] | None:
     """The threshold a station scoring with ``precision`` uses when the bundle
     was calibrated on another path: the fp32 path's own threshold stored with
     the fidelity check (a station without native bf16 scores with fp32), else
     None (the bundle's threshold applies)."""
-    inf = (manifest or {}).get("inference") or {}
-    calibrated = inf.get("precision", "fp32")
-    if precision != "fp32" or calibrated == "fp32":
+    inf = section(manifest, "inference", InferenceRecord)
+    if inf is None or precision != "fp32" or inf.calibrated_on == "fp32":
         return None
-    rec = (inf.get("fidelity") or {}).get(calibrated) or {}
-    th = rec.get("threshold_fp32")
-    return dict(th) if isinstance(th, dict) and "high" in th else None
+    check = inf.check(inf.calibrated_on)
+    th = check.threshold_fp32 if check else None
+    return dict(th) if isinstance(th, Mapping) and "high" in th else None
 
 
 def requested_precision(requested: str | None) -> str:
@@ -207,7 +210,7 @@ def requested_precision(requested: str | None) -> str:
 
 
 def choose_precision(requested: str | None, family: str, device: torch.device,
-                     manifest: dict[str, Any] | None = None) -> str:
+                     manifest: Manifest | Mapping[str, Any] | None = None) -> str:
     """The path to run: ``requested`` (argument, else ``$INSPECTOR_PRECISION``,
     else ``"auto"``) resolved for this model family, bundle and device.
     ``"auto"`` is bf16 only where fidelity was shown (the family is in

@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from .manifest import Calibration, Manifest, ScoreStats, TrainingSummary, section
+
 #: reason key -> how the message says it
 REASONS = ("gray", "colour", "size", "brightness", "score")
 
@@ -90,32 +92,37 @@ class Reference:
     brightness: tuple[float, float] | None = None
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> "Reference":
-        pp = manifest.get("preprocessing") or {}
-        stats = manifest.get("score_stats") or {}
-        cal = manifest.get("calibration") or {}
-        known = [float(v) for v in (cal.get("scores") or []) if np.isfinite(v)]
-        known += [float(stats[k]) for k in ("min", "max") if isinstance(stats.get(k), (int, float))]
+    def from_manifest(cls, manifest: Manifest | dict[str, Any]) -> "Reference":
+        """From a bundle's manifest (typed, or a plain dict that may lack sections)."""
+        if isinstance(manifest, Manifest):
+            name, channels = manifest.name, manifest.preprocessing.channels
+        else:
+            name, channels = manifest.get("name"), (manifest.get("preprocessing") or {}).get("channels")
+        stats = section(manifest, "score_stats", ScoreStats) or ScoreStats()
+        cal = section(manifest, "calibration", Calibration) or Calibration()
+        known = [float(v) for v in (cal.scores or []) if np.isfinite(v)]
+        known += [float(v) for v in (stats.min, stats.max) if isinstance(v, (int, float))]
         low = high = limit = None
         if known:
             low, high = min(known), max(known)
-            k = 1.0 if any(int(v) == 1 for v in cal.get("labels") or []) else 4.0
+            k = 1.0 if any(int(v) == 1 for v in cal.labels or []) else 4.0
             limit = high + k * max(high - low, abs(high) * 0.05, 1e-12)
-        data = ((manifest.get("training") or {}).get("data") or {}).get("input_stats") or {}
-        shape = tuple(int(v) for v in data["shape"]) if len(data.get("shape") or ()) == 2 else None
+        training = section(manifest, "training", TrainingSummary)
+        data = training.data.input_stats if training and training.data else None
+        shape = tuple(int(v) for v in data.shape) if data and len(data.shape or ()) == 2 else None
         brightness = None
-        if len(data.get("brightness") or ()) == 3:
-            q01, _q50, q99 = (float(v) for v in data["brightness"])
+        if data and len(data.brightness or ()) == 3:
+            q01, _q50, q99 = (float(v) for v in data.brightness or ())
             width = max(q99 - q01, 10.0)
             brightness = (q01 - width, q99 + width)
-        return cls(str(manifest.get("name") or "?"), int(pp.get("channels") or 3), low, high, limit,
+        return cls(str(name or "?"), int(channels or 3), low, high, limit,
                    shape if shape and min(shape) > 0 else None, brightness)
 
 
 class InputMonitor:
     """See the module docstring. ``observe`` returns the message once, else None."""
 
-    def __init__(self, manifest: dict[str, Any], *, window: int = 20, min_seen: int = 5, share: float = 0.6) -> None:
+    def __init__(self, manifest: Manifest | dict[str, Any], *, window: int = 20, min_seen: int = 5, share: float = 0.6) -> None:
         self.reference = Reference.from_manifest(manifest)
         self.window: deque[frozenset[str]] = deque(maxlen=window)
         self.min_seen = min_seen

@@ -153,8 +153,8 @@ def evaluate(
     test split; a classifier's held-out split, see :mod:`.selection`) and
     compute metrics (with pixel AUROC and PRO when masks exist). ``keep``:
     keep the maps and the model images; ``keep_images``: the model images only."""
-    index = open_data(data, inspector.manifest)
-    samples = evaluation_samples(inspector.manifest, index).samples
+    index = open_data(data, inspector.meta)
+    samples = evaluation_samples(inspector.meta, index).samples
     if not samples:
         raise ValueError(f"no test images in '{index.root}': expected test/good and test/<defect_type> folders")
     has_masks = any(s.mask_path is not None for s in samples)

@@ -26,6 +26,7 @@ from .bundle import Bundle, load_bundle
 from . import frame_check
 from .data.preprocess import Preprocessing, from_tensor, normalize, to_geometry, to_model_image, to_tensor
 from .device import resolve_device
+from .manifest import Manifest
 from .types import Prediction, Threshold, Verdict
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,13 @@ class Inspector:
         self.model = self.bundle.build_model(self.device)
         self.preprocessing: Preprocessing = self.bundle.preprocessing
         self._threshold = self.bundle.threshold
-        stats = self.manifest.get("score_stats", {})
-        self.map_scale = float(stats.get("map_scale") or 0.0) or 1.0
+        #: the anomaly map's value shown at full heat (fixed at training)
+        self.map_scale = self.meta.score_stats.heat_scale if self.meta.score_stats else 1.0
         #: what a frame must meet to be judged as a part (blank, overexposed… frames are INVALID)
-        self.frame_limits = frame_check.limits_of(self.manifest)
+        self.frame_limits = self.meta.frame_limits
         self._lock = threading.Lock()
         self.path = self._build_path(precision)
-        own = acceleration.threshold_for(self.manifest, self.precision)
+        own = acceleration.threshold_for(self.meta, self.precision)
         if own is not None:  # calibrated on bf16, scored here with fp32: the fp32 path's own threshold
             self._threshold = Threshold.from_dict(own)
             log.info("%s: this station scores with fp32; using the fp32 threshold stored with the bundle's "
@@ -78,7 +79,7 @@ class Inspector:
         here, at load); fall back to the plain model if the fast path fails
         its self-check."""
         family = self.bundle.model_config.model
-        chosen = acceleration.choose_precision(precision, family, self.device, self.manifest)
+        chosen = acceleration.choose_precision(precision, family, self.device, self.meta)
         pp = self.preprocessing
         example = _self_check_input(pp.channels, pp.image_size).to(self.device)
         path = self._checked_path(chosen, example)
@@ -124,7 +125,13 @@ class Inspector:
 
     # ------------------------------------------------------------------ info
     @property
+    def meta(self) -> Manifest:
+        """The bundle's typed manifest."""
+        return self.bundle.meta
+
+    @property
     def manifest(self) -> dict[str, Any]:
+        """The manifest as a plain dict (for the readers not yet converted to :attr:`meta`)."""
         return self.bundle.manifest
 
     @property

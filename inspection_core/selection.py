@@ -33,9 +33,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Union
 
 from .data.dataset import DatasetIndex, Sample, scan_dataset
+from .manifest import DataSummary, Manifest, Split, TrainingSummary, section
+
+#: a bundle's manifest, typed or as a plain (possibly partial) dict
+AnyManifest = Union[Manifest, Mapping[str, Any]]
 
 #: what ``split`` may be for a calibration (``inspector calibrate --split``)
 CALIBRATION_SPLITS = ("auto", "test", "all")
@@ -55,18 +60,16 @@ class ImageSelection:
         return [s.label for s in self.samples]
 
 
-def _training(manifest: dict[str, Any]) -> dict[str, Any]:
-    return manifest.get("training") or {}
+def _training(manifest: AnyManifest) -> TrainingSummary:
+    return section(manifest, "training", TrainingSummary) or TrainingSummary()
 
 
-def training_seed(manifest: dict[str, Any]) -> int:
+def training_seed(manifest: AnyManifest) -> int:
     """The seed the bundle's training split its data with (0 when not recorded)."""
-    tr = _training(manifest)
-    seed = (tr.get("config") or {}).get("seed", (tr.get("split") or {}).get("seed", 0))
-    return int(seed or 0)
+    return _training(manifest).seed
 
 
-def open_data(data: DatasetIndex | str | os.PathLike[str], manifest: dict[str, Any]) -> DatasetIndex:
+def open_data(data: DatasetIndex | str | os.PathLike[str], manifest: AnyManifest) -> DatasetIndex:
     """``data`` as a data set index, scanned with the bundle's training seed
     (an index passes through unchanged)."""
     if isinstance(data, DatasetIndex):
@@ -74,14 +77,13 @@ def open_data(data: DatasetIndex | str | os.PathLike[str], manifest: dict[str, A
     return scan_dataset(Path(data), seed=training_seed(manifest))
 
 
-def trained_on(manifest: dict[str, Any], index: DatasetIndex) -> bool:
+def trained_on(manifest: AnyManifest, index: DatasetIndex) -> bool:
     """Whether the bundle was trained on this folder: same data fingerprint,
     or the recorded training root is this folder."""
-    data = _training(manifest).get("data") or {}
-    fingerprint = data.get("fingerprint")
-    if isinstance(fingerprint, str) and fingerprint == index.fingerprint():
+    data = _training(manifest).data or DataSummary()
+    if isinstance(data.fingerprint, str) and data.fingerprint == index.fingerprint():
         return True
-    root = data.get("root")
+    root = data.root
     if not root:
         return False
     try:
@@ -97,18 +99,18 @@ def _relative(sample: Sample, root: Path) -> str:
         return Path(sample.path).as_posix()
 
 
-def held_out_samples(manifest: dict[str, Any], index: DatasetIndex) -> list[Sample] | None:
+def held_out_samples(manifest: AnyManifest, index: DatasetIndex) -> list[Sample] | None:
     """A supervised bundle's held-out test images in this folder, or None when
     the bundle is unsupervised, records no split or was trained elsewhere."""
-    split = _training(manifest).get("split") or {}
-    test_paths = split.get("test_paths")
-    if split.get("kind") != "supervised" or test_paths is None or not trained_on(manifest, index):
+    split = _training(manifest).split or Split()
+    test_paths = split.test_paths
+    if split.kind != "supervised" or test_paths is None or not trained_on(manifest, index):
         return None
     wanted = {Path(p).as_posix() for p in test_paths}
     return [s for s in (*index.train, *index.test) if _relative(s, index.root) in wanted]
 
 
-def evaluation_samples(manifest: dict[str, Any], index: DatasetIndex) -> ImageSelection:
+def evaluation_samples(manifest: AnyManifest, index: DatasetIndex) -> ImageSelection:
     """The images a bundle is evaluated on (see the module docstring)."""
     held = held_out_samples(manifest, index)
     if held is not None:
@@ -116,7 +118,7 @@ def evaluation_samples(manifest: dict[str, Any], index: DatasetIndex) -> ImageSe
     return ImageSelection(list(index.test), "test split", index)
 
 
-def calibration_samples(manifest: dict[str, Any], index: DatasetIndex, split: str = "auto") -> ImageSelection:
+def calibration_samples(manifest: AnyManifest, index: DatasetIndex, split: str = "auto") -> ImageSelection:
     """The images a threshold is chosen on (see the module docstring)."""
     if split not in CALIBRATION_SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(CALIBRATION_SPLITS)}")

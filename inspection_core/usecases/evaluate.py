@@ -76,8 +76,8 @@ def evaluate_bundle(bundle: Inspector | Bundle | str | os.PathLike[str],
     """Score ``data``'s evaluation images with ``bundle`` and compute its metrics
     at the bundle's threshold; with ``report_dir``, write the report there."""
     inspector = as_inspector(bundle, device)
-    index = open_data(data, inspector.manifest)
-    description = evaluation_samples(inspector.manifest, index).description
+    index = open_data(data, inspector.meta)
+    description = evaluation_samples(inspector.meta, index).description
     metrics, scored = evaluate(inspector, index, batch_size, progress=progress, cancel=cancel,
                                keep=report_dir is not None)
     report = write_report_folder(report_dir, metrics, scored, inspector) if report_dir is not None else None

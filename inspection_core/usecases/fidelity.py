@@ -40,6 +40,7 @@ from ..device import resolve_device
 from ..fidelity_rule import (MAX_AUROC_DELTA, MAX_VERDICT_CHANGES, Fidelity, ThresholdRule, check_rule,
                              compare_paths, quantile_rule)
 from ..inference import Inspector
+from ..manifest import FidelityCheck, InferenceRecord, Manifest, section
 
 def _scores(insp: Inspector, images: np.ndarray, batch_size: int) -> np.ndarray:
     if len(images) == 0:
@@ -134,16 +135,17 @@ def check_at_training(bundle: Any, held_out: np.ndarray, test_images: np.ndarray
     return fid, fast.inference_record()
 
 
-def describe_fidelity(manifest: dict[str, Any]) -> list[str]:
+def describe_fidelity(manifest: Manifest | dict[str, Any]) -> list[str]:
     """One line per stored check, for the CLI and the app."""
     lines = []
-    for prec, rec in ((manifest.get("inference") or {}).get("fidelity") or {}).items():
-        if not isinstance(rec, dict) or "changed" not in rec:
+    inf = section(manifest, "inference", InferenceRecord)
+    for prec, rec in ((inf.fidelity if inf else None) or {}).items():
+        if not isinstance(rec, FidelityCheck) or rec.changed is None:
             continue
-        auc = "" if rec.get("auroc") is None or rec.get("auroc_fp32") is None else \
-            f"image AUROC {rec['auroc_fp32']:.4f} -> {rec['auroc']:.4f}, "
-        lines.append(f"{prec} scoring path: {auc}{rec['changed']} of {rec['n']} verdicts differ from fp32: "
-                     + ("used by default" if rec.get("ok") else "not used (fp32 stays the default)"))
+        auc = "" if rec.auroc is None or rec.auroc_fp32 is None else \
+            f"image AUROC {rec.auroc_fp32:.4f} -> {rec.auroc:.4f}, "
+        lines.append(f"{prec} scoring path: {auc}{rec.changed} of {rec.n} verdicts differ from fp32: "
+                     + ("used by default" if rec.ok else "not used (fp32 stays the default)"))
     return lines
 
 
