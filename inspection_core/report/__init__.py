@@ -18,6 +18,7 @@ import numpy as np
 
 from ..calibration import misjudged, operating_point, pr, roc, standard_operating_points, validate_scores
 from ..fileio import atomic_write_text
+from ..manifest import Manifest
 from ..pixel_metrics import pixel_auroc, pro_score
 from ..types import Threshold
 from . import figures as fig
@@ -41,7 +42,7 @@ def write_report(report_dir: str | Path, scores: Any = None, labels: Any = None,
                  threshold: Threshold | float | None = None, *, scored: Any = None, inspector: Any = None,
                  paths: Sequence[Any] | None = None, defect_types: Sequence[str] | None = None,
                  images: fig.ImagesArg = None, maps: Any = None, masks: Any = None,
-                 manifest: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                 manifest: Manifest | dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
                  title: str = "Inspector evaluation report", n_misses: int = 8,
                  bootstrap: int = 1000, seed: int = 0) -> Path:
     """Write figures and ``index.html`` into ``report_dir``; return the HTML path.
@@ -60,7 +61,7 @@ def write_report(report_dir: str | Path, scores: Any = None, labels: Any = None,
     """
     if inspector is not None:
         threshold = inspector.threshold if threshold is None else threshold
-        manifest = inspector.manifest if manifest is None else manifest
+        manifest = inspector.meta if manifest is None else manifest
     if scored is not None:
         scores = scored.scores if scores is None else scores
         labels = scored.labels if labels is None else labels

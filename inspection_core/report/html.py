@@ -4,13 +4,14 @@ script, figures linked relatively) built from what ``write_report`` computed."""
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
 from ..calibration import OperatingPoint
+from ..manifest import Manifest, ThresholdRecord, TrainingSummary, section
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1100px;color:#222}
@@ -49,20 +50,27 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
-def _bundle_rows(manifest: dict[str, Any] | None) -> list[tuple[str, Any]]:
+def _bundle_rows(manifest: Manifest | Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """The bundle's table (a plain manifest dict may lack sections: a report of scores alone)."""
     if not manifest:
         return [("bundle", "not given")]
-    model = manifest.get("model") or {}
-    training = manifest.get("training") or {}
-    th = manifest.get("threshold") or {}
+    if isinstance(manifest, Manifest):
+        model: Mapping[str, Any] = manifest.model.to_dict()
+        text = {k: getattr(manifest, k) for k in ("name", "created", "app_version")}
+    else:
+        model = manifest.get("model") or {}
+        text = {k: manifest.get(k) for k in ("name", "created", "app_version")}
+    tr = section(manifest, "training", TrainingSummary) or TrainingSummary()
+    th = section(manifest, "threshold", ThresholdRecord)
+    epochs = tr.epochs_run if tr.epochs_run is not None else tr.extra.get("epochs", "–")
     return [
-        ("name", manifest.get("name")), ("model", model.get("model")),
+        ("name", text["name"]), ("model", model.get("model")),
         ("image size", model.get("image_size")), ("channels", model.get("channels")),
-        ("created", manifest.get("created")), ("app version", manifest.get("app_version")),
-        ("epochs (best)", f"{training.get('epochs_run', training.get('epochs', '–'))} ({training.get('best_epoch', '–')})"),
-        ("training device", training.get("device")),
-        ("bundle threshold", f"{th.get('high')} / low {th.get('low')} ({th.get('strategy')}, "
-                             f"target {th.get('target')}{', provisional' if th.get('provisional') else ''})"),
+        ("created", text["created"]), ("app version", text["app_version"]),
+        ("epochs (best)", f"{epochs} ({'–' if tr.best_epoch is None else tr.best_epoch})"),
+        ("training device", tr.device),
+        ("bundle threshold", "–" if th is None else
+         f"{th.high} / low {th.low} ({th.strategy}, target {th.target}{', provisional' if th.provisional else ''})"),
     ]
 
 
@@ -129,7 +137,7 @@ def _notes(point: OperatingPoint, roc_reason: str) -> list[str]:
 
 
 def render_page(*, title: str, scores: np.ndarray, names: list[str],
-                defect_types: Sequence[str] | None, manifest: dict[str, Any] | None,
+                defect_types: Sequence[str] | None, manifest: Manifest | Mapping[str, Any] | None,
                 metrics: dict[str, Any] | None, summary: list[tuple[str, Any]], point: OperatingPoint,
                 points: dict[str, OperatingPoint | str], roc_reason: str, figures: list[tuple[str, str]],
                 miss_figures: list[tuple[str, str]], false_pass: list[int], false_reject: list[int],
