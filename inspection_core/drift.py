@@ -94,6 +94,8 @@ class Reference:
     @classmethod
     def from_manifest(cls, manifest: Manifest | dict[str, Any]) -> "Reference":
         """From a bundle's manifest (typed, or a plain dict that may lack sections)."""
+        name: Any
+        channels: Any
         if isinstance(manifest, Manifest):
             name, channels = manifest.name, manifest.preprocessing.channels
         else:
@@ -109,7 +111,7 @@ class Reference:
             limit = high + k * max(high - low, abs(high) * 0.05, 1e-12)
         training = section(manifest, "training", TrainingSummary)
         data = training.data.input_stats if training and training.data else None
-        shape = tuple(int(v) for v in data.shape) if data and len(data.shape or ()) == 2 else None
+        shape = (int(data.shape[0]), int(data.shape[1])) if data and data.shape and len(data.shape) == 2 else None
         brightness = None
         if data and len(data.brightness or ()) == 3:
             q01, _q50, q99 = (float(v) for v in data.brightness or ())
