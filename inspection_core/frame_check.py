@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from collections.abc import Mapping
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -188,8 +189,18 @@ def training_statistics(stats: Sequence[FrameStats]) -> dict[str, Any]:
     return out
 
 
-def limits_of(manifest: dict[str, Any]) -> FrameLimits:
-    """The bundle's limits (:data:`DEFAULT_LIMITS` for a bundle made before the check)."""
+class _TypedManifest(Protocol):
+    """``manifest.Manifest`` as this module sees it (that module imports this one)."""
+
+    @property
+    def frame_limits(self) -> FrameLimits: ...
+
+
+def limits_of(manifest: Mapping[str, Any] | _TypedManifest) -> FrameLimits:
+    """The bundle's limits (:data:`DEFAULT_LIMITS` for a bundle made before the
+    check); ``manifest``: a typed ``Manifest`` or its plain dict."""
+    if not isinstance(manifest, Mapping):
+        return manifest.frame_limits
     section = manifest.get("frame_check")
     if section is None:
         return DEFAULT_LIMITS
