@@ -324,15 +324,20 @@ class FrameCheck:
     limits: FrameLimits = DEFAULT_LIMITS
     source: str | None = None
     training: Mapping[str, list[float]] | None = None
+    _given: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "FrameCheck":
+        """Unknown keys are refused here (``FrameLimits.from_dict``), as they were before ADR 0017."""
         check_section(d)
-        return cls(FrameLimits.from_dict({k: v for k, v in d.items() if k not in ("source", "training")}),
-                   d.get("source"), copy.deepcopy(d.get("training")))
+        limits = {k: v for k, v in d.items() if k not in ("source", "training")}
+        return cls(FrameLimits.from_dict(limits), d.get("source"), copy.deepcopy(d.get("training")),
+                   frozenset(limits))
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = self.limits.to_dict()
+        """The limits as read (not rounded again), and any that differ from the defaults."""
+        out: dict[str, Any] = {f.name: getattr(self.limits, f.name) for f in fields(FrameLimits)
+                               if f.name in self._given or getattr(self.limits, f.name) != f.default}
         if self.source is not None:
             out["source"] = self.source
         if self.training is not None:

@@ -63,6 +63,23 @@ def test_the_demo_manifest_round_trips_and_reads_by_attribute() -> None:
     assert m.bundle_id == raw["weights"]["sha256"][:12]
 
 
+@pytest.mark.parametrize("name", [n for n in OLD_BUNDLES if not n.startswith("models/")])
+def test_each_fixture_manifest_round_trips(name: str) -> None:
+    raw = _raw(FIXTURES / name)
+    migrated = MIGRATIONS[1](raw)
+    m = Manifest.from_dict(raw)
+    assert m.to_dict() == migrated and Manifest.from_dict(m.to_dict()) == m
+    assert m.frame_check is not None and m.to_dict()["frame_check"] == raw["frame_check"]
+
+
+def test_frame_limits_are_written_as_read() -> None:
+    raw = _raw(DEMO)
+    raw["frame_check"] = {"min_contrast": 3.123456789, "enabled": False}
+    m = Manifest.from_dict(raw)
+    assert m.frame_limits.min_contrast == 3.123456789 and not m.frame_limits.enabled
+    assert m.to_dict()["frame_check"] == {"min_contrast": 3.123456789, "enabled": False}
+
+
 def test_keys_of_a_newer_release_are_kept_through_a_rewrite(tmp_path: Path) -> None:
     """A newer minor release may add keys: an older one keeps them when it
     rewrites the threshold (ADR 0017)."""
