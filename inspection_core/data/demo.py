@@ -13,7 +13,12 @@ exactly the set of pixels the defect changed:
 * ``missing``: a notch bitten out of the outer edge, showing the background.
 
 Output is deterministic: the same seed gives byte-identical PNG files
-(numpy ``Generator(PCG64(seed))``, nothing time-based).
+(numpy ``Generator(PCG64(seed))``, nothing time-based) on one kind of CPU.
+Across kinds a pixel may differ by one: numpy's float32 ``arctan2`` rounds
+differently with AVX512 than with AVX2 (at seed 0, size 128, one value of one
+training image; docs/results-demo.md). Computing it in float64 would remove
+that, but would change the images, and with them the shipped demo model's
+recorded figures.
 """
 
 from __future__ import annotations
