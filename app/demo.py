@@ -284,8 +284,9 @@ def build_demo_bundle(
     test split, and write the bundle to ``out`` (atomically). Each step is the
     core's use case (train and save, calibrate, evaluate), as for any bundle.
 
-    Training runs on the CPU with a fixed seed, so the same torch version and
-    thread count give the same weights. ``data_label`` replaces the (temporary)
+    Training runs on the CPU with a fixed seed, so the same torch version,
+    thread count and CPU class (AVX2, AVX512...) give the same weights; another
+    thread count or class gives others (docs/results-demo.md). ``data_label`` replaces the (temporary)
     data folder name in the manifest.
     """
     from inspection_core.bundle import update_manifest
