@@ -5,7 +5,7 @@ collect; the view decides (with the core)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPushButton, QTabWidget, QVBoxLayout, QWidget,
 )
 
+from app.tasks import TaskSlot
 from app.widgets import theme
 from app.widgets.confusion import ConfusionMatrix
 from app.widgets.plots import to_pixmap
@@ -298,18 +299,18 @@ class FrameCheckPanel(QGroupBox):
 
 class MisjudgedGallery(QGroupBox):
     """Thumbnails of the false passes and false rejects; thumbnails are read
-    on a worker (``start_job``) and cached by path. When the images are not
+    on a worker (the view's task slot ``thumbnails``) and cached by path. When the images are not
     where the calibration found them, it says where they were and offers
     "Locate folder…" (``locateRequested``)."""
 
     imageClicked = Signal(int)  # index into the calibration set
     locateRequested = Signal()
 
-    def __init__(self, start_job: Callable[..., Any], parent: QWidget | None = None) -> None:
+    def __init__(self, slot: TaskSlot, parent: QWidget | None = None) -> None:
         super().__init__("Misjudged at the current threshold (click to inspect)", parent)
-        self._start_job = start_job
+        self._slot = slot
+        slot.finished.connect(self._on_thumbnails)
         self._thumbs: dict[str, QPixmap] = {}
-        self._job: Any = None
         lay = QVBoxLayout(self)
         self.tabs = QTabWidget()
         self.false_passes = self._list()
@@ -366,21 +367,15 @@ class MisjudgedGallery(QGroupBox):
         self.locate_button.setVisible(bool(self.missing_note))
         if self.missing_note:
             missing = []  # nothing to read until the folder is located
-        if missing and (self._job is None or not self._job.running):
+        if missing and not self._slot.busy:
             todo = list(dict.fromkeys(missing))
-            self._job = self._start_job(lambda _p, _c: read_thumbnails(todo), on_done=self._on_thumbnails,
-                                        name="thumbnails")
+            self._slot.start(lambda _p, _c: read_thumbnails(todo))
 
     def clear(self) -> None:
         self.false_passes.clear()
         self.false_rejects.clear()
         self.tabs.setTabText(0, "False passes")
         self.tabs.setTabText(1, "False rejects")
-
-    def stop(self) -> Any:
-        if self._job is not None:
-            self._job.cancel()
-        return self._job
 
     @staticmethod
     def _placeholder() -> QPixmap:
