@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 
 from app.workers import JobFn, JobHandle, start_job
@@ -85,8 +86,8 @@ class TaskSlot(QObject):
 
     def _relay(self, handle: JobHandle, ends: bool, signal: Any, *args: Any) -> None:
         """Re-emit a task's news, only if it is the current task's (a stale one is dropped)."""
-        if handle is not self._handle:
-            return
+        if not shiboken6.isValid(self) or handle is not self._handle:
+            return  # the view that held this slot is gone, or a newer task replaced this one
         if ends:
             self._handle, self._receivers = None, []
             self.busyChanged.emit(False)
@@ -120,6 +121,7 @@ class ViewTasks(QObject):
         super().__init__(parent)
         self._start = start
         self._slots: dict[str, TaskSlot] = {}
+        self._forgotten: list[TaskSlot] = []
         self._busy = False
 
     def slot(self, name: str) -> TaskSlot:
@@ -135,6 +137,7 @@ class ViewTasks(QObject):
         s = self._slots.pop(name, None)
         if s is not None:
             s.cancel()
+            self._forgotten = [f for f in self._forgotten if f.busy] + [s]  # stop() still waits for it
 
     @property
     def busy(self) -> bool:
@@ -152,7 +155,7 @@ class ViewTasks(QObject):
 
     def stop(self, wait_ms: int = 5000) -> bool:
         """Cancel every task and wait for them; True when all ended within ``wait_ms``."""
-        stopped = [s.stop(wait_ms) for s in list(self._slots.values())]  # every slot, even after a failure
+        stopped = [s.stop(wait_ms) for s in [*self._slots.values(), *self._forgotten]]  # every slot, even after a failure
         return all(stopped)
 
 

@@ -1,23 +1,17 @@
 """Calibrate view (engineers): choose the threshold on real score distributions.
 
-Scores a calibration folder on a worker (the images and the scoring are the
-core's calibrate use case, shared with ``inspector calibrate``), or reuses the
-scores stored in the bundle, then shows the good/defective histograms with draggable threshold
-line(s), the ROC curve with the operating point, the confusion matrix and the
-rates, and a gallery of the images misjudged at the current threshold. Every
-number comes from :mod:`inspection_core.calibration`; saving goes through
-``usecases.calibrate.save_calibration``.
+The state and every decision are the core's calibration session
+(:mod:`inspection_core.usecases.calibration_session`, shared with
+``inspector calibrate``); this view binds widgets to it: the good/defective
+histograms with draggable threshold line(s), the ROC curve with the operating
+point, the confusion matrix and rates, the gallery of images misjudged at the
+current threshold, the bundle's frame check with its on/off box. Scoring,
+saving and thumbnails run in the view's task slots (:mod:`app.tasks`).
 
-It also shows the bundle's frame check (:mod:`inspection_core.frame_check`:
-the limits, the training images' ranges they come from) with a box that
-turns it on or off; saving that goes through
-``usecases.calibrate.save_frame_check`` (or with the threshold, in the same
-atomic rewrite).
-
-A stored calibration's image paths are relative to the folder it scored; the
-view looks for them in the folder typed, the folder the calibration recorded,
-and, for the demo bundle, the demo's calibration set (generated again); when
-none holds them it says where they were and offers "Locate folder…".
+A stored calibration's images are looked for in the folder typed, the folder
+the calibration recorded and, for the demo bundle, the demo's calibration set
+(generated again); when none holds them the gallery says where they were and
+offers "Locate folder…".
 """
 
 from __future__ import annotations
@@ -26,17 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QScrollArea,
-    QSplitter, QVBoxLayout, QWidget,
+    QDialog, QFileDialog, QLabel, QVBoxLayout, QWidget,
 )
 
 from app.context import AppContext
 from app.tasks import ViewTasks
-from app.views.calibrate_dialogs import PredictionDialog, SaveCalibrationDialog
+from app.views.calibrate_dialogs import MisjudgedGallery, PredictionDialog, SaveCalibrationDialog, bundle_header
 from app.views.calibrate_panels import (
-    STRATEGY_TEXT, FrameCheckPanel, MisjudgedGallery, OperatingPointPanel, StrategyPanel, pct,
+    STRATEGY_TEXT, three_columns, FrameCheckPanel, OperatingPointPanel, ScoringBar, StrategyPanel,
 )
 from app.widgets import theme
 from app.widgets.plots import RocPlot, ScoreHistogram
@@ -45,24 +38,6 @@ from inspection_core.types import Threshold
 from inspection_core.usecases.calibration_session import (
     BOOTSTRAP, CalibrationSession, SavePlan, Scored, SessionEvent,
 )
-
-
-class FitWidthScrollArea(QScrollArea):
-    """Scrolls vertically only, and is never narrower than what it holds needs
-    (its inputs and hints were cut on the right, with a horizontal scroll bar)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        hint = super().minimumSizeHint()
-        w = self.widget()
-        if w is None:
-            return hint
-        need = w.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
-        return QSize(max(hint.width(), need), hint.height())
 
 
 class CalibrateView(QWidget):
@@ -114,49 +89,28 @@ class CalibrateView(QWidget):
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
         root = QVBoxLayout(self)
-        top = QHBoxLayout()
         self.bundle_label = QLabel()
         self.bundle_label.setObjectName("viewHeader")
         root.addWidget(self.bundle_label)
-        top.addWidget(QLabel("Calibration data:"))
-        self.folder_edit = QLineEdit()
-        self.folder_edit.setPlaceholderText("folder with good and defective images (MVTec layout or good/ + defect/)")
-        top.addWidget(self.folder_edit, 1)
-        self.browse_button = QPushButton("Browse…", clicked=self._browse)
-        self.score_button = QPushButton("Score", clicked=self.start_scoring)
-        self.stored_button = QPushButton("Use scores stored in bundle", clicked=self.load_stored_scores)
-        self.cancel_button = QPushButton("Cancel", clicked=self.cancel_scoring, enabled=False)
-        for b in (self.browse_button, self.score_button, self.stored_button, self.cancel_button):
-            top.addWidget(b)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
-        self.progress.setVisible(False)
-        top.addWidget(self.progress)
-        root.addLayout(top)
+        self.scoring_bar = bar = ScoringBar()
+        bar.score_button.clicked.connect(self.start_scoring)
+        bar.stored_button.clicked.connect(self.load_stored_scores)
+        bar.cancel_button.clicked.connect(self.cancel_scoring)
+        root.addWidget(bar)
+        self.folder_edit, self.progress = bar.folder_edit, bar.progress
+        self.score_button, self.stored_button, self.cancel_button = bar.score_button, bar.stored_button, bar.cancel_button
         self.status = QLabel("")
         self.status.setWordWrap(True)
         root.addWidget(self.status)
 
-        split = QSplitter(Qt.Orientation.Horizontal)
-        left = QSplitter(Qt.Orientation.Vertical)
         self.histogram = ScoreHistogram()
         self.histogram.thresholdsChanged.connect(self._on_thresholds)
-        left.addWidget(self.histogram)
         self.gallery = MisjudgedGallery(self.tasks.slot("thumbnails"))
         self.gallery.imageClicked.connect(self.open_image)
         self.gallery.locateRequested.connect(self.locate_images)
-        left.addWidget(self.gallery)
-        left.setSizes([480, 300])
-        split.addWidget(left)
-        middle = QWidget()
-        mlay = QVBoxLayout(middle)
-        mlay.setContentsMargins(0, 0, 0, 0)
         self.roc_plot = RocPlot()
         self.roc_plot.setMinimumSize(260, 200)
-        mlay.addWidget(self.roc_plot, 1)
         self.results = OperatingPointPanel()
-        mlay.addWidget(self.results)
-        split.addWidget(middle)
         self.strategies = StrategyPanel()
         self.strategies.strategyRequested.connect(self.apply_strategy)
         self.strategies.bandRequested.connect(self.apply_band_from_targets)
@@ -164,21 +118,8 @@ class CalibrateView(QWidget):
         self.strategies.saveRequested.connect(self.save_to_bundle)
         self.frame_check = FrameCheckPanel()
         self.frame_check.saveRequested.connect(self.save_frame_check)
-        right = QWidget()
-        rlay = QVBoxLayout(right)
-        rlay.setContentsMargins(0, 0, 0, 0)
-        rlay.addWidget(self.strategies)
-        rlay.addWidget(self.frame_check)
-        scroll = FitWidthScrollArea()  # never narrower than its inputs: nothing cut on the right
-        scroll.setWidget(right)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        split.addWidget(scroll)
-        split.setCollapsible(2, False)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 0)
-        split.setStretchFactor(2, 0)
-        split.setSizes([700, 420, 340])
-        root.addWidget(split, 1)
+        root.addWidget(three_columns((self.histogram, self.gallery), (self.roc_plot, self.results),
+                                     (self.strategies, self.frame_check)), 1)
         # short names for what tests and the main window reach for
         self.confusion, self.metric_labels, self.band_labels = (
             self.results.confusion, self.results.metric_labels, self.results.band_labels)
@@ -259,9 +200,6 @@ class CalibrateView(QWidget):
         self._gallery_timer.start()
 
     # ------------------------------------------------------------------ bundle
-    def _manifest(self) -> dict[str, Any] | None:
-        return self.session.manifest
-
     def _load_bundle(self, path: Path | None, reload: bool = False) -> None:
         try:  # the manifest only: the GUI thread never waits for torch to import
             if reload:
@@ -286,19 +224,11 @@ class CalibrateView(QWidget):
             self._clear()
 
     def _show_bundle(self) -> None:
-        m = self._manifest()
+        m = self.session.manifest
         self.frame_check.show_manifest(m)
         self.stored_button.setEnabled(bool(self.session.stored))
         self.score_button.setEnabled(self.ctx.bundle_path is not None and not self.tasks.running("score"))
-        if m is None:
-            self.bundle_label.setText("<b>No model bundle chosen</b> — pick one in the Inspect view or train one.")
-            return
-        th = m.get("threshold") or {}
-        band = "" if th.get("low") is None else f", REVIEW above {th['low']:.4g}"
-        self.bundle_label.setText(
-            f"Model: <b>{m.get('name', self.ctx.bundle_path.name)}</b> ({(m.get('model') or {}).get('model', '?')}) — "
-            f"saved threshold FAIL above <b>{th.get('high', float('nan')):.4g}</b>{band} "
-            f"({th.get('strategy') or 'provisional'})")
+        self.bundle_label.setText(bundle_header(m, self.ctx.bundle_path))
 
     def _clear(self) -> None:
         self.histogram.set_data(np.empty(0), np.empty(0))
@@ -314,7 +244,7 @@ class CalibrateView(QWidget):
             return
         self.session.load_stored(self._image_folders())
         self._show_where()
-        if self.session.stored_paths and self.session.root is None and self._is_demo(self._manifest() or {}):
+        if self.session.stored_paths and self.session.root is None and self._is_demo():
             self._regenerate_demo_images()
 
     # ------------------------------------------------------------------ stored images
@@ -324,28 +254,21 @@ class CalibrateView(QWidget):
         typed = self.folder_edit.text().strip()
         recorded = self.session.stored.get("root")
         folders = [Path(typed).expanduser() if typed else None, Path(recorded) if recorded else None]
-        if self._is_demo(self._manifest() or {}):
+        if self._is_demo():
             from app.demo import demo_calibration_path
 
             folders.append(demo_calibration_path(self.ctx.settings))
         return folders
 
-    @staticmethod
-    def _is_demo(manifest: dict[str, Any]) -> bool:
+    def _is_demo(self) -> bool:
         from app.demo import is_demo_bundle
 
-        return is_demo_bundle(manifest)
+        return is_demo_bundle(self.session.manifest or {})
 
     def _show_where(self) -> None:
         """Tell the gallery whether the images were found, and where they were when not."""
-        s = self.session
-        if not s.stored_paths or s.root is not None:
-            self.gallery.missing_note = ""
-        else:
-            where = f"'{s.stored_root}'" if s.stored_root else "a folder this bundle does not record"
-            self.gallery.missing_note = (f"The calibration images were in {where}, which is not here: "
-                                         "locate that folder to see them.")
-        if s.scores is not None:
+        self.gallery.missing_note = self.session.missing_images_note()
+        if self.session.has_data:
             self._refresh_gallery()
 
     def _regenerate_demo_images(self) -> None:
@@ -378,11 +301,6 @@ class CalibrateView(QWidget):
         return False
 
     # ------------------------------------------------------------------ scoring
-    def _browse(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Calibration data folder", self.folder_edit.text())
-        if d:
-            self.folder_edit.setText(d)
-
     def start_scoring(self) -> None:
         """Score the calibration folder on a worker: the images the core's one
         rule allows for this bundle (``inspection_core.selection``), the same
@@ -509,32 +427,15 @@ class CalibrateView(QWidget):
             if dlg in self._dialogs:
                 self._dialogs.remove(dlg)
 
-        dlg.destroyed.connect(closed)
-
-        def job(_progress: Any, _cancel: Any) -> tuple[Any, Any]:
-            from inspection_core.data.images import read_image
-            from inspection_core.inference import Inspector
-
-            inspector = cached if cached is not None else Inspector(bundle)
-            return inspector, inspector.predict(read_image(path))
-
-        def done(result: tuple[Any, Any]) -> None:
+        def keep(inspector: Any) -> None:
             if self.session.bundle_path == bundle:
-                self.session.inspector = result[0]
-            if dlg in self._dialogs:
-                dlg.set_prediction(result[1])
+                self.session.inspector = inspector
 
-        slot = self.tasks.slot(name)
-        slot.finished.connect(done)
-        slot.failed.connect(lambda msg: dlg in self._dialogs and dlg.set_error(msg))
-        slot.start(job)
+        dlg.destroyed.connect(closed)
+        dlg.predict(self.tasks.slot(name), bundle, cached, keep)
         dlg.show()
 
     # ------------------------------------------------------------------ saving
-    def calibration_result(self) -> cal.CalibrationResult:
-        """The core's CalibrationResult for the line(s) as they stand."""
-        return self.session.result()
-
     def save_to_bundle(self) -> None:
         """Confirm (old vs new, note), then write the threshold(s) into the bundle on a worker."""
         bundle = self.ctx.bundle_path
@@ -545,14 +446,8 @@ class CalibrateView(QWidget):
         except cal.CalibrationError as exc:
             self._say(str(exc), error=True)
             return
-        new = {**result.threshold.to_dict(), "strategy": result.strategy, "target": result.target}
-        op = result.point
-        summary = (f"On {len(result.scores)} calibration images: false-reject rate {pct(op.fpr)}, escape rate "
-                   f"{pct(op.fnr)}; PASS {op.n_pass}, REVIEW {op.n_review}, FAIL {op.n_fail}.")
         frame_check = self.frame_check.enabled() if self.frame_check.changed() else None
-        if frame_check is not None:
-            summary += f" The frame check is turned {'on' if frame_check else 'OFF'} with it."
-        dlg = SaveCalibrationDialog(bundle, self.session.saved_threshold or None, new, summary, self)
+        dlg = SaveCalibrationDialog.for_result(bundle, self.session.saved_threshold or None, result, frame_check, self)
         if dlg.exec() != QDialog.DialogCode.Accepted:
             self._say("Not saved.")
             return
@@ -578,28 +473,22 @@ class CalibrateView(QWidget):
         bundle = self.ctx.bundle_path
         if bundle is None:
             return
-        if not enabled:
-            answer = QMessageBox.warning(
-                self, "Turn the frame check off?",
-                f"With the frame check off, <b>{bundle.name}</b> scores every frame as a part: a blank, "
-                "covered or overexposed frame may PASS.<br><br>Turn it off?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-            if answer != QMessageBox.StandardButton.Yes:
-                self._say("Frame check not changed.")
-                return
+        if not enabled and not self.frame_check.confirm_off(bundle.name):
+            self._say("Frame check not changed.")
+            return
         self.frame_check.save_button.setEnabled(False)
         self._say("Saving the frame check…")
 
-        def job(_p: Any, _c: Any) -> tuple[bool, dict[str, Any]]:
+        def job(_p: Any, _c: Any) -> str:
             from inspection_core.usecases.calibrate import save_frame_check
 
-            return enabled, save_frame_check(bundle, enabled)
+            save_frame_check(bundle, enabled)
+            return f"Saved to {bundle.name}: frame check {'on' if enabled else 'off'}."
 
         self.tasks.slot("frame-check").start(job)
 
-    def _on_frame_check_saved(self, saved: tuple[bool, dict[str, Any]]) -> None:
-        bundle = self.ctx.bundle_path
-        self._say(f"Saved to {bundle.name if bundle else 'the bundle'}: frame check {'on' if saved[0] else 'off'}.")
+    def _on_frame_check_saved(self, message: str) -> None:
+        self._say(message)
         self.ctx.notify_bundle_updated()  # shows the saved state; a running line applies it
 
     def _on_frame_check_failed(self, msg: str) -> None:

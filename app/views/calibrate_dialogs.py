@@ -1,27 +1,27 @@
-"""Dialogs of the calibration view: one misjudged image side by side with the
-model's reconstruction and heat map, and the confirmation before a new
-threshold is written into the bundle."""
+"""The calibration view's images and dialogs: the gallery of misjudged images,
+one of them side by side with the model's reconstruction and heat map, and the
+confirmation before a new threshold is written into the bundle."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
-    QPlainTextEdit,
-    QVBoxLayout,
-    QWidget,
+    QDialog, QDialogButtonBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+    QPlainTextEdit, QPushButton, QTabWidget, QVBoxLayout, QWidget,
 )
 
+from app.tasks import TaskSlot
+from app.views.calibrate_panels import GALLERY_LIMIT, THUMB, pct
 from app.widgets import theme
 from app.widgets.image_pane import NO_RECONSTRUCTION, heat_overlay  # the same heat map the Inspect view shows
 from app.widgets.plots import to_pixmap
+from inspection_core.calibration import CalibrationResult
 from inspection_core.types import Prediction, Threshold
 
 
@@ -92,6 +92,26 @@ class PredictionDialog(QDialog):
             "with the bundle's saved threshold and frame check; "
             f"scored in {pred.latency_ms:.0f} ms")
 
+    def predict(self, slot: TaskSlot, bundle: Path, inspector: Any, keep: Callable[[Any], None]) -> None:
+        """Score the image on a worker (``slot``) with ``inspector`` (None: load ``bundle``
+        there); ``keep(inspector)`` runs when done, so the next image needs no loading."""
+        path = self.path
+
+        def job(_progress: Any, _cancel: Any) -> tuple[Any, Any]:
+            from inspection_core.data.images import read_image
+            from inspection_core.inference import Inspector
+
+            insp = inspector if inspector is not None else Inspector(bundle)
+            return insp, insp.predict(read_image(path))
+
+        def done(result: tuple[Any, Any]) -> None:
+            keep(result[0])
+            self.set_prediction(result[1])
+
+        slot.finished.connect(done)
+        slot.failed.connect(self.set_error)
+        slot.start(job)
+
     def set_error(self, message: str) -> None:
         self.status.setText(f"Could not score this image: {message}")
         theme.set_tone(self.status, "error")
@@ -146,5 +166,150 @@ class SaveCalibrationDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         lay.addWidget(self.buttons)
 
+    @classmethod
+    def for_result(cls, bundle: Path, old: dict[str, Any] | None, result: CalibrationResult,
+                   frame_check: bool | None, parent: QWidget | None = None) -> SaveCalibrationDialog:
+        """The confirmation for ``result`` (and the frame check turned on or off with it, unless None)."""
+        new = {**result.threshold.to_dict(), "strategy": result.strategy, "target": result.target}
+        op = result.point
+        summary = (f"On {len(result.scores)} calibration images: false-reject rate {pct(op.fpr)}, escape rate "
+                   f"{pct(op.fnr)}; PASS {op.n_pass}, REVIEW {op.n_review}, FAIL {op.n_fail}.")
+        if frame_check is not None:
+            summary += f" The frame check is turned {'on' if frame_check else 'OFF'} with it."
+        return cls(bundle, old, new, summary, parent)
+
     def note_text(self) -> str:
         return self.note.toPlainText().strip()
+
+
+def bundle_header(m: dict[str, Any] | None, path: Path | None) -> str:
+    """The Calibrate view's header: the model and the threshold it holds now."""
+    if m is None:
+        return "<b>No model bundle chosen</b> — pick one in the Inspect view or train one."
+    th = m.get("threshold") or {}
+    band = "" if th.get("low") is None else f", REVIEW above {th['low']:.4g}"
+    return (f"Model: <b>{m.get('name', path.name if path else '?')}</b> ({(m.get('model') or {}).get('model', '?')}) — "
+            f"saved threshold FAIL above <b>{th.get('high', float('nan')):.4g}</b>{band} "
+            f"({th.get('strategy') or 'provisional'})")
+
+
+class MisjudgedGallery(QGroupBox):
+    """Thumbnails of the false passes and false rejects; thumbnails are read
+    on a worker (the view's task slot ``thumbnails``) and cached by path. When the images are not
+    where the calibration found them, it says where they were and offers
+    "Locate folder…" (``locateRequested``)."""
+
+    imageClicked = Signal(int)  # index into the calibration set
+    locateRequested = Signal()
+
+    def __init__(self, slot: TaskSlot, parent: QWidget | None = None) -> None:
+        super().__init__("Misjudged at the current threshold (click to inspect)", parent)
+        self._slot = slot
+        slot.finished.connect(self._on_thumbnails)
+        self._thumbs: dict[str, QPixmap] = {}
+        lay = QVBoxLayout(self)
+        self.tabs = QTabWidget()
+        self.false_passes = self._list()
+        self.false_rejects = self._list()
+        self.tabs.addTab(self.false_passes, "False passes")
+        self.tabs.addTab(self.false_rejects, "False rejects")
+        lay.addWidget(self.tabs)
+        row = QHBoxLayout()
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        theme.set_tone(self.note, "hint")
+        row.addWidget(self.note, 1)
+        self.locate_button = QPushButton("Locate folder…", clicked=self.locateRequested)
+        self.locate_button.setToolTip("Choose the folder the calibration images are in now")
+        self.locate_button.hide()
+        row.addWidget(self.locate_button)
+        lay.addLayout(row)
+        self.missing_note = ""  # set by the view: where the images were, when they are not found
+
+    def _list(self) -> QListWidget:
+        w = QListWidget()
+        w.setViewMode(QListWidget.ViewMode.IconMode)
+        w.setIconSize(QSize(THUMB, THUMB))
+        w.setGridSize(QSize(THUMB + 56, THUMB + 64))  # room for the defect type, file name and score
+        w.setResizeMode(QListWidget.ResizeMode.Adjust)
+        w.setMovement(QListWidget.Movement.Static)
+        w.setUniformItemSizes(True)
+        w.itemClicked.connect(lambda item: self.imageClicked.emit(int(item.data(Qt.ItemDataRole.UserRole))))
+        return w
+
+    def show_images(self, false_passes: Sequence[int], false_rejects: Sequence[int], scores: np.ndarray,
+                    paths: Sequence[Path] | None) -> None:
+        self.tabs.setTabText(0, f"False passes ({len(false_passes)})")
+        self.tabs.setTabText(1, f"False rejects ({len(false_rejects)})")
+        missing: list[Path] = []
+        for widget, idx in ((self.false_passes, false_passes), (self.false_rejects, false_rejects)):
+            widget.clear()
+            for i in list(idx)[:GALLERY_LIMIT]:
+                name = f"{paths[i].parent.name}\n{paths[i].name}" if paths else f"#{i}"  # defect type, file
+                item = QListWidgetItem(f"{name}\n{scores[i]:.4g}")
+                item.setData(Qt.ItemDataRole.UserRole, int(i))
+                if paths:
+                    item.setToolTip(str(paths[i]))
+                    pm = self._thumbs.get(str(paths[i]))
+                    if pm is None:
+                        missing.append(paths[i])
+                        pm = self._placeholder()
+                    item.setIcon(QIcon(pm))
+                widget.addItem(item)
+        more = max(0, len(false_passes) - GALLERY_LIMIT) + max(0, len(false_rejects) - GALLERY_LIMIT)
+        note = "" if paths else "No image paths stored with these scores: score a folder to see the images. "
+        note = self.missing_note + " " if self.missing_note else note
+        self.note.setText(note + (f"{more} more not shown." if more else ""))
+        self.locate_button.setVisible(bool(self.missing_note))
+        if self.missing_note:
+            missing = []  # nothing to read until the folder is located
+        if missing and not self._slot.busy:
+            todo = list(dict.fromkeys(missing))
+            self._slot.start(lambda _p, _c: read_thumbnails(todo))
+
+    def clear(self) -> None:
+        self.false_passes.clear()
+        self.false_rejects.clear()
+        self.tabs.setTabText(0, "False passes")
+        self.tabs.setTabText(1, "False rejects")
+
+    @staticmethod
+    def _placeholder() -> QPixmap:
+        """A dark tile saying there is no picture (yet, or at all), never a blank grey square."""
+        pm = QPixmap(THUMB, THUMB)
+        pm.fill(QColor(theme.PLOT_BACKGROUND))
+        p = QPainter(pm)
+        p.setPen(QColor(theme.TEXT_DIM))
+        p.drawRect(0, 0, THUMB - 1, THUMB - 1)
+        p.drawText(pm.rect(), Qt.AlignmentFlag.AlignCenter, "no image")
+        p.end()
+        return pm
+
+    def _on_thumbnails(self, thumbs: dict[str, np.ndarray]) -> None:
+        for key, arr in thumbs.items():
+            self._thumbs[key] = to_pixmap(arr)
+        for widget in (self.false_passes, self.false_rejects):
+            for r in range(widget.count()):
+                item = widget.item(r)
+                pm = self._thumbs.get(item.toolTip())
+                if pm is not None:
+                    item.setIcon(QIcon(pm))
+
+
+def read_thumbnails(paths: Sequence[Path]) -> dict[str, np.ndarray]:
+    """Small 8-bit copies of the images (runs on a worker); unreadable files are left out."""
+    import cv2
+
+    from inspection_core.data.images import ImageReadError, read_image
+    from inspection_core.data.preprocess import to_uint8
+
+    out: dict[str, np.ndarray] = {}
+    for p in paths:
+        try:
+            img = to_uint8(read_image(p))
+        except (ImageReadError, OSError, ValueError):
+            continue
+        h, w = img.shape[:2]
+        s = THUMB / max(h, w)
+        out[str(p)] = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return out

@@ -1,26 +1,21 @@
-"""Panels of the calibration view: the operating point (confusion matrix,
-rates, band counts), the strategy controls, the frame check (frames that
-carry no part), and the gallery of misjudged images. They display and
-collect; the view decides (with the core)."""
+"""Panels of the calibration view: the scoring bar, the operating point
+(confusion matrix, rates, band counts), the strategy controls, the frame
+check (frames that carry no part), and the columns they sit in. They display
+and collect; the view binds them to the core's calibration session."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QPushButton, QTabWidget, QVBoxLayout, QWidget,
+    QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox,
+    QLineEdit, QProgressBar, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
 )
 
-from app.tasks import TaskSlot
 from app.widgets import theme
 from app.widgets.confusion import ConfusionMatrix
-from app.widgets.plots import to_pixmap
 from inspection_core.calibration import STRATEGIES, OperatingPoint
 from inspection_core.frame_check import limits_of
 
@@ -47,6 +42,24 @@ def pct(v: float | None, ci: tuple[float, float] | None = None) -> str:
 
 def num(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}"
+
+
+class FitWidthScrollArea(QScrollArea):
+    """Scrolls vertically only, and is never narrower than what it holds needs
+    (its inputs and hints were cut on the right, with a horizontal scroll bar)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().minimumSizeHint()
+        w = self.widget()
+        if w is None:
+            return hint
+        need = w.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(max(hint.width(), need), hint.height())
 
 
 class OperatingPointPanel(QGroupBox):
@@ -278,6 +291,15 @@ class FrameCheckPanel(QGroupBox):
             self.check.setEnabled(self.saved_enabled is not None)
             self._on_toggled(self.check.isChecked())
 
+    def confirm_off(self, bundle_name: str) -> bool:
+        """Ask before the check is turned off (blank frames may then PASS)."""
+        answer = QMessageBox.warning(
+            self, "Turn the frame check off?",
+            f"With the frame check off, <b>{bundle_name}</b> scores every frame as a part: a blank, "
+            "covered or overexposed frame may PASS.<br><br>Turn it off?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
     def changed(self) -> bool:
         """Whether the box differs from what the bundle holds (a save would change it)."""
         return self.saved_enabled is not None and self.check.isChecked() != self.saved_enabled
@@ -297,123 +319,58 @@ class FrameCheckPanel(QGroupBox):
                                        "and may PASS.")
 
 
-class MisjudgedGallery(QGroupBox):
-    """Thumbnails of the false passes and false rejects; thumbnails are read
-    on a worker (the view's task slot ``thumbnails``) and cached by path. When the images are not
-    where the calibration found them, it says where they were and offers
-    "Locate folder…" (``locateRequested``)."""
+class ScoringBar(QWidget):
+    """The calibration folder, Browse, Score, the stored scores, Cancel and the progress."""
 
-    imageClicked = Signal(int)  # index into the calibration set
-    locateRequested = Signal()
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        top = QHBoxLayout(self)
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(QLabel("Calibration data:"))
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setPlaceholderText("folder with good and defective images (MVTec layout or good/ + defect/)")
+        top.addWidget(self.folder_edit, 1)
+        self.browse_button = QPushButton("Browse…", clicked=self._browse)
+        self.score_button = QPushButton("Score")
+        self.stored_button = QPushButton("Use scores stored in bundle")
+        self.cancel_button = QPushButton("Cancel", enabled=False)
+        for b in (self.browse_button, self.score_button, self.stored_button, self.cancel_button):
+            top.addWidget(b)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(200)
+        self.progress.setVisible(False)
+        top.addWidget(self.progress)
 
-    def __init__(self, slot: TaskSlot, parent: QWidget | None = None) -> None:
-        super().__init__("Misjudged at the current threshold (click to inspect)", parent)
-        self._slot = slot
-        slot.finished.connect(self._on_thumbnails)
-        self._thumbs: dict[str, QPixmap] = {}
-        lay = QVBoxLayout(self)
-        self.tabs = QTabWidget()
-        self.false_passes = self._list()
-        self.false_rejects = self._list()
-        self.tabs.addTab(self.false_passes, "False passes")
-        self.tabs.addTab(self.false_rejects, "False rejects")
-        lay.addWidget(self.tabs)
-        row = QHBoxLayout()
-        self.note = QLabel("")
-        self.note.setWordWrap(True)
-        theme.set_tone(self.note, "hint")
-        row.addWidget(self.note, 1)
-        self.locate_button = QPushButton("Locate folder…", clicked=self.locateRequested)
-        self.locate_button.setToolTip("Choose the folder the calibration images are in now")
-        self.locate_button.hide()
-        row.addWidget(self.locate_button)
-        lay.addLayout(row)
-        self.missing_note = ""  # set by the view: where the images were, when they are not found
-
-    def _list(self) -> QListWidget:
-        w = QListWidget()
-        w.setViewMode(QListWidget.ViewMode.IconMode)
-        w.setIconSize(QSize(THUMB, THUMB))
-        w.setGridSize(QSize(THUMB + 56, THUMB + 64))  # room for the defect type, file name and score
-        w.setResizeMode(QListWidget.ResizeMode.Adjust)
-        w.setMovement(QListWidget.Movement.Static)
-        w.setUniformItemSizes(True)
-        w.itemClicked.connect(lambda item: self.imageClicked.emit(int(item.data(Qt.ItemDataRole.UserRole))))
-        return w
-
-    def show_images(self, false_passes: Sequence[int], false_rejects: Sequence[int], scores: np.ndarray,
-                    paths: Sequence[Path] | None) -> None:
-        self.tabs.setTabText(0, f"False passes ({len(false_passes)})")
-        self.tabs.setTabText(1, f"False rejects ({len(false_rejects)})")
-        missing: list[Path] = []
-        for widget, idx in ((self.false_passes, false_passes), (self.false_rejects, false_rejects)):
-            widget.clear()
-            for i in list(idx)[:GALLERY_LIMIT]:
-                name = f"{paths[i].parent.name}\n{paths[i].name}" if paths else f"#{i}"  # defect type, file
-                item = QListWidgetItem(f"{name}\n{scores[i]:.4g}")
-                item.setData(Qt.ItemDataRole.UserRole, int(i))
-                if paths:
-                    item.setToolTip(str(paths[i]))
-                    pm = self._thumbs.get(str(paths[i]))
-                    if pm is None:
-                        missing.append(paths[i])
-                        pm = self._placeholder()
-                    item.setIcon(QIcon(pm))
-                widget.addItem(item)
-        more = max(0, len(false_passes) - GALLERY_LIMIT) + max(0, len(false_rejects) - GALLERY_LIMIT)
-        note = "" if paths else "No image paths stored with these scores: score a folder to see the images. "
-        note = self.missing_note + " " if self.missing_note else note
-        self.note.setText(note + (f"{more} more not shown." if more else ""))
-        self.locate_button.setVisible(bool(self.missing_note))
-        if self.missing_note:
-            missing = []  # nothing to read until the folder is located
-        if missing and not self._slot.busy:
-            todo = list(dict.fromkeys(missing))
-            self._slot.start(lambda _p, _c: read_thumbnails(todo))
-
-    def clear(self) -> None:
-        self.false_passes.clear()
-        self.false_rejects.clear()
-        self.tabs.setTabText(0, "False passes")
-        self.tabs.setTabText(1, "False rejects")
-
-    @staticmethod
-    def _placeholder() -> QPixmap:
-        """A dark tile saying there is no picture (yet, or at all), never a blank grey square."""
-        pm = QPixmap(THUMB, THUMB)
-        pm.fill(QColor(theme.PLOT_BACKGROUND))
-        p = QPainter(pm)
-        p.setPen(QColor(theme.TEXT_DIM))
-        p.drawRect(0, 0, THUMB - 1, THUMB - 1)
-        p.drawText(pm.rect(), Qt.AlignmentFlag.AlignCenter, "no image")
-        p.end()
-        return pm
-
-    def _on_thumbnails(self, thumbs: dict[str, np.ndarray]) -> None:
-        for key, arr in thumbs.items():
-            self._thumbs[key] = to_pixmap(arr)
-        for widget in (self.false_passes, self.false_rejects):
-            for r in range(widget.count()):
-                item = widget.item(r)
-                pm = self._thumbs.get(item.toolTip())
-                if pm is not None:
-                    item.setIcon(QIcon(pm))
+    def _browse(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Calibration data folder", self.folder_edit.text())
+        if d:
+            self.folder_edit.setText(d)
 
 
-def read_thumbnails(paths: Sequence[Path]) -> dict[str, np.ndarray]:
-    """Small 8-bit copies of the images (runs on a worker); unreadable files are left out."""
-    import cv2
-
-    from inspection_core.data.images import ImageReadError, read_image
-    from inspection_core.data.preprocess import to_uint8
-
-    out: dict[str, np.ndarray] = {}
-    for p in paths:
-        try:
-            img = to_uint8(read_image(p))
-        except (ImageReadError, OSError, ValueError):
-            continue
-        h, w = img.shape[:2]
-        s = THUMB / max(h, w)
-        out[str(p)] = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    return out
+def three_columns(left: Sequence[QWidget], middle: Sequence[QWidget], right: Sequence[QWidget]) -> QSplitter:
+    """The view's columns: plots and gallery (stretching, split), the ROC curve and the
+    operating point, and the controls in a scroll area never narrower than they are."""
+    split = QSplitter(Qt.Orientation.Horizontal)
+    first = QSplitter(Qt.Orientation.Vertical)
+    for w in left:
+        first.addWidget(w)
+    first.setSizes([480, 300])
+    split.addWidget(first)
+    for i, widgets in enumerate((middle, right)):
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        for j, w in enumerate(widgets):
+            lay.addWidget(w, 1 if i == 0 and j == 0 else 0)
+        if i == 0:
+            split.addWidget(box)
+        else:
+            scroll = FitWidthScrollArea()  # never narrower than its inputs: nothing cut on the right
+            scroll.setWidget(box)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            split.addWidget(scroll)
+    split.setCollapsible(2, False)
+    for i, stretch in enumerate((1, 0, 0)):
+        split.setStretchFactor(i, stretch)
+    split.setSizes([700, 420, 340])
+    return split

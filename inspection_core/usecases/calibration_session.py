@@ -279,6 +279,13 @@ class CalibrationSession:
         self._emit("data")
         return True
 
+    def missing_images_note(self) -> str:
+        """Where a stored calibration's images were, when they are not found now ("" otherwise)."""
+        if not self.stored_paths or self.root is not None:
+            return ""
+        where = f"'{self.stored_root}'" if self.stored_root else "a folder this bundle does not record"
+        return f"The calibration images were in {where}, which is not here: locate that folder to see them."
+
     def _take(self, scores: Any, labels: Any, paths: Sequence[Any] | None, threshold: Threshold | None,
               emit: bool = True) -> None:
         self._drop_data()
