@@ -40,4 +40,5 @@ def main(roots: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or [str(Path(__file__).resolve().parents[2] / "shared" / "data" / c) for c in ("screw", "magnetic_tile")]))
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    sys.exit(main(sys.argv[1:] or [str(shared / c) for c in ("screw", "magnetic_tile", "pill")]))

@@ -73,7 +73,8 @@ def machine_line() -> str:
     amx = f"  AMX {'yes' if 'amx_bf16' in info['flags'].split() else 'no'}" if "flags" in info else ""
     return (f"# perf  torch {torch.__version__}  {cpu}  {os.cpu_count()} cpus  threads {torch.get_num_threads()}{amx}  "
             f"native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"
-            + (f" (convolutions {cpu_bf16_speedup():.2f}x fp32: {'the fast path' if cpu_bf16_is_fast() else 'not used by default'})"
+            + (f" (convolutions {cpu_bf16_speedup():.2f}x fp32: "
+               f"{'the fast path' if cpu_bf16_is_fast() else 'not used by default'})"
                if cpu_has_native_bf16() else "") + f"  {load_text()}")
 
 

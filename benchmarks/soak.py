@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2000, help="frames before the 'start' figure (default 2000)")
     p.add_argument("--bundle", type=Path, default=ROOT / "models" / "demo.inspector")
     p.add_argument("--scale", type=int, default=2, help="frame size as a multiple of 128 px (default 2: 256 px; "
-                                                         "kept FAIL/REVIEW images take about 4 GB per 100,000 frames, in the work folder)")
+                                                         "kept FAIL/REVIEW images take about 4 GB per 100,000 frames, "
+                                                         "in the work folder)")
     p.add_argument("--no-keep-images", action="store_true", help="do not keep FAIL/REVIEW images")
     p.add_argument("--work", type=Path, default=None, help="folder for the history and kept images (default: a "
                                                           "temporary one, removed at the end)")

@@ -57,7 +57,8 @@ def _seq(prefix: str, n: int) -> tuple[str, ...]:
 _RESNET_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "mobilenet_v2": BackboneSpec("mobilenet_v2", "IMAGENET1K_V1", _seq("features", 19), ("features.6", "features.13"), "features.18"),
+    "mobilenet_v2": BackboneSpec("mobilenet_v2", "IMAGENET1K_V1", _seq("features", 19), ("features.6", "features.13"),
+                                 "features.18"),
     "resnet18": BackboneSpec("resnet18", "IMAGENET1K_V1", _RESNET_STAGES, ("layer2", "layer3"), "layer4"),
     "wide_resnet50_2": BackboneSpec("wide_resnet50_2", "IMAGENET1K_V1", _RESNET_STAGES, ("layer2", "layer3"), "layer4"),
     "vgg16": BackboneSpec("vgg16", "IMAGENET1K_V1", _seq("features", 31), ("features.15", "features.22"), "features.29"),
@@ -114,7 +115,8 @@ def pretrained_state_dict(name: str, source: str = "imagenet") -> tuple[dict[str
         except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
             raise WeightsUnavailableError(
                 f"{name} ImageNet weights are not available: not in torch's cache ('{hub_checkpoint_path(name)}') "
-                f"and the download failed ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}). "
+                f"and the download failed ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}). "
                 f"To get them: {_how_to_get(name)}."
             ) from exc
         return sd, f"imagenet (torchvision {type(entry).__name__}.{spec.weights})"
@@ -169,12 +171,12 @@ class FeatureExtractor(nn.Module):
         layers = list(layers)
         if not layers:
             raise ValueError(f"{backbone}: give at least one layer")
-        bad = [l for l in layers if l not in spec.stages]
+        bad = [name for name in layers if name not in spec.stages]
         if bad:
             raise ValueError(f"{backbone} has no layer(s) {bad}; layers are: {', '.join(spec.stages)}")
         self.backbone = backbone
         self.layers = sorted(set(layers), key=spec.stages.index)
-        deepest = max(spec.stages.index(l) for l in self.layers)
+        deepest = max(spec.stages.index(name) for name in self.layers)
         full = build_torchvision(backbone)
         self.source = "random"
         self.stage_names = list(spec.stages[: deepest + 1])

@@ -147,7 +147,8 @@ def render_page(*, title: str, scores: np.ndarray, names: list[str],
     s = scores
     bands = point.to_dict()["bands"]
     band_rows = [("good: PASS / REVIEW / FAIL", f"{bands['good']['pass']} / {bands['good']['review']} / {bands['good']['fail']}"),
-                 ("defective: PASS / REVIEW / FAIL", f"{bands['defect']['pass']} / {bands['defect']['review']} / {bands['defect']['fail']}"),
+                 ("defective: PASS / REVIEW / FAIL",
+                  f"{bands['defect']['pass']} / {bands['defect']['review']} / {bands['defect']['fail']}"),
                  ("all: PASS / REVIEW / FAIL", f"{point.n_pass} / {point.n_review} / {point.n_fail}")]
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     no_images = "<p>No images given.</p>" if not images_given and (false_pass or false_reject) else ""

@@ -38,7 +38,6 @@ from ..frame_check import with_enabled
 from ..inference import Inspector
 from ..progress import CancelToken, ProgressCallback
 from ..selection import ImageSelection, calibration_samples, open_data
-from ..types import Threshold
 from .evaluate import as_inspector
 from .fidelity import path_to_check
 

@@ -49,7 +49,8 @@ def _brute_force(scores, labels):
     out = []
     for c in cands:
         fail = scores > c
-        tp = np.sum(fail & (labels == 1)); fp = np.sum(fail & (labels == 0))
+        tp = np.sum(fail & (labels == 1))
+        fp = np.sum(fail & (labels == 0))
         n1, n0 = np.sum(labels == 1), np.sum(labels == 0)
         out.append((c, fp / n0, 1 - tp / n1, 2 * tp / (2 * tp + fp + (n1 - tp))))
     return out

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from inspection_core import acceleration
-from inspection_core.acceleration import BF16_VERIFIED, PackedConv, choose_precision, cpu_can_pack, cpu_has_native_bf16, pack_model
+from inspection_core.acceleration import PackedConv, choose_precision, cpu_can_pack, cpu_has_native_bf16, pack_model
 from inspection_core.types import Threshold
 from inspection_core.usecases.fidelity import compare_paths, measure_fidelity, record_fidelity
 from inspection_core.bundle import read_manifest

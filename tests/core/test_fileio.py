@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,9 +52,7 @@ with atomic_open(sys.argv[1], "wb") as fh:
 """
 
 
-def _writer_in_progress(target: Path) -> "subprocess.Popen[str]":
-    import subprocess
-    import sys
+def _writer_in_progress(target: Path) -> subprocess.Popen[str]:
 
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"

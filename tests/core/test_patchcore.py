@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from _datasets import SHARED_DATA, shared_data
+from _datasets import shared_data
 from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.models import build_model
 from inspection_core.models.components import nearest
@@ -288,7 +288,7 @@ def test_the_layout_statistics_see_a_part_whose_two_zones_are_swapped(torch_home
         model.fit_finish(lambda done, total: None)
         with torch.inference_mode():
             added[g] = (model.eval()(good).texture, model(swapped).texture)
-    (good_spread, swapped_spread), (good_layout, swapped_layout) = added[0], added[2]
+    (_good_spread, swapped_spread), (good_layout, swapped_layout) = added[0], added[2]
     # measured: spreads alone add 0.47-0.50 to the swapped parts, with the layout 3.8
     assert float(swapped_layout.median()) > 4 * float(swapped_spread.median()), added
     assert float(swapped_layout.min()) > float(good_layout.max()) + 1.0, added

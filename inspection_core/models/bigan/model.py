@@ -185,7 +185,8 @@ class BiGAN(ResidualScoring, Detector):
             else:
                 cons = torch.zeros((), device=x.device)
             if float(p["w_perceptual"]) > 0:
-                g_loss = g_loss + self.perceptual_term(x, x_rec if w_cons > 0 else self.generator(self.encoder(self.training_input(x))))
+                rebuilt = x_rec if w_cons > 0 else self.generator(self.encoder(self.training_input(x)))
+                g_loss = g_loss + self.perceptual_term(x, rebuilt)
         self.step(g_loss, self.optimizers["ge"])
 
         return {

@@ -125,7 +125,7 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
         self.features = FeatureExtractor(p["backbone"], p["layers"], weights=None)
         #: the backbone's channels (the texture statistics), then the patch's
         #: position on the grid where position_weight > 0
-        self.appearance_dim = sum(self.features.channels[l] for l in self.features.layers)
+        self.appearance_dim = sum(self.features.channels[name] for name in self.features.layers)
         self.feature_dim = self.appearance_dim + (2 if float(p["position_weight"]) > 0 else 0)
         self.register_buffer("memory_bank", torch.zeros(0, self.feature_dim))
         self.register_buffer("_bank_sq", torch.zeros(0), persistent=False)
