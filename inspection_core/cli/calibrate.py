@@ -16,8 +16,7 @@ from typing import Any
 
 from ..calibration import STRATEGIES, CalibrationResult, plateau_note
 from ..selection import CALIBRATION_SPLITS
-from .common import CliError, ProgressBar, check_batch_size
-
+from .common import CliError, ProgressBar, check_batch_size, check_float, check_int
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -91,8 +90,13 @@ def format_result(result: CalibrationResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; 0 on success, 2 with a one-line message on error."""
-    from ..usecases.calibrate import calibrate_bundle
-
+    # each number in range, named, before the bundle is opened ('--target 1e400' said "strategy 'manual' needs
+    # the threshold value as target", '--bootstrap 1e20' "Maximum allowed dimension exceeded")
+    check_float(args.target, "--target")
+    check_float(args.margin, "--margin")
+    for value, flag in zip(args.review_band or (), ("--review-band LOW", "--review-band HIGH")):
+        check_float(value, flag)
+    check_int(args.bootstrap, "--bootstrap", 0, 1_000_000)
     if args.strategy is None and args.review_band is None:
         raise CliError("give --strategy (or --review-band LOW HIGH)")
     if args.review_band is not None and args.strategy not in (None, "manual"):
@@ -101,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     if args.strategy == "manual" and args.target is None and args.review_band is None:
         raise CliError("--strategy manual needs --target VALUE (the threshold)")
     check_batch_size(args.batch_size)
+    from ..usecases.calibrate import (
+        calibrate_bundle,  # torch: after the arguments are checked
+    )
+
     bar = ProgressBar("calibrate")
     try:
         outcome = calibrate_bundle(args.bundle, args.data, args.strategy, args.target,

@@ -1,21 +1,174 @@
-"""Helpers shared by the sub-commands: the one-line error and the progress bar."""
+"""Helpers shared by the sub-commands: the one-line error, checks of numeric
+options, signals handled like Ctrl-C, printable paths and the progress bar."""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import signal
 import sys
+import threading
+import unicodedata
+from collections.abc import Iterator
+from types import FrameType
 
 from ..progress import ProgressEvent
+
+#: the largest --batch-size of any command: far above any useful batch, below
+#: the sizes that overflow or ask for terabytes
+MAX_BATCH_SIZE = 65536
 
 
 class CliError(Exception):
     """An error reported as one line, with exit status 2."""
 
 
+def _shown(value: float) -> str:
+    """A number as typed, a whole number too long to read shortened (its digits counted)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+        digits = len(text.lstrip("-"))
+        return f"{text[:8]}…{text[-4:]} ({digits} digits)" if digits > 20 else text
+    return repr(value) if isinstance(value, float) and math.isfinite(value) else str(value)
+
+
+def check_int(value: int | None, flag: str, lo: int, hi: int) -> int | None:
+    """An integer option as given (None: not given), or CliError naming the
+    option: one line, exit 2, before anything runs on the value (a seed of 23
+    digits said 'Overflow when unpacking long long' after the data was read)."""
+    if value is None:
+        return None
+    if value < lo:
+        raise CliError(f"{flag} must be at least {lo}, got {_shown(value)}")
+    if value > hi:
+        raise CliError(f"{flag} must be at most {hi}, got {_shown(value)}")
+    return value
+
+
+def check_float(value: float | None, flag: str, lo: float | None = None, hi: float | None = None,
+                above: bool = False) -> float | None:
+    """A decimal option as given (None: not given), or CliError naming the
+    option: finite (argparse reads '1e400' as inf and 'nan' as nan), at least
+    ``lo`` (above it with ``above``) and at most ``hi``."""
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise CliError(f"{flag} must be a finite number, got {_shown(value)}")
+    if lo is not None and (value <= lo if above else value < lo):
+        raise CliError(f"{flag} must be {'above' if above else 'at least'} {lo:g}, got {_shown(value)}")
+    if hi is not None and value > hi:
+        raise CliError(f"{flag} must be at most {hi:g}, got {_shown(value)}")
+    return value
+
+
 def check_batch_size(value: int) -> int:
     """``--batch-size`` as given, or CliError: one line, exit 2, as every command's errors."""
-    if value < 1:
-        raise CliError(f"--batch-size must be at least 1, got {value}")
+    check_int(value, "--batch-size", 1, MAX_BATCH_SIZE)
     return value
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised in the main thread like Ctrl-C's
+    KeyboardInterrupt (every ``finally`` and ``except KeyboardInterrupt``
+    runs); ``signum`` says which. A command may set ``note`` (what was kept)
+    for the one-line notice."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def add_note(exc: BaseException, text: str) -> None:
+    """What a command kept when it was interrupted (the verdicts written, the
+    bundle not written): main() adds it to its one-line notice."""
+    exc.note = text  # type: ignore[attr-defined]
+
+
+_deferring = 0  # depth of signals_deferred() blocks
+_pending: int | None = None  # a signal that arrived inside one
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    global _pending
+    if _deferring:
+        _pending = signum
+        return
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """A block that a signal does not cut in two (a verdict printed and kept for
+    the CSV, the CSV written, a lock taken): a signal that arrives inside it is
+    raised when it ends."""
+    global _deferring, _pending
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending is not None:
+            signum, _pending = _pending, None
+            raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread while
+    the block runs (a service manager's stop, a ``kill`` and Ctrl-C all end a
+    command the same way: its ``finally`` blocks run). A signal that was
+    ignored when the program started (a background job's SIGINT) stays
+    ignored; the previous handlers come back at the end."""
+    global _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old = signal.getsignal(sig)
+        if old is not signal.SIG_IGN:
+            previous[sig] = old
+            signal.signal(sig, _on_signal)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        _pending = None
+
+
+# --------------------------------------------------------------------------- printing file names
+
+#: characters written as their usual escape
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(path: object) -> str:
+    """A file name safe to print as one field of one line: a tab, a newline
+    or any other control character (an escape sequence of the terminal, a
+    Unicode line separator) cannot split or forge the line. Each is written
+    as its escape (``\\t``, ``\\n``, ``\\x1b``, ``\\u2028``) and a byte that
+    is not UTF-8 as ``\\xff``; so that an escape is never ambiguous a
+    backslash is doubled, except on Windows, where it separates folders and
+    no name holds a control character."""
+    text = str(path)
+    windows = sys.platform.startswith("win")
+    out = []
+    for ch in text:
+        if ch == "\\" and windows:
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif "\udc80" <= ch <= "\udcff":  # a byte that is not UTF-8 (os.fsdecode's surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class ProgressBar:

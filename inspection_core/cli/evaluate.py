@@ -27,9 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_batch_size(args.batch_size)  # before torch is imported: a bad number is refused at once
     from ..usecases.evaluate import evaluate_bundle
 
-    check_batch_size(args.batch_size)
     bar = ProgressBar("evaluate", enabled=True if args.progress else None)
     try:
         outcome = evaluate_bundle(args.bundle, args.data, report_dir=args.report, batch_size=args.batch_size,

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from typing import Sequence
 
 from .. import __version__
-from .common import CliError
+from .common import CliError, signals_as_interrupts
 
 #: sub-command name -> (module, one-line summary shown by ``inspector --help``)
 SUMMARIES = {
@@ -71,10 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("inspector: interrupted", file=sys.stderr)
-        return 130
+        with signals_as_interrupts():  # SIGTERM (a service stop, kill) ends a command as Ctrl-C does
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        note = getattr(exc, "note", "")
+        print(f"inspector: interrupted ({signal.Signals(signum).name}) during {args.command}"
+              + (f"; {note}" if note else ""), file=sys.stderr)
+        return 128 + signum  # the shell's status of a process the signal ended: 130, 143
     except (CliError, ValueError, OSError, RuntimeError, MemoryError) as exc:
         if args.verbose:
             raise

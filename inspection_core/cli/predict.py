@@ -9,12 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import atomic_write_csv
-from .common import CliError, check_batch_size
+from ..fileio import atomic_open, atomic_write_csv
+from .common import (
+    CliError,
+    add_note,
+    check_batch_size,
+    check_float,
+    printable,
+    signals_deferred,
+)
 
 #: decoded images held at once, at most (plus one): a 0.5 MB PNG can decode to
 #: 432 MB, and a batch of 32 of them took 8 GB
 MAX_BATCH_BYTES = 256 << 20
+#: the verdicts, in the order the summary counts them
+VERDICTS = ("PASS", "REVIEW", "FAIL", "INVALID")
+#: the CSV's columns: ``reason`` says why a frame is INVALID (empty otherwise)
+CSV_HEADER = ["path", "score", "verdict", "reason"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", type=Path, help="image files or folders")
     p.add_argument("--bundle", type=Path, required=True)
-    p.add_argument("--csv", type=Path, default=None, help="write path,score,verdict rows here")
+    p.add_argument("--csv", type=Path, default=None,
+                   help="write path,score,verdict,reason rows here (also when the run stops early: the verdicts "
+                        "printed so far)")
     p.add_argument("--maps", type=Path, default=None, help="folder for heat-map overlays (<name>_heat.png, at each image's own resolution; a folder's sub-folders are mirrored)")
     p.add_argument("--record", type=Path, default=None, metavar="DB",
                    help="append verdicts to this history database; a verdict is recorded before it is printed (while "
@@ -58,7 +71,38 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndar
     colored = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     if colored.shape[:2] != base.shape[:2]:
         colored = cv2.resize(colored, base.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    return cv2.addWeighted(base, 1 - alpha, colored, alpha, 0)
+    # blended into the resized map: one full-size image less (432 MB at 12000 x 12000)
+    return cv2.addWeighted(base, 1 - alpha, colored, alpha, 0, dst=colored)
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """What ran out, when ``exc`` is MemoryError or OpenCV's own ('Failed to
+    allocate N bytes', 'Insufficient memory'); None for any other error."""
+    import re
+
+    if isinstance(exc, MemoryError):
+        return str(exc).strip() or "MemoryError"
+    text = str(exc)
+    if type(exc).__module__.startswith("cv2") and ("Failed to allocate" in text or "Insufficient memory" in text):
+        found = re.search(r"Failed to allocate \d+ bytes", text)
+        return found.group(0) if found else "OpenCV: insufficient memory"
+    return None
+
+
+def _write_overlay(out: Path, images: list, i: int, heat: np.ndarray) -> None:
+    """The overlay of ``images[i]`` as a PNG at ``out``; the image is let go as
+    soon as it is drawn, so that at most the image and its overlay are held."""
+    import cv2
+
+    drawn = overlay(images[i], heat)
+    images[i] = None
+    ok, encoded = cv2.imencode(out.suffix or ".png", drawn)
+    del drawn
+    if not ok:
+        raise ValueError(f"cannot encode the heat-map overlay '{out}'")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out, "wb") as fh:
+        fh.write(encoded.data)  # no bytes copy of a file that can be as large as the image
 
 
 def _batches(files: list[Path], batch_size: int, skipped: list, read_image: Any, error: type) -> Any:
@@ -73,11 +117,12 @@ def _batches(files: list[Path], batch_size: int, skipped: list, read_image: Any,
             image = read_image(f)
         except error as exc:
             skipped.append((f, exc.reason))
-            print(f"warning: skipped {exc}", file=sys.stderr)
+            print(f"warning: skipped {printable(exc)}", file=sys.stderr)
             continue
         chunk.append(f)
         images.append(image)
         held += image.nbytes
+        del image  # held by the batch alone: the caller lets it go before the next file is decoded
         if len(chunk) >= batch_size or held >= MAX_BATCH_BYTES:
             yield chunk, images
             chunk, images, held = [], [], 0
@@ -109,7 +154,7 @@ def _record(recorder: Any, args: argparse.Namespace, insp: Any, f: Path, pred: A
                         threshold_low=pred.threshold.low, source="cli", image_ref=str(f), bundle=insp.name,
                         bundle_id=insp.bundle_id, station=args.station, latency_ms=pred.latency_ms)
     except RecordError as exc:
-        raise CliError(f"'{f}' scored {pred.verdict.value} but cannot be recorded ({exc}); stopped, every verdict "
+        raise CliError(f"'{printable(f)}' scored {pred.verdict.value} but cannot be recorded ({exc}); stopped, every verdict "
                        "printed above is recorded") from None
     if recorder.state == "spooling" and was != "spooling":
         print(f"warning: {recorder.message}", file=sys.stderr)
@@ -130,12 +175,26 @@ def _close_recorder(recorder: Any, wait_s: float) -> None:
             db.close()
 
 
+def _line(f: Path, pred: Any) -> str:
+    """The printed line: path, score and verdict (and an INVALID frame's reason)
+    separated by tabs; the path escaped so that no name can split or forge a line."""
+    line = f"{printable(f)}\t{pred.score:.6g}\t{pred.verdict.value}"
+    return f"{line}\t{pred.reason}" if pred.reason else line
+
+
+def _csv_path(f: Path) -> str:
+    """The path as the CSV holds it (quoted there, so a newline is kept); a
+    byte that is not UTF-8 is written as its escape, as in the printed line."""
+    return str(f).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..data.images import ImageReadError, list_images, read_image, write_image
+    check_batch_size(args.batch_size)  # before torch is imported: a bad number is refused at once
+    check_float(args.record_wait, "--record-wait", 0.0, 86400.0)
+    from ..data.images import ImageReadError, list_images, read_image
     from ..drift import InputMonitor
     from ..inference import Inspector
 
-    check_batch_size(args.batch_size)
     insp = Inspector(args.bundle, device=args.device)
     monitor = InputMonitor(insp.manifest)  # says once when the images are unlike the training data
     files: list[Path] = []
@@ -151,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
             files.append(p)
             map_names.setdefault(p, Path(f"{p.stem}_heat.png"))
         else:
-            raise CliError(f"'{p}' does not exist")
+            raise CliError(f"'{printable(p)}' does not exist")
     taken: set[Path] = set()
     for f, name in map_names.items():  # two files given by name with the same stem: number the later ones
         n, unique = 1, name
@@ -162,34 +221,57 @@ def run(args: argparse.Namespace) -> int:
         map_names[f] = unique
     if not files:
         hint = "" if args.recursive else " (use --recursive for sub-folders)"
-        raise CliError("no images found in " + ", ".join(f"'{p}'" for p in args.paths) + hint)
+        raise CliError("no images found in " + ", ".join(f"'{printable(p)}'" for p in args.paths) + hint)
     recorder = _open_recorder(args.record) if args.record else None
-    rows, skipped, counts = [], [], {"PASS": 0, "REVIEW": 0, "FAIL": 0}
+    rows: list[list[str]] = []  # exactly the verdicts printed: the CSV is written from it however the run ends
+    skipped: list = []
+    counts = dict.fromkeys(VERDICTS, 0)
+    interrupted = False
     try:
-        for chunk, images in _batches(files, args.batch_size, skipped, read_image, ImageReadError):
-            for f, image, pred in zip(chunk, images, insp.predict_batch(images)):
-                if (warning := monitor.observe(image, pred.score, pred.image)) is not None:
-                    print(f"warning: {warning}", file=sys.stderr)
-                if recorder is not None:
-                    _record(recorder, args, insp, f, pred)  # before it is printed: a printed verdict is recorded
-                counts[pred.verdict.value] += 1
-                rows.append([str(f), f"{pred.score:.8g}", pred.verdict.value])
-                print(f"{f}\t{pred.score:.6g}\t{pred.verdict.value}", flush=recorder is not None)
-                if args.maps:
-                    out = args.maps / map_names[f]
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    write_image(out, overlay(image, pred.heat))  # at the image's resolution
-            del images, image  # the next batch is decoded without this one's full-size images
+        try:
+            for chunk, images in _batches(files, args.batch_size, skipped, read_image, ImageReadError):
+                preds = insp.predict_batch(images)
+                for i, (f, pred) in enumerate(zip(chunk, preds)):
+                    if (warning := monitor.observe(images[i], pred.score, pred.image)) is not None:
+                        print(f"warning: {warning}", file=sys.stderr)
+                    if recorder is not None:
+                        _record(recorder, args, insp, f, pred)  # before it is printed: a printed verdict is recorded
+                    with signals_deferred():  # printed and kept for the CSV together, or neither
+                        print(_line(f, pred), flush=True)
+                        rows.append([_csv_path(f), f"{pred.score:.8g}", pred.verdict.value, pred.reason])
+                        counts[pred.verdict.value] += 1
+                    if args.maps:
+                        try:
+                            _write_overlay(args.maps / map_names[f], images, i, pred.heat)  # at the image's resolution
+                        except Exception as exc:  # only running out of memory is skipped
+                            if (what := _out_of_memory(exc)) is None:
+                                raise
+                            shape = np.shape(images[i])[:2] if images[i] is not None else ()
+                            size = f" at {shape[1]} x {shape[0]} px" if shape else ""
+                            print(f"warning: no heat-map overlay for '{printable(f)}': not enough memory to draw "
+                                  f"it{size} ({what}); its verdict stands", file=sys.stderr)
+                    images[i] = None  # let each image go once done: the next batch is decoded without it
+                del images, preds
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            if recorder is not None:  # interrupted: the spool keeps what is not written yet, no waiting
+                _close_recorder(recorder, 0.0 if interrupted else args.record_wait)
+    except KeyboardInterrupt as exc:
+        kept = f"{len(rows)} verdict(s) printed" + (f" and written to '{printable(args.csv)}'" if args.csv else "")
+        add_note(exc, kept)
+        raise
     finally:
-        if recorder is not None:
-            _close_recorder(recorder, args.record_wait)
+        if args.csv:
+            with signals_deferred():  # a second signal does not cut the CSV short
+                atomic_write_csv(args.csv, CSV_HEADER, rows)
     if (warning := monitor.finish()) is not None:
         print(f"warning: {warning}", file=sys.stderr)
-    if args.csv:
-        atomic_write_csv(args.csv, ["path", "score", "verdict"], rows)
     total = sum(counts.values())
     print(
         f"{total} scored: {counts['PASS']} PASS, {counts['REVIEW']} REVIEW, {counts['FAIL']} FAIL"
+        + (f", {counts['INVALID']} INVALID (no part in the frame)" if counts["INVALID"] else "")
         + (f"; {len(skipped)} unreadable skipped" if skipped else ""),
         file=sys.stderr,
     )

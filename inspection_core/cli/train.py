@@ -4,11 +4,24 @@ over :func:`inspection_core.usecases.training.train_and_save`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, ProgressBar
+from .common import (
+    CliError,
+    ProgressBar,
+    add_note,
+    check_batch_size,
+    check_float,
+    check_int,
+    printable,
+    signals_deferred,
+)
 
 #: flags that set a family parameter: flag dest -> param name
 _PARAM_FLAGS = {"latent": "latent_dim", "width": "base_width", "backbone": "backbone"}
@@ -140,12 +153,118 @@ def _without_check_result(bar: ProgressBar) -> Any:
     return forward
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """Each numeric option in its range, or one line naming it (exit 2) before
+    any work: a 23-digit seed said 'Overflow when unpacking long long' after the
+    data was read; a huge --epochs or an infinite --lr trained."""
+    check_int(args.seed, "--seed", 0, 2**32 - 1)
+    check_int(args.epochs, "--epochs", 1, 100_000)
+    check_int(args.updates, "--updates", 1, 100_000_000)
+    if args.batch_size is not None:
+        check_batch_size(args.batch_size)
+    check_int(args.early_stopping, "--early-stopping", 0, 100_000)
+    check_float(args.lr, "--lr", 0.0, 10.0, above=True)
+    check_float(args.val_fraction, "--val-fraction", 0.0, 0.9)
+
+
+def _holder(fd: int) -> str:
+    """The pid a lock file names (for the message)."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def training_lock(bundle: Path) -> Iterator[None]:
+    """Hold ``<bundle>.lock`` for a whole training, so that two trainings never
+    write one bundle (each said "saved", the later one's bundle silently won).
+    The lock is the operating system's (flock; released when the process ends
+    however it ends), so a lock file left by a process that died, whatever pid
+    it names, is simply taken over; the file holds the pid for the message."""
+    from ..fileio import describe_os_error
+
+    lock = bundle.with_name(bundle.name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with signals_deferred():  # taken whole or not at all
+            fd = _take_lock(lock, bundle)
+    except OSError as exc:  # before hours of training, not at the save
+        raise CliError(f"cannot write '{printable(lock)}' beside --out '{printable(bundle)}': "
+                       f"{describe_os_error(exc)}") from None
+    try:
+        yield
+    finally:
+        with signals_deferred():
+            if sys.platform == "win32":  # pragma: no cover - an open file cannot be removed there
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(lock)  # before the lock is let go: nobody can take a lock on a file on its way out
+            if sys.platform != "win32":
+                os.close(fd)
+
+
+def _take_lock(lock: Path, bundle: Path) -> int:
+    if sys.platform == "win32":  # pragma: no cover - a byte range of the file, also released when the process ends
+        return _take_lock_windows(lock, bundle)
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a running training
+            holder = _holder(fd)
+            os.close(fd)
+            raise CliError(f"another training is writing '{printable(bundle)}' (pid {holder}); wait for it to "
+                           "end or choose another --out") from None
+        try:  # the holder may have ended and removed the file while we opened it: lock the current one
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            return fd
+        os.close(fd)
+
+
+if sys.platform == "win32":  # pragma: no cover - Windows only
+    def _take_lock_windows(lock: Path, bundle: Path) -> int:
+        import msvcrt
+
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.lseek(fd, 1024, os.SEEK_SET)  # the lock is a byte past the pid, so the pid can be read
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise CliError(f"another training is writing '{printable(bundle)}' (pid {holder}); wait for it to "
+                           "end or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        return fd
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..bundle import describe, read_manifest
+    from ..bundle import bundle_path, describe, read_manifest
     from ..data.dataset import scan_dataset
     from ..models.registry import check_model_config, model_class
     from ..usecases.training import train_and_save
 
+    check_numbers(args)
     mcfg, tcfg = configs_from_args(args, channels=3)
     check_model_config(mcfg)  # a bad size or parameter fails before the data is read
     tcfg.validate()
@@ -153,10 +272,22 @@ def run(args: argparse.Namespace) -> int:
     mcfg.channels = index.channels
     bar = ProgressBar(f"train {args.model}", enabled=True if args.progress else None,
                       one_pass=model_class(args.model).fit_mode == "one_pass")
+    target = bundle_path(args.out)
     try:
-        outcome = train_and_save(index, mcfg, tcfg, args.out, progress=_without_check_result(bar),
-                                 evaluate_test=not args.no_evaluate,
-                                 val_data=args.val_data)
+        with training_lock(target):
+            before = _stamp(target)
+            try:
+                outcome = train_and_save(index, mcfg, tcfg, args.out, progress=_without_check_result(bar),
+                                         evaluate_test=not args.no_evaluate,
+                                         val_data=args.val_data)
+            except KeyboardInterrupt as exc:
+                name = printable(target)
+                if _stamp(target) not in (before, None):  # it came after the bundle was saved whole
+                    note = f"'{name}' was saved before it stopped"
+                else:
+                    note = f"no bundle written ('{name}' {'unchanged' if before else 'not created'})"
+                add_note(exc, note)
+                raise
     finally:
         bar.close()
     manifest, path = outcome.manifest, outcome.path
