@@ -368,7 +368,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise BundleError(path, "weights are not a state dict of tensors")
     bundle = Bundle(path=path, manifest=meta.to_dict(), state_dict=state)
-    bundle.meta = meta  # type: ignore[misc]  # the cache: read once
+    bundle.meta = meta  # the cache: read once
     bundle._check_on_meta()  # weights that cannot fit or cannot score the model are refused here, not later
     return bundle
 

@@ -41,6 +41,7 @@ millisecond without bootstrap).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -198,8 +199,9 @@ def _need(y: np.ndarray, strategy: str) -> None:
         "without good samples only 'fnr' (escape rate) or 'manual' make sense")
 
 
-def _check_rate(target: float, name: str) -> float:
-    t = float(target)
+def _check_rate(target: float | None, name: str) -> float:
+    """``target`` (the strategy ``name``'s default when None) checked as a rate."""
+    t = float(DEFAULT_TARGETS[name] if target is None else target)
     if not (0.0 <= t <= 1.0):
         raise CalibrationError(f"{name} target must be a rate between 0 and 1, got {target}")
     return t
@@ -513,7 +515,7 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _relative_names(paths: Sequence[Any], root: str | Path | None) -> list[str]:
+def _relative_names(paths: Sequence[Any], root: str | os.PathLike[str] | None) -> list[str]:
     out = []
     for p in paths:
         p = Path(p)
@@ -527,7 +529,7 @@ def _relative_names(paths: Sequence[Any], root: str | Path | None) -> list[str]:
 
 
 def calibration_record(manifest: dict[str, Any], result: CalibrationResult, note: str = "",
-                       paths: Sequence[Any] | None = None, root: str | Path | None = None,
+                       paths: Sequence[Any] | None = None, root: str | os.PathLike[str] | None = None,
                        time: str | None = None, inference: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return a copy of ``manifest`` with the calibration written in (pure function).
 

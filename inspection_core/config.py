@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 #: the input sizes any family may be asked for; a family narrows this further
 #: (the DCGAN families need a power of two, see ``Detector.check_config``)
@@ -77,7 +77,7 @@ class ModelConfig:
     #: illumination normalisation of the one preprocessing path ("none", "mean_std")
     normalize: str = "none"
     #: legacy keys that :meth:`from_dict` moved into ``params`` (not a field: never saved)
-    _legacy = ()
+    _legacy = cast("tuple[str, ...]", ())
 
     def validate(self) -> None:
         """Raise ValueError naming the field and showing the bad value with

@@ -130,7 +130,7 @@ def remove_stale_temps(folder: str | os.PathLike[str], name: str | None = None) 
     files when given); returns what was removed."""
     root = Path(folder)
     pattern = temp_pattern(root / name) if name else ".*.tmp"
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = list(root.glob(pattern))
     except OSError:

@@ -40,6 +40,7 @@ def platform_dir(kind: str, platform: str | None = None, env: Mapping[str, str] 
     platform = sys.platform if platform is None else platform
     env = os.environ if env is None else env
     home = Path.home() if home is None else home
+    fallback: tuple[str, ...]
     if platform.startswith("win"):
         var, fallback = ("APPDATA", ("AppData", "Roaming")) if kind == "config" else ("LOCALAPPDATA", ("AppData", "Local"))
         return Path(env.get(var) or home.joinpath(*fallback)) / APP_DIR_NAME

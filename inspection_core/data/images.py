@@ -119,7 +119,7 @@ def _without_ancillary_chunks(data: np.ndarray) -> np.ndarray:
     (``iCCP: known incorrect sRGB profile``, a text chunk's checksum) and
     OpenCV reads them for nothing. Critical chunks and ``tRNS``
     (transparency) are kept. Other data is returned as it is."""
-    spans = png_ancillary_chunks(data)
+    spans = png_ancillary_chunks(data.data)  # the array's bytes, as a memoryview
     if not spans:
         return data
     pieces, at = [], 0
@@ -135,10 +135,10 @@ def decode_image(buffer: bytes | np.ndarray, name: str | os.PathLike[str] = "<me
     data = np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, (bytes, bytearray)) else buffer
     if data.size == 0:
         raise ImageReadError(name, "empty file")
-    problem = structural_problem(data)
+    problem = structural_problem(data.data)  # the array's bytes, as a memoryview
     if problem is not None:
         raise ImageReadError(name, problem)
-    header = probe(data)
+    header = probe(data.data)
     if header is not None:
         if header.pixels > MAX_IMAGE_PIXELS:
             raise ImageReadError(name, f"declares {header.width} × {header.height} pixels "

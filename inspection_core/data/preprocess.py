@@ -188,14 +188,14 @@ def prepare_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
     A pixel is defective when any channel is non-zero.
     """
-    m = np.asarray(mask)
+    m: np.ndarray = np.asarray(mask)
     if m.ndim == 3:
-        m = (m > 0).any(axis=2)
+        m = np.any(m > 0, axis=2)
     elif m.ndim != 2:
         raise ValueError(f"expected a 2-D mask, got shape {m.shape}")
     else:
         m = m > 0
-    m8 = m.astype(np.uint8)
+    m8: np.ndarray = m.astype(np.uint8)
     if m8.shape != (size, size):
         m8 = cv2.resize(m8, (size, size), interpolation=cv2.INTER_NEAREST)
     return m8.astype(bool)

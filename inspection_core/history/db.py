@@ -273,7 +273,8 @@ class HistoryDB:
         self, conn: sqlite3.Connection, values: list[Any], image: np.ndarray
     ) -> tuple[int, Path | None]:
         """Insert one row, then keep its image (the file name needs the row id)."""
-        row_id = int(conn.execute(INSERT_SQL, values).lastrowid)
+        row_id = conn.execute(INSERT_SQL, values).lastrowid
+        assert row_id is not None  # an INSERT always sets it
         verdict = values[10]
         rel = kept_image_name(values[0], row_id, verdict)
         if not self._save_image(rel, image):

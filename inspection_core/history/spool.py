@@ -113,7 +113,8 @@ class VerdictSpool:
     def append(self, row: dict[str, Any], image: np.ndarray | None = None) -> Path:
         """Spool one verdict durably (fsync'ed) and return the file it went to;
         ``SpoolError`` when no spool file can be written."""
-        entry = {"v": _FORMAT, "uid": uuid.uuid4().hex, "row": {k: _jsonable(row.get(k)) for k in FIELDS if k in row}}
+        entry: dict[str, Any] = {"v": _FORMAT, "uid": uuid.uuid4().hex,
+                                 "row": {k: _jsonable(row.get(k)) for k in FIELDS if k in row}}
         errors = []
         for path in self.files:
             try:

@@ -204,7 +204,7 @@ def train(
     has_val_good = bool(len(vi) and (vl == 0).any())
     stat_images = vi[vl == 0] if has_val_good else fit_data.train_images[labels == 0]
     st = score_batches(model, stat_images, device, 32)
-    stats = score_statistics(st["scores"], st["maps"])
+    stats: dict[str, Any] = score_statistics(st["scores"], st["maps"])
     stats["source"] = "held-out good images" if has_val_good else "training images (no held-out split)"
     q = tcfg.threshold_quantile
     provisional = float(np.quantile(st["scores"], q))

@@ -230,7 +230,7 @@ def score_fast_path(cset: CalibrationSet, precision: str | None = None, batch_si
 def inference_with(cset: CalibrationSet, fidelity: Fidelity | None) -> dict[str, Any]:
     """What to record as ``manifest["inference"]`` for a threshold chosen on
     ``cset``'s scores: its scoring path, and the check when one ran."""
-    inference = cset.inspector.inference_record()
+    inference: dict[str, Any] = cset.inspector.inference_record()
     if fidelity is not None:
         inference["fidelity"] = {**((cset.inspector.manifest.get("inference") or {}).get("fidelity") or {}),
                                  fidelity.precision: fidelity.to_dict()}
