@@ -3,14 +3,18 @@ options, signals handled like Ctrl-C, printable paths and the progress bar."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import difflib
 import math
+import re
 import signal
 import sys
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from types import FrameType
+from typing import Any, NoReturn
 
 from ..progress import ProgressEvent
 
@@ -65,6 +69,118 @@ def check_batch_size(value: int) -> int:
     """``--batch-size`` as given, or CliError: one line, exit 2, as every command's errors."""
     check_int(value, "--batch-size", 1, MAX_BATCH_SIZE)
     return value
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean X?)' for the choice closest to a mistyped ``word``, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, where it has one that says
+    something ("default: 32"); an option without a value to show (a switch
+    that is off, a setting that comes from elsewhere) says so in its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if (d is None or d is False or d == [] or d == argparse.SUPPRESS or "%(default)" in text
+                or "default" in text or not action.option_strings):
+            return text
+        shown = "on" if d is True else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<word>[^']*)' \(choose from (?P<choices>.*)\)")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with suggestions: a mistyped option ("--modle: unknown option
+    (did you mean --model?)") or sub-command or choice names the closest
+    known one. Options are checked before the required ones, so a typo is
+    what the user is told about, not the option it left out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def _option_names(self) -> list[str]:
+        return [s for a in self._actions for s in a.option_strings]
+
+    def _check_options(self, args: list[str]) -> None:
+        known = self._option_names()
+        for word in args:
+            if word == "--":
+                return
+            if not word.startswith("-") or word == "-" or self._negative_number_matcher.match(word):
+                continue
+            name = word.split("=", 1)[0]
+            if name in known or (name.startswith("--") and any(k.startswith(name) for k in known)):
+                continue
+            if not name.startswith("--") and len(name) > 2 and name[:2] in known:  # -vx, -n5: argparse's own
+                continue
+            self.error(f"unknown option {name}{suggest(name, known)}")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if self._subparsers is None:  # a sub-command's parser: its words are its own
+            self._check_options(argv)
+        else:  # the top level: only the options before the sub-command
+            head = []
+            for word in argv:
+                if not word.startswith("-"):
+                    break
+                head.append(word)
+            self._check_options(head)
+        return super().parse_known_args(argv, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        found = _INVALID_CHOICE.search(message)
+        if found:
+            choices = [c.strip().strip("'") for c in found.group("choices").split(",")]
+            message = message + suggest(found.group("word"), choices)
+        super().error(message)
+
+
+# --------------------------------------------------------------------------- data sets
+
+LABELLED_LAYOUTS = "good/ and defect/ folders, or the MVTec layout (train/good, test/good, test/<type>)"
+
+
+def open_labelled_data(bundle: Any, data: Any, command: str) -> tuple[dict[str, Any], Any]:
+    """(manifest, data set index) for ``evaluate`` and ``calibrate``, read
+    before torch is imported: a missing or damaged bundle, a wrong folder or
+    a folder of loose images is told at once, in the words of the command (a
+    folder of loose images said "no training images")."""
+    from ..bundle import read_manifest
+    from ..data.images import list_images
+    from ..data.samples import DatasetLayoutError
+    from ..selection import open_data
+
+    manifest = read_manifest(bundle)
+    try:
+        index = open_data(data, manifest)
+    except DatasetLayoutError as exc:
+        if not str(exc).startswith("no training images in"):
+            raise
+        loose = list_images(data)
+        found = (f"; it holds {len(loose)} loose images with no labels (to score them: inspector predict "
+                 f"--bundle {printable(bundle)} {printable(data)})") if loose else ""
+        raise CliError(f"'{printable(data)}' is not a labelled data set: {command} needs good and defective "
+                       f"images in {LABELLED_LAYOUTS}{found}") from None
+    return manifest, index
+
+
+def no_defects_warning(index: Any, what: str) -> str | None:
+    """A warning when ``index``'s test images hold no defective image (None otherwise)."""
+    if any(s.label == 1 for s in index.test):
+        return None
+    return (f"warning: '{printable(index.root)}' has no defective images to test on: {what}; give a folder with "
+            f"{LABELLED_LAYOUTS}")
 
 
 # --------------------------------------------------------------------------- signals

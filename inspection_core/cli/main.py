@@ -16,7 +16,7 @@ import sys
 from typing import Sequence
 
 from .. import __version__
-from .common import CliError, signals_as_interrupts
+from .common import CliError, Parser, signals_as_interrupts
 
 #: sub-command name -> (module, one-line summary shown by ``inspector --help``)
 SUMMARIES = {
@@ -44,7 +44,7 @@ def _needs_full_parser(args: argparse.Namespace) -> None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The ``inspector`` parser. With ``argv``, only the sub-command it names
     gets its full parser (the others are listed by summary); without, all do."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="inspector",
         description="Visual inspection of manufactured parts: train detectors on images of good parts, "
         "calibrate the decision threshold, evaluate, and inspect images.",

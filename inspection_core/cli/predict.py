@@ -35,22 +35,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Score images with a bundle: prints one line per image (path, score, verdict); optionally "
         "writes a CSV, heat-map overlays and history records.",
     )
-    p.add_argument("paths", nargs="+", type=Path, help="image files or folders")
-    p.add_argument("--bundle", type=Path, required=True)
+    p.add_argument("paths", nargs="+", type=Path,
+                   help="image files or folders (a folder's sub-folders too, unless --no-recursive)")
+    p.add_argument("--bundle", type=Path, required=True, help="model bundle (.inspector file) that scores the images")
     p.add_argument("--csv", type=Path, default=None,
                    help="write path,score,verdict,reason rows here (also when the run stops early: the verdicts "
                         "printed so far)")
-    p.add_argument("--maps", type=Path, default=None, help="folder for heat-map overlays (<name>_heat.png, at each image's own resolution; a folder's sub-folders are mirrored)")
+    p.add_argument("--maps", type=Path, default=None,
+                   help="folder for heat-map overlays (<name>_heat.png, at each image's own resolution; a folder's "
+                        "sub-folders are mirrored; default: none)")
     p.add_argument("--record", type=Path, default=None, metavar="DB",
-                   help="append verdicts to this history database; a verdict is recorded before it is printed (while "
+                   help="append verdicts to this history database (default: none); a verdict is recorded before it is "
+                        "printed (while "
                         "the database is locked or full it goes to the database's spool and is written in later)")
     p.add_argument("--record-wait", type=float, default=60.0, metavar="S",
-                   help="at the end, wait up to S seconds for the history to take spooled verdicts (default 60)")
+                   help="at the end, wait up to S seconds for the history to take spooled verdicts")
     p.add_argument("--station", default="cli", help="station name for history records")
-    p.add_argument("--recursive", action="store_true", help="descend into sub-folders")
+    p.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
+                   help="descend into a folder's sub-folders, as the app does (default: on; --no-recursive scores "
+                        "only the images directly in each folder)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="images scored together (fewer when they are large: at most 256 MB of decoded images)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
     p.set_defaults(func=run)
 
 
@@ -188,20 +194,18 @@ def _csv_path(f: Path) -> str:
     return str(f).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def run(args: argparse.Namespace) -> int:
-    check_batch_size(args.batch_size)  # before torch is imported: a bad number is refused at once
-    check_float(args.record_wait, "--record-wait", 0.0, 86400.0)
-    from ..data.images import ImageReadError, list_images, read_image
-    from ..drift import InputMonitor
-    from ..inference import Inspector
+def list_files(paths: list[Path], recursive: bool) -> tuple[list[Path], dict[Path, Path]]:
+    """The image files ``paths`` name (a folder's sub-folders too when
+    ``recursive``: the app's rule) and each one's overlay name, relative to
+    --maps; CliError for a path that does not exist or when no image is found.
+    No torch."""
+    from ..data.images import list_images
 
-    insp = Inspector(args.bundle, device=args.device)
-    monitor = InputMonitor(insp.manifest)  # says once when the images are unlike the training data
     files: list[Path] = []
     map_names: dict[Path, Path] = {}  # each image's overlay, relative to --maps: one per image, never shared
-    for p in args.paths:
+    for p in paths:
         if p.is_dir():
-            found = list_images(p, recursive=args.recursive)
+            found = list_images(p, recursive=recursive)
             files.extend(found)
             for f in found:  # sub-folders of a folder mirrored (test/good/000.png and test/dent/000.png both kept)
                 rel = f.relative_to(p)
@@ -220,8 +224,25 @@ def run(args: argparse.Namespace) -> int:
         taken.add(unique)
         map_names[f] = unique
     if not files:
-        hint = "" if args.recursive else " (use --recursive for sub-folders)"
-        raise CliError("no images found in " + ", ".join(f"'{printable(p)}'" for p in args.paths) + hint)
+        deeper = not recursive and any(list_images(p, recursive=True) for p in paths if p.is_dir())
+        hint = " (its sub-folders hold images: leave out --no-recursive)" if deeper else ""
+        raise CliError("no images found in " + ", ".join(f"'{printable(p)}'" for p in paths) + hint)
+    return files, map_names
+
+
+def run(args: argparse.Namespace) -> int:
+    check_batch_size(args.batch_size)  # before torch is imported: a bad number is refused at once
+    check_float(args.record_wait, "--record-wait", 0.0, 86400.0)
+    from ..bundle import read_manifest
+
+    read_manifest(args.bundle)  # before torch: a missing or damaged bundle is told at once,
+    files, map_names = list_files(args.paths, args.recursive)  # and so is a wrong path or a folder of no images
+    from ..data.images import ImageReadError, read_image
+    from ..drift import InputMonitor
+    from ..inference import Inspector
+
+    insp = Inspector(args.bundle, device=args.device)
+    monitor = InputMonitor(insp.manifest)  # says once when the images are unlike the training data
     recorder = _open_recorder(args.record) if args.record else None
     rows: list[list[str]] = []  # exactly the verdicts printed: the CSV is written from it however the run ends
     skipped: list = []

@@ -4,37 +4,29 @@ over :func:`inspection_core.usecases.training.train_and_save`)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
+import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .common import (
     CliError,
+    HelpFormatter,
     ProgressBar,
     add_note,
     check_batch_size,
     check_float,
     check_int,
     printable,
-    signals_deferred,
+    suggest,
 )
+
+#: the family ``inspector train`` trains when --model is not given
+DEFAULT_MODEL = "patchcore"
 
 #: flags that set a family parameter: flag dest -> param name
 _PARAM_FLAGS = {"latent": "latent_dim", "width": "base_width", "backbone": "backbone"}
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows a flag's default only where it has one (the preset gives the rest)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        d = action.default
-        if d is None or d is False or d == [] or d == argparse.SUPPRESS or "%(default)" in (action.help or ""):
-            return action.help or ""
-        return super()._get_help_string(action)
 
 
 def _presets_epilog() -> str:
@@ -44,15 +36,51 @@ def _presets_epilog() -> str:
     for model, presets in sorted(RECIPES.items()):
         r = presets["standard"]
         t = r.train
-        budget = f"{t['updates']} updates" if t.get("updates") else f"{t.get('epochs', 1)} epochs" if "epochs" in t else "one pass"
+        budget = (f"{t['updates']} updates" if t.get("updates")
+                  else f"{t.get('epochs', 1)} epochs" if "epochs" in t else "one pass")
         lr = f", lr {t['lr']:g}" if "lr" in t else ""
-        extra = ", ".join(f"{k}={v}" for k, v in r.params.items())
+        extra = ", ".join(f"{k}={_value_text(v)}" for k, v in r.params.items())
         lines.append(f"  {model:<14} {r.image_size} px, {budget}, batch {t.get('batch_size', 32)}{lr}"
                      + (f"; {extra}" if extra else "") + (f"; normalize {r.normalize}" if r.normalize != "none" else ""))
-    lines.append("pretrained weights (the backbone of PatchCore and of the classifier, the GAN families' perceptual backbone) come from torch's "
+    lines.append("pretrained weights (the backbone of PatchCore and of the classifier, the GAN families' perceptual "
+                 "backbone) come from torch's "
                  "cache, downloaded on first use; offline, pass the file with --weights FILE. The quick preset of "
                  "the GAN families needs none.")
+    lines.append("")
+    lines.append("parameters of each model (--param NAME=VALUE; a list as a,b,c; true or false for a switch):")
+    lines.extend(_params_epilog())
     return "\n".join(lines)
+
+
+def _value_text(v: Any) -> str:
+    """A parameter's value as a user types it: true/false, a,b,c, "" for nothing."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return ",".join(_value_text(x) for x in v) if v else '""'
+    if v is None or v == "":
+        return '""'
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _params_epilog() -> list[str]:
+    from ..models.registry import families
+
+    lines = []
+    for name, fam in sorted(families().items()):
+        if not fam.presets:
+            continue
+        lines.append(f"  {name}" + (f": {fam.summary}" if fam.summary else ""))
+        for prm in fam.schema.params:
+            lines.append(f"    {prm.name} = {_value_text(prm.default)}  ({_KINDS.get(prm.kind, prm.kind)})")
+            lines.append(f"        {prm.help_line()}")
+    return lines
+
+
+#: a parameter's kind in words
+_KINDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a text", "list": "a list"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,39 +93,50 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(a high quantile of held-out good scores); when the data has a labelled test split, "
         "the bundle's metrics are computed on it. Every setting not given comes from the model's "
         f"preset (--preset, default {DEFAULT_PRESET}; see docs/quality.md for what each preset is).",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
         epilog=_presets_epilog(),
     )
-    p.add_argument("--data", type=Path, required=True, help="data folder (MVTec layout or good/ + defect/)")
-    p.add_argument("--model", choices=sorted(RECIPES), default="ganomaly", help="detector family")
+    p.add_argument("--data", type=Path, required=True,
+                   help="data folder (MVTec layout: train/good and test/<type>; or good/ and defect/ folders)")
+    p.add_argument("--model", choices=sorted(RECIPES), default=DEFAULT_MODEL,
+                   help="detector family (its parameters are listed below)")
     p.add_argument("--out", type=Path, required=True, help="bundle file to write (.inspector is appended if missing)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the bundle --out names if it exists (its calibration history is lost); "
+                        "default: refuse")
     p.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, help="recipe the other settings default to")
     p.add_argument("--image-size", type=int, default=None, help="square model input in pixels (default: the preset's)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the data (default: the preset's)")
     p.add_argument("--updates", type=int, default=None, help="optimiser updates instead of epochs (GAN families)")
     p.add_argument("--batch-size", type=int, default=None, help="images per update (default: the preset's)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None, help="learning-rate schedule")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
+                   help="learning-rate schedule (default: the preset's)")
     p.add_argument("--normalize", choices=("none", "mean_std"), default=None,
                    help="illumination normalisation of every image, recorded in the bundle (default: the preset's)")
     p.add_argument("--augment", action="append", default=[], metavar="KEY=VALUE",
-                   help="augmentation, e.g. hflip=true rotate=10 (repeatable; see docs/quality.md)")
-    p.add_argument("--latent", type=int, default=None, help="GAN latent size (param latent_dim)")
-    p.add_argument("--width", type=int, default=None, help="GAN/VGG channel width (param base_width)")
-    p.add_argument("--backbone", default=None, help="pretrained backbone (patchcore, vgg16 classifier)")
-    p.add_argument("--weights", type=Path, default=None, help="local pretrained weights file (offline stations)")
-    p.add_argument("--from-scratch", action="store_true", help="vgg16: start from random weights (explicitly)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model parameter, e.g. lam=1 (repeatable)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+                   help="augmentation, e.g. hflip=true rotate=10 (repeatable; see docs/quality.md; default: the preset's)")
+    p.add_argument("--latent", type=int, default=None, help="GAN latent size (param latent_dim; default: the preset's)")
+    p.add_argument("--width", type=int, default=None, help="GAN/VGG channel width (param base_width; default: the preset's)")
+    p.add_argument("--backbone", default=None,
+                   help="pretrained backbone (param backbone of patchcore and vgg16; default: the preset's)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="local pretrained weights file (offline stations; default: torch's cache, downloaded on first use)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="vgg16: start from random weights (explicitly; default: pretrained)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="model parameter, e.g. lam=1 (repeatable; each model's are listed below; default: the preset's)")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--val-fraction", type=float, default=0.1, help="held-out share of good training images")
-    p.add_argument("--val-data", type=Path, default=None, help="labelled folder for validation AUROC")
-    p.add_argument("--early-stopping", type=int, default=None, metavar="EPOCHS", help="patience in epochs")
+    p.add_argument("--val-data", type=Path, default=None, help="labelled folder for validation AUROC (default: none)")
+    p.add_argument("--early-stopping", type=int, default=None, metavar="EPOCHS",
+                   help="stop when validation has not improved for EPOCHS epochs (default: the preset's, or never)")
     p.add_argument("--cpu-bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="bf16 autocast and channels-last when training on the CPU (about 2x faster per epoch on CPUs "
                         "whose bf16 is fast, slower on the others). Default: on for the GAN families where this "
                         "CPU's bf16 convolutions measure faster than fp32, off otherwise; --no-cpu-bf16 trains in fp32")
-    p.add_argument("--no-evaluate", action="store_true", help="skip evaluation on the test split")
+    p.add_argument("--no-evaluate", action="store_true", help="skip evaluation on the test split (default: evaluate)")
     p.add_argument("--progress", action="store_true", help="force the progress bar (default: only on a terminal)")
     p.set_defaults(func=run)
 
@@ -116,20 +155,132 @@ def parse_pairs(items: list[str], flag: str) -> dict[str, Any]:
     return out
 
 
-def configs_from_args(args: argparse.Namespace, channels: int) -> tuple[Any, Any]:
-    """(ModelConfig, TrainConfig): the preset with the given flags laid over it
-    (the same rules as the Train view: :class:`TrainSettings`)."""
-    from ..models.registry import model_class
-    from ..usecases.train_settings import TrainSettings
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
 
-    defaults = model_class(args.model).default_params()
-    params = parse_pairs(args.param, "--param")
+
+def _item(text: str) -> Any:
+    """One item of a list value: a number where it reads as one, else the text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else text
+
+
+def parse_value(model: str, prm: Any, text: str) -> Any:
+    """``--param NAME=TEXT`` read as the parameter's kind, or CliError naming
+    the parameter, its kind and (for a text) its choices."""
+    kind = prm.kind
+    where = f"--param {prm.name} ({model})"
+    word = text.strip()
+    if kind == "bool":
+        if word.lower() in _TRUE:
+            return True
+        if word.lower() in _FALSE:
+            return False
+        raise CliError(f"{where} must be true or false, got '{text}'")
+    if kind == "int":
+        try:
+            return int(word)
+        except ValueError:
+            raise CliError(f"{where} must be a whole number"
+                           + (f" ({prm.describe()})" if prm.describe() else "") + f", got '{text}'") from None
+    if kind == "float":
+        try:
+            value = float(word)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise CliError(f"{where} must be a finite number"
+                           + (f" {prm.describe()}" if prm.describe() else "") + f", got '{text}'")
+        return value
+    if kind == "list":
+        if word.startswith("["):
+            try:
+                value = json.loads(word)
+            except json.JSONDecodeError:
+                raise CliError(f"{where} must be a list (a,b,c), got '{text}'") from None
+            if isinstance(value, list):
+                return value
+        return [_item(w.strip()) for w in word.split(",") if w.strip()]
+    if kind == "str":
+        if prm.choices and text not in prm.choices:
+            raise CliError(f"{where} must be {prm.describe()}, got '{text}'"
+                           + suggest(text, [str(c) for c in prm.choices]))
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(model: str, items: list[str]) -> dict[str, Any]:
+    """``--param KEY=VALUE`` items read by the family's schema: each value as
+    its parameter's kind; an unknown name is an error that suggests the
+    closest one. No torch."""
+    from ..models.registry import family
+
+    try:
+        schema = family(model).schema
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise CliError(f"--param expects NAME=VALUE, got '{item}'")
+        key, text = (part for part in item.split("=", 1))
+        key = key.strip()
+        if key not in schema:
+            names = schema.names()
+            raise CliError(f"--param {key}: model {model} has no such parameter{suggest(key, names)}; its "
+                           f"parameters: {', '.join(names)} (see inspector train --help)")
+        out[key] = parse_value(model, schema[key], text)
+    return out
+
+
+def check_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The family parameters the flags give (``--param`` and the named flags),
+    each checked by the family's schema with the input size (the preset's
+    where not given): CliError naming the parameter before any image is read."""
+    from ..models.registry import family, validate_params
+    from ..recipes import recipe
+
+    params = parse_params(args.model, args.param)
+    schema = family(args.model).schema
     for dest, name in _PARAM_FLAGS.items():
         value = getattr(args, dest)
         if value is not None:
-            if name not in defaults:
+            if name not in schema:
                 raise CliError(f"--{dest} does not apply to model '{args.model}'")
             params[name] = value
+    try:
+        size = args.image_size or recipe(args.model, args.preset).image_size
+        preset = dict(recipe(args.model, args.preset).params)
+        validate_params(args.model, {**preset, **params}, image_size=size)
+    except ValueError as exc:
+        raise CliError(_param_message(str(exc), schema.names())) from None
+    return params
+
+
+def _param_message(text: str, names: list[str]) -> str:
+    """A schema's message with the option that set the value: "--param score
+    must be one of ... (patchcore)"; any other message as it is."""
+    family_name, sep, rest = text.partition(": ")
+    rest = rest.removeprefix("parameter ")
+    if not sep or rest.split(" ", 1)[0] not in names:
+        return text
+    return f"--param {rest} ({family_name})"
+
+
+def configs_from_args(args: argparse.Namespace, channels: int,
+                      params: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """(ModelConfig, TrainConfig): the preset with the given flags laid over it
+    (the same rules as the Train view: :class:`TrainSettings`); ``params``:
+    what :func:`check_params` returned, if it ran."""
+    from ..usecases.train_settings import TrainSettings
+
+    params = check_params(args) if params is None else params
     settings = TrainSettings(
         model=args.model, preset=args.preset, image_size=args.image_size, epochs=args.epochs, updates=args.updates,
         batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
@@ -167,89 +318,6 @@ def check_numbers(args: argparse.Namespace) -> None:
     check_float(args.val_fraction, "--val-fraction", 0.0, 0.9)
 
 
-def _holder(fd: int) -> str:
-    """The pid a lock file names (for the message)."""
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        return os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
-@contextlib.contextmanager
-def training_lock(bundle: Path) -> Iterator[None]:
-    """Hold ``<bundle>.lock`` for a whole training, so that two trainings never
-    write one bundle (each said "saved", the later one's bundle silently won).
-    The lock is the operating system's (flock; released when the process ends
-    however it ends), so a lock file left by a process that died, whatever pid
-    it names, is simply taken over; the file holds the pid for the message."""
-    from ..fileio import describe_os_error
-
-    lock = bundle.with_name(bundle.name + ".lock")
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with signals_deferred():  # taken whole or not at all
-            fd = _take_lock(lock, bundle)
-    except OSError as exc:  # before hours of training, not at the save
-        raise CliError(f"cannot write '{printable(lock)}' beside --out '{printable(bundle)}': "
-                       f"{describe_os_error(exc)}") from None
-    try:
-        yield
-    finally:
-        with signals_deferred():
-            if sys.platform == "win32":  # pragma: no cover - an open file cannot be removed there
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(lock)  # before the lock is let go: nobody can take a lock on a file on its way out
-            if sys.platform != "win32":
-                os.close(fd)
-
-
-def _take_lock(lock: Path, bundle: Path) -> int:
-    if sys.platform == "win32":  # pragma: no cover - a byte range of the file, also released when the process ends
-        return _take_lock_windows(lock, bundle)
-    import fcntl
-
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held by a running training
-            holder = _holder(fd)
-            os.close(fd)
-            raise CliError(f"another training is writing '{printable(bundle)}' (pid {holder}); wait for it to "
-                           "end or choose another --out") from None
-        try:  # the holder may have ended and removed the file while we opened it: lock the current one
-            same = os.path.samestat(os.fstat(fd), os.stat(lock))
-        except FileNotFoundError:
-            same = False
-        if same:
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-            return fd
-        os.close(fd)
-
-
-if sys.platform == "win32":  # pragma: no cover - Windows only
-    def _take_lock_windows(lock: Path, bundle: Path) -> int:
-        import msvcrt
-
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            os.lseek(fd, 1024, os.SEEK_SET)  # the lock is a byte past the pid, so the pid can be read
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            holder = _holder(fd)
-            os.close(fd)
-            raise CliError(f"another training is writing '{printable(bundle)}' (pid {holder}); wait for it to "
-                           "end or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        return fd
-
-
 def _stamp(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -258,36 +326,97 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..bundle import bundle_path, describe, read_manifest
-    from ..data.dataset import scan_dataset
-    from ..models.registry import check_model_config, model_class
-    from ..usecases.training import train_and_save
+def check_out(args: argparse.Namespace) -> Path:
+    """The bundle file --out names; CliError when it exists and --overwrite
+    was not given (a trained bundle holds its calibration history)."""
+    from ..bundle import bundle_path
 
+    target = bundle_path(args.out)
+    if target.is_dir():
+        raise CliError(f"--out '{printable(target)}' is a folder; give a file name")
+    if target.exists() and not args.overwrite:
+        raise CliError(f"'{printable(target)}' already exists (with its threshold and calibration history); "
+                       "add --overwrite to replace it, or choose another --out")
+    return target
+
+
+def data_warnings(index: Any) -> list[str]:
+    """What a user should know about the data before training: no defective
+    images to test on (a folder of good images alone: a share of them is set
+    aside as a test split of good images only)."""
+    if any(s.label == 1 for s in index.test):
+        return []
+    where = printable(index.root)
+    if index.test:
+        return [f"warning: '{where}' has no defective images to test on: {len(index.test)} of its "
+                f"{len(index.train) + len(index.test)} good images are set aside as a test split of good images "
+                "only (AUROC cannot be measured); give the folder that also holds the defective images "
+                "(test/<type>/ or defect/) to test and calibrate on them"]
+    return [f"warning: '{where}' has no test images (no defective images to test on): the bundle's metrics stay "
+            "empty; calibrate it on a folder with defective images"]
+
+
+def _estimate_line(mcfg: Any, tcfg: Any, index: Any, evaluate_test: bool) -> str | None:
+    """One line with the estimated duration when it is long on this machine, else None."""
+    try:
+        from ..usecases.estimate import duration_text, estimate_training
+
+        est = estimate_training(mcfg, tcfg, len(index.train), len(index.test), evaluate_test=evaluate_test)
+    except Exception:  # noqa: BLE001 - an estimate never stops a training
+        import logging
+
+        logging.getLogger(__name__).debug("no estimate", exc_info=True)
+        return None
+    if not est.long:
+        return None
+    hint = "" if mcfg.model == DEFAULT_MODEL else f"; --model {DEFAULT_MODEL} fits in minutes"
+    return (f"note: this training will take {duration_text(est.seconds)} on this machine "
+            f"({est.what(mcfg, tcfg)}){hint}; Ctrl-C stops it")
+
+
+def run(args: argparse.Namespace) -> int:
+    # every check that needs no torch first: a bad option, parameter or path is told at once
     check_numbers(args)
-    mcfg, tcfg = configs_from_args(args, channels=3)
-    check_model_config(mcfg)  # a bad size or parameter fails before the data is read
-    tcfg.validate()
+    params = check_params(args)  # the family's schema: a bad value fails before any image is read
+    target = check_out(args)
+    from ..data.dataset import scan_dataset
+
     index = scan_dataset(args.data, seed=args.seed)
-    mcfg.channels = index.channels
+    mcfg, tcfg = configs_from_args(args, channels=index.channels, params=params)
+    from ..models.registry import check_model_config
+
+    try:
+        check_model_config(mcfg)
+        tcfg.validate()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    for line in data_warnings(index):
+        print(line, file=sys.stderr)
+    if (line := _estimate_line(mcfg, tcfg, index, not args.no_evaluate)) is not None:
+        print(line, file=sys.stderr, flush=True)
+    from ..bundle import describe, read_manifest
+    from ..models.registry import model_class
+    from ..usecases.training import TrainingLockedError, train_and_save
+
     bar = ProgressBar(f"train {args.model}", enabled=True if args.progress else None,
                       one_pass=model_class(args.model).fit_mode == "one_pass")
-    target = bundle_path(args.out)
     try:
-        with training_lock(target):
-            before = _stamp(target)
-            try:
-                outcome = train_and_save(index, mcfg, tcfg, args.out, progress=_without_check_result(bar),
-                                         evaluate_test=not args.no_evaluate,
-                                         val_data=args.val_data)
-            except KeyboardInterrupt as exc:
-                name = printable(target)
-                if _stamp(target) not in (before, None):  # it came after the bundle was saved whole
-                    note = f"'{name}' was saved before it stopped"
-                else:
-                    note = f"no bundle written ('{name}' {'unchanged' if before else 'not created'})"
-                add_note(exc, note)
-                raise
+        before = _stamp(target)
+        try:
+            outcome = train_and_save(index, mcfg, tcfg, args.out, progress=_without_check_result(bar),
+                                     evaluate_test=not args.no_evaluate,
+                                     val_data=args.val_data)
+        except TrainingLockedError as exc:
+            raise CliError(f"another training is writing '{printable(target)}' (pid {exc.pid}); wait for it to "
+                           "end or choose another --out") from None
+        except KeyboardInterrupt as exc:
+            name = printable(target)
+            if _stamp(target) not in (before, None):  # it came after the bundle was saved whole
+                note = f"'{name}' was saved before it stopped"
+            else:
+                note = f"no bundle written ('{name}' {'unchanged' if before else 'not created'})"
+            add_note(exc, note)
+            raise
     finally:
         bar.close()
     manifest, path = outcome.manifest, outcome.path
@@ -297,10 +426,11 @@ def run(args: argparse.Namespace) -> int:
     if tr["fit_mode"] == "one_pass":
         from ..usecases.training import describe_fit
 
-        print(f"fitted in {tr['duration_s']:.1f} s on {tr['device']} ({tr['precision']}){describe_fit(tr.get('fit'))}")
+        print(f"fitted in {_seconds(tr['duration_s'])} on {tr['device']} ({tr['precision']})"
+              f"{describe_fit(tr.get('fit'))}")
     else:
-        print(f"trained {tr['updates']} updates ({tr['epochs_run']} rounds) in {tr['duration_s']:.1f} s on "
-              f"{tr['device']} ({tr['precision']}), best round {tr['best_epoch']}")
+        print(f"trained {tr['epochs_run']} epochs ({tr['updates']} updates) in {_seconds(tr['duration_s'])} on "
+              f"{tr['device']} ({tr['precision']}), best epoch {tr['best_epoch']}")
     if tr["data"]["n_skipped"]:
         print(f"skipped {tr['data']['n_skipped']} unreadable image(s): see warnings above")
     if outcome.stopped_reason:
@@ -314,3 +444,7 @@ def run(args: argparse.Namespace) -> int:
     for line in describe_fidelity(manifest):
         print(line)
     return 0
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 120 else f"{s:.0f} s ({s / 60:.1f} min)"

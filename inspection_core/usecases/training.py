@@ -7,7 +7,10 @@ cancel at any point before saving leaves no file (the save is atomic).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,94 @@ class TrainOutcome:
     path: Path
     manifest: dict[str, Any]
     stopped_reason: str | None = None
+
+
+class TrainingLockedError(RuntimeError):
+    """Another training is writing the same bundle (``pid``: the one that holds it)."""
+
+    def __init__(self, bundle: Path, pid: str) -> None:
+        super().__init__(f"another training is writing '{bundle}' (pid {pid}); wait for it to end or choose "
+                         "another file")
+        self.bundle, self.pid = bundle, pid
+
+
+def _holder(fd: int) -> str:
+    """The pid a lock file names (for the message)."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def lock_path(bundle: str | os.PathLike[str]) -> Path:
+    """The lock file of a bundle's training: ``<bundle>.lock``."""
+    b = Path(bundle)
+    return b.with_name(b.name + ".lock")
+
+
+@contextlib.contextmanager
+def training_lock(bundle: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold ``<bundle>.lock`` for a whole training, so that two trainings never
+    write one bundle (whichever adapter started them: the command line or the
+    Train view's child process). The lock is the operating system's (flock;
+    released when the process ends however it ends), so a lock file left by
+    a process that died, whatever pid it names, is simply taken over; the
+    file holds the pid for the message. :class:`TrainingLockedError` when it
+    is held; OSError when the lock file cannot be written (before the
+    training, not at the save)."""
+    bundle = Path(bundle)
+    lock = lock_path(bundle)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = _take_lock(lock, bundle)
+    try:
+        yield
+    finally:
+        if sys.platform == "win32":  # pragma: no cover - an open file cannot be removed there
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # before the lock is let go: nobody can take a lock on a file on its way out
+        if sys.platform != "win32":
+            os.close(fd)
+
+
+def _write_pid(fd: int) -> int:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    return fd
+
+
+def _take_lock(lock: Path, bundle: Path) -> int:
+    if sys.platform == "win32":  # pragma: no cover - a byte range of the file, also released when the process ends
+        import msvcrt
+
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.lseek(fd, 1024, os.SEEK_SET)  # the lock is a byte past the pid, so the pid can be read
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise TrainingLockedError(bundle, holder) from None
+        return _write_pid(fd)
+    import fcntl
+
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a running training
+            holder = _holder(fd)
+            os.close(fd)
+            raise TrainingLockedError(bundle, holder) from None
+        try:  # the holder may have ended and removed the file while we opened it: lock the current one
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return _write_pid(fd)
+        os.close(fd)
 
 
 def train_and_save(
@@ -50,7 +141,33 @@ def train_and_save(
     ``fast_precision_request`` forces one), the finished model is scored on
     it and on fp32 and the fidelity rule (:mod:`.fidelity`) decides which
     path the bundle's provisional threshold belongs to; the result is
-    stored in the bundle either way."""
+    stored in the bundle either way.
+
+    The whole run holds the bundle's training lock (:func:`training_lock`):
+    a second training of the same ``out`` raises :class:`TrainingLockedError`
+    before anything is read."""
+    from ..bundle import bundle_path
+
+    with training_lock(bundle_path(out)):
+        return _train_and_save(data, model_cfg, train_cfg, out, progress, cancel, evaluate_test=evaluate_test,
+                               val_data=val_data, manifest_extra=manifest_extra, check_fast=check_fast,
+                               fast_precision_request=fast_precision_request)
+
+
+def _train_and_save(
+    data: DatasetIndex | str | os.PathLike[str],
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    out: str | os.PathLike[str],
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+    *,
+    evaluate_test: bool,
+    val_data: DatasetIndex | str | os.PathLike[str] | None,
+    manifest_extra: dict[str, Any] | None,
+    check_fast: bool,
+    fast_precision_request: str | None,
+) -> TrainOutcome:
     from ..bundle import save_bundle
     from ..evaluation import evaluate
     from ..inference import Inspector
@@ -112,4 +229,4 @@ def describe_fit(fit: dict[str, Any] | None, model: str | None = None) -> str:
     return next((text for fam in families().values() if (text := fam.describe_fit(fit))), "")
 
 
-__all__ = ["TrainOutcome", "describe_fit", "train_and_save"]
+__all__ = ["TrainOutcome", "TrainingLockedError", "describe_fit", "lock_path", "train_and_save", "training_lock"]

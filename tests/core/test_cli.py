@@ -84,7 +84,8 @@ def test_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         (("train", "--data", "{tmp}/nothing", "--out", "{tmp}/x.inspector"), "does not exist"),
         (("evaluate", "--bundle", "{tmp}/none.inspector", "--data", "{tmp}"), "file not found"),
         (("predict", "--bundle", "{tmp}/junk.inspector", "{tmp}"), "not a model bundle"),
-        (("train", "--data", "{tmp}", "--out", "{tmp}/x", "--image-size", "48"), "image size must be one of"),
+        (("train", "--data", "{tmp}", "--out", "{tmp}/x", "--model", "ganomaly", "--image-size", "48"),
+         "image size must be one of"),
     ],
 )
 def test_errors_are_one_line_and_nonzero(tmp_path: Path, args: tuple, message: str, capsys: pytest.CaptureFixture) -> None:

@@ -38,7 +38,7 @@ def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
 
 
 #: a tiny GAN at 32 px, one quick epoch: what the training tests need of a training
-QUICK = ("--preset", "quick", "--image-size", "32", "--width", "8", "--latent", "16", "--batch-size", "8",
+QUICK = ("--model", "ganomaly", "--preset", "quick", "--image-size", "32", "--width", "8", "--latent", "16", "--batch-size", "8",
          "--device", "cpu")
 
 
