@@ -1,5 +1,7 @@
 """``inspector calibrate``: score a data set, choose the threshold(s), write
-them into the bundle (an adapter over :mod:`inspection_core.usecases.calibrate`).
+them into the bundle (an adapter over the core's calibration session,
+:class:`inspection_core.usecases.calibration_session.CalibrationSession`,
+which the Calibrate view drives too).
 
 Which images calibrate is :func:`inspection_core.selection.calibration_samples`'
 rule, the same as the Calibrate view's: never images the bundle was trained
@@ -16,7 +18,25 @@ from typing import Any
 
 from ..calibration import STRATEGIES, CalibrationResult, plateau_note
 from ..selection import CALIBRATION_SPLITS
-from .common import CliError, ProgressBar, check_batch_size, check_float, check_int
+from .common import (
+    CliError,
+    ProgressBar,
+    check_batch_size,
+    check_float,
+    check_int,
+    open_labelled_data,
+    printable,
+)
+
+#: each strategy in words
+STRATEGY_NAMES = {
+    "youden": "Youden's J (the best balance of false rejects and escapes)",
+    "f1": "best F1",
+    "fpr": "false-reject rate target",
+    "fnr": "escape rate target",
+    "quantile": "quantile of good scores",
+    "manual": "set by hand",
+}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -29,21 +49,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "fnr (target: escape rate, default 0.005), quantile (target: quantile of good scores, "
                     "default 0.99; with --margin), manual (target: the threshold).")
     p.add_argument("--bundle", required=True, type=Path, help="model bundle (.inspector file)")
-    p.add_argument("--data", required=True, type=Path, help="data set folder (MVTec layout or good/ + defect/)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="labelled data set folder (MVTec layout or good/ + defect/); required unless only "
+                        "--frame-check is given")
     p.add_argument("--strategy", choices=STRATEGIES, default=None,
                    help="how to choose the threshold (required unless --review-band is given)")
-    p.add_argument("--target", type=float, default=None, help="the strategy's target (see above)")
+    p.add_argument("--target", type=float, default=None, help="the strategy's target (see above; default: the strategy's)")
     p.add_argument("--margin", type=float, default=0.0,
                    help="quantile only: add MARGIN x (quantile - median) of good scores")
     p.add_argument("--review-band", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
-                   help="two-threshold mode: PASS at or below LOW, FAIL above HIGH, REVIEW between (score values)")
-    p.add_argument("--note", default="", help="note stored in the calibration history")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+                   help="two-threshold mode: PASS at or below LOW, FAIL above HIGH, REVIEW between (score values; "
+                        "default: one threshold)")
+    p.add_argument("--note", default="", help="note stored in the calibration history (default: none)")
+    p.add_argument("--batch-size", type=int, default=32, help="images scored together")
+    p.add_argument("--device", default="auto", help="auto (a GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the FPR/FNR intervals")
     p.add_argument("--split", choices=CALIBRATION_SPLITS, default="auto",
                    help="which images calibrate (default: see the command's description)")
-    p.add_argument("--dry-run", action="store_true", help="print the operating point but do not write the bundle")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the operating point but do not write the bundle (default: write it)")
+    p.add_argument("--frame-check", choices=("on", "off"), default=None,
+                   help="turn the bundle's frame check (INVALID for a frame with no part: black, white, "
+                        "uniform, saturated) on or off; alone, without --data, it changes only that "
+                        "(default: as the bundle has it)")
     p.set_defaults(func=run)
     return p
 
@@ -59,12 +87,13 @@ def _ci(ci: tuple[float, float] | None) -> str:
 def format_result(result: CalibrationResult) -> str:
     """Human-readable operating point, as printed by the command."""
     op, th = result.point, result.threshold
-    lines = [f"Strategy: {result.strategy}" + ("" if result.target is None else f", target {result.target:g}")
-             + (f", margin {result.margin:g}" if result.margin else "")]
+    lines = [f"Strategy: {STRATEGY_NAMES.get(result.strategy, result.strategy)}"
+             + ("" if result.target is None else f", target {result.target:.5g}")
+             + (f", margin {result.margin:.5g}" if result.margin else "")]
     if th.low is None:
-        lines.append(f"Threshold: {th.high:.6g}  (FAIL when score > threshold)")
+        lines.append(f"Threshold: {th.high:.5g}  (FAIL when score > threshold)")
     else:
-        lines.append(f"Thresholds: low {th.low:.6g}, high {th.high:.6g}  "
+        lines.append(f"Thresholds: low {th.low:.5g}, high {th.high:.5g}  "
                      "(PASS <= low < REVIEW <= high < FAIL)")
     auroc = "n/a" if result.roc.auroc is None else f"{result.roc.auroc:.4f}"
     ap = "n/a" if result.pr.ap is None else f"{result.pr.ap:.4f}"
@@ -97,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
     for value, flag in zip(args.review_band or (), ("--review-band LOW", "--review-band HIGH")):
         check_float(value, flag)
     check_int(args.bootstrap, "--bootstrap", 0, 1_000_000)
-    if args.strategy is None and args.review_band is None:
+    frame_check_only = args.data is None and args.frame_check is not None
+    if args.data is None and not frame_check_only:
+        raise CliError("give --data FOLDER (or only --frame-check on|off)")
+    if args.strategy is None and args.review_band is None and not frame_check_only:
         raise CliError("give --strategy (or --review-band LOW HIGH)")
     if args.review_band is not None and args.strategy not in (None, "manual"):
         raise CliError(f"--review-band sets both thresholds itself; leave out --strategy {args.strategy} "
@@ -105,36 +137,75 @@ def run(args: argparse.Namespace) -> int:
     if args.strategy == "manual" and args.target is None and args.review_band is None:
         raise CliError("--strategy manual needs --target VALUE (the threshold)")
     check_batch_size(args.batch_size)
-    from ..usecases.calibrate import (
-        calibrate_bundle,  # torch: after the arguments are checked
-    )
+    from ..usecases.calibration_session import CalibrationSession
 
+    if frame_check_only:
+        session = CalibrationSession.open(args.bundle, device=args.device, bootstrap=args.bootstrap)
+        return _frame_check_only(session, args)
+    # before torch: a wrong bundle or path (a strategy that needs defective images and gets none is the
+    # core's error, with what to do instead)
+    _manifest, index = open_labelled_data(args.bundle, args.data, "calibrate")
+    session = CalibrationSession.open(args.bundle, device=args.device, bootstrap=args.bootstrap)
+    old = session.saved_threshold
     bar = ProgressBar("calibrate")
     try:
-        outcome = calibrate_bundle(args.bundle, args.data, args.strategy, args.target,
-                                   review_band=None if args.review_band is None else tuple(args.review_band),
-                                   margin=args.margin, bootstrap=args.bootstrap, note=args.note, split=args.split,
-                                   batch_size=args.batch_size, device=args.device, dry_run=args.dry_run,
-                                   progress=bar)
+        session.score(index, split=args.split, strategy=None if args.review_band else args.strategy,
+                      batch_size=args.batch_size, progress=bar)
     finally:
         bar.close()
-    cset, result = outcome.calibration_set, outcome.result
-    for path, reason in cset.scored.skipped or []:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if args.review_band:
+        session.set_threshold(args.review_band[1], args.review_band[0])
+    else:
+        session.set_strategy(args.strategy, args.target, args.margin)
+    if args.frame_check is not None:
+        session.set_frame_check(args.frame_check == "on")
+    plan = session.save_plan(args.note)
+    cset, result = plan.cset, plan.result
+    for path, reason in session.skipped:
+        print(f"skipped {printable(path)}: {reason}", file=sys.stderr)
     n, n_good = len(cset.paths), int((cset.labels == 0).sum())
-    print(f"Bundle: {args.bundle}\nCalibration set: {n} images ({n_good} good, {n - n_good} defective) "
-          f"from {args.data}, {cset.description}")
+    print(f"Bundle: {printable(args.bundle)}\nCalibration set: {n} images ({n_good} good, {n - n_good} defective) "
+          f"from {printable(args.data)}, {cset.description}")
     print(format_result(result))
-    if outcome.fidelity is not None:
-        print(outcome.fidelity.summary())
+    if plan.fidelity is not None:
+        print(plan.fidelity.summary())
         print(f"The threshold belongs to the {cset.inspector.precision} scoring path ({cset.inspector.engine}).")
-    if outcome.manifest is None:
+    if args.dry_run:
         print("Dry run: bundle not changed.")
         return 0
-    old = outcome.old_threshold
-    print(f"Written to {args.bundle}: threshold {old.get('high')} (low {old.get('low')}) -> "
-          f"{result.threshold.high:.6g} (low {result.threshold.low}); "
-          f"{len(outcome.manifest.get('calibration_history', []))} entries in the calibration history.")
+    manifest = session.save(args.note)
+    print(f"Written to {printable(args.bundle)}: threshold {threshold_text(old.get('high'), old.get('low'))} -> "
+          f"{threshold_text(result.threshold.high, result.threshold.low)}; "
+          f"{len(manifest.get('calibration_history', []))} entries in the calibration history.")
+    if args.frame_check is not None:
+        _print_frame_check(manifest)
+    return 0
+
+
+def threshold_text(high: float | None, low: float | None = None) -> str:
+    """A threshold as a user reads it: "3.2483", "3.2483 (REVIEW above 2.9)", "none"."""
+    if high is None:
+        return "none"
+    return f"{high:.5g}" + ("" if low is None else f" (REVIEW above {low:.5g})")
+
+
+def _print_frame_check(manifest: dict[str, Any]) -> None:
+    from ..frame_check import limits_of
+
+    limits = limits_of(manifest)
+    text = limits.describe()
+    print(f"Frame check on: {text}" if limits.enabled else text[:1].upper() + text[1:])
+
+
+def _frame_check_only(session: Any, args: argparse.Namespace) -> int:
+    """``--frame-check on|off`` without data: only that is written."""
+    on = args.frame_check == "on"
+    if args.dry_run:
+        print(f"Dry run: the frame check would be turned {'on' if on else 'off'}; bundle not changed.")
+        return 0
+    manifest = session.save_frame_check(on)
+    print(f"Written to {printable(args.bundle)}: frame check {'on' if on else 'off'}.")
+    _print_frame_check(manifest)
     return 0
 
 

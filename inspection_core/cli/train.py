@@ -172,42 +172,43 @@ def parse_value(model: str, prm: Any, text: str) -> Any:
     """``--param NAME=TEXT`` read as the parameter's kind, or CliError naming
     the parameter, its kind and (for a text) its choices."""
     kind = prm.kind
-    where = f"--param {prm.name} ({model})"
     word = text.strip()
+    accepted = prm.describe()
+
+    def bad(want: str, hint: str = "") -> CliError:
+        return CliError(f"--param {prm.name} must be {want}, got '{text}'{hint} (model {model})")
+
     if kind == "bool":
         if word.lower() in _TRUE:
             return True
         if word.lower() in _FALSE:
             return False
-        raise CliError(f"{where} must be true or false, got '{text}'")
+        raise bad("true or false")
     if kind == "int":
         try:
             return int(word)
         except ValueError:
-            raise CliError(f"{where} must be a whole number"
-                           + (f" ({prm.describe()})" if prm.describe() else "") + f", got '{text}'") from None
+            raise bad(accepted or "a whole number") from None
     if kind == "float":
         try:
             value = float(word)
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            raise CliError(f"{where} must be a finite number"
-                           + (f" {prm.describe()}" if prm.describe() else "") + f", got '{text}'")
+            raise bad("a finite number" + (f" {accepted}" if accepted else ""))
         return value
     if kind == "list":
         if word.startswith("["):
             try:
                 value = json.loads(word)
             except json.JSONDecodeError:
-                raise CliError(f"{where} must be a list (a,b,c), got '{text}'") from None
+                raise bad("a list (a,b,c)") from None
             if isinstance(value, list):
                 return value
         return [_item(w.strip()) for w in word.split(",") if w.strip()]
     if kind == "str":
         if prm.choices and text not in prm.choices:
-            raise CliError(f"{where} must be {prm.describe()}, got '{text}'"
-                           + suggest(text, [str(c) for c in prm.choices]))
+            raise bad(accepted, suggest(text, [str(c) for c in prm.choices]))
         return text
     try:
         return json.loads(text)
@@ -256,8 +257,14 @@ def check_params(args: argparse.Namespace) -> dict[str, Any]:
             params[name] = value
     try:
         size = args.image_size or recipe(args.model, args.preset).image_size
-        preset = dict(recipe(args.model, args.preset).params)
-        validate_params(args.model, {**preset, **params}, image_size=size)
+        checked = {**recipe(args.model, args.preset).params, **params}
+        wp = schema.weights_param  # what TrainSettings lays over the parameters, checked with them
+        if wp is not None and (args.weights or (args.from_scratch and wp.scratch is not None)):
+            checked[wp.name] = str(args.weights) if args.weights else wp.scratch
+        for prm in schema.params:
+            if prm.train_setting and getattr(args, prm.train_setting, None) is not None:
+                checked[prm.name] = getattr(args, prm.train_setting)
+        validate_params(args.model, checked, image_size=size)
     except ValueError as exc:
         raise CliError(_param_message(str(exc), schema.names())) from None
     return params
@@ -270,7 +277,7 @@ def _param_message(text: str, names: list[str]) -> str:
     rest = rest.removeprefix("parameter ")
     if not sep or rest.split(" ", 1)[0] not in names:
         return text
-    return f"--param {rest} ({family_name})"
+    return f"--param {rest} (model {family_name})"
 
 
 def configs_from_args(args: argparse.Namespace, channels: int,
