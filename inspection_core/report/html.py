@@ -4,6 +4,7 @@ script, figures linked relatively) built from what ``write_report`` computed."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -24,11 +25,35 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.figs{display:flex;flex-
 """
 
 
+#: metric keys in words (anything else: its key with spaces for underscores)
+METRIC_NAMES = {
+    "f1": "F1", "balanced_accuracy": "balanced accuracy", "n_skipped": "images skipped (unreadable)",
+    "image_auroc": "image AUROC", "image_ap": "image AP", "pixel_auroc": "pixel AUROC", "pro": "PRO",
+    "precision": "precision", "recall": "recall", "accuracy": "accuracy", "n_good": "good images",
+    "n_defect": "defective images", "fpr": "false-reject rate", "fnr": "escape rate",
+    "latency_ms": "latency (ms)", "threshold": "threshold", "threshold_low": "REVIEW threshold",
+}
+#: strategies in words
+STRATEGY_NAMES = {"youden": "Youden's J", "f1": "best F1", "fpr": "false-reject target", "fnr": "escape target",
+                  "quantile": "quantile of good scores", "manual": "set by hand"}
+#: false passes and false rejects listed by name, at most
+MISS_ROWS = 20
+
+
+def metric_name(key: str) -> str:
+    """A metric's key in words ("balanced_accuracy" -> "balanced accuracy"; "latency_ms.p50" -> "latency (ms) p50")."""
+    if not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)?", key):  # already words ("PRO (FPR ≤ 0.3)")
+        return key
+    head, _, tail = key.partition(".")
+    name = METRIC_NAMES.get(head, head.replace("_", " "))
+    return f"{name} {tail.replace('_', ' ')}" if tail else name
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "–"
     if isinstance(v, bool):
-        return str(v)
+        return "yes" if v else "no"
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     if isinstance(v, (float, np.floating)):
@@ -46,7 +71,7 @@ def _rate(v: float | None, ci: tuple[float, float] | None = None) -> str:
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td class=n>{_fmt(v)}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{html.escape(metric_name(k))}</th><td class=n>{_fmt(v)}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
 
 
@@ -62,16 +87,34 @@ def _bundle_rows(manifest: Manifest | Mapping[str, Any] | None) -> list[tuple[st
         text = {k: manifest.get(k) for k in ("name", "created", "app_version")}
     tr = section(manifest, "training", TrainingSummary) or TrainingSummary()
     th = section(manifest, "threshold", ThresholdRecord)
-    epochs = tr.epochs_run if tr.epochs_run is not None else tr.extra.get("epochs", "–")
+    if tr.fit_mode == "one_pass":
+        training = "one pass (fitted, no epochs)"
+    else:
+        epochs = tr.epochs_run if tr.epochs_run is not None else tr.extra.get("epochs")
+        training = "–" if epochs is None else f"{epochs} epochs" + (
+            "" if tr.best_epoch is None else f", best epoch {tr.best_epoch}")
     return [
         ("name", text["name"]), ("model", model.get("model")),
         ("image size", model.get("image_size")), ("channels", model.get("channels")),
         ("created", text["created"]), ("app version", text["app_version"]),
-        ("epochs (best)", f"{epochs} ({'–' if tr.best_epoch is None else tr.best_epoch})"),
+        ("training", training),
         ("training device", tr.device),
-        ("bundle threshold", "–" if th is None else
-         f"{th.high} / low {th.low} ({th.strategy}, target {th.target}{', provisional' if th.provisional else ''})"),
+        ("bundle threshold", "–" if th is None else _threshold_text(th)),
     ]
+
+
+def _threshold_text(th: ThresholdRecord) -> str:
+    """"3.2483 (REVIEW above 2.9; Youden's J)", "0.51 (quantile of good scores, target 0.99, provisional)"."""
+    text = _fmt(th.high)
+    how = [STRATEGY_NAMES.get(str(th.strategy), str(th.strategy))] if th.strategy else []
+    if th.target is not None:
+        how.append(f"target {_fmt(th.target)}")
+    if th.provisional:
+        how.append("provisional")
+    parts = [f"REVIEW above {_fmt(th.low)}"] if th.low is not None else []
+    if how:
+        parts.append(", ".join(how))
+    return text + (f" ({'; '.join(parts)})" if parts else "")
 
 
 def _points_table(points: dict[str, OperatingPoint | str], chosen: OperatingPoint) -> str:
@@ -79,7 +122,9 @@ def _points_table(points: dict[str, OperatingPoint | str], chosen: OperatingPoin
             "<th>precision</th><th>recall</th><th>F1</th><th>balanced acc.</th><th>TP/FP/TN/FN</th>"
             "<th>review</th></tr>")
     rows = []
-    for name, op in [("chosen", chosen), *points.items()]:
+    for key, op in [("chosen", chosen), *points.items()]:
+        word, _, rest = key.partition(" ")
+        name = STRATEGY_NAMES.get(word, word) + (f" {rest}" if rest else "")
         if isinstance(op, str):
             rows.append(f"<tr><td>{html.escape(name)}</td><td colspan=9>{html.escape(op)}</td></tr>")
             continue
@@ -118,11 +163,16 @@ def _figures(items: list[tuple[str, str]]) -> str:
 
 
 def _miss_list(idx: list[int], names: list[str], s: np.ndarray, defect_types: Sequence[str] | None) -> str:
+    """A table of misses, worst first as given (image, score, defect type), at most
+    :data:`MISS_ROWS` rows and "and N more"."""
     if not idx:
-        return "none"
-    return ", ".join(f"{html.escape(names[i])} ({s[i]:.4g}"
-                     + (f", {html.escape(str(defect_types[i]))}" if defect_types is not None else "") + ")"
-                     for i in idx[:50]) + (" …" if len(idx) > 50 else "")
+        return "<p>none</p>"
+    head = "<tr><th>image</th><th>score</th>" + ("<th>defect type</th>" if defect_types is not None else "") + "</tr>"
+    rows = "".join(f"<tr><td>{html.escape(names[i])}</td><td class=n>{s[i]:.4g}</td>"
+                   + (f"<td>{html.escape(str(defect_types[i]))}</td>" if defect_types is not None else "") + "</tr>"
+                   for i in idx[:MISS_ROWS])
+    more = f"<p>and {len(idx) - MISS_ROWS} more (all of them in scores.csv)</p>" if len(idx) > MISS_ROWS else ""
+    return f"<table>{head}{rows}</table>{more}"
 
 
 def _notes(point: OperatingPoint, roc_reason: str) -> list[str]:
@@ -146,7 +196,8 @@ def render_page(*, title: str, scores: np.ndarray, names: list[str],
     (counts, AUROC, AP, pixel metrics); ``metrics`` adds the rest."""
     s = scores
     bands = point.to_dict()["bands"]
-    band_rows = [("good: PASS / REVIEW / FAIL", f"{bands['good']['pass']} / {bands['good']['review']} / {bands['good']['fail']}"),
+    band_rows = [("good: PASS / REVIEW / FAIL",
+                  f"{bands['good']['pass']} / {bands['good']['review']} / {bands['good']['fail']}"),
                  ("defective: PASS / REVIEW / FAIL",
                   f"{bands['defect']['pass']} / {bands['defect']['review']} / {bands['defect']['fail']}"),
                  ("all: PASS / REVIEW / FAIL", f"{point.n_pass} / {point.n_review} / {point.n_fail}")]
@@ -165,8 +216,8 @@ def render_page(*, title: str, scores: np.ndarray, names: list[str],
         "".join(f"<p class=note>{html.escape(n)}</p>" for n in _notes(point, roc_reason)),
         "<h2>Figures</h2>", _figures(figures),
         "<h2>Worst misses</h2>",
-        f"<p>False passes ({len(false_pass)}): {_miss_list(false_pass, names, s, defect_types)}</p>",
-        f"<p>False rejects ({len(false_reject)}): {_miss_list(false_reject, names, s, defect_types)}</p>",
+        f"<h3>False passes ({len(false_pass)})</h3>", _miss_list(false_pass, names, s, defect_types),
+        f"<h3>False rejects ({len(false_reject)})</h3>", _miss_list(false_reject, names, s, defect_types),
         _figures(miss_figures) if miss_figures else no_images,
         "</body></html>",
     ]

@@ -86,9 +86,9 @@ def test_report_writes_html_and_figures(tmp_path):
     for ref in refs:
         png = index.parent / ref
         assert png.stat().st_size > 1000 and png.read_bytes()[:8] == PNG_MAGIC
-    assert "washers-v1" in text and "ganomaly" in text and "latency_ms" in text
+    assert "washers-v1" in text and "ganomaly" in text and "latency (ms)" in text
     assert "pixel AUROC" in text and "PRO" in text and "no masks" not in text
-    for name in ("youden", "f1", "fpr 1%"):
+    for name in ("Youden&#x27;s J", "best F1", "false-reject target 1%"):
         assert f"<td>{name}</td>" in text
     assert "<script" not in text and "http" not in text  # self-contained, opens from disk
     # the worst false reject is named in the list of misses
@@ -220,3 +220,27 @@ def test_a_folder_of_other_files_is_never_replaced_by_a_report(evaluated, tmp_pa
     with pytest.raises(WriteError, match="holds other files"):
         write_report_folder(tmp_path, metrics, scored, insp)
     assert (tmp_path / "thesis.docx").read_bytes() == b"months of work"
+
+
+def test_the_report_reads_as_words_and_lists_many_misses_in_a_capped_table(tmp_path):
+    """Issue 36: no 'low None (youden, target None)', no raw keys (f1, balanced_accuracy, n_skipped), no
+    'epochs (best) 1 (1)' for a one-pass family, and 91 false passes as a table of 20 and 'and 71 more'."""
+    rng = np.random.default_rng(3)
+    n_good, n_bad = 20, 100
+    scores = np.r_[rng.uniform(0, 1, n_good), rng.uniform(0, 0.5, 91), rng.uniform(2, 3, 9)]
+    labels = np.r_[np.zeros(n_good, int), np.ones(n_bad, int)]
+    paths = [f"/data/test/{'good' if y == 0 else 'crack'}/img_{i:03d}.png" for i, y in enumerate(labels)]
+    manifest = {"name": "parts", "model": {"model": "patchcore", "image_size": 64, "channels": 3},
+                "training": {"fit_mode": "one_pass", "epochs_run": 1, "best_epoch": 1, "device": "cpu"},
+                "threshold": {"high": 3.6625219535827633, "low": None, "strategy": "youden", "target": None,
+                              "provisional": False}}
+    index = write_report(tmp_path / "rep", scores, labels, Threshold(1.5), paths=paths, manifest=manifest,
+                         metrics={"f1": 0.2, "balanced_accuracy": 0.5, "n_skipped": 0, "flag": True}, bootstrap=0)
+    text = index.read_text(encoding="utf-8")
+    cells = re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", text)
+    for leak in ("None", "True", "False", "f1", "balanced_accuracy", "n_skipped"):
+        assert leak not in cells, leak
+    assert "3.6625219535827633" not in text and "3.663 (Youden" in text
+    assert "epochs (best)" not in text and "one pass" in text
+    assert "False passes (91)" in text and "and 71 more" in text
+    assert len(re.findall(r"<tr><td>[^<]*img_\d+\.png</td>", text)) == 20  # the table is capped
