@@ -45,7 +45,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
@@ -243,12 +243,13 @@ def choose_precision(requested: str | None, family: str, device: torch.device,
 
 
 # --------------------------------------------------------------------------- packed convolutions
-def _fold_batchnorm(conv: nn.Module, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _fold_batchnorm(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Conv weight and bias with an eval-mode BatchNorm folded in (fp32)."""
     w = conv.weight.detach().float()
     out_ch = w.shape[1] * conv.groups if isinstance(conv, nn.ConvTranspose2d) else w.shape[0]
     b = torch.zeros(out_ch) if conv.bias is None else conv.bias.detach().float()
     if bn is not None:
+        assert bn.running_mean is not None and bn.running_var is not None  # _foldable: it tracks them
         scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + bn.eps)
         shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
         w = w * scale.view(shape)
@@ -256,7 +257,7 @@ def _fold_batchnorm(conv: nn.Module, bn: nn.BatchNorm2d | None) -> tuple[torch.T
     return w.contiguous(), b.contiguous()
 
 
-def _packable(conv: nn.Module) -> bool:
+def _packable(conv: nn.Module | None) -> TypeGuard[nn.Conv2d | nn.ConvTranspose2d]:
     return (
         isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d))
         and conv.padding_mode == "zeros"
@@ -265,7 +266,7 @@ def _packable(conv: nn.Module) -> bool:
     )
 
 
-def _foldable(bn: nn.Module) -> bool:
+def _foldable(bn: nn.Module | None) -> TypeGuard[nn.BatchNorm2d]:
     return isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats and bn.running_mean is not None and bn.affine
 
 
@@ -274,7 +275,7 @@ class PackedConv(nn.Module):
     in, the activation fused and the weight prepacked for ``input_size``.
     Inference only: it holds no parameters and no state dict."""
 
-    def __init__(self, conv: nn.Module, bn: nn.BatchNorm2d | None, act: nn.Module | None,
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d | None, act: nn.Module | None,
                  input_size: list[int], dtype: torch.dtype) -> None:
         super().__init__()
         w, b = _fold_batchnorm(conv, bn)
@@ -346,7 +347,7 @@ def pack_model(model: nn.Module, example: torch.Tensor, dtype: torch.dtype = tor
     count = 0
     fp32_ids = {id(m) for name in keep_fp32 for m in src.get_submodule(name).modules()}
 
-    def pack(conv: nn.Module, bn: nn.Module | None, act: nn.Module | None) -> PackedConv:
+    def pack(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d | None, act: nn.Module | None) -> PackedConv:
         nonlocal count
         count += 1
         return PackedConv(conv, bn, act, sizes[id(conv)], torch.float32 if id(conv) in fp32_ids else dtype)
@@ -361,9 +362,11 @@ def pack_model(model: nn.Module, example: torch.Tensor, dtype: torch.dtype = tor
                     i += 1
                     continue
                 j = i + 1
-                bn = act = None
-                if j < len(names) and _foldable(parent._modules[names[j]]):
-                    bn = parent._modules[names[j]]
+                bn: nn.BatchNorm2d | None = None
+                act: nn.Module | None = None
+                after = parent._modules[names[j]] if j < len(names) else None
+                if _foldable(after):
+                    bn = after
                     j += 1
                 if j < len(names) and type(parent._modules[names[j]]) in _ACTIVATIONS:
                     act = parent._modules[names[j]]
@@ -448,8 +451,8 @@ def keep_fp32_under_autocast(model: nn.Module, names: tuple[str, ...] | list[str
                 with torch.autocast(device_type, enabled=False):
                     return _inner(*cast, **kwargs)
 
-            sub.forward = forward  # type: ignore[method-assign]
-            sub._inspector_fp32 = True
+            sub.forward = forward
+            setattr(sub, "_inspector_fp32", True)  # a marker, not a submodule or a buffer
             done += 1
     return done
 

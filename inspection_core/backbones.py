@@ -165,6 +165,9 @@ class FeatureExtractor(nn.Module):
     same as random: used when the weights come from a bundle's state dict).
     """
 
+    mean: torch.Tensor  # buffers (1, 3, 1, 1), registered in __init__
+    std: torch.Tensor
+
     def __init__(self, backbone: str, layers: Sequence[str], weights: str | None = "imagenet") -> None:
         super().__init__()
         spec = backbone_spec(backbone)

@@ -11,7 +11,7 @@ Channel widths double per level and are capped at ``8 * width`` so that
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, cast
 
 import torch
 from torch import nn
@@ -24,10 +24,10 @@ def weights_init(m: nn.Module) -> None:
     """DCGAN initialisation (N(0, 0.02) convs, N(1, 0.02) BatchNorm)."""
     cls = m.__class__.__name__
     if cls.find("Conv") != -1 and hasattr(m, "weight") and m.weight is not None:
-        nn.init.normal_(m.weight, 0.0, 0.02)
+        nn.init.normal_(cast(torch.Tensor, m.weight), 0.0, 0.02)
     elif cls.find("BatchNorm") != -1:
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
+        nn.init.normal_(cast(torch.Tensor, m.weight), 1.0, 0.02)
+        nn.init.zeros_(cast(torch.Tensor, m.bias))
 
 
 class Encoder(nn.Module):

@@ -31,13 +31,17 @@ so a windowed model scores with the map.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .anomaly_map import gaussian_kernel1d, smooth_map
+
+if TYPE_CHECKING:
+    from ...backbones import FeatureExtractor
+
 
 def window_positions(size: int, window: int) -> list[int]:
     """Window starts along one axis: half-window stride, the last flush with the border."""
@@ -86,7 +90,7 @@ class Residual(nn.Module):
     def __init__(self, params: dict[str, Any]) -> None:
         super().__init__()
         self.p = params
-        self.features: nn.Module | None = None
+        self.features: FeatureExtractor | None = None
         if params["perceptual_backbone"]:
             from ...backbones import FeatureExtractor, backbone_spec
 
@@ -156,7 +160,7 @@ class ResidualScoring:
     #: the perceptual backbone stays fp32 on a bf16 scoring path: measured on
     #: magnetic_tile GANomaly, a bf16 backbone changed 11 of 452 verdicts at the
     #: Youden threshold (worst score 2.1 %), an fp32 one none (worst 0.33 %)
-    fp32_on_fast_path = ("residual",)
+    fp32_on_fast_path: ClassVar[tuple[str, ...]] = ("residual",)
     #: bf16 training by default on CPUs whose bf16 is fast: it keeps these
     #: families' quality (fp32 and bf16 training compared with
     #: benchmarks/quality.py in docs/performance.md)

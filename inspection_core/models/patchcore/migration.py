@@ -10,14 +10,20 @@ stays off).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .params import MAX_GLOBAL_GRID
 
+if TYPE_CHECKING:
+    # a mixin of an nn.Module: its ``super()._load_from_state_dict`` is the module's
+    _MixinBase = torch.nn.Module
+else:
+    _MixinBase = object
 
-class BankStateDict:
+
+class BankStateDict(_MixinBase):
     """State-dict checks and migration of a PatchCore model (a mixin)."""
 
     params: dict[str, Any]

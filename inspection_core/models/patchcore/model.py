@@ -257,8 +257,7 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
         # patches held while fitting: at most fit_memory_mb of fp32 descriptors
         gh, gw = self._grid(info.image_size, info.image_size)
         budget = int(self.params["fit_memory_mb"]) * 2**20 // (4 * self.feature_dim)
-        total = max(1, info.n_train) * (1 + len(self.params["bank_augment"])) * gh * gw
-        total *= float(self.params["local_keep"])
+        total = max(1, info.n_train) * (1 + len(self.params["bank_augment"])) * gh * gw * float(self.params["local_keep"])
         self._fit_keep = min(1.0, budget / total)
         pdim = int(self.params["projection_dim"])
         d = self.feature_dim
@@ -319,8 +318,8 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
         self.memory_bank = feats[idx].contiguous().to(self.memory_bank.device)
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
         self._search = None
-        record = {"patches_seen": int(round(seen)), "candidates": int(n), "memory_bank": int(self.memory_bank.shape[0]),
-                  "patch_sampling": round(self._fit_keep, 4)}
+        record: dict[str, Any] = {"patches_seen": int(round(seen)), "candidates": int(n),
+                                  "memory_bank": int(self.memory_bank.shape[0]), "patch_sampling": round(self._fit_keep, 4)}
         record["global_term"] = self._fit_global(src[idx])
         self._fit_stats, self._fit_stats_src, self._loo = [], [], []
         return record

@@ -123,15 +123,15 @@ class TextureTerm:
         # (with all their exposures) against the Gaussian of the others
         folds = src[:, 0] % _GLOBAL_FOLDS
         own = src[:, 1] == 1
-        held = []
+        held_parts: list[np.ndarray] = []
         for f in range(_GLOBAL_FOLDS):
             inside, out = folds != f, (folds == f) & own
             if not out.any():
                 continue
             mean, prec = _gaussian(stats[inside], ledoit_wolf)
             c = stats[out] - mean
-            held.append(np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", c, prec, c), 0.0)))
-        held = np.concatenate(held)
+            held_parts.append(np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", c, prec, c), 0.0)))
+        held = np.concatenate(held_parts)
         mean, prec = _gaussian(stats, ledoit_wolf)
         # the patch score of good images: training images against the bank
         # without their own patches (their other exposures included)
@@ -146,6 +146,7 @@ class TextureTerm:
                 continue
             dd, _ = nearest_distances(patches.float(), bank[others], bank_sq[others])
             _, sc = self._map_and_score(dd[:, 0].view(1, gh, gw), size)
+            assert sc is not None  # the local score: the re-weighted one returned above
             loo.append(float(sc[0]))
         score_sd, held_sd = float(np.std(loo)) if len(loo) >= 4 else 0.0, float(held.std())
         if score_sd <= 0 or held_sd <= 0:

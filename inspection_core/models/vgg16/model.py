@@ -66,6 +66,8 @@ class VGG16Classifier(Detector):
     #: a small classifier head gains from whole batches (measured: 0.8 ms per
     #: image at batch 32 against 1.6 ms in chunks of 8)
     cpu_chunk_pixels = None
+    _mean: torch.Tensor  # buffers (1, 3, 1, 1), registered in __init__
+    _std: torch.Tensor
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
@@ -99,7 +101,8 @@ class VGG16Classifier(Detector):
         for m in root.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # VGG's convolutions all have one
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
