@@ -436,7 +436,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fitted in {_seconds(tr['duration_s'])} on {tr['device']} ({tr['precision']})"
               f"{describe_fit(tr.get('fit'))}")
     else:
-        print(f"trained {tr['epochs_run']} epochs ({tr['updates']} updates) in {_seconds(tr['duration_s'])} on "
+        epochs = tr["epochs_run"]
+        print(f"trained {epochs} epoch{'s' if epochs != 1 else ''} ({tr['updates']} updates) in {_seconds(tr['duration_s'])} on "
               f"{tr['device']} ({tr['precision']}), best epoch {tr['best_epoch']}")
     if tr["data"]["n_skipped"]:
         print(f"skipped {tr['data']['n_skipped']} unreadable image(s): see warnings above")
