@@ -287,7 +287,8 @@ def run_self_test(timeout_s: float | None = None) -> int:
             bv = v["by_verdict"]
             parts.append(
                 f"scored {v['n']} parts in {time.monotonic() - t2:.1f} s (median {v['latency_ms']:.0f} ms)"
-                f", recorded {v['rows']} (PASS {bv.get('PASS', 0)}, REVIEW {bv.get('REVIEW', 0)}, FAIL {bv.get('FAIL', 0)}, INVALID {bv.get('INVALID', 0)})"
+                f", recorded {v['rows']} (PASS {bv.get('PASS', 0)}, REVIEW {bv.get('REVIEW', 0)}, "
+                f"FAIL {bv.get('FAIL', 0)}, INVALID {bv.get('INVALID', 0)})"
                 f", defects flagged {v['defects_flagged']}/{v['n_defect']}, good passed {v['good_passed']}/{v['n_good']}"
             )  # fmt: skip
         except SelfTestFailure as exc:

@@ -135,7 +135,8 @@ class VerdictBanner(QFrame):
         if low is not None and low < score <= high:
             detail = f"score {score:.4g} in review band {format_threshold(high, low)}"
         else:
-            detail = f"score {score:.4g} {rel} threshold {format_threshold(high, low) if rel == '>' or low is None else f'{low:.4g}'}"
+            shown = format_threshold(high, low) if rel == ">" or low is None else f"{low:.4g}"
+            detail = f"score {score:.4g} {rel} threshold {shown}"
         spot = score - max(0.0, texture_part)
         limit = high if low is None else low
         self._note_text = (f"whole-part texture +{texture_part:.3g}; spot alone {spot:.4g}"
