@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon
+from PySide6.QtCore import QRect, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QIcon
 from PySide6.QtWidgets import (
-    QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget,
+    QApplication, QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout,
+    QWidget,
 )  # fmt: skip
 
 from app.context import AppContext
@@ -23,6 +24,10 @@ from app.views.history import HistoryView
 from app.views.inspect import InspectView
 
 MAX_RECENT = 8
+#: the first window's size where the screen has room for it; otherwise
+#: SCREEN_SHARE of the screen's available area (a 1366 x 768 laptop)
+DEFAULT_SIZE = (1360, 820)
+SCREEN_SHARE = 0.9
 
 
 def app_icon() -> QIcon:
@@ -32,6 +37,24 @@ def app_icon() -> QIcon:
         return QIcon(str(files("resources") / "icon.svg"))
     except (ModuleNotFoundError, FileNotFoundError):
         return QIcon()
+
+
+def fit_to_screen(want: QRect, available: QRect, minimum: tuple[int, int] = (0, 0), centre: bool = False) -> QRect:
+    """``want`` moved, and shrunk where it does not fit, into ``available``:
+    a window too large for the screen gets SCREEN_SHARE of it (never less
+    than ``minimum`` while the screen has room for that); centred when
+    ``centre``."""
+    w, h = want.width(), want.height()
+    if w > available.width() or h > available.height():
+        w = min(w, max(minimum[0], int(available.width() * SCREEN_SHARE)), available.width())
+        h = min(h, max(minimum[1], int(available.height() * SCREEN_SHARE)), available.height())
+    if centre:
+        x = available.x() + (available.width() - w) // 2
+        y = available.y() + (available.height() - h) // 2
+    else:
+        x = min(max(want.x(), available.x()), available.x() + available.width() - w)
+        y = min(max(want.y(), available.y()), available.y() + available.height() - h)
+    return QRect(x, y, w, h)
 
 
 class _Placeholder(QWidget):
@@ -54,6 +77,9 @@ class MainWindow(QMainWindow):
         self.ctx = ctx
         self.setWindowTitle("Inspector")
         self.setWindowIcon(app_icon())
+        from app.widgets.wheel_guard import install_wheel_guard
+
+        install_wheel_guard(QApplication.instance())  # the wheel scrolls panels, never a value it passes over
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
@@ -81,6 +107,7 @@ class MainWindow(QMainWindow):
         ctx.bundleUpdated.connect(self._on_bundle_changed)
         ctx.roleChanged.connect(self._apply_role)
         self._demo_job: Any = None
+        self._fitted = False
         self._apply_role(ctx.role)
         self._on_bundle_changed(ctx.bundle_path)
         self._restore_geometry()
@@ -322,15 +349,18 @@ class MainWindow(QMainWindow):
         )  # fmt: skip
 
     # ------------------------------------------------------------------ misc
-    def _about(self) -> None:
+    def about_text(self) -> str:
+        """The About box: the version, every detector family (the recipes'
+        list, read without torch), where settings and history live."""
         from inspection_core import __version__
+        from app.views.train_form import family_names
 
-        QMessageBox.about(
-            self, "About Inspector",
-            f"<h3>Inspector {__version__}</h3><p>Visual quality inspection of manufactured parts with "
-            "GANomaly, Skip-GANomaly, BiGAN and VGG16 detectors.</p>"
-            f"<p>Settings: {self.ctx.settings.path}<br>History: {self.ctx.settings.history_db_path()}</p>",
-        )  # fmt: skip
+        return (f"<h3>Inspector {__version__}</h3><p>Visual quality inspection of manufactured parts with "
+                f"{family_names()} detectors.</p>"
+                f"<p>Settings: {self.ctx.settings.path}<br>History: {self.ctx.settings.history_db_path()}</p>")
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About Inspector", self.about_text())
 
     def _restore_geometry(self) -> None:
         qs = QSettings()
@@ -338,12 +368,34 @@ class MainWindow(QMainWindow):
         if geo is not None:
             self.restoreGeometry(geo)
         else:
-            self.resize(1360, 820)
+            self.resize(*DEFAULT_SIZE)
+        self.fit_to_screen(centre=geo is None)
         tab = qs.value("window/tab")
         if tab is not None:
             for i in range(self.tabs.count()):
                 if self.tabs.tabText(i) == tab and self.tabs.isTabVisible(i):
                     self.tabs.setCurrentIndex(i)
+
+    def fit_to_screen(self, centre: bool = False) -> None:
+        """Keep the window, its status bar and its right-hand panels on the
+        screen it opens on (its available area: no taskbar on top of it);
+        a geometry saved on a larger monitor is shrunk to fit."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None or self.isMaximized() or self.isFullScreen():
+            return
+        hint = self.minimumSizeHint()
+        frame = self.frameGeometry()
+        extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+        want = QRect(frame.x(), frame.y(), self.width() + extra_w, self.height() + extra_h)
+        r = fit_to_screen(want, screen.availableGeometry(), (hint.width() + extra_w, hint.height() + extra_h), centre)
+        self.resize(r.width() - extra_w, r.height() - extra_h)
+        self.move(r.topLeft())
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._fitted:  # the frame's decorations are known once shown: fit again with them
+            self._fitted = True
+            QTimer.singleShot(0, self.fit_to_screen)
 
     def _save_geometry(self) -> None:
         qs = QSettings()

@@ -8,17 +8,23 @@ A frame that carried no part is an INVALID row whose reason ("blank frame")
 the live line wrote in the row's note: the verdict cell shows both, and the
 verdict filter offers INVALID. INVALID rows are no parts: they stay out of
 the yield.
+
+Scores and thresholds show one number of decimals in every row (enough for
+three significant digits of the smallest threshold in view); each column is
+as wide as its title and its usual values, so the whole table fits a
+1366 px screen's window and no title is cut.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QDateTime, QModelIndex, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QDateTimeEdit, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog,
     QLabel, QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget,
@@ -50,6 +56,31 @@ COLUMNS = [
 ]
 
 
+#: what the widest value of a column looks like (its width is the wider of this and its title)
+COLUMN_SAMPLES = {"id": "000000", "time": "2026-12-31 23:59:59", "verdict": "REVIEW", "override_verdict": "REVIEW (operator)",
+                  "score": "000.00000", "share": "> 999 %", "threshold": "000.00000", "bundle": "bundle-name-20",
+                  "image_ref": "part-000000.png", "source": "folder:/data/line-1", "station": "station-1",
+                  "latency_ms": "0000 ms"}
+#: significant digits of the smallest threshold in view: every score gets the decimals that gives
+SCORE_DIGITS = 3
+
+
+def score_decimals(records: list[Any]) -> int:
+    """The number of decimals every score of a table shows: enough for
+    SCORE_DIGITS significant digits of the smallest threshold among
+    ``records`` (of the scores where none has one): 0.00250 and 0.00381 for
+    a GAN's scores, 2.51 and 3.07 for PatchCore's."""
+    refs = [abs(r.threshold_high) for r in records if r.threshold_high]
+    if not refs:
+        refs = [abs(r.score) for r in records if r.score]
+    if not refs:
+        return SCORE_DIGITS
+    ref = min(refs)
+    if not math.isfinite(ref):
+        return SCORE_DIGITS
+    return max(0, min(8, SCORE_DIGITS - 1 - math.floor(math.log10(ref))))
+
+
 def _local_time(record: Any) -> str:
     return _dt.datetime.fromtimestamp(record.epoch).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -69,6 +100,7 @@ class HistoryTableModel(QAbstractTableModel):
         self.db = db
         self.filters: dict[str, Any] = {}
         self._count = 0
+        self._decimals: int | None = None  # score decimals, from the newest page (the same in every row)
         self._pages: OrderedDict[int, list[Any]] = OrderedDict()
         self.queries = 0  # page queries made (tests check that paging is lazy)
         self.refresh()
@@ -82,6 +114,7 @@ class HistoryTableModel(QAbstractTableModel):
         """Re-count and drop the cached pages (after new rows or a filter change)."""
         self.beginResetModel()
         self._pages.clear()
+        self._decimals = None
         self._count = self.db.count(**self.filters) if self.db is not None else 0
         self.endResetModel()
 
@@ -107,6 +140,16 @@ class HistoryTableModel(QAbstractTableModel):
         page = self._page(row // PAGE_SIZE)
         i = row % PAGE_SIZE
         return page[i] if i < len(page) else None
+
+    @property
+    def decimals(self) -> int:
+        """Decimals of every score and threshold shown (see :func:`score_decimals`)."""
+        if self._decimals is None:
+            self._decimals = score_decimals(self._page(0)) if self._count else SCORE_DIGITS
+        return self._decimals
+
+    def _number(self, value: float) -> str:
+        return f"{value:.{self.decimals}f}"
 
     def invalidate_record(self, row: int) -> None:
         """Re-read the page holding ``row`` (after an override)."""
@@ -136,7 +179,7 @@ class HistoryTableModel(QAbstractTableModel):
             if key == "time":
                 return _local_time(rec)
             if key == "score":
-                return "" if rec.score is None else f"{rec.score:.5g}"
+                return "" if rec.score is None else self._number(rec.score)
             if key == "share":
                 if rec.score is None or not rec.threshold_high or rec.threshold_high <= 0:
                     return ""
@@ -145,7 +188,8 @@ class HistoryTableModel(QAbstractTableModel):
             if key == "threshold":
                 if rec.threshold_high is None:
                     return ""
-                return f"{rec.threshold_high:.4g}" if rec.threshold_low is None else f"{rec.threshold_low:.4g} / {rec.threshold_high:.4g}"
+                high = self._number(rec.threshold_high)
+                return high if rec.threshold_low is None else f"{self._number(rec.threshold_low)} / {high}"
             if key == "latency_ms":
                 return "" if rec.latency_ms is None else f"{rec.latency_ms:.0f} ms"
             if key == "image_ref":
@@ -252,6 +296,7 @@ class HistoryView(QWidget):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long path keeps its start and its name
         self.table.doubleClicked.connect(self._open_index)
         root.addWidget(self.table, 1)
 
@@ -275,12 +320,26 @@ class HistoryView(QWidget):
         if self.model is None:
             self.model = HistoryTableModel(self.ctx.history, self)
             self.table.setModel(self.model)
-            widths = (64, 172, 78, 120, 86, 120, 96, 110, 190, 260, 90)  # one per column but the last
-            for i, w in enumerate(widths):
+            for i, w in enumerate(self.column_widths()):
                 self.table.setColumnWidth(i, w)
             self._fill_bundles()
             self.apply_filters()
         return self.model
+
+    def column_widths(self) -> list[int]:
+        """Each column as wide as its title and its widest usual value, in this
+        font (the sort indicator and the cell margins included): every title
+        whole, and the whole table within a 1366 px screen's window."""
+        header = self.table.horizontalHeader()
+        title_fm, cell_fm = header.fontMetrics(), self.table.fontMetrics()
+        bold = self.table.font()
+        bold.setBold(True)
+        verdict_fm = QFontMetrics(bold)
+        widths = []
+        for key, title in COLUMNS:
+            fm = verdict_fm if key == "verdict" else cell_fm
+            widths.append(max(title_fm.horizontalAdvance(title) + 24, fm.horizontalAdvance(COLUMN_SAMPLES[key]) + 14))
+        return widths
 
     def _fill_bundles(self) -> None:
         current = self.bundle_combo.currentData()

@@ -66,6 +66,7 @@ class InspectView(QWidget):
         self._pending_thumbs: list[LiveResult] = []
         self._dirty = False
         self._source_desc: tuple[str, str] | None = None
+        self._source: Any = None  # the running ImageSource (a folder's says how many images it found)
         self._state = "idle"
         self._end_note = ""
         self._build()
@@ -362,6 +363,7 @@ class InspectView(QWidget):
         self.worker.inputWarning.connect(self._on_input_warning)
         self.worker.cameraWarning.connect(self._on_camera_warning)
         self._source_desc = (kind, spec)
+        self._source = source
         self._on_camera_warning("")  # a new run: the last one's warning no longer holds
         self._end_note = ""
         self._hide_state()
@@ -543,7 +545,33 @@ class InspectView(QWidget):
         if self._state != "reconnecting" and self.banner.verdict in ("IDLE", "LOST"):
             self.banner.set_idle("READY", "waiting for the first part")
 
+    def _folder_without_parts(self) -> str:
+        """What to say when a folder run inspected nothing because the folder
+        (its sub-folders included) holds no image, or none that can be read; "" otherwise."""
+        source, desc = self._source, self._source_desc
+        if desc is None or desc[0] != "folder" or self.counters.inspected or self.counters.invalid:
+            return ""
+        skipped = len(getattr(source, "skipped", ()) or ())
+        if skipped:
+            return (f"No readable images in {desc[1]}: {skipped} image file{'s' if skipped != 1 else ''} "
+                    "could not be read; nothing was inspected.")
+        from inspection_core.data.images import list_images
+
+        try:  # the source has closed (and forgotten its list): an empty folder lists fast
+            found = bool(list_images(Path(desc[1]), recursive=True))
+        except OSError:
+            found = False
+        if found:
+            return ""  # images there, none scored: the reason was shown as it happened
+        return f"No images found in {desc[1]} (its sub-folders included): nothing was inspected."
+
     def _on_ended(self) -> None:
+        empty = self._folder_without_parts()
+        if empty:
+            self._show_state("warning", empty)
+            self.stop()
+            self.banner.set_idle("NO IMAGES", "nothing to inspect in that folder")
+            return
         n, invalid = self.counters.inspected, self.counters.invalid
         done = f"Source finished — {n} part{'s' if n != 1 else ''} inspected this shift."
         if invalid:

@@ -9,6 +9,11 @@ curves, validation metric, sample reconstructions; a one-pass family's two
 phases) and shows the result; the bundle lands in the user's model folder,
 where the Inspect view finds it. Stop sets the job's cancel token; a stopped
 training writes nothing.
+
+Start, Stop, the progress and how long the run will take on this machine
+stay in a bar under the scrolling form, on screen at any window height; a
+failure is told in full in a banner across the top of the view
+(:mod:`app.views.train_notes`).
 """
 
 from __future__ import annotations
@@ -20,15 +25,18 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar,
-    QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
-)
+    QApplication, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QMessageBox, QProgressBar, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget,
+)  # fmt: skip
 
 from app.context import BUNDLE_SUFFIX, AppContext
 from app.views.train_form import TrainForm, model_catalogue
+from app.views.train_notes import RunNotes, explain_failure
 from app.views.train_process import train_in_process
 from app.widgets import theme
 from app.widgets.plots import ImageGrid, SeriesPlot
+from app.widgets.wheel_guard import install_wheel_guard
+from app.widgets.wrap_label import WrapLabel
 from inspection_core.config import ModelConfig, TrainConfig
 from inspection_core.data.dataset import DatasetIndex, DatasetLayoutError, scan_dataset
 from inspection_core.progress import ProgressEvent
@@ -56,7 +64,7 @@ def safe_name(text: str) -> str:
     return name[: -len(BUNDLE_SUFFIX)] if name.endswith(BUNDLE_SUFFIX) else name
 
 
-class TrainView(QWidget):
+class TrainView(RunNotes, QWidget):
     """See the module docstring."""
 
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
@@ -72,6 +80,8 @@ class TrainView(QWidget):
         self.job_elapsed = 0.0
         self._check_seq = 0
         self._check_timer = QTimer(self, singleShot=True, interval=400, timeout=self.check_data_in_background)
+        self._init_notes()
+        install_wheel_guard(QApplication.instance())  # scrolling the form never changes a value
         self._build()
         self._models_job = ctx.start_job(model_catalogue, on_done=self._on_models,
                                          on_error=lambda msg: self.form.model_note.setText(f"cannot list models: {msg}"),
@@ -83,9 +93,10 @@ class TrainView(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        root = QHBoxLayout(self)
+        root = QVBoxLayout(self)
+        root.addWidget(self._build_alert())
         split = QSplitter(Qt.Orientation.Horizontal)
-        root.addWidget(split)
+        root.addWidget(split, 1)
         split.addWidget(self._build_form())
         split.addWidget(self._build_live())
         split.setStretchFactor(0, 0)
@@ -96,6 +107,7 @@ class TrainView(QWidget):
         panel = QWidget()
         lay = QVBoxLayout(panel)
         lay.setContentsMargins(0, 0, 6, 0)
+        lay.addWidget(self._build_summary())  # the last run's result, at the top once there is one
         dbox = QGroupBox("Data")
         dl = QVBoxLayout(dbox)
         row = QHBoxLayout()
@@ -106,8 +118,7 @@ class TrainView(QWidget):
         row.addWidget(self.data_edit, 1)
         row.addWidget(QPushButton("Browse…", clicked=self._browse))
         dl.addLayout(row)
-        self.data_status = QLabel("")
-        self.data_status.setWordWrap(True)
+        self.data_status = WrapLabel("")
         self.data_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         dl.addWidget(self.data_status)
         lay.addWidget(dbox)
@@ -115,19 +126,41 @@ class TrainView(QWidget):
         self.form = TrainForm()
         self.form.model_combo.currentTextChanged.connect(lambda _t: self._update_default_name())
         self.form.changed.connect(self._on_family)
+        self.form.edited.connect(self._schedule_estimate)
         lay.addWidget(self.form)
         sbox = QGroupBox("Save")
         form = QFormLayout(sbox)
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("bundle name")
         form.addRow("Save as:", self.name_edit)
-        self.out_label = QLabel("")
-        self.out_label.setWordWrap(True)
+        self.out_label = WrapLabel("")
         theme.set_tone(self.out_label, "small")
         form.addRow("", self.out_label)
         self.name_edit.textChanged.connect(self._show_out)
         lay.addWidget(sbox)
+        lay.addStretch(1)
+        self.form_scroll = scroll = QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
 
+        outer = QWidget()
+        outer.setMinimumWidth(360)
+        ol = QVBoxLayout(outer)
+        ol.setContentsMargins(0, 0, 0, 0)
+        ol.addWidget(scroll, 1)
+        ol.addWidget(self._build_run_bar())
+        return outer
+
+    def _build_run_bar(self) -> QWidget:
+        """Start, Stop, the estimate and the progress: under the scrolling form, always on screen."""
+        bar = QFrame()
+        bar.setFrameShape(QFrame.Shape.StyledPanel)
+        lay = QVBoxLayout(bar)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.estimate_label = WrapLabel("")
+        theme.set_tone(self.estimate_label, "hint")
+        lay.addWidget(self.estimate_label)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start training", clicked=self.start)
         self.start_button.setStyleSheet("font-weight: 600; padding: 6px;")
@@ -139,23 +172,14 @@ class TrainView(QWidget):
         self.progress.setFormat("idle")
         self.progress.setTextVisible(True)
         lay.addWidget(self.progress)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = WrapLabel("")
         lay.addWidget(self.status)
-        lay.addWidget(self._build_summary())
-        lay.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(panel)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setMinimumWidth(360)
-        return scroll
+        return bar
 
     def _build_summary(self) -> QWidget:
         self.summary_box = QGroupBox("Result")
         lay = QVBoxLayout(self.summary_box)
-        self.summary_label = QLabel("")
-        self.summary_label.setWordWrap(True)
+        self.summary_label = WrapLabel("")
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.summary_label)
         self.metrics_grid = QGridLayout()
@@ -266,10 +290,12 @@ class TrainView(QWidget):
             theme.set_tone(self.data_status, "ok")
         self._update_default_name()
         self._update_buttons()
+        self._schedule_estimate()
 
     def _on_models(self, catalogue: dict[str, Any]) -> None:
         self.form.set_catalogue(catalogue)
         self._update_buttons()
+        self._schedule_estimate()
 
     def _on_family(self) -> None:
         """What the plots can show depends on how the family trains."""
@@ -321,8 +347,12 @@ class TrainView(QWidget):
             return
         out = self.output_path()
         if out.exists():
-            answer = QMessageBox.question(self, "Replace bundle?", f"{out.name} exists in {out.parent}. Replace it?")
+            answer = QMessageBox.question(
+                self, "Replace bundle?", f"{out.name} exists in {out.parent}.\nReplace it with the model this "
+                "training makes? (Choose No and change “Save as” to keep it.)",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:
+                self._say(f"Not started: {out.name} exists; change “Save as” or allow replacing it.")
                 return
         try:
             from inspection_core.models import check_model_config
@@ -334,6 +364,8 @@ class TrainView(QWidget):
             self._say(str(exc), error=True)
             return
         self._out, self._out_mtime = out, (out.stat().st_mtime_ns if out.exists() else None)
+        self._cancel_estimate()  # the run needs the cores more than its estimate
+        self.hide_alert()
         self.loss_plot.clear_series()
         self.metric_plot.clear_series()
         self.sample_grid.set_rows([])
@@ -362,6 +394,7 @@ class TrainView(QWidget):
 
     def shutdown(self) -> None:
         """Called by the main window on close: stop a training and wait for it to end."""
+        self._cancel_estimate()
         self.stop(15000)
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -412,11 +445,17 @@ class TrainView(QWidget):
         self.progress.setFormat(f"done in {_duration(self.job_elapsed)}")
         self._say(f"Saved {self.saved_path.name}.")
         self._show_summary(manifest)
+        self.form_scroll.verticalScrollBar().setValue(0)  # the result is at the top of the form
+        self._schedule_estimate()
 
     def _on_error(self, message: str) -> None:
         self._finished()
         self.progress.setFormat("failed")
-        self._say(f"Training failed: {message}", error=True)
+        text, weights = explain_failure(message)
+        self.show_alert(text, weights)
+        theme.set_tone(self.alert_label, "error")
+        self._say("Training failed: see the message at the top of this view.", error=True)
+        self._schedule_estimate()
 
     def _on_cancelled(self) -> None:
         self._finished()
@@ -425,6 +464,7 @@ class TrainView(QWidget):
         written = out.exists() and out.stat().st_mtime_ns != self._out_mtime
         self._say(f"Training stopped; {out.name} was already saved before the stop." if written
                   else "Training stopped; no bundle was written.")
+        self._schedule_estimate()
 
     def _show_summary(self, manifest: dict[str, Any]) -> None:
         tr = manifest.get("training", {})

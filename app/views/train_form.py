@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.widgets import theme
+from app.widgets.wrap_label import WrapLabel
 from inspection_core.config import COMMON_IMAGE_SIZES
 from inspection_core.usecases.train_settings import TrainSettings
 
@@ -34,6 +35,27 @@ AUGMENTATION: dict[str, tuple[str, float, float, str] | None] = {
 }
 SWITCH_TEXT = {"hflip": "Mirror left-right", "vflip": "Mirror top-bottom", "rot90": "Rotate by 90°"}
 WEIGHT_CHOICES = {"imagenet": "ImageNet (torch's cache)", "file": "Local weights file", "scratch": "From scratch"}
+#: the family the form starts with: the one to use on real parts (docs/quality.md:
+#: the best image AUROC on the shared data sets, fitted in a minute or two on a CPU)
+DEFAULT_FAMILY = "patchcore"
+#: how the families are named where a user reads them
+FAMILY_NAMES = {"patchcore": "PatchCore", "ganomaly": "GANomaly", "skip-ganomaly": "Skip-GANomaly",
+                "bigan": "BiGAN", "vgg16": "VGG16 classifier"}
+
+
+def family_name(key: str) -> str:
+    """A family's name for a user ("GANomaly" for ``ganomaly``)."""
+    return FAMILY_NAMES.get(key, key)
+
+
+def family_names() -> str:
+    """Every family with a training recipe, named for a user, the default
+    first: "PatchCore, GANomaly, …, and VGG16 classifier" (no torch import)."""
+    from inspection_core.recipes import RECIPES
+
+    keys = sorted(RECIPES, key=lambda k: (k != DEFAULT_FAMILY, list(FAMILY_NAMES).index(k) if k in FAMILY_NAMES else 99))
+    names = [family_name(k) for k in keys]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def model_catalogue(_progress: Any = None, _cancel: Any = None) -> dict[str, Any]:
@@ -71,6 +93,8 @@ class ParamEditor(QWidget):
     """One editor per family parameter, typed by its default (switch, whole
     number, number, text, list as comma-separated text)."""
 
+    changed = Signal()
+
     def __init__(self, name: str, default: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.name, self.default = name, default
@@ -78,12 +102,16 @@ class ParamEditor(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         if isinstance(default, bool):
             self.editor: QWidget = QCheckBox()
+            self.editor.toggled.connect(self.changed)
         elif isinstance(default, int):
             self.editor = QSpinBox(minimum=0, maximum=1_000_000)
+            self.editor.valueChanged.connect(self.changed)
         elif isinstance(default, float):
             self.editor = _float_spin(0.0, 1e6, 0.05, 4)
+            self.editor.valueChanged.connect(self.changed)
         else:
             self.editor = QLineEdit()
+            self.editor.textChanged.connect(self.changed)
             if isinstance(default, list):
                 self.editor.setPlaceholderText("comma-separated; empty: the default")
         lay.addWidget(self.editor)
@@ -117,6 +145,7 @@ class TrainForm(QWidget):
     """See the module docstring."""
 
     changed = Signal()  # the family (or its fit mode) changed: the view adapts its plots
+    edited = Signal()   # any setting changed (the view estimates the run's time again)
 
     #: family parameters with their own row (or none: the learning rate is the training row's)
     OWN_ROWS = ("backbone", "lr")
@@ -136,6 +165,7 @@ class TrainForm(QWidget):
         lay.addWidget(self.params_box)
         lay.addWidget(self._build_run())
         self._show_rows()
+        self._watch_edits()
 
     # ------------------------------------------------------------------ layout
     def _build_model(self) -> QGroupBox:
@@ -145,8 +175,7 @@ class TrainForm(QWidget):
         self.model_combo.setPlaceholderText("loading the model list…")
         self.model_combo.currentTextChanged.connect(self._on_model)
         form.addRow("Model:", self.model_combo)
-        self.model_note = QLabel("")
-        self.model_note.setWordWrap(True)
+        self.model_note = WrapLabel("")
         theme.set_tone(self.model_note, "hint")
         form.addRow("", self.model_note)
         self.preset_combo = QComboBox()
@@ -181,8 +210,7 @@ class TrainForm(QWidget):
         self.weights_row.setLayout(row)
         row.setContentsMargins(0, 0, 0, 0)
         form.addRow("Start weights:", self.weights_row)
-        self.weights_note = QLabel("")
-        self.weights_note.setWordWrap(True)
+        self.weights_note = WrapLabel("")
         self.weights_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("", self.weights_note)
         return box
@@ -251,8 +279,8 @@ class TrainForm(QWidget):
         self.models, self.backbones = catalogue["models"], catalogue["backbones"]
         self.backbone_combo.addItems(list(self.backbones))
         self.model_combo.addItems(list(self.models))
-        if "ganomaly" in self.models:
-            self.model_combo.setCurrentText("ganomaly")
+        if DEFAULT_FAMILY in self.models:
+            self.model_combo.setCurrentText(DEFAULT_FAMILY)
         self._on_model(self.model_combo.currentText())
 
     @property
@@ -304,6 +332,7 @@ class TrainForm(QWidget):
             if name in skip:
                 continue
             editor = ParamEditor(name, default)
+            editor.changed.connect(self.edited)
             editor.setToolTip(info.get("help", {}).get(name, ""))
             self.param_editors[name] = editor
             self.params_form.addRow(name + ":", editor)
@@ -394,6 +423,28 @@ class TrainForm(QWidget):
         if path:
             self.weights_edit.setText(path)
 
+    def use_weights_file(self, path: str | Path) -> bool:
+        """Start from the local weights file ``path`` (the next Start uses it);
+        False where the family has no pretrained part."""
+        i = self.weights_combo.findData("file")
+        if i < 0 or not self.info.get("weights_param"):
+            return False
+        self.weights_combo.setCurrentIndex(i)
+        self.weights_edit.setText(str(path))
+        return True
+
+    def _watch_edits(self) -> None:
+        """Every input says when it changes (``edited``)."""
+        for w in self.findChildren(QWidget):
+            if isinstance(w, QComboBox):
+                w.currentIndexChanged.connect(self.edited)
+            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+                w.valueChanged.connect(self.edited)
+            elif isinstance(w, QCheckBox):
+                w.toggled.connect(self.edited)
+            elif isinstance(w, QLineEdit) and not isinstance(w.parentWidget(), (QSpinBox, QDoubleSpinBox)):
+                w.textChanged.connect(self.edited)
+
     # ------------------------------------------------------------------ result
     def settings(self) -> TrainSettings:
         """The core's TrainSettings for what the form shows: like ``inspector
@@ -435,4 +486,5 @@ class TrainForm(QWidget):
         )
 
 
-__all__ = ["AUGMENTATION", "ParamEditor", "TrainForm", "model_catalogue"]
+__all__ = ["AUGMENTATION", "DEFAULT_FAMILY", "FAMILY_NAMES", "ParamEditor", "TrainForm", "family_name",
+           "family_names", "model_catalogue"]

@@ -7,7 +7,9 @@ of milliseconds, and the window freezes (measured: 0.5-1 s pauses on a
 loaded 2-core machine with training on a thread, none with this module).
 The child runs :func:`train_and_save` (train, evaluate on the test split,
 save the bundle atomically) and sends its progress events through a queue;
-the calling thread only waits on that queue.
+the calling thread only waits on that queue. The Train view's estimate of a
+run's time (:func:`estimate_in_process`) is measured in a child set up the
+same way (priority, threads), so it times what the run will get.
 
 No Qt here: the child imports only the core. ``spawn`` is used everywhere
 (forking a process that runs Qt and OpenMP threads is unsafe).
@@ -28,10 +30,12 @@ from inspection_core.progress import CancelToken, Cancelled, ProgressCallback, P
 if TYPE_CHECKING:
     from inspection_core.config import ModelConfig, TrainConfig
     from inspection_core.data.dataset import DatasetIndex
+    from inspection_core.usecases.estimate import ProbeCosts, TrainingEstimate
 
 STEP_INTERVAL_S = 0.05  # the child sends at most ~20 step events per second
 CHILD_NICENESS = 5  # lower CPU priority of the training process (POSIX)
 STOP_GRACE_S = 3.0  # after a stop request, how long the child may take to stop by itself before it is terminated
+STOP_POLL_S = 0.25  # how often the child looks at the stop flag (and whether its parent is still there)
 
 
 class TrainingProcessError(RuntimeError):
@@ -48,8 +52,18 @@ def train_and_save(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, ou
     return outcome.path, outcome.manifest
 
 
-def _child(args: tuple[DatasetIndex, ModelConfig, TrainConfig, Path, bool], q: Any, stop: Any) -> None:
-    """Entry point of the training process."""
+def training_threads(cores: int | None = None, torch_default: int | None = None) -> int | None:
+    """The torch threads of a training process: one core is left to the
+    window and a live inspection on a station of up to 4 cores; None: torch's
+    own choice."""
+    cores = cores or os.cpu_count() or 1
+    if cores <= 4 and (torch_default is None or torch_default > max(1, cores - 1)):
+        return max(1, cores - 1)
+    return None
+
+
+def _child_setup() -> None:
+    """A child's priority and threads, the same for training and its estimate."""
     if hasattr(os, "nice"):  # the window (and a live inspection) keeps priority over training
         try:
             os.nice(CHILD_NICENESS)
@@ -57,17 +71,20 @@ def _child(args: tuple[DatasetIndex, ModelConfig, TrainConfig, Path, bool], q: A
             pass
     import torch
 
-    # leave one core to the window and a live inspection on small stations
-    cores = os.cpu_count() or 1
-    if cores <= 4 and torch.get_num_threads() > max(1, cores - 1):
-        torch.set_num_threads(max(1, cores - 1))
+    threads = training_threads(torch_default=torch.get_num_threads())
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _child(args: tuple[DatasetIndex, ModelConfig, TrainConfig, Path, bool], q: Any, stop: Any) -> None:
+    """Entry point of the training process."""
+    _child_setup()
     token = CancelToken()
     parent = os.getppid()
 
     def watch() -> None:  # stop on request, and when the application is gone
-        while not stop.wait(1.0):
-            if os.getppid() != parent:
-                break
+        while not stop.value and os.getppid() == parent:
+            time.sleep(STOP_POLL_S)
         token.cancel()
 
     threading.Thread(target=watch, daemon=True).start()
@@ -89,6 +106,58 @@ def _child(args: tuple[DatasetIndex, ModelConfig, TrainConfig, Path, bool], q: A
         q.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
+def _estimate_child(requests: list[tuple[ModelConfig, TrainConfig, int, int, ProbeCosts | None]], q: Any) -> None:
+    """Entry point of an estimate's process: as a training process is set up."""
+    try:
+        _child_setup()
+        from inspection_core.usecases.estimate import estimate_training
+
+        q.put(("result", [estimate_training(m, t, n_train, n_test, costs=costs)
+                          for m, t, n_train, n_test, costs in requests]))
+    except BaseException as exc:  # report every failure to the parent
+        q.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def estimate_in_process(requests: list[tuple[ModelConfig, TrainConfig, int, int, ProbeCosts | None]],
+                        cancel: CancelToken | None = None, poll_s: float = 0.05,
+                        timeout_s: float = 120.0) -> list[TrainingEstimate]:
+    """:func:`inspection_core.usecases.estimate.estimate_training` of each
+    (model config, training config, training images, test images, known
+    probe costs or None), measured in a child process set up as the training
+    process is (priority, threads), so the probe times what the run will get
+    and leaves the window's own torch state alone. A cancel ends the child."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_estimate_child, args=(requests, q), name="inspector-estimate", daemon=True)
+    proc.start()
+    t0 = time.monotonic()
+    try:
+        while True:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("estimate cancelled")
+            try:
+                kind, obj = q.get(timeout=poll_s)
+            except queue.Empty:
+                if time.monotonic() - t0 > timeout_s:
+                    raise TrainingProcessError(f"the estimate took more than {timeout_s:.0f} s") from None
+                if not proc.is_alive():
+                    try:
+                        kind, obj = q.get(timeout=1.0)
+                    except queue.Empty:
+                        raise TrainingProcessError(
+                            f"the estimate process ended unexpectedly (exit code {proc.exitcode})") from None
+                else:
+                    continue
+            if kind == "result":
+                return obj
+            raise TrainingProcessError(obj)
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        q.close()
+
+
 def _remove_partial(out: Path) -> None:
     """Temp files an atomic save leaves behind only when its process is killed."""
     from inspection_core.fileio import temp_pattern
@@ -107,7 +176,11 @@ def train_in_process(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, 
     directly (progress events, ``Cancelled`` on cancel, the result)."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    stop = ctx.Event()
+    # A flag in shared memory, not a multiprocessing.Event: Event.set() waits
+    # for every process sleeping in wait() to wake, and a child that ended
+    # while its watcher slept in wait() never does (the parent hung for good
+    # after a finished training, seen on the 2-core machine)
+    stop = ctx.RawValue("b", 0)
     proc = ctx.Process(target=_child, args=((index, mcfg, tcfg, Path(out), evaluate_test), q, stop),
                        name="inspector-training", daemon=True)
     proc.start()
@@ -115,7 +188,7 @@ def train_in_process(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, 
     try:
         while True:
             if cancel.cancelled and stop_sent is None:
-                stop.set()
+                stop.value = 1
                 stop_sent = time.monotonic()
             try:
                 kind, obj = q.get(timeout=poll_s)
@@ -143,7 +216,7 @@ def train_in_process(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, 
                 raise TrainingProcessError(obj)
     finally:
         if proc.is_alive():
-            stop.set()
+            stop.value = 1
             proc.join(STOP_GRACE_S)
             if proc.is_alive():
                 proc.terminate()
