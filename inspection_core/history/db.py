@@ -1,5 +1,7 @@
 """The history database: one SQLite file, recorded to by a worker thread and
-read by the GUI thread (see the package docstring for the design)."""
+read by the GUI thread (see the package docstring for the design). Whether the
+file is ours, writable and still reached by what is recorded is looked at by
+:mod:`.file_health`."""
 
 from __future__ import annotations
 
@@ -15,27 +17,15 @@ from typing import Any
 import numpy as np
 
 from ..fileio import atomic_open
+from .file_health import (APPLICATION_ID, WAL_ALARM_BYTES, WAL_AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT, FileGuard,
+                          check_owner, check_writable, wal_path_of)
 from .kept_images import kept_image_name, save_kept_image
 from .records import (COLUMNS, INSERT_SQL, MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, VERDICTS, HistoryError, HistoryRecord,
                       build_where, error_kind, explain, iso_utc, opt_float, to_datetime, utc_now, verdict_str)
 
 log = logging.getLogger(__name__)
 
-#: ``PRAGMA application_id`` of an Inspector history ("INSP"): another program's SQLite file is never written to
-APPLICATION_ID = 0x494E5350
-#: the WAL is checkpointed every this many pages and cut back to WAL_SIZE_LIMIT (it grew to 4 MB)
-WAL_AUTOCHECKPOINT_PAGES = 128
-WAL_SIZE_LIMIT = 1 << 20
-#: a WAL this large means that checkpoints do not reach the database file (or
-#: a reader holds them back): one is tried by hand to find out which
-WAL_ALARM_BYTES = 4 * WAL_SIZE_LIMIT
-
-
-def _may_write(path: Path) -> bool:
-    """Whether this process may write ``path`` now: False for a file made
-    immutable (``chattr +i``; also for root) or read-only (for root a
-    read-only mode is no obstacle, and access() says so)."""
-    return os.access(path, os.W_OK)
+__all__ = ["APPLICATION_ID", "WAL_ALARM_BYTES", "WAL_AUTOCHECKPOINT_PAGES", "WAL_SIZE_LIMIT", "HistoryDB"]
 
 
 class HistoryDB:
@@ -54,24 +44,20 @@ class HistoryDB:
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        #: (device, inode) of the file opened: a file put in its place is not the one written to
-        self._identity: tuple[int, int] | None = None
-        #: why what is recorded no longer reaches the database file (a checkpoint failed), or None
-        self._unreached: str | None = None
-        self._wal_alarm = WAL_ALARM_BYTES
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise HistoryError(self.path, f"cannot create its folder ({exc.strerror or exc})") from exc
         self._conn = self._connect()
-        self._identity = self._file_identity()
+        #: whether what is recorded still reaches the file opened (looked at now, right after opening it)
+        self._guard = FileGuard(self.path)
         try:
-            self._check_owner()
+            check_owner(self._conn, self.path)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._migrate()
-            self._check_writable()
+            check_writable(self._conn, self.path, self._busy_timeout)
         except HistoryError:
             self._conn.close()
             self._conn = None
@@ -111,103 +97,9 @@ class HistoryDB:
             raise HistoryError(self.path, "the database is closed", "closed")
         return self._conn
 
-    def _check_owner(self) -> None:
-        """Refuse an SQLite file of another program: it is never written to
-        (``--record other.db`` added a table to it without a word)."""
-        conn = self._db()
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        tables = {r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")}
-        if app_id not in (0, APPLICATION_ID) or (tables and "inspections" not in tables):
-            shown = ", ".join(sorted(tables)[:5]) or "none"
-            raise HistoryError(self.path, f"is an SQLite database of another program (tables: {shown}); "
-                                          "choose another file for the inspection history", "foreign")
-
-    def _file_identity(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_dev, st.st_ino) if st.st_ino else None
-
     @property
     def wal_path(self) -> Path:
-        return self.path.with_name(self.path.name + "-wal")
-
-    def _check_file(self) -> None:
-        """Before a write: refuse one that could not reach the database file.
-        The connection keeps writing through the file it opened, so a file
-        made read-only or immutable, or moved or replaced, while recording
-        would take rows into its WAL (that can never be written back, and
-        grows without bound) or into a file nobody reads, without an error.
-        A checkpoint that failed (:meth:`_watch_wal`) is tried again here."""
-        if self._identity is not None:  # a file (not ":memory:") that could be looked at when it was opened
-            try:
-                st = os.stat(self.path)
-            except FileNotFoundError:
-                raise HistoryError(self.path, "the database file was moved or deleted while recording: what is "
-                                              "recorded would not reach it", "other") from None
-            except OSError:
-                st = None  # SQLite says what is wrong
-            if st is not None and (st.st_dev, st.st_ino) != self._identity:
-                raise HistoryError(self.path, "the database file was replaced by another file while recording: "
-                                              "what is recorded would not reach it (start again to use the new file)",
-                                   "other")
-            if st is not None and not _may_write(self.path):
-                raise HistoryError(self.path, "the database file was made read-only or immutable while recording: "
-                                              "what is recorded would not reach it", "readonly")
-        if self._unreached is not None:
-            try:
-                self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
-                raise HistoryError(self.path, self._unreached, "other") from None
-            log.info("history '%s': its WAL is written into the database file again", self.path)
-            self._unreached = None
-            self._wal_alarm = WAL_ALARM_BYTES
-
-    def _watch_wal(self) -> None:
-        """After a commit: SQLite checkpoints the WAL into the database file
-        by itself and says nothing when that fails. A WAL far beyond its
-        limit is checkpointed here to find out; a failure is kept and refuses
-        the next write (:meth:`_check_file`). A reader that holds the WAL back
-        is no failure: it is looked at again after another WAL_SIZE_LIMIT."""
-        try:
-            size = os.stat(self.wal_path).st_size
-        except OSError:
-            return
-        if size <= WAL_ALARM_BYTES:
-            self._wal_alarm = WAL_ALARM_BYTES
-        if size <= self._wal_alarm:
-            return
-        try:
-            self._db().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        except sqlite3.Error as exc:
-            if error_kind(exc) == "locked":
-                return
-            self._unreached = (f"what is recorded no longer reaches the database file ({explain(exc)}); the "
-                               f"verdicts taken so far wait in '{self.wal_path}': keep that file beside the database")
-            return
-        self._wal_alarm = size + WAL_SIZE_LIMIT
-
-    def _check_writable(self) -> None:
-        """Find out at open, not at the first part, that the file cannot be
-        written (read-only file or folder, immutable file); a lock held by
-        another writer is no reason to refuse (recording waits or spools)."""
-        conn = self._db()
-        conn.execute("PRAGMA busy_timeout=200")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(f"PRAGMA user_version={int(version)}")  # a write that changes nothing
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-        except sqlite3.OperationalError as exc:
-            if error_kind(exc) != "locked":
-                raise HistoryError(self.path, f"cannot be written: {explain(exc)}", error_kind(exc)) from exc
-        finally:
-            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        return wal_path_of(self.path)
 
     @property
     def busy_timeout(self) -> float:
@@ -338,7 +230,7 @@ class HistoryDB:
 
         with self._lock:
             conn = self._db()
-            self._check_file()
+            self._guard.before_write(conn)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -371,7 +263,7 @@ class HistoryDB:
                     raise
             except sqlite3.Error as exc:
                 raise self._wrap(exc) from exc
-            self._watch_wal()
+            self._guard.after_commit(conn)
         return ids
 
     def keeps_image_for(self, verdict: Any) -> bool:

@@ -297,11 +297,11 @@ def test_a_wal_that_cannot_be_written_back_is_noticed(tmp_path: Path, caplog: py
     """A real immutable file, with the up-front access check blinded (as where
     permissions cannot be told beforehand, e.g. some network shares), so that
     only the failing checkpoint can tell."""
-    from inspection_core.history import db as db_module
+    from inspection_core.history import file_health
 
     caplog.set_level(logging.WARNING)
-    monkeypatch.setattr(db_module, "_may_write", lambda path: True, raising=False)
-    monkeypatch.setattr(db_module, "WAL_ALARM_BYTES", 200_000, raising=False)
+    monkeypatch.setattr(file_health, "_may_write", lambda path: True)
+    monkeypatch.setattr(file_health, "WAL_ALARM_BYTES", 200_000)
     path = tmp_path / "h.sqlite3"
     db = HistoryDB(path)
     rec = Recorder(db, retry_s=60)  # no retries meanwhile: the test says when
