@@ -20,8 +20,8 @@ The Calibrate view binds its widgets to the same object: a drag calls
 what the events say changed. Scoring runs on a worker: :meth:`scoring_job`
 gives the function (it reads the session, never changes it) and
 :meth:`use_scored` takes its result on the session's own thread; likewise
-:meth:`save_job` and :meth:`saved`. No Qt here, and no torch until scoring
-or saving runs.
+:meth:`save_job` (its plan: :mod:`.calibration_save`) and :meth:`saved`. No
+Qt here, and no torch until scoring or saving runs.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from ..bundle import read_manifest
 from ..fidelity_rule import Fidelity, pick_path
 from ..progress import CancelToken, ProgressCallback
 from ..types import Threshold
+from .calibration_save import SavePlan, plan_save
 
 BOOTSTRAP = 1000  # resamples for the FPR/FNR intervals (binomial draws: cheap enough for every drag)
 
@@ -64,31 +65,6 @@ class Scored:
 
     cset: Any  # usecases.calibrate.CalibrationSet
     pair: Any  # usecases.calibrate.PathPair | None
-
-
-@dataclass(frozen=True)
-class SavePlan:
-    """Everything one save writes, decided on the session's thread."""
-
-    bundle: Path
-    result: cal.CalibrationResult
-    note: str
-    cset: Any  # the set the threshold belongs to (None: scores read back from the bundle)
-    fidelity: Fidelity | None
-    paths: list[Path] | None
-    root: Path | None
-    frame_check: bool | None
-
-    def write(self) -> dict[str, Any]:
-        """Write the plan into the bundle atomically (weights untouched); the new manifest."""
-        from .calibrate import inference_with, save_calibration
-
-        if self.cset is not None:
-            return save_calibration(self.bundle, self.result, note=self.note, calibration_set=self.cset,
-                                    inference=inference_with(self.cset, self.fidelity),
-                                    frame_check_enabled=self.frame_check)
-        return save_calibration(self.bundle, self.result, note=self.note, paths=self.paths, root=self.root,
-                                frame_check_enabled=self.frame_check)
 
 
 def _holds(root: Path | None, rel: Sequence[str]) -> bool:
@@ -458,17 +434,8 @@ class CalibrationSession:
         value(s) on each path."""
         if self.bundle_path is None:
             raise cal.CalibrationError("choose a model bundle first")
-        result, cset = self.result(), self.calibration_set
-        fid = self.fidelity if result.strategy != "manual" else None
-        if result.strategy == "manual" and self.pair is not None:
-            th = result.threshold
-            chosen, fid = pick_path(self.pair, lambda _s, _y: th)
-            if chosen is not cset:
-                band = None if th.low is None else (th.low, th.high)
-                result = cal.calibrate(chosen.scores, chosen.labels, "manual", None if band else th.high,
-                                       review_band=band, bootstrap=self.bootstrap)
-                cset = chosen
-        return SavePlan(self.bundle_path, result, note, cset, fid, self.paths, self.root, self.frame_check)
+        return plan_save(self.bundle_path, self.result(), note, self.calibration_set, self.pair, self.fidelity,
+                         paths=self.paths, root=self.root, frame_check=self.frame_check, bootstrap=self.bootstrap)
 
     def save_job(self, note: str = "") -> tuple[SavePlan, Callable[..., dict[str, Any]]]:
         """The plan and a function ``(progress, cancel) -> manifest`` that writes it (on a worker)."""
