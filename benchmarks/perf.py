@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from _perf_inputs import make_inputs, quick_bundle, video_label
+from _perf_report import Report, load_text, machine_line, targets
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,64 +52,6 @@ def median_ms(fn: Callable[[], Any], n: int, warmup: int = 3) -> tuple[float, fl
     return statistics.median(ts), ts[min(len(ts) - 1, int(0.9 * len(ts)))], ts[0]
 
 
-def load_text() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f}/{five:.2f}"
-
-
-def machine_line() -> str:
-    import torch
-
-    from inspection_core.acceleration import cpu_bf16_is_fast, cpu_bf16_speedup, cpu_has_native_bf16
-
-    info: dict[str, str] = {}  # the first CPU's fields
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            info.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    cpu = info.get("model name") or platform.processor() or platform.machine()
-    # bf16 matrix units (Sapphire Rapids and later): the same code is several times faster there,
-    # so figures from machines with and without them are not comparable
-    amx = f"  AMX {'yes' if 'amx_bf16' in info['flags'].split() else 'no'}" if "flags" in info else ""
-    return (f"# perf  torch {torch.__version__}  {cpu}  {os.cpu_count()} cpus  threads {torch.get_num_threads()}{amx}  "
-            f"native bf16 {'yes' if cpu_has_native_bf16() else 'no'}"
-            + (f" (convolutions {cpu_bf16_speedup():.2f}x fp32: "
-               f"{'the fast path' if cpu_bf16_is_fast() else 'not used by default'})"
-               if cpu_has_native_bf16() else "") + f"  {load_text()}")
-
-
-class Report:
-    """Collects rows; prints each as it is measured."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.bundle = ""  # the bundle the next rows are measured on
-
-    def add(self, section: str, name: str, value: float, unit: str, ref: float | None = None,
-            higher_better: bool = False, target: str = "", **extra: Any) -> None:
-        ratio = None
-        if ref:
-            ratio = value / ref if higher_better else ref / value
-        row = {"bundle": self.bundle, "section": section, "name": name, "value": round(value, 3), "unit": unit,
-               "x_vs_fp32": None if ratio is None else round(ratio, 2), "target": target, "load": load_text(), **extra}
-        self.rows.append(row)
-        r = f"{ratio:5.2f}x" if ratio is not None else "     "
-        more = "  ".join(f"{k}={v}" for k, v in extra.items())
-        print(f"{section:<9} {name:<44} {value:9.2f} {unit:<6} {r}  {target:<14} {more}", flush=True)
-
-
-#: issue 15's targets per family (single image, folder); the others: >= 2x the plain fp32 path
-TARGETS = {"ganomaly": ("<=8 ms", ">=200 img/s"), "patchcore": ("<=10 ms", ">=150 img/s")}
-
-
-def targets(bundle: Path) -> tuple[str, str]:
-    from inspection_core.bundle import read_manifest
-
-    return TARGETS.get(read_manifest(bundle)["model"]["model"], (">=2x", ">=2x"))
-
-
 def available_paths(with_auto: bool = False) -> list[str]:
     from inspection_core.acceleration import cpu_can_pack, cpu_has_native_bf16
 
@@ -117,57 +61,6 @@ def available_paths(with_auto: bool = False) -> list[str]:
         if cpu_has_native_bf16():
             paths.append("bf16")
     return paths + (["auto"] if with_auto else [])
-
-
-# --------------------------------------------------------------------------- inputs
-def video_label(video: Path) -> str:
-    """'30 fps 256x256 video': what a live or app figure was measured on."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(video))
-    try:
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        return f"{cap.get(cv2.CAP_PROP_FPS):g} fps {w}x{h} video"
-    finally:
-        cap.release()
-
-
-def make_inputs(work: Path, size: int, frame_size: tuple[int, int] = (256, 256), fps: float = 30.0) -> dict[str, Path]:
-    """Generated parts (256 px frames, so preprocessing resizes), a folder of
-    test images and a 30 fps video of them (its frames resized to ``frame_size``,
-    e.g. 1600x1200 for a camera-sized stream; ``fps`` for a slower line)."""
-    import cv2
-
-    from inspection_core.data.demo import make_demo_dataset
-    from inspection_core.data.images import list_images, read_image
-
-    demo = work / "demo"
-    if not demo.is_dir():
-        make_demo_dataset(demo, seed=3, size=256, n_train=96, n_test_good=40, n_test_defect_per_type=6)
-    frames = [read_image(p) for p in list_images(demo / "train" / "good")]
-    tag = "" if (frame_size, fps) == ((256, 256), 30.0) else f"_{frame_size[0]}x{frame_size[1]}_{fps:g}fps"
-    video = work / f"parts{tag}.avi"
-    if not video.is_file():
-        vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), fps, frame_size)
-        for i in range(300):
-            f = frames[i % len(frames)]
-            vw.write(f if f.shape[1::-1] == frame_size else cv2.resize(f, frame_size, interpolation=cv2.INTER_LINEAR))
-        vw.release()
-    return {"demo": demo, "video": video, "frame": demo / "test" / "good" / sorted(os.listdir(demo / "test" / "good"))[0]}
-
-
-def quick_bundle(work: Path, demo: Path, size: int) -> Path:
-    """A 128 px GANomaly bundle trained for a few steps (speed only, not quality)."""
-    out = work / f"ganomaly_{size}.inspector"
-    if out.is_file():
-        return out
-    from inspection_core.bundle import save_bundle
-    from inspection_core.config import ModelConfig, TrainConfig
-    from inspection_core.training.trainer import train
-
-    res = train(demo, ModelConfig("ganomaly", image_size=size),
-                TrainConfig(epochs=1, max_steps_per_epoch=2, device="cpu", samples_per_epoch=0))
-    return save_bundle(out, res.model, res.manifest)
 
 
 # --------------------------------------------------------------------------- sections
@@ -531,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# bundle {bundle.name}: {man['model']['model']} {man['model']['image_size']} px, "
               f"{man['model']['channels']} ch; threshold on {inf.get('precision', 'fp32')} "
               f"(bf16 check: {'held' if checked else 'not run' if checked is None else 'failed'}); work folder {work}")
-        print(f"{'section':<9} {'figure':<44} {'value':>9} {'unit':<6} {'ratio':>6}  {'target':<14} details")
+        rep.header()
         rep.bundle = bundle.name
         run_sections(rep, bundle, inputs, work, args, skip)
     print(f"# done  {load_text()}")
