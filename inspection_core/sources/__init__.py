@@ -1,5 +1,7 @@
 """Image sources: camera, video file, folder and watched folder, behind one interface.
 
+Each kind is declared once (:mod:`.kinds`, :mod:`.builtin_kinds`); a new kind registers itself.
+
 >>> with open_source("parts/") as src:          # doctest: +SKIP
 ...     for frame in src:
 ...         inspector.predict(frame.image)
@@ -15,19 +17,16 @@ from typing import Any
 from .base import STATES, Frame, ImageSource, SourceError
 from .camera import CameraSource, redact_url
 from .folder import FolderSource, WatchedFolderSource
-from .spec import SOURCE_KINDS, SourceSpec, parse_source
+from .kinds import SourceKind, kind_names, register_source_kind, source_kind, source_kinds, unregister_source_kind
+from .spec import SourceSpec, parse_source
 from .video import VIDEO_EXTENSIONS, VideoFileSource
+from . import builtin_kinds  # noqa: F401,E402,I001 - registers camera, video, folder, watch
+
 
 def build_source(spec: SourceSpec, **options: Any) -> ImageSource:
     """The ImageSource for a parsed spec (not opened yet: use ``with``);
-    ``options`` go to its constructor (``loop=True``, ``recursive=True``, ...)."""
-    if spec.kind == "camera":
-        return CameraSource(spec.target, **options)
-    if spec.kind == "watch":
-        return WatchedFolderSource(spec.path, **options)
-    if spec.kind == "video":
-        return VideoFileSource(spec.path, **options)
-    return FolderSource(spec.path, **options)
+    ``options`` go to its kind's factory (``loop=True``, ``recursive=True``, ...)."""
+    return source_kind(spec.kind).build(spec.target, **options)
 
 
 def open_source(spec: int | str | os.PathLike[str] | SourceSpec, **options: Any) -> ImageSource:
@@ -38,19 +37,24 @@ def open_source(spec: int | str | os.PathLike[str] | SourceSpec, **options: Any)
 
 
 __all__ = [
-    "SOURCE_KINDS",
     "STATES",
     "CameraSource",
     "FolderSource",
     "Frame",
     "ImageSource",
     "SourceError",
+    "SourceKind",
     "SourceSpec",
     "VIDEO_EXTENSIONS",
     "VideoFileSource",
     "WatchedFolderSource",
     "build_source",
+    "kind_names",
     "open_source",
     "parse_source",
     "redact_url",
+    "register_source_kind",
+    "source_kind",
+    "source_kinds",
+    "unregister_source_kind",
 ]

@@ -15,7 +15,8 @@ spec                                   kind       notes
 =====================================  =========  =========================================
 
 Anything else is an error that names the spec: a path that does not exist is
-never taken for a camera.
+never taken for a camera. The kinds and how each is guessed are the registry's
+(:mod:`.kinds`): a registered kind is parsed like the built-in ones.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import SourceError
+from .kinds import kind_names, source_kind
 from .video import VIDEO_EXTENSIONS
 
-SOURCE_KINDS = ("camera", "video", "folder", "watch")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 _INDEX = re.compile(r"^[+-]?\d+$")
 #: camera indices OpenCV accepts (a negative one crashes some of its backends)
@@ -40,6 +41,19 @@ def check_camera_index(index: int) -> int:
     if isinstance(index, bool) or not 0 <= index <= MAX_CAMERA_INDEX:
         raise SourceError(f"camera index must be between 0 and {MAX_CAMERA_INDEX}, got {index!r}")
     return index
+
+
+def is_camera_text(text: str) -> bool:
+    """Whether plain text names a camera: an index or a stream URL."""
+    return bool(_INDEX.match(text) or _URL.match(text))
+
+
+def check_camera_target(target: str) -> None:
+    """``SourceError`` unless ``target`` is a usable camera index, a URL or an existing device."""
+    if _INDEX.match(target):
+        check_camera_index(int(target))
+    elif not _URL.match(target):
+        _check_camera_path(target)
 
 
 def _check_camera_path(target: str) -> None:
@@ -63,16 +77,11 @@ class SourceSpec:
     target: str
 
     def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise SourceError(f"unknown source kind {self.kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
+        kind = source_kind(self.kind)
         if not self.target.strip():
-            what = {"camera": "a camera index or stream URL", "video": "a video file", "folder": "a folder",
-                    "watch": "a folder, e.g. watch:/data/incoming"}[self.kind]
-            raise SourceError(f"'{self.kind}:' needs {what}")
-        if self.kind == "camera" and _INDEX.match(self.target.strip()):
-            check_camera_index(int(self.target))
-        elif self.kind == "camera" and not _URL.match(self.target.strip()):
-            _check_camera_path(self.target.strip())
+            raise SourceError(f"'{self.kind}:' needs {kind.needs}")
+        if kind.check is not None:
+            kind.check(self.target.strip())
 
     @property
     def path(self) -> Path:
@@ -84,13 +93,11 @@ class SourceSpec:
 
 
 def _guess(text: str) -> SourceSpec:
-    if _INDEX.match(text) or _URL.match(text):
-        return SourceSpec("camera", text)
+    for name in kind_names():
+        guess = source_kind(name).guess
+        if guess is not None and guess(text):
+            return SourceSpec(name, text)
     path = Path(text).expanduser()
-    if path.suffix.lower() in VIDEO_EXTENSIONS:
-        return SourceSpec("video", text)
-    if path.is_dir():
-        return SourceSpec("folder", text)
     if not path.exists():
         raise SourceError(f"image source '{text}': no such file or folder (a camera is a number or a stream URL)")
     raise SourceError(f"image source '{text}': not a folder or a video file "
@@ -113,9 +120,10 @@ def parse_source(spec: int | str | os.PathLike[str] | SourceSpec, kind: str | No
     if kind is not None:
         return SourceSpec(kind, text)
     head, sep, rest = text.partition(":")
-    if sep and head.lower() in SOURCE_KINDS and not rest.startswith("//"):
+    if sep and head.lower() in kind_names() and not rest.startswith("//"):
         return SourceSpec(head.lower(), rest.strip())
     return _guess(text)
 
 
-__all__ = ["MAX_CAMERA_INDEX", "SOURCE_KINDS", "SourceSpec", "check_camera_index", "parse_source"]
+__all__ = ["MAX_CAMERA_INDEX", "SourceSpec", "check_camera_index", "check_camera_target", "is_camera_text",
+           "parse_source"]

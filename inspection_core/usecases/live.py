@@ -20,19 +20,12 @@ own speed); ``mode`` "continuous" or "triggered" (one frame per
 :meth:`LiveLine.trigger`: the next one acquired after the call, or the next
 image of a lossless source). ``pace_fps`` limits how fast frames are read.
 
-What happens is told to one ``listener(kind, payload)``, called on the line's
-threads: ``"ready"`` (the Inspector), ``"result"`` (LiveResult), ``"state"``
-((state, message) of the source), ``"frame_error"`` (message: one frame not
-scored, or its image not kept), ``"recording"`` ((state, message, pending):
-"ok", or "spooling" while verdicts wait in the spool), ``"failed"`` (message:
-the line cannot run, or a verdict could not be recorded),
-``"input_warning"`` (message, at most once per run: the frames look unlike the
-bundle's training data, see :mod:`inspection_core.drift`), ``"camera_warning"``
-(message when ``invalid_alert`` frames in a row carried no part, e.g. the
-camera is covered or disconnected; ``""`` when a part is seen again; see
-:mod:`inspection_core.frame_check`), ``"ended"`` (the source finished, every frame handled), ``"stopped"`` (both
-threads ended; always the last event). The desktop app relays them to the GUI
-thread (``app.live``); a headless station or a test calls :meth:`LiveLine.run`.
+What happens is told as events (:mod:`.live_events`: ``Ready``, ``Result``,
+``SourceState``, ``FrameError``, ``Recording``, ``Failed``, ``InputWarning``,
+``CameraWarning``, ``Ended``, and, last, ``Stopped``) to ``on_event(event)``
+and to ``listener(event.kind, event.payload)``, on the line's threads. The
+desktop app relays them to the GUI thread (``app.live``); a headless station or
+a test calls :meth:`LiveLine.run`.
 """
 
 from __future__ import annotations
@@ -47,36 +40,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..drift import InputMonitor
-from ..sources import ImageSource, SourceSpec, build_source, parse_source
+from ..sources import ImageSource, SourceSpec, parse_source, source_kind
+from .live_events import (
+    CameraWarning, Ended, Failed, FrameError, InputWarning, LiveEvent, LiveResult, Ready, Recording, Result, SourceState,
+    Stopped,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-LiveListener = Callable[[str, Any], None]
+LiveListener = Callable[[str, Any], None]     # listener(event.kind, event.payload)
+EventListener = Callable[[LiveEvent], None]   # on_event(event)
 MODES = ("continuous", "triggered")
 #: what a line does when a verdict had to go to the spool: keep inspecting, or stop
 ON_UNRECORDED = ("spool", "stop")
 #: INVALID frames in a row after which the operator is told (camera covered or disconnected?)
 INVALID_ALERT = 5
-
-
-@dataclass
-class LiveResult:
-    """One scored frame, as a view or a station receives it."""
-
-    prediction: Any                  # inspection_core.types.Prediction
-    frame_index: int
-    frame_ref: str
-    frame_timestamp: float
-    record_id: int | None            # row in the history database (None: not recorded)
-    score_ms: float                  # model time for this frame
-    record_ms: float                 # time to commit the history row
-    age_ms: float                    # acquisition -> result ready
-    fps: float                       # scored frames per second (recent window)
-    frames_read: int
-    frames_scored: int
-    frames_dropped: int              # stale frames replaced before they were scored
-    image: Any = None                # the frame as captured (for the full-size pane)
-    spooled: bool = False            # recorded in the history's spool (the database will get it when it can)
 
 
 @dataclass(frozen=True)
@@ -93,15 +71,14 @@ def line_source(spec: int | str | os.PathLike[str] | SourceSpec, *, kind: str | 
     """The source a spec names (not opened: the capture thread opens it) and
     how a line runs it: a folder is read recursively, lossless, at most
     ``rate`` parts a second, looping when ``loop``; a watched folder lossless;
-    a video at its own speed and a camera keep the newest frame."""
+    a video at its own speed and a camera keep the newest frame: each as its
+    :class:`~inspection_core.sources.SourceKind` declares (``line_options``,
+    ``lossless``, ``pacing``: only a "rate" kind takes ``rate`` and ``loop``)."""
     s = parse_source(spec, kind)
-    if s.kind == "folder":
-        return build_source(s, recursive=True), LineSettings(True, rate or None, loop)
-    if s.kind == "watch":
-        return build_source(s), LineSettings(True)
-    if s.kind == "video":
-        return build_source(s, realtime=True), LineSettings(False)
-    return build_source(s), LineSettings(False)
+    k = source_kind(s.kind)
+    paced = k.pacing == "rate"
+    return k.build(s.target, **k.line_options), LineSettings(k.lossless, (rate or None) if paced else None,
+                                                             loop and paced)
 
 
 class LiveLine:
@@ -126,6 +103,7 @@ class LiveLine:
         source_label: str = "",
         device: str = "auto",
         listener: LiveListener | None = None,
+        on_event: EventListener | None = None,
         on_unrecorded: str = "spool",
         invalid_alert: int = INVALID_ALERT,
     ) -> None:
@@ -155,6 +133,7 @@ class LiveLine:
         self.source_label = source_label or label
         self.device = device
         self._listener = listener
+        self._on_event = on_event
         self.frames_read = 0
         self.frames_scored = 0
         self.frames_dropped = 0
@@ -271,13 +250,14 @@ class LiveLine:
         return self._finished.wait(timeout_s)
 
     # ---------------------------------------------------------------- events
-    def _emit(self, kind: str, payload: Any = None) -> None:
-        if self._listener is None:
-            return
+    def _emit(self, event: LiveEvent) -> None:
         try:
-            self._listener(kind, payload)
+            if self._on_event is not None:
+                self._on_event(event)
+            if self._listener is not None:
+                self._listener(event.kind, event.payload)
         except Exception:  # noqa: BLE001 - a broken listener must not stop the line
-            log.exception("live line: the listener failed on %r", kind)
+            log.exception("live line: the listener failed on %r", event.kind)
 
     def _thread_done(self) -> None:
         with self._alive_lock:
@@ -285,7 +265,7 @@ class LiveLine:
             last = self._alive == 0
         if last:
             self._finished.set()
-            self._emit("stopped")
+            self._emit(Stopped())
 
     # ---------------------------------------------------------------- recording
     def _start_recorder(self) -> None:
@@ -302,7 +282,7 @@ class LiveLine:
             self._on_recording(self.recorder.state, self.recorder.message, self.recorder.pending)
 
     def _on_recording(self, state: str, message: str, pending: int) -> None:
-        self._emit("recording", (state, message, pending))
+        self._emit(Recording(state, message, pending))
 
     def _stop_recorder(self) -> None:
         rec = self.recorder
@@ -328,11 +308,11 @@ class LiveLine:
             record_id, image, ref = item
             try:
                 if self.recorder is None or self.recorder.attach_image(record_id, image) is None:
-                    self._emit("frame_error", f"{ref}: recorded, but its image could not be kept (see the log)")
+                    self._emit(FrameError(f"{ref}: recorded, but its image could not be kept (see the log)"))
                 else:
                     self.images_kept += 1
             except Exception as exc:  # noqa: BLE001 - shown; the row itself is committed
-                self._emit("frame_error", f"{ref}: recorded, but its image could not be kept ({exc})")
+                self._emit(FrameError(f"{ref}: recorded, but its image could not be kept ({exc})"))
 
     def _stop_keeper(self, timeout_s: float) -> bool:
         """Write every queued image, then end the writer (True when it finished in time)."""
@@ -358,7 +338,7 @@ class LiveLine:
             try:
                 src = self._open_source()
             except Exception as exc:  # noqa: BLE001 - told to the user, never a crash
-                self._emit("failed", f"cannot open source: {exc}")
+                self._emit(Failed(f"cannot open source: {exc}"))
                 self._stop.set()
                 return
             finally:
@@ -382,7 +362,7 @@ class LiveLine:
             state = getattr(src, "state", "running")
             if state != last_state:
                 last_state = state
-                self._emit("state", (state, getattr(src, "last_error", "") or ""))
+                self._emit(SourceState(state, getattr(src, "last_error", "") or ""))
             if self._paused and self.lossless:
                 with self._cond:
                     self._cond.wait(0.1)
@@ -396,7 +376,7 @@ class LiveLine:
                         continue
                     state = getattr(src, "state", "ended")
                     if state != last_state:
-                        self._emit("state", (state, getattr(src, "last_error", "") or ""))
+                        self._emit(SourceState(state, getattr(src, "last_error", "") or ""))
                     return
                 continue
             with self._cond:
@@ -426,12 +406,12 @@ class LiveLine:
 
                 insp = Inspector(insp, device=self.device)
             except Exception as exc:  # noqa: BLE001
-                self._emit("failed", f"cannot load model bundle: {exc}")
+                self._emit(Failed(f"cannot load model bundle: {exc}"))
                 return False
         self.inspector = insp
         manifest = getattr(insp, "manifest", None)
         self.monitor = InputMonitor(manifest) if isinstance(manifest, dict) else None
-        self._emit("ready", insp)
+        self._emit(Ready(insp))
         return True
 
     def _next_frame(self) -> Any:
@@ -462,7 +442,7 @@ class LiveLine:
                 if frame is None:
                     if not self._stop.is_set():
                         self._warn_inputs(self.monitor.finish() if self.monitor is not None else None)
-                        self._emit("ended")
+                        self._emit(Ended())
                     break
                 self._score(frame)
         finally:
@@ -476,22 +456,22 @@ class LiveLine:
         try:
             pred = self.inspector.predict(frame.image)
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the line
-            self._emit("frame_error", f"{frame.ref}: cannot be scored ({exc})")
+            self._emit(FrameError(f"{frame.ref}: cannot be scored ({exc})"))
             return
         t1 = time.perf_counter()
         if pred.reason:
             self._invalid_frame(pred.reason)
         else:
             if self.invalid_run >= self.invalid_alert:
-                self._emit("camera_warning", "")
+                self._emit(CameraWarning(""))
             self.invalid_run = 0
             if self.monitor is not None:  # a frame with no part says nothing about the parts' inputs
                 self._warn_inputs(self.monitor.observe(frame.image, pred.score, pred.image))
         try:
             record_id, spooled = self._record(frame, pred)
         except Exception as exc:  # noqa: BLE001 - recorded nowhere: never shown as a result
-            self._emit("failed", f"{frame.ref} scored {pred.verdict.value} but could not be recorded ({exc}); "
-                                 "the line is stopped")
+            self._emit(Failed(f"{frame.ref} scored {pred.verdict.value} but could not be recorded ({exc}); "
+                                 "the line is stopped"))
             self._halt()
             return
         t2 = time.perf_counter()
@@ -502,14 +482,14 @@ class LiveLine:
         span = self._done_times[-1] - self._done_times[0]
         fps = (len(self._done_times) - 1) / span if span > 0 else 0.0
         self.frames_scored += 1
-        self._emit("result", LiveResult(
+        self._emit(Result(LiveResult(
             prediction=pred, frame_index=frame.index, frame_ref=frame.ref, frame_timestamp=frame.timestamp,
             record_id=record_id, score_ms=(t1 - t0) * 1000.0, record_ms=(t2 - t1) * 1000.0,
             age_ms=(time.time() - frame.timestamp) * 1000.0, fps=fps, frames_read=self.frames_read,
             frames_scored=self.frames_scored, frames_dropped=self.frames_dropped, image=frame.image, spooled=spooled,
-        ))  # fmt: skip
+        )))  # fmt: skip
         if spooled and self.on_unrecorded == "stop":
-            self._emit("failed", f"the line is stopped because the history cannot be written: {self.recorder.message}")
+            self._emit(Failed(f"the line is stopped because the history cannot be written: {self.recorder.message}"))
             self._halt()
 
     def _invalid_frame(self, reason: str) -> None:
@@ -520,7 +500,7 @@ class LiveLine:
             message = (f"{self.invalid_run} frames in a row carry no part ({reason}): "
                        "is the camera covered or disconnected, or the light off?")
             log.warning("live line %s: %s", self.source_label, message)
-            self._emit("camera_warning", message)
+            self._emit(CameraWarning(message))
 
     def _halt(self) -> None:
         """Stop from the scoring thread (the capture thread and the source follow)."""
@@ -536,7 +516,7 @@ class LiveLine:
     def _warn_inputs(self, message: str | None) -> None:
         if message:
             log.warning("live line %s: %s", self.source_label, message)
-            self._emit("input_warning", message)
+            self._emit(InputWarning(message))
 
     def _record(self, frame: Any, pred: Any) -> tuple[int | None, bool]:
         """Commit the verdict's history row or spool it (the kept image of a
@@ -558,4 +538,5 @@ class LiveLine:
         return out.record_id, out.spooled
 
 
-__all__ = ["INVALID_ALERT", "LineSettings", "LiveLine", "LiveListener", "LiveResult", "MODES", "ON_UNRECORDED", "line_source"]
+__all__ = ["INVALID_ALERT", "EventListener", "LineSettings", "LiveEvent", "LiveLine", "LiveListener", "LiveResult", "MODES",
+           "ON_UNRECORDED", "line_source"]
