@@ -13,6 +13,9 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from app.threads import _LINGERING
 from inspection_core.usecases.live import LiveLine, LiveResult
+from inspection_core.usecases.live_events import (
+    CameraWarning, Ended, Failed, FrameError, InputWarning, LiveEvent, Ready, Recording, Result, SourceState, Stopped,
+)  # fmt: skip
 
 __all__ = ["LiveResult", "ScoringWorker"]
 
@@ -33,13 +36,13 @@ class ScoringWorker(QObject):
     ended = Signal()                  # the source finished and every frame was handled
     stopped = Signal()                # both threads ended
 
-    _raw = Signal(str, object)
+    _raw = Signal(object)             # a live_events event, from the line's threads
 
     def __init__(self, source: Any, inspector: Any, history: Any = None, *, parent: QObject | None = None,
                  **options: Any) -> None:
         super().__init__(parent)
         self._raw.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
-        self.line = LiveLine(source, inspector, history, listener=self._raw.emit, **options)
+        self.line = LiveLine(source, inspector, history, on_event=self._raw.emit, **options)
 
     # ---------------------------------------------------------------- the line's control and counters
     def start(self) -> "ScoringWorker":
@@ -120,25 +123,25 @@ class ScoringWorker(QObject):
         return self.line.images_kept
 
     # ---------------------------------------------------------------- relay
-    @Slot(str, object)
-    def _dispatch(self, kind: str, payload: Any) -> None:
-        if kind == "result":
-            self.result.emit(payload)
-        elif kind == "state":
-            self.stateChanged.emit(payload[0], payload[1])
-        elif kind == "ready":
-            self.ready.emit(payload)
-        elif kind == "frame_error":
-            self.frameError.emit(payload)
-        elif kind == "recording":
-            self.recordingChanged.emit(payload[0], payload[1], int(payload[2]))
-        elif kind == "input_warning":
-            self.inputWarning.emit(payload)
-        elif kind == "camera_warning":
-            self.cameraWarning.emit(str(payload or ""))
-        elif kind == "failed":
-            self.failed.emit(payload)
-        elif kind == "ended":
+    @Slot(object)
+    def _dispatch(self, event: LiveEvent) -> None:
+        if isinstance(event, Result):
+            self.result.emit(event.result)
+        elif isinstance(event, SourceState):
+            self.stateChanged.emit(event.state, event.message)
+        elif isinstance(event, Ready):
+            self.ready.emit(event.inspector)
+        elif isinstance(event, FrameError):
+            self.frameError.emit(event.message)
+        elif isinstance(event, Recording):
+            self.recordingChanged.emit(event.state, event.message, event.pending)
+        elif isinstance(event, InputWarning):
+            self.inputWarning.emit(event.message)
+        elif isinstance(event, CameraWarning):
+            self.cameraWarning.emit(event.message)
+        elif isinstance(event, Failed):
+            self.failed.emit(event.message)
+        elif isinstance(event, Ended):
             self.ended.emit()
-        elif kind == "stopped":
+        elif isinstance(event, Stopped):
             self.stopped.emit()

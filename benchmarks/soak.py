@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from inspection_core.history import HistoryDB, Recorder
     from inspection_core.inference import Inspector
     from inspection_core.usecases.live import LiveLine
+    from inspection_core.usecases.live_events import Failed, FrameError, LiveEvent, Result
 
     work = args.work or Path(tempfile.mkdtemp(prefix="inspector-soak-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -133,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     lock = threading.Lock()
     t0 = time.monotonic()
 
-    def listener(kind: str, payload: Any) -> None:
-        if kind in ("frame_error", "failed"):
-            errors.append(str(payload))
-        if kind != "result":
+    def listener(event: LiveEvent) -> None:
+        if isinstance(event, (FrameError, Failed)):
+            errors.append(event.message)
+        if not isinstance(event, Result):
             return
+        payload = event.result
         n = payload.frames_scored
         if n % args.every == 0 or n == args.frames:
             wal = Path(str(db.path) + "-wal")
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['fps']:6.1f} fps", flush=True)
 
     rec = Recorder(db)
-    line = LiveLine(CyclingSource(frames, args.frames), insp, rec, lossless=True, station="soak", listener=listener)
+    line = LiveLine(CyclingSource(frames, args.frames), insp, rec, lossless=True, station="soak", on_event=listener)
     finished = line.run(timeout_s=None)
     rec.close()
     rows = db.count()

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
+    QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
     QWidget,
 )  # fmt: skip
 
 from app.context import AppContext
 from app.manifest import read_manifest_light
+from app.views.inspect_source import DEMO, SourcePicker
 from app.views.inspect_panels import BundlePanel, BusyPanel, PerformancePanel, ShiftPanel
 from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part of this view's API
 from app.widgets.image_pane import (
@@ -37,14 +38,6 @@ from app.widgets.recent_strip import RecentStrip
 from app.widgets.verdict_banner import VerdictBanner
 from app.workers import LiveResult, ScoringWorker
 from inspection_core.usecases.live import line_source
-
-SOURCE_KINDS = {
-    "demo": "Demo parts",
-    "folder": "Image folder",
-    "watch": "Watched folder",
-    "video": "Video file",
-    "camera": "Camera / stream",
-}
 
 
 class InspectView(QWidget):
@@ -95,16 +88,10 @@ class InspectView(QWidget):
         # Source bar
         bar = QHBoxLayout()
         bar.setSpacing(8)
-        self.kind_combo = QComboBox()
-        for key, label in SOURCE_KINDS.items():
-            self.kind_combo.addItem(label, key)
+        self.picker = SourcePicker(self)  # the registry's kinds, their hints and how each is browsed
+        self.kind_combo, self.spec_edit, self.browse_btn = self.picker.kind_combo, self.picker.spec_edit, self.picker.browse_btn
         self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
-        self.spec_edit = QLineEdit()
-        self.spec_edit.setMinimumWidth(220)
-        self.spec_edit.setPlaceholderText("folder, video file, camera index (0) or stream URL")
         self.spec_edit.textChanged.connect(lambda _t: self._update_buttons())  # another source: Start switches
-        self.browse_btn = QPushButton("Browse…")
-        self.browse_btn.clicked.connect(self._browse)
         self.mode_combo = QComboBox()
         self.mode_combo.addItem("Continuous", "continuous")
         self.mode_combo.addItem(f"Triggered ({self.ctx.settings.trigger_key or 'Space'})", "triggered")
@@ -255,31 +242,8 @@ class InspectView(QWidget):
 
     # ------------------------------------------------------------------ sources
     def _on_kind_changed(self, *_: object) -> None:
-        kind = self.kind_combo.currentData()
+        self.picker.kind_changed()
         self._update_buttons()
-        self.spec_edit.setEnabled(kind != "demo")
-        self.browse_btn.setEnabled(kind in ("folder", "watch", "video"))
-        hints = {
-            "demo": "the demo's test parts",
-            "folder": "folder of images",
-            "watch": "folder where the line's camera software drops images",
-            "video": "video file (.mp4, .avi, …)",
-            "camera": "camera index (0, 1, …) or stream URL (rtsp://…)",
-        }
-        self.spec_edit.setPlaceholderText(hints.get(kind, ""))
-
-    def _browse(self) -> None:
-        kind = self.kind_combo.currentData()
-        qs = QSettings()
-        start = str(qs.value("recent/source_dir", str(Path.home())))
-        if kind == "video":
-            path, _ = QFileDialog.getOpenFileName(self, "Open video file", start,
-                                                  "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm);;All files (*)")
-        else:
-            path = QFileDialog.getExistingDirectory(self, "Choose folder", start)
-        if path:
-            self.spec_edit.setText(path)
-            qs.setValue("recent/source_dir", str(Path(path).parent if kind == "video" else path))
 
     def _choice_differs(self) -> bool:
         """Whether the source picked in the bar is not the one running (Start then switches to it)."""
@@ -316,15 +280,13 @@ class InspectView(QWidget):
         return self.start_source("demo", str(line))
 
     def _select_kind(self, kind: str) -> None:
-        i = self.kind_combo.findData(kind)
-        if i >= 0 and self.kind_combo.currentIndex() != i:
-            self.kind_combo.setCurrentIndex(i)
+        self.picker.select(kind)
 
     def _make_source(self, kind: str, spec: str) -> tuple[Any, dict[str, Any]]:
         """The ImageSource (not opened: the capture thread opens it) and the line's
         settings for it, as the core's live use case decides them for the kind."""
         rate = float(self.rate_spin.value()) or None
-        demo = kind == "demo"
+        demo = kind == DEMO
         source, settings = line_source(spec, kind="folder" if demo else kind, rate=rate, loop=demo)
         return source, {"lossless": settings.lossless, "pace_fps": settings.pace_fps, "loop": settings.loop}
 
