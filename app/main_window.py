@@ -150,10 +150,10 @@ class MainWindow(QMainWindow):
         self.open_bundle_action.setShortcut("Ctrl+O")
         self.recent_menu = file_menu.addMenu("Recent bundles")
         src = file_menu.addMenu("Open &source")
-        src.addAction("Image folder…", lambda: self._open_source_dialog("folder"))
-        src.addAction("Watched folder…", lambda: self._open_source_dialog("watch"))
-        src.addAction("Video file…", lambda: self._open_source_dialog("video"))
-        src.addAction("Camera or stream…", lambda: self._open_source_dialog("camera"))
+        from inspection_core.sources import source_kinds
+
+        for kind in source_kinds():  # every registered kind, browsed as it declares
+            src.addAction(f"{kind.label}…", lambda _=False, k=kind.name: self._open_source_dialog(k))
         src.addSeparator()
         src.addAction("Demo parts", self.start_demo)
         file_menu.addSeparator()
@@ -273,18 +273,11 @@ class MainWindow(QMainWindow):
             self.open_bundle(Path(path))
 
     def _open_source_dialog(self, kind: str) -> None:
-        qs = QSettings()
-        start = str(qs.value("recent/source_dir", str(Path.home())))
-        if kind == "video":
-            spec, _ = QFileDialog.getOpenFileName(self, "Open video file", start, "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm)")
-        elif kind == "camera":
-            spec, ok = QInputDialog.getText(self, "Camera or stream", "Camera index (0, 1, …) or stream URL:", text="0")
-            spec = spec if ok else ""
-        else:
-            spec = QFileDialog.getExistingDirectory(self, "Choose folder", start)
+        from app.views.inspect_source import pick_target
+        from inspection_core.sources import source_kind
+
+        spec = pick_target(self, source_kind(kind), typed=True)
         if spec:
-            if kind != "camera":
-                qs.setValue("recent/source_dir", str(Path(spec).parent if kind == "video" else spec))
             self.tabs.setCurrentWidget(self.inspect_view)
             self.inspect_view.start_source(kind, spec)
 

@@ -244,3 +244,24 @@ def test_the_view_says_at_once_when_the_history_cannot_be_written(view: InspectV
         subprocess.run(["chattr", "-i", str(db_path)], check=True)
     assert ctx.recorder.flush(wait_s=1.0)
     assert ctx.history.count() == 5 and set(shown) <= {r.image_ref for r in ctx.history.query()}
+
+
+def test_a_registered_source_kind_shows_in_the_picker_with_its_hint(view: InspectView) -> None:
+    """A new kind is one module: the picker lists it, with its hint and its browse rule, unchanged."""
+    from inspection_core.sources import register_source_kind, unregister_source_kind
+    from tests.core.test_source_kinds import PATTERN
+
+    register_source_kind(PATTERN)
+    try:
+        other = InspectView(view.ctx)
+        i = other.kind_combo.findData("pattern")
+        assert i >= 0 and other.kind_combo.itemText(i) == "Test pattern"
+        other.kind_combo.setCurrentIndex(i)
+        assert other.spec_edit.placeholderText() == "stripes" and other.spec_edit.isEnabled()
+        assert not other.browse_btn.isEnabled()  # typed, no dialog
+        other.kind_combo.setCurrentIndex(other.kind_combo.findData("video"))
+        assert other.browse_btn.isEnabled() and "video file" in other.spec_edit.placeholderText()
+        other.shutdown()
+        other.deleteLater()
+    finally:
+        unregister_source_kind("pattern")
