@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..drift import InputMonitor
-from ..sources import ImageSource, SourceSpec, parse_source, source_kind
+from ..sources import ImageSource, SourceSpec
+from .live_keeper import ImageKeeper
+from .live_source import LineSettings, line_source
 from .live_events import (
     CameraWarning, Ended, Failed, FrameError, InputWarning, LiveEvent, LiveResult, Ready, Recording, Result, SourceState,
     Stopped,
@@ -55,30 +55,6 @@ MODES = ("continuous", "triggered")
 ON_UNRECORDED = ("spool", "stop")
 #: INVALID frames in a row after which the operator is told (camera covered or disconnected?)
 INVALID_ALERT = 5
-
-
-@dataclass(frozen=True)
-class LineSettings:
-    """How a line runs a kind of source."""
-
-    lossless: bool
-    pace_fps: float | None = None
-    loop: bool = False
-
-
-def line_source(spec: int | str | os.PathLike[str] | SourceSpec, *, kind: str | None = None,
-                rate: float | None = None, loop: bool = False) -> tuple[ImageSource, LineSettings]:
-    """The source a spec names (not opened: the capture thread opens it) and
-    how a line runs it: a folder is read recursively, lossless, at most
-    ``rate`` parts a second, looping when ``loop``; a watched folder lossless;
-    a video at its own speed and a camera keep the newest frame: each as its
-    :class:`~inspection_core.sources.SourceKind` declares (``line_options``,
-    ``lossless``, ``pacing``: only a "rate" kind takes ``rate`` and ``loop``)."""
-    s = parse_source(spec, kind)
-    k = source_kind(s.kind)
-    paced = k.pacing == "rate"
-    return k.build(s.target, **k.line_options), LineSettings(k.lossless, (rate or None) if paced else None,
-                                                             loop and paced)
 
 
 class LiveLine:
@@ -141,7 +117,6 @@ class LiveLine:
         self.frames_invalid = 0      # frames that carried no part (INVALID)
         self.invalid_run = 0         # INVALID frames in a row, now
         self.invalid_alert = max(1, int(invalid_alert))
-        self.images_kept = 0
         self._cond = threading.Condition()
         self._slot: Any = None
         self._stop = threading.Event()
@@ -151,9 +126,7 @@ class LiveLine:
         self._source_ready = threading.Event()
         self._pending_threshold: Any = None
         self._done_times: list[float] = []
-        # Bounded, so a slow disk slows the line instead of dropping evidence.
-        self._keep_queue: queue.Queue = queue.Queue(maxsize=16)
-        self._keeper: threading.Thread | None = None
+        self._keeper = ImageKeeper(self._attach, lambda message: self._emit(FrameError(message)))
         self._threads = [threading.Thread(target=self._capture_loop, name="capture", daemon=True),
                          threading.Thread(target=self._scoring_loop, name="scoring", daemon=True)]
         self._alive = 0
@@ -222,6 +195,11 @@ class LiveLine:
         with self._cond:
             self._pending_threshold = threshold
 
+    @property
+    def images_kept(self) -> int:
+        """FAIL/REVIEW images written beside their history rows."""
+        return self._keeper.kept
+
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Stop both threads, close the source and write the queued kept
         images; True when everything ended in time (a thread stuck in a driver
@@ -241,7 +219,7 @@ class LiveLine:
                 t.join(max(0.0, deadline - time.monotonic()))
         if self.running:
             return False
-        done = self._stop_keeper(timeout_s)
+        done = self._keeper.stop(timeout_s)
         self._stop_recorder()
         return done
 
@@ -293,37 +271,8 @@ class LiveLine:
             rec.close()  # one last try to write the spool; the database itself stays open
         self.recorder, self._own_recorder = None, False
 
-    # ---------------------------------------------------------------- kept images
-    def _keep_later(self, record_id: int, image: Any, ref: str) -> None:
-        if self._keeper is None:
-            self._keeper = threading.Thread(target=self._keeper_loop, name="keeper", daemon=True)
-            self._keeper.start()
-        self._keep_queue.put((record_id, image, ref))
-
-    def _keeper_loop(self) -> None:
-        while True:
-            item = self._keep_queue.get()
-            if item is None:
-                return
-            record_id, image, ref = item
-            try:
-                if self.recorder is None or self.recorder.attach_image(record_id, image) is None:
-                    self._emit(FrameError(f"{ref}: recorded, but its image could not be kept (see the log)"))
-                else:
-                    self.images_kept += 1
-            except Exception as exc:  # noqa: BLE001 - shown; the row itself is committed
-                self._emit(FrameError(f"{ref}: recorded, but its image could not be kept ({exc})"))
-
-    def _stop_keeper(self, timeout_s: float) -> bool:
-        """Write every queued image, then end the writer (True when it finished in time)."""
-        if self._keeper is None:
-            return True
-        self._keep_queue.put(None)
-        self._keeper.join(timeout_s + 10.0)  # images already scored are evidence: give them time
-        done = not self._keeper.is_alive()
-        if done:
-            self._keeper = None
-        return done
+    def _attach(self, record_id: int, image: Any) -> Any:
+        return None if self.recorder is None else self.recorder.attach_image(record_id, image)
 
     # ---------------------------------------------------------------- capture thread
     def _open_source(self) -> Any:
@@ -534,7 +483,7 @@ class LiveLine:
             note=getattr(pred, "reason", ""),
         )  # fmt: skip
         if keep and out.record_id is not None:
-            self._keep_later(out.record_id, frame.image, frame.ref)
+            self._keeper.put(out.record_id, frame.image, frame.ref)
         return out.record_id, out.spooled
 
 
