@@ -307,8 +307,9 @@ class MainWindow(QMainWindow):
             return
         iv = self.inspect_view
         iv.banner.set_idle("SETTING UP", "preparing the demo (first start only)")
-        iv.show_busy("Preparing the demo: creating the demo images (a small model is trained only if the shipped one is missing)…",
-                     None, on_cancel=lambda: self._demo_job and self._demo_job.cancel())
+        iv.show_busy("Preparing the demo: creating the demo images "
+                     "(a small model is trained only if the shipped one is missing)…", None,
+                     on_cancel=lambda: self._demo_job and self._demo_job.cancel())
 
         def on_progress(e: Any) -> None:
             if e.kind in ("step", "epoch") and e.epochs:

@@ -21,21 +21,19 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
+    QHBoxLayout, QLabel, QVBoxLayout,
     QWidget,
 )  # fmt: skip
 
 from app.context import AppContext
 from app.manifest import read_manifest_light
-from app.views.inspect_source import DEMO, SourcePicker
-from app.views.inspect_panels import BundlePanel, BusyPanel, PerformancePanel, ShiftPanel
+from app.views.inspect_source import DEMO, build_source_bar, folder_without_parts
+from app.views.inspect_panels import BusyPanel, build_side_column
 from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part of this view's API
 from app.widgets.image_pane import (
     HEAT_LEGEND, HEAT_LEGEND_TIP, NO_RECONSTRUCTION, ImagePane, fit_for_display, heat_overlay,
 )
-from app.widgets.palette import CAMERA_WARNING
 from app.widgets.recent_strip import RecentStrip
-from app.widgets.verdict_banner import VerdictBanner
 from app.workers import LiveResult, ScoringWorker
 from inspection_core.usecases.live import line_source
 
@@ -85,47 +83,7 @@ class InspectView(QWidget):
         root.setContentsMargins(12, 10, 12, 10)
         root.setSpacing(10)
 
-        # Source bar
-        bar = QHBoxLayout()
-        bar.setSpacing(8)
-        self.picker = SourcePicker(self)  # the registry's kinds, their hints and how each is browsed
-        self.kind_combo, self.spec_edit, self.browse_btn = self.picker.kind_combo, self.picker.spec_edit, self.picker.browse_btn
-        self.kind_combo.currentIndexChanged.connect(self._on_kind_changed)
-        self.spec_edit.textChanged.connect(lambda _t: self._update_buttons())  # another source: Start switches
-        self.mode_combo = QComboBox()
-        self.mode_combo.addItem("Continuous", "continuous")
-        self.mode_combo.addItem(f"Triggered ({self.ctx.settings.trigger_key or 'Space'})", "triggered")
-        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
-        self.rate_spin = QSpinBox()
-        self.rate_spin.setRange(0, 120)
-        self.rate_spin.setValue(4)
-        self.rate_spin.setPrefix("≤ ")
-        self.rate_spin.setSuffix(" parts/s")
-        self.rate_spin.setSpecialValueText("max rate")
-        self.rate_spin.setToolTip("Highest rate for folders (0 = as fast as scoring allows)")
-        self.start_btn = QPushButton("▶  Start")
-        self.start_btn.setObjectName("primaryButton")
-        self.start_btn.clicked.connect(self._start_clicked)
-        self.pause_btn = QPushButton("❚❚  Pause")
-        self.pause_btn.clicked.connect(self._pause_clicked)
-        self.stop_btn = QPushButton("■  Stop")
-        self.stop_btn.clicked.connect(self.stop)
-        self.trigger_btn = QPushButton("Trigger")
-        self.trigger_btn.clicked.connect(self.trigger)
-        for b in (self.start_btn, self.pause_btn, self.stop_btn, self.trigger_btn):
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        bar.addWidget(QLabel("Source"))
-        bar.addWidget(self.kind_combo)
-        bar.addWidget(self.spec_edit, 1)
-        bar.addWidget(self.browse_btn)
-        bar.addSpacing(12)
-        bar.addWidget(QLabel("Mode"))
-        bar.addWidget(self.mode_combo)
-        bar.addWidget(self.rate_spin)
-        bar.addSpacing(12)
-        for b in (self.start_btn, self.pause_btn, self.stop_btn, self.trigger_btn):
-            bar.addWidget(b)
-        root.addLayout(bar)
+        root.addLayout(build_source_bar(self))  # source, mode, rate, start/pause/stop/trigger
 
         # State strip (camera lost, source ended, errors)
         self.state_strip = QLabel("")
@@ -159,38 +117,7 @@ class InspectView(QWidget):
         left.addStretch(1)
         body.addLayout(left, 3)
 
-        side = QVBoxLayout()
-        side.setSpacing(10)
-        # Where the operator looks: frames in a row with no part (camera covered or disconnected, light off).
-        self.camera_warning = QLabel("")
-        self.camera_warning.setObjectName("cameraWarning")
-        self.camera_warning.setWordWrap(True)
-        bg, fg = CAMERA_WARNING
-        self.camera_warning.setStyleSheet(f"QLabel#cameraWarning {{ background: {bg}; color: {fg}; border-radius: 6px;"
-                                          " padding: 10px 12px; font-size: 12pt; font-weight: 700; }")
-        self.camera_warning.hide()
-        side.addWidget(self.camera_warning)
-        self.banner = VerdictBanner()
-        side.addWidget(self.banner)
-
-        self.shift_panel = ShiftPanel()
-        self.shift_panel.newShiftRequested.connect(self.reset_counters)
-        self.perf_panel = PerformancePanel()
-        self.bundle_panel = BundlePanel()
-        self.bundle_panel.bundle_combo.activated.connect(self._bundle_chosen)
-        for panel in (self.shift_panel, self.perf_panel, self.bundle_panel):
-            side.addWidget(panel)
-        side.addStretch(1)
-        side_w = QWidget()
-        side_w.setLayout(side)
-        side_scroll = QScrollArea()  # a short screen (1366 x 768) scrolls the side panels instead of cutting them
-        side_scroll.setWidget(side_w)
-        side_scroll.setWidgetResizable(True)
-        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        side_scroll.setMinimumWidth(300)
-        side_scroll.setMaximumWidth(380)
-        body.addWidget(side_scroll, 1)
+        body.addWidget(build_side_column(self), 1)  # camera warning, verdict, shift, performance, bundle
         root.addLayout(body, 1)
         self._on_kind_changed()
 
@@ -508,24 +435,8 @@ class InspectView(QWidget):
             self.banner.set_idle("READY", "waiting for the first part")
 
     def _folder_without_parts(self) -> str:
-        """What to say when a folder run inspected nothing because the folder
-        (its sub-folders included) holds no image, or none that can be read; "" otherwise."""
-        source, desc = self._source, self._source_desc
-        if desc is None or desc[0] != "folder" or self.counters.inspected or self.counters.invalid:
-            return ""
-        skipped = len(getattr(source, "skipped", ()) or ())
-        if skipped:
-            return (f"No readable images in {desc[1]}: {skipped} image file{'s' if skipped != 1 else ''} "
-                    "could not be read; nothing was inspected.")
-        from inspection_core.data.images import list_images
-
-        try:  # the source has closed (and forgotten its list): an empty folder lists fast
-            found = bool(list_images(Path(desc[1]), recursive=True))
-        except OSError:
-            found = False
-        if found:
-            return ""  # images there, none scored: the reason was shown as it happened
-        return f"No images found in {desc[1]} (its sub-folders included): nothing was inspected."
+        """What to say when a folder run inspected nothing (see :func:`folder_without_parts`)."""
+        return folder_without_parts(self._source, self._source_desc, self.counters.inspected or self.counters.invalid)
 
     def _on_ended(self) -> None:
         empty = self._folder_without_parts()

@@ -8,12 +8,14 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget,
+    QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
+    QVBoxLayout, QWidget,
 )  # fmt: skip
 
 from app.views.shift import ShiftCounters
-from app.widgets.palette import VERDICT_TEXT
+from app.widgets.palette import CAMERA_WARNING, VERDICT_TEXT
 from app.widgets.stat_tile import StatTile
+from app.widgets.verdict_banner import VerdictBanner
 
 
 def short_data_text(text: str, name_chars: int = 28) -> str:
@@ -175,3 +177,41 @@ class BusyPanel(QFrame):
         self._on_cancel = on_cancel
         self.cancel_btn.setVisible(on_cancel is not None)
         self.show()
+
+
+def build_side_column(view: Any) -> QScrollArea:
+    """The Inspect view's right column, set on ``view``: ``camera_warning`` (frames in a
+    row with no part), ``banner``, ``shift_panel``, ``perf_panel``, ``bundle_panel``;
+    a short screen (1366 x 768) scrolls it instead of cutting it."""
+    side = QVBoxLayout()
+    side.setSpacing(10)
+    # Where the operator looks: frames in a row with no part (camera covered or disconnected, light off).
+    view.camera_warning = QLabel("")
+    view.camera_warning.setObjectName("cameraWarning")
+    view.camera_warning.setWordWrap(True)
+    bg, fg = CAMERA_WARNING
+    view.camera_warning.setStyleSheet(f"QLabel#cameraWarning {{ background: {bg}; color: {fg}; border-radius: 6px;"
+                                      " padding: 10px 12px; font-size: 12pt; font-weight: 700; }")
+    view.camera_warning.hide()
+    side.addWidget(view.camera_warning)
+    view.banner = VerdictBanner()
+    side.addWidget(view.banner)
+
+    view.shift_panel = ShiftPanel()
+    view.shift_panel.newShiftRequested.connect(view.reset_counters)
+    view.perf_panel = PerformancePanel()
+    view.bundle_panel = BundlePanel()
+    view.bundle_panel.bundle_combo.activated.connect(view._bundle_chosen)
+    for panel in (view.shift_panel, view.perf_panel, view.bundle_panel):
+        side.addWidget(panel)
+    side.addStretch(1)
+    side_w = QWidget()
+    side_w.setLayout(side)
+    side_scroll = QScrollArea()  # a short screen (1366 x 768) scrolls the side panels instead of cutting them
+    side_scroll.setWidget(side_w)
+    side_scroll.setWidgetResizable(True)
+    side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+    side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    side_scroll.setMinimumWidth(300)
+    side_scroll.setMaximumWidth(380)
+    return side_scroll

@@ -472,7 +472,8 @@ class TrainView(RunNotes, QWidget):
         if tr.get("fit_mode") == "one_pass":
             from inspection_core.usecases.training import describe_fit
 
-            run = f"built in one pass in {_duration(tr.get('duration_s'))} on {tr.get('device', '?')}{describe_fit(tr.get('fit'))}"
+            fit = describe_fit(tr.get("fit"))
+            run = f"built in one pass in {_duration(tr.get('duration_s'))} on {tr.get('device', '?')}{fit}"
         else:
             run = (f"{tr.get('epochs_run', '?')} epochs ({tr.get('updates', '?')} updates) in "
                    f"{_duration(tr.get('duration_s'))} on {tr.get('device', '?')}, best epoch {tr.get('best_epoch', '?')}")
