@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
@@ -143,11 +144,11 @@ class RunNotes:
         def done(result: list[tuple[ModelConfig, TrainConfig, Any]]) -> None:
             for m, t, e in result:
                 self._probe_cache[_probe_key(m, t, n_train)] = e.costs
-            if seq == self._estimate_seq:
+            if seq == self._estimate_seq and shiboken6.isValid(self.estimate_label):  # the view may be gone
                 self._show_estimate(result)
 
         def failed(message: str) -> None:
-            if seq == self._estimate_seq:
+            if seq == self._estimate_seq and shiboken6.isValid(self.estimate_label):
                 self.estimate = None
                 self.estimate_label.setText("")  # a setting the run refuses is told at Start
 
