@@ -29,11 +29,18 @@ def window(ctx: AppContext, qtbot) -> MainWindow:
 
 
 def test_every_view_builds(window: MainWindow) -> None:
+    from app.views.history import COLUMNS
+
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Inspect", "History", "Calibrate", "Train"]
     for title in ("Calibrate", "Train"):
         view = window.engineer_view(title)
         assert type(view).__name__ == f"{title}View", f"{title} view failed to build: {view}"
-    assert window.history_view.model is not None or window.tabs.currentWidget() is window.inspect_view
+    assert window.tabs.currentWidget() is window.inspect_view  # an operator starts on Inspect
+    window.ctx.history.record(score=0.5, verdict="FAIL", threshold_high=0.4, image_ref="part-1.png", station="s1")
+    window.tabs.setCurrentWidget(window.history_view)  # History opens its database when first shown
+    model = window.history_view.ensure_model()
+    assert window.history_view.table.model() is model and model.rowCount() == 1
+    assert model.data(model.index(0, [k for k, _t in COLUMNS].index("verdict"))) == "FAIL"
 
 
 def test_mode_switch_hides_and_shows_engineer_views(window: MainWindow, ctx: AppContext) -> None:
