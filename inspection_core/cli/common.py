@@ -299,7 +299,7 @@ class ProgressBar:
         #: a one-pass family's fit (PatchCore): its one "epoch" is the fit's validation
         self.one_pass = one_pass
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar once the first step arrives
 
     def __call__(self, ev: ProgressEvent) -> None:
         if ev.kind == "step":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from .common import (
     printable,
     signals_deferred,
 )
+
+if TYPE_CHECKING:  # the image reader is imported once the arguments are checked
+    from ..data.images import ImageReadError
 
 #: decoded images held at once, at most (plus one): a 0.5 MB PNG can decode to
 #: 432 MB, and a batch of 32 of them took 8 GB
@@ -111,7 +114,8 @@ def _write_overlay(out: Path, images: list, i: int, heat: np.ndarray) -> None:
         fh.write(encoded.data)  # no bytes copy of a file that can be as large as the image
 
 
-def _batches(files: list[Path], batch_size: int, skipped: list, read_image: Any, error: type) -> Any:
+def _batches(files: list[Path], batch_size: int, skipped: list, read_image: Any,
+             error: type[ImageReadError]) -> Any:
     """(files, decoded images) in batches of ``batch_size``, or fewer when
     their decoded size passes ``MAX_BATCH_BYTES``; unreadable files are
     reported and listed in ``skipped``."""

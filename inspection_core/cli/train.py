@@ -397,10 +397,10 @@ def run(args: argparse.Namespace) -> int:
         tcfg.validate()
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    for line in data_warnings(index):
-        print(line, file=sys.stderr)
-    if (line := _estimate_line(mcfg, tcfg, index, not args.no_evaluate)) is not None:
-        print(line, file=sys.stderr, flush=True)
+    for warning in data_warnings(index):
+        print(warning, file=sys.stderr)
+    if (estimate := _estimate_line(mcfg, tcfg, index, not args.no_evaluate)) is not None:
+        print(estimate, file=sys.stderr, flush=True)
     from ..bundle import describe, read_manifest
     from ..models.registry import model_class
     from ..usecases.training import TrainingLockedError, train_and_save

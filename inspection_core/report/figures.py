@@ -44,10 +44,11 @@ def roc_figure(s: np.ndarray, y: np.ndarray, point: OperatingPoint,
             ax.plot(op.fpr, 1 - op.fnr, mk, ms=6, mfc="none", mec="#555", label=name)
     th = point.threshold
     if th.low is None:
-        ax.plot(point.fpr, 1 - point.fnr, "o", ms=9, color="#d62728", label="chosen threshold")
+        ax.plot(point.fpr, 1 - (point.fnr or 0.0), "o", ms=9, color="#d62728", label="chosen threshold")
     else:  # two thresholds: each line as a single threshold, joined by the review band
         lo_op, hi_op = operating_point(s, y, th.low), operating_point(s, y, th.high)
-        ax.plot([lo_op.fpr, hi_op.fpr], [1 - lo_op.fnr, 1 - hi_op.fnr], "-o", ms=8, color="#d62728",
+        lo_fnr, hi_fnr = lo_op.fnr or 0.0, hi_op.fnr or 0.0  # None only without defects, which a ROC needs
+        ax.plot([lo_op.fpr, hi_op.fpr], [1 - lo_fnr, 1 - hi_fnr], "-o", ms=8, color="#d62728",
                 label="φ_low … φ_high (review band)")
     ax.set(xlabel="false-reject rate (FPR)", ylabel="defects caught (TPR)", xlim=(-0.01, 1.01),
            ylim=(-0.01, 1.01), title="ROC")
