@@ -23,12 +23,13 @@ and a frame is INVALID, with its reason, when
 * ``level < level_low`` / ``level > level_high``: "too dark" / "too bright",
   far darker or brighter than every training image (no part, lights off).
 
-The limits come from the training images' statistics, stored in the bundle at
-training (:func:`training_statistics`, ``manifest["frame_check"]``):
+The limits come from the good training images' statistics (a supervised
+family's defective training images are left out: the limits describe a good
+part's frame), stored in the bundle at training (:func:`training_statistics`, ``manifest["frame_check"]``):
 ``min_contrast`` is half the least contrast of any training image,
-``max_clipped`` lies a quarter of the way from the most clipped training
-image to a fully clipped frame (25 % of the pixels saturated where no
-training image has any), and the level limits lie well outside the training
+``max_clipped`` lies a quarter of the way from the 99th percentile of the
+training images' saturated shares to a fully clipped frame (25 % of the
+pixels saturated where no training image has any), and the level limits lie well outside the training
 images' darkest and brightest means (below half the darkest and 20 levels
 under it; above 1.6 times the brightest, or halfway to white when that is
 nearer, and at least 20 levels over it). A bundle without them (made before the
@@ -159,7 +160,8 @@ def limits_from(stats: Sequence[FrameStats]) -> FrameLimits:
     contrast = np.array([s.contrast for s in stats])
     clipped = np.array([s.clipped for s in stats])
     lo, hi = float(levels.min()), float(levels.max())
-    c_min, k_max = float(contrast.min()), float(clipped.max())
+    # the saturated share from the 99th percentile: one training image with a glare does not open the limit
+    c_min, k_max = float(contrast.min()), float(np.quantile(clipped, 0.99))
     low = min(lo / 2.0, lo - 20.0)
     high = max(min(hi + (255.0 - hi) / 2.0, 1.6 * hi), hi + 20.0)
     return FrameLimits(

@@ -139,7 +139,8 @@ def _load(index: DatasetIndex, train_samples: list[Sample], val_samples: list[Sa
         val_labels=np.array([s.label for s in val_loaded.samples], dtype=np.int64) if val_loaded else np.zeros(0, np.int64),
         supervised=supervised,
     )
-    return data, skipped, input_statistics(loaded.images, loaded.shapes), training_statistics(loaded.frames)
+    good_frames = [f for f, s in zip(loaded.frames, loaded.samples) if s.label == 0] or loaded.frames
+    return data, skipped, input_statistics(loaded.images, loaded.shapes), training_statistics(good_frames)
 
 
 def train(
