@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = session.save(args.note)
     print(f"Written to {printable(args.bundle)}: threshold {threshold_text(old.get('high'), old.get('low'))} -> "
           f"{threshold_text(result.threshold.high, result.threshold.low)}; "
-          f"{len(manifest.get('calibration_history', []))} entries in the calibration history.")
+          f"{_entries(len(manifest.get('calibration_history', [])))} in the calibration history.")
     if args.frame_check is not None:
         _print_frame_check(manifest)
     return 0
@@ -210,3 +210,7 @@ def _frame_check_only(session: Any, args: argparse.Namespace) -> int:
 
 
 __all__ = ["add_parser", "format_result", "run"]
+
+
+def _entries(n: int) -> str:
+    return f"{n} entry" if n == 1 else f"{n} entries"
