@@ -13,17 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from _cli import run_cli as run
 
 
-def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    from inspection_core.cli.main import main
-
-    try:
-        rc = main(list(args))
-    except SystemExit as exc:
-        rc = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_patchcore_is_the_default_and_an_existing_bundle_is_not_replaced(demo_data: Path, tmp_path: Path,

@@ -13,21 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from _cli import run_cli as cli
 
 from inspection_core.drift import InputMonitor, Reference, input_statistics, is_gray
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
-    from inspection_core.cli.main import main
-
-    try:
-        rc = main(list(args))
-    except SystemExit as exc:
-        rc = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_a_bundle_name_means_one_file_everywhere(tiny_bundle: Path, demo_data: Path, tmp_path: Path,
