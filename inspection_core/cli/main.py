@@ -25,6 +25,7 @@ SUMMARIES = {
     "evaluate": ("evaluate", "score a labelled data set and report metrics"),
     "calibrate": ("calibrate", "choose the decision threshold(s) on a labelled data set and store them in a bundle"),
     "predict": ("predict", "score image files or folders and print verdicts"),
+    "compare": ("compare", "train several detector families on one folder and compare them on the same held-out images"),
 }
 SUBCOMMANDS = tuple(module for module, _summary in SUMMARIES.values())
 
