@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 
 from _datasets import SHARED_DATA, shared_data  # noqa: E402,F401 - re-exported for tests
+from _postgres import line_db, pg_server  # noqa: E402,F401 - a real PostgreSQL server, once per session
 
 
 @pytest.fixture(autouse=True)

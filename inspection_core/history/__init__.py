@@ -27,6 +27,10 @@ Design choices:
 - FAIL and REVIEW images (``keep_images_for``) are kept as PNG files under
   ``image_dir/YYYY-MM-DD/<id>_<verdict>.png``; the row stores the path relative
   to ``image_dir`` so the whole folder can be moved.
+- A line of stations records to one PostgreSQL server instead (:mod:`.pg`,
+  opened by :func:`open_history` from a ``postgresql://`` URL or a
+  ``service=`` string; schema in :mod:`.pg_schema`): the same interface, the
+  same spool, each verdict once (docs/adr/0018-line-history-on-postgresql.md).
 """
 
 
@@ -36,6 +40,7 @@ import os
 from pathlib import Path
 
 from ..paths import HISTORY_FILENAME, KEPT_IMAGES_DIRNAME, data_dir
+from .backend import check_target, display_target, is_server_target, open_history
 from .db import HistoryDB
 from .recorder import RecordError, Recorded, Recorder
 from .records import SCHEMA_VERSION, VERDICTS, HistoryError, HistoryRecord
@@ -53,6 +58,10 @@ def default_image_dir(history_path: str | os.PathLike[str] | None = None) -> Pat
 
 
 __all__ = [
+    "check_target",
+    "display_target",
+    "is_server_target",
+    "open_history",
     "HistoryDB",
     "HistoryError",
     "HistoryRecord",

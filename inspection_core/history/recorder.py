@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .db import HistoryDB
+from .backend import History, display_target, history_target, is_server_target, new_uid, open_history, spool_for
 from .records import HistoryError, verdict_str
 from .spool import SpoolEntry, SpoolError, VerdictSpool
 
@@ -52,19 +52,22 @@ class Recorder:
     ``busy_timeout_s``: how long a verdict waits for another writer's lock
     before it is spooled (the line does not stall for the database's 10 s)."""
 
-    def __init__(self, db: HistoryDB | None = None, *, path: str | os.PathLike[str] | None = None,
+    def __init__(self, db: History | None = None, *, path: str | os.PathLike[str] | None = None,
                  image_dir: str | os.PathLike[str] | None = None, keep_images_for: Iterable[str] = ("FAIL", "REVIEW"),
                  spool: VerdictSpool | None = None, on_change: RecorderListener | None = None,
                  retry_s: float = 2.0, busy_timeout_s: float | None = 2.0, open_error: BaseException | None = None,
                  start_retrying: bool = True) -> None:
         if db is None and path is None:
             raise ValueError("Recorder needs a HistoryDB or the path of one")
-        self.path = Path(db.path if db is not None else path)  # type: ignore[arg-type]
+        #: what the history was opened from (a file, or a server's connection string) and how it is shown
+        self.target: str | Path = history_target(db) if db is not None else (
+            str(path) if is_server_target(path) else Path(path))  # type: ignore[arg-type]
+        self.path: str | Path = display_target(self.target) if is_server_target(self.target) else Path(self.target)
         self._image_dir = image_dir if db is None else db.image_dir
         self._keep_for = frozenset(verdict_str(v) for v in (db.keep_images_for if db is not None else keep_images_for))
         self._owns_db = db is None
         self._db = db
-        self.spool = spool or VerdictSpool(self.path)
+        self.spool = spool or spool_for(self.target)
         self._listeners: list[RecorderListener] = [on_change] if on_change is not None else []
         self.retry_s = float(retry_s)
         self.busy_timeout_s = busy_timeout_s
@@ -122,11 +125,11 @@ class Recorder:
         if self.message != old:
             log.warning("%s", self.message)
 
-    def _open(self) -> HistoryDB | None:
+    def _open(self) -> History | None:
         if self._db is not None:
             return self._db
         try:
-            db = HistoryDB(self.path, image_dir=self._image_dir, keep_images_for=self._keep_for)
+            db = open_history(self.target, image_dir=self._image_dir, keep_images_for=self._keep_for)
         except HistoryError as exc:
             self._failed(exc)
             return None
@@ -136,7 +139,7 @@ class Recorder:
         return db
 
     @property
-    def db(self) -> HistoryDB | None:
+    def db(self) -> History | None:
         return self._db
 
     def keeps_image_for(self, verdict: Any) -> bool:
@@ -150,6 +153,8 @@ class Recorder:
         later with :meth:`attach_image`). Raises :class:`RecordError` when
         neither is possible."""
         row.pop("image", None)
+        if is_server_target(self.target):  # its id before the first try: a commit whose answer is lost is replayed once
+            row.setdefault("uid", new_uid())
         with self._lock:
             if self.pending and time.monotonic() >= self._next_try:
                 self._flush_locked(self.busy_timeout_s)
@@ -182,7 +187,7 @@ class Recorder:
         return None if db is None else db.attach_image(record_id, image)
 
     # ---------------------------------------------------------------- the spool
-    def _write_entries(self, db: HistoryDB, entries: list[SpoolEntry]) -> None:
+    def _write_entries(self, db: History, entries: list[SpoolEntry]) -> None:
         ids = db.record_many([e.row for e in entries], skip_recorded=True)
         for e, rid in zip(entries, ids):
             if e.image_file is not None and e.image_file.is_file() and db.image_dir is not None:

@@ -38,7 +38,7 @@ SPOOL_SUFFIX = ".spool"
 _FORMAT = 1
 #: keyword arguments of ``HistoryDB.record`` a spooled verdict keeps
 FIELDS = ("score", "verdict", "threshold_high", "threshold_low", "source", "image_ref", "bundle", "bundle_id",
-          "station", "latency_ms", "time", "note")
+          "station", "latency_ms", "time", "note", "uid")
 
 
 class SpoolError(OSError):
@@ -102,8 +102,17 @@ class VerdictSpool:
         self.db_path = Path(db_path)
         tag = hashlib.sha256(str(self.db_path.expanduser().resolve()).encode("utf-8")).hexdigest()[:12]
         fallback = Path(fallback_dir) if fallback_dir is not None else data_dir() / "spool"
-        self.files = (self.db_path.with_name(self.db_path.name + SPOOL_SUFFIX),
-                      fallback / f"{self.db_path.name}-{tag}{SPOOL_SUFFIX}")
+        self.files: tuple[Path, ...] = (self.db_path.with_name(self.db_path.name + SPOOL_SUFFIX),
+                                        fallback / f"{self.db_path.name}-{tag}{SPOOL_SUFFIX}")
+
+    @classmethod
+    def for_server(cls, name: str, folder: str | os.PathLike[str] | None = None) -> "VerdictSpool":
+        """The spool of a history on a server: one local file ``<name>.spool``
+        in ``folder`` (default: the data folder's ``spool/``)."""
+        spool = cls.__new__(cls)
+        spool.db_path = Path(name)
+        spool.files = ((Path(folder) if folder is not None else data_dir() / "spool") / f"{name}{SPOOL_SUFFIX}",)
+        return spool
 
     @staticmethod
     def _image_dir(spool_file: Path) -> Path:
@@ -113,7 +122,8 @@ class VerdictSpool:
     def append(self, row: dict[str, Any], image: np.ndarray | None = None) -> Path:
         """Spool one verdict durably (fsync'ed) and return the file it went to;
         ``SpoolError`` when no spool file can be written."""
-        entry: dict[str, Any] = {"v": _FORMAT, "uid": uuid.uuid4().hex,
+        # a server's verdict carries its station-generated uid: the spool keeps it, so a replay records it once
+        entry: dict[str, Any] = {"v": _FORMAT, "uid": str(row.get("uid") or uuid.uuid4().hex),
                                  "row": {k: _jsonable(row.get(k)) for k in FIELDS if k in row}}
         errors = []
         for path in self.files:
