@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from . import acceleration
-from .bundle import Bundle, load_bundle
+from .bundle import Bundle, BundleError, load_bundle
 from . import frame_check
 from .data.preprocess import Preprocessing, from_tensor, normalize, to_geometry, to_model_image, to_tensor
+from .defect_types import DefectTypesError, TypeAnswer, TypeClassifier
 from .device import resolve_device
 from .manifest import Manifest
 from .types import Prediction, Threshold, Verdict
@@ -67,12 +68,48 @@ class Inspector:
         #: what a frame must meet to be judged as a part (blank, overexposed… frames are INVALID)
         self.frame_limits = self.meta.frame_limits
         self._lock = threading.Lock()
+        #: the defect-type classifier (None: the bundle carries none) and why it cannot run, if so
+        self.types: TypeClassifier | None = None
+        self.types_problem = ""
+        self._type_embed: Any = None
+        self._load_types()
         self.path = self._build_path(precision)
         own = acceleration.threshold_for(self.meta, self.precision)
         if own is not None:  # calibrated on bf16, scored here with fp32: the fp32 path's own threshold
             self._threshold = Threshold.from_dict(own)
             log.info("%s: this station scores with fp32; using the fp32 threshold stored with the bundle's "
                      "fidelity check (%.6g)", self.name, self._threshold.high)
+
+    def _load_types(self) -> None:
+        """The bundle's defect-type classifier and its feature function; a
+        record that cannot be read refuses the bundle, a backbone whose
+        weights are not on this station leaves FAILs untyped (said once)."""
+        record = self.meta.defect_types
+        if record is None:
+            return
+        try:
+            self.types = TypeClassifier.from_record(record.to_dict())
+        except DefectTypesError as exc:
+            raise BundleError(self.bundle.path, f"its defect-type classifier cannot be used: {exc}") from None
+        from .backbones import WeightsUnavailableError
+        from .defect_types.features import build_embed
+
+        try:
+            self._type_embed = build_embed(self.model, record.features or {"source": "model"}, self.device)
+        except (WeightsUnavailableError, ValueError) as exc:
+            self.types, self.types_problem = None, f"defect types are not named on this station: {exc}"
+            log.warning("%s: %s", self.name, self.types_problem)
+
+    def classify(self, prepared: np.ndarray, maps: np.ndarray) -> list[TypeAnswer]:
+        """The defect type of each prepared image (N, S, S, C) with its anomaly
+        map (N, S, S); empty when the bundle has no classifier."""
+        if self.types is None or len(prepared) == 0:
+            return []
+        from .defect_types.features import region_features
+
+        with self._lock:
+            feats = region_features(self._type_embed, np.asarray(prepared), np.asarray(maps), self.device)
+        return self.types.predict(feats)
 
     def _build_path(self, precision: str | None) -> acceleration.ScoringPath:
         """Choose, build and warm up the scoring path (one-time costs happen
@@ -186,6 +223,8 @@ class Inspector:
         scores, maps, recon, texture = self._score(prepared)
         elapsed = (time.perf_counter() - t0) * 1000.0 / max(1, len(prepared))
         thr = self._threshold
+        failed = [i for i, s in enumerate(scores) if not reasons[i] and thr.verdict(float(s)) == Verdict.FAIL]
+        typed = dict(zip(failed, self.classify(prepared[failed], maps[failed]))) if self.types is not None else {}
         preds = []
         for i, s in enumerate(scores):
             heat = np.clip(maps[i] / self.map_scale, 0.0, 1.0).astype(np.float32)
@@ -201,6 +240,8 @@ class Inspector:
                     latency_ms=elapsed,
                     texture_part=0.0 if texture is None else float(texture[i]),
                     reason=reasons[i],
+                    defect_type=typed[i].label if i in typed else None,
+                    defect_confidence=typed[i].confidence if i in typed else None,
                 )
             )
         return preds

@@ -89,3 +89,8 @@ class Prediction:
     #: why the frame is INVALID ("blank frame", "overexposed", "too dark",
     #: "too bright"); empty for a frame scored as a part
     reason: str = ""
+    #: a FAIL's defect type by the bundle's defect-type classifier ("scratch",
+    #: "unknown"), None where the bundle has none or the part did not FAIL
+    defect_type: str | None = None
+    #: the classifier's probability of that type (None with no type)
+    defect_confidence: float | None = None

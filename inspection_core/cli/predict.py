@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..defect_types.classifier import describe_answer
 from ..fileio import atomic_open, atomic_write_csv
 from .common import (
     CliError,
@@ -27,8 +28,10 @@ if TYPE_CHECKING:  # the image reader is imported once the arguments are checked
 MAX_BATCH_BYTES = 256 << 20
 #: the verdicts, in the order the summary counts them
 VERDICTS = ("PASS", "REVIEW", "FAIL", "INVALID")
-#: the CSV's columns: ``reason`` says why a frame is INVALID (empty otherwise)
-CSV_HEADER = ["path", "score", "verdict", "reason"]
+#: the CSV's columns: ``reason`` says why a frame is INVALID (empty otherwise); ``defect_type`` a FAIL's
+#: type and its probability ("scratch (0.82)") where the bundle names types (empty otherwise; last, so
+#: that readers of the first four columns are unchanged)
+CSV_HEADER = ["path", "score", "verdict", "reason", "defect_type"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,15 +45,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="image files or folders (a folder's sub-folders too, unless --no-recursive)")
     p.add_argument("--bundle", type=Path, required=True, help="model bundle (.inspector file) that scores the images")
     p.add_argument("--csv", type=Path, default=None,
-                   help="write path,score,verdict,reason rows here (also when the run stops early: the verdicts "
+                   help="write path,score,verdict,reason,defect_type rows here (also when the run stops early: the verdicts "
                         "printed so far)")
     p.add_argument("--maps", type=Path, default=None,
                    help="folder for heat-map overlays (<name>_heat.png, at each image's own resolution; a folder's "
                         "sub-folders are mirrored; default: none)")
-    p.add_argument("--record", type=Path, default=None, metavar="DB",
-                   help="append verdicts to this history database (default: none); a verdict is recorded before it is "
-                        "printed (while "
-                        "the database is locked or full it goes to the database's spool and is written in later)")
+    p.add_argument("--record", default=None, metavar="DB",
+                   help="append verdicts to this history database (default: none), or to a line's server "
+                        "(postgresql://user@host/db or service=NAME; passwords in ~/.pgpass); a verdict is recorded "
+                        "before it is printed (while "
+                        "the database is locked or full, or the server cannot be reached, it goes to the spool and is "
+                        "written in later)")
     p.add_argument("--record-wait", type=float, default=60.0, metavar="S",
                    help="at the end, wait up to S seconds for the history to take spooled verdicts")
     p.add_argument("--station", default="cli", help="station name for history records")
@@ -140,18 +145,28 @@ def _batches(files: list[Path], batch_size: int, skipped: list, read_image: Any,
         yield chunk, images
 
 
-def _open_recorder(path: Path) -> Any:
+def _open_recorder(target: str) -> Any:
     """The history to record to; a file that can never take verdicts (another
-    program's, damaged, newer, read-only) is refused before anything is scored."""
-    from ..history import HistoryDB, HistoryError, Recorder
+    program's, damaged, newer, read-only) is refused before anything is scored,
+    and so is a server that refuses this login; a server that cannot be reached
+    is spooled for."""
+    from ..history import HistoryError, Recorder, check_target, is_server_target, open_history
 
     try:
-        db = HistoryDB(path)
+        check_target(target, "--record")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    path: Any = target if is_server_target(target) else Path(target)
+    try:
+        db = open_history(path)
     except HistoryError as exc:
-        if exc.kind not in ("locked", "full"):
+        if exc.kind not in ("locked", "full") and not getattr(exc, "transient", False):
             raise CliError(str(exc)) from None
         print(f"warning: {exc}; verdicts go to the spool until it can be written", file=sys.stderr)
         return Recorder(path=path, open_error=exc)
+    if (refused := getattr(db, "recording_refused", lambda: None)()) is not None:
+        db.close()
+        raise CliError(f"{db.path}: {refused}")
     return Recorder(db)
 
 
@@ -162,7 +177,8 @@ def _record(recorder: Any, args: argparse.Namespace, insp: Any, f: Path, pred: A
     try:
         recorder.record(score=pred.score, verdict=pred.verdict.value, threshold_high=pred.threshold.high,
                         threshold_low=pred.threshold.low, source="cli", image_ref=str(f), bundle=insp.name,
-                        bundle_id=insp.bundle_id, station=args.station, latency_ms=pred.latency_ms)
+                        bundle_id=insp.bundle_id, station=args.station, latency_ms=pred.latency_ms,
+                        **({"defect_type": pred.defect_type} if pred.defect_type else {}))
     except RecordError as exc:
         raise CliError(f"'{printable(f)}' scored {pred.verdict.value} but cannot be recorded ({exc}); stopped, every verdict "
                        "printed above is recorded") from None
@@ -186,9 +202,12 @@ def _close_recorder(recorder: Any, wait_s: float) -> None:
 
 
 def _line(f: Path, pred: Any) -> str:
-    """The printed line: path, score and verdict (and an INVALID frame's reason)
-    separated by tabs; the path escaped so that no name can split or forge a line."""
+    """The printed line: path, score and verdict (and an INVALID frame's reason,
+    or a FAIL's defect type and its probability, "scratch (0.82)") separated by
+    tabs; the path escaped so that no name can split or forge a line."""
     line = f"{printable(f)}\t{pred.score:.6g}\t{pred.verdict.value}"
+    if pred.defect_type:
+        return f"{line}\t{describe_answer(pred.defect_type, pred.defect_confidence)}"
     return f"{line}\t{pred.reason}" if pred.reason else line
 
 
@@ -263,7 +282,8 @@ def run(args: argparse.Namespace) -> int:
                         _record(recorder, args, insp, f, pred)  # before it is printed: a printed verdict is recorded
                     with signals_deferred():  # printed and kept for the CSV together, or neither
                         print(_line(f, pred), flush=True)
-                        rows.append([_csv_path(f), f"{pred.score:.8g}", pred.verdict.value, pred.reason])
+                        rows.append([_csv_path(f), f"{pred.score:.8g}", pred.verdict.value, pred.reason,
+                                     describe_answer(pred.defect_type, pred.defect_confidence)])
                         counts[pred.verdict.value] += 1
                     if args.maps:
                         try:

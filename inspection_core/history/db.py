@@ -154,7 +154,7 @@ class HistoryDB:
             str(kw.get("image_ref", "")), str(kw.get("bundle", "")), str(kw.get("bundle_id", "")),
             opt_float(kw.get("score")), opt_float(kw.get("threshold_high")),
             opt_float(kw.get("threshold_low")), verdict, opt_float(kw.get("latency_ms")),
-            str(kw.get("note", "")),
+            str(kw.get("note", "")), None if kw.get("defect_type") is None else str(kw["defect_type"]),
         ]  # fmt: skip
         return values, verdict
 
@@ -194,6 +194,7 @@ class HistoryDB:
         image: np.ndarray | None = None,
         time: Any = None,
         note: str = "",
+        defect_type: str | None = None,
     ) -> int:
         """Record one inspection; returns its id once it is committed to disk.
 
@@ -203,7 +204,7 @@ class HistoryDB:
         kw = dict(
             score=score, verdict=verdict, threshold_high=threshold_high, threshold_low=threshold_low,
             source=source, image_ref=image_ref, bundle=bundle, bundle_id=bundle_id, station=station,
-            latency_ms=latency_ms, image=image, time=time, note=note,
+            latency_ms=latency_ms, image=image, time=time, note=note, defect_type=defect_type,
         )  # fmt: skip
         return self.record_many([kw])[0]
 
@@ -327,11 +328,12 @@ class HistoryDB:
         bundle: str | None = None,
         source_contains: str | None = None,
         limit: int = 200,
+        defect_type: str | None = None,
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[HistoryRecord]:
         """One page of records matching the filters (see ``build_where``)."""
-        where, params = build_where(verdict, since, until, bundle, source_contains)
+        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type)
         order = "DESC" if newest_first else "ASC"
         sql = (
             f"SELECT {', '.join(COLUMNS)} FROM inspections{where}"
@@ -352,9 +354,10 @@ class HistoryDB:
         until: Any = None,
         bundle: str | None = None,
         source_contains: str | None = None,
+        defect_type: str | None = None,
     ) -> int:
         """How many records match the filters."""
-        where, params = build_where(verdict, since, until, bundle, source_contains)
+        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type)
         return int(self._select(f"SELECT COUNT(*) FROM inspections{where}", params)[0][0])
 
     def counts_by_verdict(
@@ -364,9 +367,10 @@ class HistoryDB:
         until: Any = None,
         bundle: str | None = None,
         source_contains: str | None = None,
+        defect_type: str | None = None,
     ) -> dict[str, int]:
         """Model verdict -> number of matching records; every verdict is present (0 if none)."""
-        where, params = build_where(verdict, since, until, bundle, source_contains)
+        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type)
         rows = self._select(f"SELECT verdict, COUNT(*) FROM inspections{where} GROUP BY verdict", params)
         out = {v: 0 for v in VERDICTS}
         out.update({str(v): int(n) for v, n in rows})
@@ -375,6 +379,12 @@ class HistoryDB:
     def bundles(self) -> list[str]:
         """Names of the bundles that appear in the history, sorted."""
         return [r[0] for r in self._select("SELECT DISTINCT bundle FROM inspections ORDER BY bundle", [])]
+
+    def defect_types(self) -> list[str]:
+        """The defect types named in the history, sorted."""
+        rows = self._select("SELECT DISTINCT defect_type FROM inspections WHERE defect_type IS NOT NULL"
+                            " ORDER BY defect_type", [])
+        return [r[0] for r in rows]
 
     def image_path(self, record: HistoryRecord) -> Path | None:
         """The kept image of a record, or None when none was kept or it has been deleted."""
@@ -392,13 +402,14 @@ class HistoryDB:
         bundle: str | None = None,
         source_contains: str | None = None,
         newest_first: bool = False,
+        defect_type: str | None = None,
     ) -> int:
         """Write the matching records to a CSV file (atomically, streamed); returns the row count.
 
         Reads through its own connection so that recording goes on meanwhile.
         """
         target = Path(path)
-        where, params = build_where(verdict, since, until, bundle, source_contains)
+        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type)
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT {', '.join(COLUMNS)} FROM inspections{where} ORDER BY epoch {order}, id {order}"
         n = 0

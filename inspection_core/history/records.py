@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERDICTS = ("PASS", "REVIEW", "FAIL", "INVALID")
 COLUMNS = (
     "id", "time", "epoch", "station", "source", "image_ref", "bundle", "bundle_id",
     "score", "threshold_high", "threshold_low", "verdict", "override_verdict",
-    "override_operator", "override_time", "stored_image", "latency_ms", "note",
+    "override_operator", "override_time", "stored_image", "latency_ms", "note", "defect_type",
 )  # fmt: skip
 
 SCHEMA_V1 = """
@@ -47,11 +47,18 @@ CREATE INDEX IF NOT EXISTS ix_inspections_bundle  ON inspections(bundle, epoch);
 
 INSERT_SQL = (
     "INSERT INTO inspections (time, epoch, station, source, image_ref, bundle, bundle_id, score,"
-    " threshold_high, threshold_low, verdict, latency_ms, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " threshold_high, threshold_low, verdict, latency_ms, note, defect_type) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
+
+def _add_defect_type(conn: sqlite3.Connection) -> None:
+    """Schema 2: a FAIL's defect type by the bundle's classifier (NULL: none named; ADR 0020)."""
+    conn.execute("ALTER TABLE inspections ADD COLUMN defect_type TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS ix_inspections_type ON inspections(defect_type, epoch)")
+
+
 # version -> function that migrates a database at that version to version + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_defect_type}
 
 
 #: what kind of trouble a HistoryError is (the spool and the views say it in words)
@@ -116,6 +123,8 @@ class HistoryRecord:
     stored_image: str | None
     latency_ms: float | None
     note: str
+    #: the defect type the bundle's classifier named ("scratch", "unknown"), None when none was named
+    defect_type: str | None = None
 
     @property
     def effective_verdict(self) -> str:
@@ -177,12 +186,13 @@ def build_where(
     until: Any = None,
     bundle: str | None = None,
     source_contains: str | None = None,
+    defect_type: str | None = None,
 ) -> tuple[str, list[Any]]:
     """SQL WHERE clause + parameters for the common filters.
 
     ``verdict``: the model's verdict (one or several); ``since`` inclusive,
     ``until`` exclusive; ``source_contains`` matches the source or the image
-    reference, case-insensitively.
+    reference, case-insensitively; ``defect_type`` the type the classifier named.
     """
     clauses: list[str] = []
     params: list[Any] = []
@@ -210,4 +220,7 @@ def build_where(
         pattern = "%" + source_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         clauses.append("(source LIKE ? ESCAPE '\\' OR image_ref LIKE ? ESCAPE '\\')")
         params.extend([pattern, pattern])
+    if defect_type is not None:
+        clauses.append("defect_type = ?")
+        params.append(defect_type)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params

@@ -46,6 +46,7 @@ from .sections import (
     WeightsRecord,
     _plain,
 )
+from .taught import DefectTypes, Lineage
 
 
 def _read_calibration_history(v: Any) -> tuple[Any, ...]:
@@ -72,6 +73,10 @@ class Manifest:
     metrics: Metrics | None = None
     inference: InferenceRecord | None = None
     frame_check: FrameCheck | None = None
+    #: optional: the bundle was taught from a parent (ADR 0020)
+    lineage: Lineage | None = None
+    #: optional: the defect-type classifier (ADR 0020)
+    defect_types: DefectTypes | None = None
     #: top-level keys this version does not know (``demo``, a newer release's sections)
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: the format the file had before migration (None: it had this one)
@@ -83,6 +88,7 @@ class Manifest:
         "training": TrainingSummary.from_dict, "score_stats": ScoreStats.from_dict,
         "calibration": Calibration.from_dict, "calibration_history": _read_calibration_history,
         "metrics": Metrics.from_dict, "inference": InferenceRecord.from_dict, "frame_check": FrameCheck.from_dict,
+        "lineage": Lineage.from_dict, "defect_types": DefectTypes.from_dict,
     }
     _TEXT: ClassVar[tuple[str, ...]] = ("app_version", "created", "name")
 
@@ -155,6 +161,6 @@ def section(manifest: "Manifest | Mapping[str, Any] | None", key: str, kind: typ
 
 
 __all__ = ["FORMAT_VERSION", "KNOWN_PRECISIONS", "MAX_WEIGHTS_BYTES", "MIGRATIONS", "BundleError", "Calibration",
-           "CalibrationEvent", "DataSummary", "FidelityCheck", "FrameCheck", "InferenceRecord", "InputStats",
-           "Manifest", "Metrics", "ScoreStats", "Section", "Split", "ThresholdRecord", "TrainingSummary",
+           "CalibrationEvent", "DataSummary", "DefectTypes", "FidelityCheck", "FrameCheck", "InferenceRecord", "InputStats",
+           "Lineage", "Manifest", "Metrics", "ScoreStats", "Section", "Split", "ThresholdRecord", "TrainingSummary",
            "WeightsRecord", "is_number", "migrate", "migrate_1_to_2", "section"]

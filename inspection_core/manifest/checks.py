@@ -121,6 +121,7 @@ def _check_params(params: dict[str, Any], depth: int = 0) -> None:
 _SECTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "created": str, "app_version": str, "training": dict, "score_stats": dict, "metrics": dict,
     "inference": dict, "calibration": (dict, type(None)), "calibration_history": list,
+    "lineage": (dict, type(None)), "defect_types": (dict, type(None)),
 }
 
 

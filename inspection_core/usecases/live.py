@@ -480,11 +480,16 @@ class LiveLine:
             threshold_low=pred.threshold.low, source=self.source_label, image_ref=frame.ref,
             bundle=getattr(self.inspector, "name", ""), bundle_id=getattr(self.inspector, "bundle_id", ""),
             station=self.station, latency_ms=pred.latency_ms, time=frame.timestamp,
-            note=getattr(pred, "reason", ""),
+            note=getattr(pred, "reason", ""), **_typed(pred),
         )  # fmt: skip
         if keep and out.record_id is not None:
             self._keeper.put(out.record_id, frame.image, frame.ref)
         return out.record_id, out.spooled
+
+
+def _typed(pred: Any) -> dict[str, Any]:
+    """A FAIL's defect type for its history row (only when one was named: a history that predates the column)."""
+    return {"defect_type": pred.defect_type} if getattr(pred, "defect_type", None) else {}
 
 
 __all__ = ["INVALID_ALERT", "EventListener", "LineSettings", "LiveEvent", "LiveLine", "LiveListener", "LiveResult", "MODES",

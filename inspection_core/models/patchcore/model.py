@@ -327,6 +327,20 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
     def training_record(self) -> dict[str, Any]:
         return {"init_source": self.init_source}
 
+    # -------------------------------------------------------------- teaching
+    def learn_good(self, batches: list[torch.Tensor], seed: int = 0) -> dict[str, Any]:
+        """Add good parts (batches in [-1, 1]) to the memory bank without
+        training (``inspector teach``; :mod:`.teach`); returns what changed."""
+        from .teach import learn_good
+
+        device = self.memory_bank.device
+        views = (view for x in batches for view in [x, *(_bank_view(x, a) for a in self.params["bank_augment"])])
+        bank, record = learn_good(self.memory_bank, self.params, self.embed, views, seed)
+        self.memory_bank = bank.to(device)
+        self._bank_sq = torch.zeros(0, device=device)
+        self._search = None
+        return record
+
 
 __all__ = ["PatchCore"]
 
