@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--data '{printable(args.data)}' is not a folder")
     if args.out.exists() and not args.out.is_dir():
         raise CliError(f"--out '{printable(args.out)}' is a file; give a folder")
+    settings = default_settings(families, preset=args.preset, image_size=args.image_size, device=args.device,
+                                seed=args.seed)
     try:
-        plan = plan_comparison(args.data, families, seed=args.seed)
+        plan = plan_comparison(args.data, families, seed=args.seed, settings=settings)
     except CompareError as exc:
         raise CliError(str(exc)) from None
     for fam, why in plan.skipped.items():
@@ -75,8 +77,6 @@ def run(args: argparse.Namespace) -> int:
     from ..usecases.compare import compare, write_comparison
     from ..comparison import format_table
 
-    settings = default_settings(families, preset=args.preset, image_size=args.image_size, device=args.device,
-                                seed=args.seed)
     bar = ProgressBar("compare", enabled=True if args.progress else None)
     try:
         try:

@@ -97,6 +97,8 @@ class ComparePlan:
     held_out: list[Sample]
     held_out_description: str
     supervised: set[str]
+    #: each supervised family's training images: (good, defective)
+    supervised_train: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
     @property
     def n_good(self) -> int:
@@ -121,9 +123,13 @@ def has_labelled_defects(index: DatasetIndex) -> bool:
     return any(s.label == 1 for s in (*index.train, *index.test))
 
 
-def plan_comparison(data: DatasetIndex | str | os.PathLike[str], families: Sequence[str], seed: int = 0) -> ComparePlan:
+def plan_comparison(data: DatasetIndex | str | os.PathLike[str], families: Sequence[str], seed: int = 0,
+                    settings: Sequence[TrainSettings] | None = None) -> ComparePlan:
     """The families that can run on ``data`` and the held-out images they
-    share (see the module docstring); CompareError when there are none."""
+    share (see the module docstring); CompareError when there are none.
+    ``settings``: each family's (default: its preset); a supervised family's
+    split is the one its training will draw (the trainer's own rule, with
+    its training settings)."""
     from ..data.samples import DatasetLayoutError
     from ..models.registry import model_class
 
@@ -147,21 +153,42 @@ def plan_comparison(data: DatasetIndex | str | os.PathLike[str], families: Seque
                           "(test/<defect_type>/ or defect/)")
         supervised = set()
     run = [n for n in names if n not in skipped]
-    held = list(index.test)
-    description = "the test split (no family trained on it)"
-    if supervised:
-        from ..data.splits import supervised_split
-
-        test_paths = {Path(s.path) for s in index.test}
-        held = [s for s in supervised_split(index, seed=seed).test if Path(s.path) in test_paths]
-        description = ("the classifier's held-out split of the test folders (20 %, stratified by defect type; "
-                       "no family trained on it)")
     if not run:
         raise CompareError("no family left to compare: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    held = list(index.test)
+    description = "the test split (no family trained on it)"
+    trained: dict[str, tuple[int, int]] = {}
+    if supervised:
+        by_family = {s.model: s for s in (settings or default_settings(sorted(supervised), seed=seed))}
+        keep = {Path(s.path) for s in index.test}  # never an image an unsupervised family trained on
+        for n in sorted(supervised):
+            train_samples, test_samples = _supervised_split(index, by_family[n], n)
+            keep &= {Path(s.path) for s in test_samples}
+            good = sum(1 for s in train_samples if s.label == 0)
+            trained[n] = (good, len(train_samples) - good)
+        held = [s for s in index.test if Path(s.path) in keep]
+        description = ("the classifier's held-out split (stratified by defect type), less any image another "
+                       "family trained on")
     if not held:
         raise CompareError(f"no held-out images in '{index.root}': a comparison needs test images, good and "
                            "defective (test/good and test/<defect_type> in the MVTec layout, or good/ + defect/)")
-    return ComparePlan(index, run, skipped, held, description, supervised)
+    return ComparePlan(index, run, skipped, held, description, supervised, trained)
+
+
+def _supervised_split(index: DatasetIndex, settings: TrainSettings, name: str) -> tuple[list[Sample], list[Sample]]:
+    """(training, held-out test) samples of a supervised family: the trainer's
+    own split with the family's training settings, so that the comparison's
+    held-out images are the ones its training will leave out."""
+    from ..training.trainer import _split
+
+    try:
+        _mcfg, tcfg = settings.configs(index.channels)
+        train, _val, info = _split(index, True, tcfg, name)
+    except ValueError as exc:
+        raise CompareError(f"{name}: {exc}") from None
+    wanted = {Path(p).as_posix() for p in info.get("test_paths", [])}
+    test = [s for s in (*index.train, *index.test) if _relative(s, index.root) in wanted]
+    return train, test
 
 
 def default_settings(families: Sequence[str], *, preset: str | None = None, image_size: int | None = None,
@@ -184,12 +211,9 @@ def _trained_on(manifest: dict[str, Any], plan: ComparePlan) -> str:
     data = tr.get("data") or {}
     n_train, n_val = int(data.get("n_train", 0)), int(data.get("n_val", 0))
     if (tr.get("split") or {}).get("kind") == "supervised":
-        from ..data.splits import supervised_split
-
-        sp = supervised_split(plan.index, seed=int((tr.get("split") or {}).get("seed", 0)))
-        good = sum(1 for s in sp.train if s.label == 0)
-        return (f"{good} good + {len(sp.train) - good} defective images (the good training images and 60 % "
-                f"of each defect folder), {n_val} more for validation")
+        good, bad = plan.supervised_train.get(str((manifest.get("model") or {}).get("model")), (0, 0))
+        return (f"{good} good + {bad} defective images (the good training images and a stratified share of "
+                f"each defect folder), {n_val} more for validation")
     return f"{n_train} good images, {n_val} more good ones held out for its threshold"
 
 
@@ -276,7 +300,7 @@ def compare(data: DatasetIndex | str | os.PathLike[str], out: str | os.PathLike[
     seed = seeds.pop() if seeds else seed
     chosen = [dataclasses.replace(s, model=name) for s, name in zip(chosen, resolve_families([s.model for s in chosen]))]
     by_family = {s.model: s for s in chosen}
-    plan = plan_comparison(data, [s.model for s in chosen], seed=seed)
+    plan = plan_comparison(data, [s.model for s in chosen], seed=seed, settings=chosen)
     if not overwrite:
         existing = [bundle_file(out, f) for f in plan.families if bundle_file(out, f).exists()]
         if existing:
@@ -302,6 +326,7 @@ def compare(data: DatasetIndex | str | os.PathLike[str], out: str | os.PathLike[
         outcome = train_and_save(plan.index, mcfg, tcfg, target, relay.training, cancel, evaluate_test=False)
         train_s = time.perf_counter() - t0
         cancel.raise_if_cancelled()
+        _check_held_out(outcome.manifest, plan, fam)
         inspector = Inspector(outcome.path, device=tcfg.device)  # the saved file, as a station loads it
         ev = evaluate_bundle(inspector, eval_index, device=tcfg.device, progress=relay.evaluating, cancel=cancel)
         relay.emit(TRAIN_SHARE + (1 - TRAIN_SHARE) * 0.9, f"{fam}: timing the scoring on this machine")
@@ -333,6 +358,19 @@ def compare(data: DatasetIndex | str | os.PathLike[str], out: str | os.PathLike[
         machine={"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                  "device": str(configs[plan.families[0]][1].device)},
         wall_s=round(time.perf_counter() - t_all, 2))
+
+
+def _check_held_out(manifest: dict[str, Any], plan: ComparePlan, family: str) -> None:
+    """A supervised family's recorded held-out split holds every image the
+    comparison measures it on (else it would be measured on images it saw)."""
+    split = (manifest.get("training") or {}).get("split") or {}
+    if split.get("kind") != "supervised":
+        return
+    recorded = {Path(p).as_posix() for p in split.get("test_paths") or []}
+    seen = [p for p in (_relative(s, plan.index.root) for s in plan.held_out) if p not in recorded]
+    if seen:
+        raise CompareError(f"{family} trained on {len(seen)} of the held-out images (e.g. '{seen[0]}'): its split "
+                           "differs from the one planned; the comparison would measure it on images it saw")
 
 
 def _relative(s: Sample, root: Path) -> str:
