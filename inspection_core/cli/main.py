@@ -25,6 +25,9 @@ SUMMARIES = {
     "evaluate": ("evaluate", "score a labelled data set and report metrics"),
     "calibrate": ("calibrate", "choose the decision threshold(s) on a labelled data set and store them in a bundle"),
     "predict": ("predict", "score image files or folders and print verdicts"),
+    "teach": ("teach", "teach a bundle good parts it rejected (PatchCore: at once; other families: queued for training)"),
+    "defect-types": ("defect_types", "teach a bundle to name the defect type of a FAIL from labelled defect folders"),
+    "history": ("history", "set up a line's shared history on a PostgreSQL server (schema, logins, approved bundle)"),
     "compare": ("compare", "train several detector families on one folder and compare them on the same held-out images"),
 }
 SUBCOMMANDS = tuple(module for module, _summary in SUMMARIES.values())
