@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .data.dataset import DatasetIndex, Sample, load_images, load_masks
+from .defect_types import detection_by_type
 from .inference import Inspector
 from .progress import CancelToken, ProgressCallback, ProgressEvent, null_progress
 from .selection import evaluation_samples, open_data
@@ -140,6 +141,29 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, threshold: Threshold
     }
 
 
+def type_confusion(inspector: Inspector, scored: ScoredSet, root: Path) -> dict[str, Any]:
+    """The defect-type classifier's confusion matrix on the scored defects it
+    was not trained on (``defect_types.train_paths``), each named as at inspection."""
+    from .defect_types import confusion
+
+    record, types = inspector.meta.defect_types, inspector.types
+    assert record is not None and types is not None and scored.images is not None and scored.maps is not None
+    same_root = bool(record.root) and Path(str(record.root)).resolve() == Path(root).resolve()
+    trained = set(record.train_paths or []) if same_root else set()
+
+    def rel(p: Path) -> str:
+        try:
+            return Path(p).resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            return Path(p).as_posix()
+
+    idx = [i for i, s in enumerate(scored.samples) if s.label == 1 and rel(s.path) not in trained]
+    answers = inspector.classify(scored.images[idx], scored.maps[idx])
+    out = confusion([scored.samples[i].defect_type for i in idx], [a.label for a in answers], types.classes)
+    out["excluded_trained"] = sum(1 for s in scored.samples if s.label == 1) - len(idx)
+    return out
+
+
 def evaluate(
     inspector: Inspector,
     data: DatasetIndex | str | os.PathLike[str],
@@ -158,11 +182,15 @@ def evaluate(
     if not samples:
         raise ValueError(f"no test images in '{index.root}': expected test/good and test/<defect_type> folders")
     has_masks = any(s.mask_path is not None for s in samples)
-    scored = score_samples(inspector, samples, batch_size, progress, cancel, keep_maps=has_masks or keep,
-                           keep_images=keep or keep_images)
+    typed = inspector.types is not None  # the classifier needs each image and its map
+    scored = score_samples(inspector, samples, batch_size, progress, cancel, keep_maps=has_masks or keep or typed,
+                           keep_images=keep or keep_images or typed)
     metrics = compute_metrics(scored.scores, scored.labels, inspector.threshold)
     metrics["n_skipped"] = len(scored.skipped)
     metrics["images_per_s"] = float(len(scored.samples) / scored.seconds) if scored.seconds > 0 else None
+    metrics["per_type"] = detection_by_type(scored.scores, scored.labels, scored.defect_types, inspector.threshold)
+    if typed:
+        metrics["defect_types"] = type_confusion(inspector, scored, index.root)
     if has_masks and scored.maps is not None:
         refused: list[tuple[Path, str]] = []  # masks not of their image's size: reported, not stretched
         masks = load_masks(scored.samples, inspector.preprocessing.image_size, skipped=refused)

@@ -59,6 +59,14 @@ def run(args: argparse.Namespace) -> int:
     if metrics.get("pixel_auroc") is not None:
         pro = metrics.get("pro")
         print(f"pixel AUROC {f(metrics['pixel_auroc'])}" + (f"  PRO {f(pro)}" if pro is not None else ""))
+    per_type = metrics.get("per_type") or {}
+    if len(per_type) > 1:
+        print("detection rate per defect type: " + ", ".join(f"{t} {r['detection_rate']:.3f} ({r['fail']}/{r['n']})"
+                                                          for t, r in per_type.items()))
+    if metrics.get("defect_types"):
+        from .defect_types import print_confusion
+
+        print_confusion(metrics["defect_types"])
     if scored.skipped:
         print(f"skipped {len(scored.skipped)} unreadable image(s):")
         for p, reason in scored.skipped[:10]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..calibration import OperatingPoint
 from ..manifest import Manifest, ThresholdRecord, TrainingSummary, section
+from .types_html import defect_type_section
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1100px;color:#222}
@@ -141,7 +142,7 @@ def _points_table(points: dict[str, OperatingPoint | str], chosen: OperatingPoin
 
 # shown elsewhere in the report (summary rows, operating-point table)
 _SHOWN = {"n_good", "n_defect", "image_auroc", "image_ap", "pixel_auroc", "pro", "confusion", "review", "bands",
-          "threshold", "threshold_low", "fpr", "fnr"}
+          "threshold", "threshold_low", "fpr", "fnr", "per_type", "defect_types"}
 
 
 def _flat_metrics(metrics: dict[str, Any] | None) -> list[tuple[str, Any]]:
@@ -214,6 +215,7 @@ def render_page(*, title: str, scores: np.ndarray, names: list[str],
         "95 % bootstrap intervals in brackets. In two-threshold mode REVIEW parts are neither escapes nor false rejects.</p>",
         _points_table(points, point), _table(band_rows),
         "".join(f"<p class=note>{html.escape(n)}</p>" for n in _notes(point, roc_reason)),
+        defect_type_section(metrics),
         "<h2>Figures</h2>", _figures(figures),
         "<h2>Worst misses</h2>",
         f"<h3>False passes ({len(false_pass)})</h3>", _miss_list(false_pass, names, s, defect_types),
