@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )  # fmt: skip
 
 from app.context import BUNDLE_SUFFIX, AppContext
+from app.views.compare import open_compare
 from app.views.train_form import TrainForm, model_catalogue
 from app.views.train_notes import RunNotes, explain_failure
 from app.views.train_process import train_in_process
@@ -97,9 +98,13 @@ class TrainView(RunNotes, QWidget):
         row.addWidget(self.data_edit, 1)
         row.addWidget(QPushButton("Browse…", clicked=self._browse))
         dl.addLayout(row)
+        dl.addWidget(QPushButton("Compare detectors…", clicked=lambda: open_compare(self)))  # app/views/compare.py
         self.data_status = WrapLabel("")
         self.data_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         dl.addWidget(self.data_status)
+        self.split_note = WrapLabel("")  # the classifier's labelled images: trained on, held out
+        self.split_note.setVisible(False)
+        dl.addWidget(self.split_note)
         lay.addWidget(dbox)
 
         self.form = TrainForm()
@@ -267,6 +272,7 @@ class TrainView(RunNotes, QWidget):
                 f"test: <b>{s['n_test_good']}</b> good, <b>{s['n_test_defect']}</b> defective"
                 + (f" ({types})" if types else "") + (f"; {s['n_masks']} masks" if s["n_masks"] else ""))
             theme.set_tone(self.data_status, "ok")
+        self._show_split_plan()
         self._update_default_name()
         self._update_buttons()
         self._schedule_estimate()
@@ -276,8 +282,22 @@ class TrainView(RunNotes, QWidget):
         self._update_buttons()
         self._schedule_estimate()
 
+    def _show_split_plan(self) -> None:
+        """For the classifier: how many labelled images it trains on and holds
+        out (a warning when the held-out split is too small to trust)."""
+        from inspection_core.usecases.supervised_plan import plan_supervised
+
+        plan = None
+        if self.index is not None and self.form.info.get("supervised"):
+            plan = plan_supervised(self.index, seed=self.form.seed_spin.value())
+        lines = plan.lines() if plan else []
+        self.split_note.setText("\n".join(line[0].upper() + line[1:] for line in lines))
+        theme.set_tone(self.split_note, "hint" if plan is None or plan.trusted else "warn")
+        self.split_note.setVisible(bool(lines))
+
     def _on_family(self) -> None:
         """What the plots can show depends on how the family trains."""
+        self._show_split_plan()
         if self.form.one_pass:
             self.loss_plot.set_title("No training losses: this model is built in one pass over the images")
             self.sample_hint.setText("This model draws no reconstructions; its heat maps show in Inspect and Calibrate.")

@@ -87,6 +87,14 @@ def resolve_families(names: Sequence[str]) -> list[str]:
     return out
 
 
+def family_choices() -> list[tuple[str, bool]]:
+    """Every family with presets and whether it needs labelled defective
+    images (``Detector.supervised``; imports torch: call it on a worker)."""
+    from ..models.registry import families, model_class
+
+    return [(n, bool(model_class(n).supervised)) for n, f in sorted(families().items()) if f.presets]
+
+
 @dataclass
 class ComparePlan:
     """Which families run, which are left out (and why), and the held-out images."""
@@ -413,5 +421,6 @@ def held_out_arrays(result: FamilyResult) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["CompareError", "ComparePlan", "DEFAULT_FAMILIES", "bundle_file", "compare", "default_settings",
+           "family_choices",
            "has_labelled_defects", "held_out_arrays", "plan_comparison", "read_comparison", "resolve_families",
            "time_per_image", "write_comparison"]
