@@ -16,6 +16,7 @@ from app.workers import JobFn, JobHandle, start_job
 
 if TYPE_CHECKING:  # imported lazily: the history module pulls in nothing heavy, but keep startup lean
     from inspection_core.history import HistoryDB, Recorder
+    from inspection_core.history.pg import PgHistory
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 BUNDLE_SUFFIX = ".inspector"
@@ -38,8 +39,8 @@ class AppContext(QObject):
         self.bundle_path: Path | None = None
         self._role = role if role in ROLES else (self.settings.start_role if self.settings.start_role in ROLES else "operator")
         # one history (and recorder) per database, opened on first use: the station's, and the demo's own
-        self._histories: dict[Path, HistoryDB] = {}
-        self._recorders: dict[Path, Recorder] = {}
+        self._histories: dict[Path | str, HistoryDB | PgHistory] = {}  # a file, or a line's server
+        self._recorders: dict[Path | str, Recorder] = {}
         self._demo = False  # the bundle in use is a demo bundle (app.demo.is_demo_bundle_file)
         #: the demo's history database (None: app.demo.demo_history_path, under the data folder)
         self.demo_history: Path | None = None
@@ -55,6 +56,13 @@ class AppContext(QObject):
             return self.demo_history or demo_history_path(self.settings)
         return self.settings.history_db_path()
 
+    def history_target(self) -> Path | str:
+        """:meth:`history_db_path`, or the line's server when the settings name
+        one (a demo bundle's verdicts stay in the demo's own file)."""
+        if self._demo or not self.settings.history_server.strip():
+            return self.history_db_path()
+        return self.settings.history_server.strip()
+
     def _image_dir(self) -> Path | None:
         if not self.settings.keep_images:
             return None
@@ -65,14 +73,15 @@ class AppContext(QObject):
         return self.settings.image_dir_path()
 
     @property
-    def history(self) -> "HistoryDB":
-        """The history database in use (:meth:`history_db_path`), opened on first use."""
-        db_path = self.history_db_path()
+    def history(self) -> "HistoryDB | PgHistory":
+        """The history in use (:meth:`history_target`: a file or the line's server), opened on first use."""
+        db_path = self.history_target()
         if db_path not in self._histories:
-            from inspection_core.history import HistoryDB
+            from inspection_core.history import open_history
 
-            db_path.parent.mkdir(parents=True, exist_ok=True)
-            self._histories[db_path] = HistoryDB(db_path, image_dir=self._image_dir())
+            if isinstance(db_path, Path):
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._histories[db_path] = open_history(db_path, image_dir=self._image_dir())
         return self._histories[db_path]
 
     @property
@@ -84,7 +93,7 @@ class AppContext(QObject):
         """What the live line records verdicts through: the history, or its
         durable spool while the history cannot be written (then
         ``recordingChanged`` says so at once and again when it is caught up)."""
-        db_path = self.history_db_path()
+        db_path = self.history_target()
         if db_path not in self._recorders:
             from inspection_core.history import Recorder
 

@@ -93,7 +93,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.inspect_view, "Inspect")
         self.tabs.addTab(self.history_view, "History")
         for title, module, cls in (("Calibrate", "app.views.calibrate", "CalibrateView"),
-                                   ("Train", "app.views.train", "TrainView")):
+                                   ("Train", "app.views.train", "TrainView"),
+                                   ("Line", "app.views.line", "LineView")):
             holder = QWidget()
             QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
             self._lazy[title] = (module, cls, holder)

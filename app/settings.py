@@ -33,6 +33,11 @@ class StationSettings:
     station_name: str = ""
     data_dir: str = ""
     history_path: str = ""
+    #: a line's shared history server (postgresql://station1@server/line or service=line); empty: the SQLite
+    #: file above. Never with a password: libpq reads it from ~/.pgpass, a service file or PGPASSWORD.
+    history_server: str = ""
+    #: the Line view's server, as an engineer's login (empty: history_server); no password either
+    line_server: str = ""
     keep_images: bool = True
     image_dir: str = ""
     models_dir: str = ""
@@ -70,6 +75,15 @@ class StationSettings:
         if s.on_history_failure not in ("spool", "stop"):
             raise ValueError(f"settings file {path}: on_history_failure must be \"spool\" or \"stop\", "
                              f"got {s.on_history_failure!r}")
+        for key in ("history_server", "line_server"):
+            from inspection_core.history.targets import check_target, is_server_target
+
+            value = getattr(s, key)
+            if value and not is_server_target(value):
+                raise ValueError(f"settings file {path}: {key} must be a postgresql:// URL or a 'service=NAME' "
+                                 f"string, got {value!r}")
+            if value:
+                check_target(value, f"settings file {path} ({key})")
         s._path = path  # type: ignore[attr-defined]
         return s
 
@@ -97,6 +111,10 @@ class StationSettings:
 
     def history_db_path(self) -> Path:
         return Path(self.history_path).expanduser() if self.history_path else self.data_path() / paths.HISTORY_FILENAME
+
+    def history_target(self) -> str | Path:
+        """Where verdicts are recorded: the line's server when one is set, else the SQLite file."""
+        return self.history_server.strip() or self.history_db_path()
 
     def image_dir_path(self) -> Path:
         return Path(self.image_dir).expanduser() if self.image_dir else self.data_path() / paths.KEPT_IMAGES_DIRNAME

@@ -31,8 +31,9 @@ def window(ctx: AppContext, qtbot) -> MainWindow:
 def test_every_view_builds(window: MainWindow) -> None:
     from app.views.history import COLUMNS
 
-    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Inspect", "History", "Calibrate", "Train"]
-    for title in ("Calibrate", "Train"):
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Inspect", "History", "Calibrate", "Train",
+                                                                          "Line"]
+    for title in ("Calibrate", "Train", "Line"):
         view = window.engineer_view(title)
         assert type(view).__name__ == f"{title}View", f"{title} view failed to build: {view}"
     assert window.tabs.currentWidget() is window.inspect_view  # an operator starts on Inspect
@@ -47,7 +48,7 @@ def test_mode_switch_hides_and_shows_engineer_views(window: MainWindow, ctx: App
     assert window.visible_tab_titles() == ["Inspect", "History"]
     assert window.role_status.text() == "Operator"
     assert window.request_role("engineer")
-    assert window.visible_tab_titles() == ["Inspect", "History", "Calibrate", "Train"]
+    assert window.visible_tab_titles() == ["Inspect", "History", "Calibrate", "Train", "Line"]
     assert ctx.role == "engineer" and window.engineer_action.isChecked()
     window.tabs.setCurrentIndex(3)
     window.request_role("operator")
