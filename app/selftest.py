@@ -16,7 +16,9 @@ real application code, offscreen, and checks what a user would notice:
    capture thread, scoring thread, history recording) into a temporary history
    database, and every part must come back with a finite score and a committed
    row. How many defects were flagged is reported, not judged: that measures
-   the demo model, not the installation.
+   the demo model, not the installation;
+6. with ``INSPECTOR_SELFTEST_SERVER`` set (a line's history server, a
+   station's login), the same verdicts are recorded there and read back.
 
 It prints progress on stderr and one summary line on stdout, and returns 0
 only if every check passed. The user's settings, QSettings and history are
@@ -241,6 +243,45 @@ def _verify(results: list[Any], ctx: Any, line: Path) -> dict[str, Any]:
     }
 
 
+def record_to_server(results: list[Any], server: str, timeout_s: float = 60.0) -> str:
+    """Record the scored parts' verdicts to a line's history server (a
+    station's login; ``INSPECTOR_SELFTEST_SERVER``) through the Recorder, as
+    the live line does, and read them back: proves the PostgreSQL client
+    shipped. The rows stay (note "self-test"); one summary phrase is returned."""
+    from inspection_core.history import Recorder, check_target, display_target, open_history
+    from inspection_core.history.targets import new_uid
+
+    try:
+        check_target(server, "INSPECTOR_SELFTEST_SERVER")
+    except ValueError as exc:
+        raise SelfTestFailure(f"server: {exc}") from None
+    tag = f"selftest-{new_uid()[:12]}"
+    t0 = time.monotonic()
+    try:
+        with open_history(server) as db:
+            refused = getattr(db, "recording_refused", lambda: None)()
+    except Exception as exc:  # noqa: BLE001 - any failure to open it is a failed check, in one line
+        raise SelfTestFailure(f"server: {exc}") from None
+    if refused:
+        raise SelfTestFailure(f"server {display_target(server)}: {refused}")
+    rec = Recorder(path=server, retry_s=0.5)
+    try:
+        for r in results:
+            p = r.prediction
+            rec.record(score=float(p.score), verdict=str(getattr(p.verdict, "value", p.verdict)),
+                       threshold_high=p.threshold.high, threshold_low=p.threshold.low, source=tag,
+                       image_ref=f"{tag}/{Path(r.frame_ref).name}", station="self-test", note="self-test")
+        if not rec.flush_until(timeout_s):
+            raise SelfTestFailure(f"server: {rec.pending} verdicts still wait in the spool: {rec.message}")
+    finally:
+        rec.close()
+    with open_history(server) as db:
+        found = db.count(source_contains=tag)
+    if found != len(results):
+        raise SelfTestFailure(f"server: {found} of {len(results)} verdicts read back from {display_target(server)}")
+    return f"recorded {found} to {display_target(server)} in {time.monotonic() - t0:.1f} s"
+
+
 def run_self_test(timeout_s: float | None = None) -> int:
     """Run every check; print one summary line; 0 only if all passed."""
     t0 = time.monotonic()
@@ -291,6 +332,10 @@ def run_self_test(timeout_s: float | None = None) -> int:
                 f"FAIL {bv.get('FAIL', 0)}, INVALID {bv.get('INVALID', 0)})"
                 f", defects flagged {v['defects_flagged']}/{v['n_defect']}, good passed {v['good_passed']}/{v['n_good']}"
             )  # fmt: skip
+            if server := os.environ.get("INSPECTOR_SELFTEST_SERVER", "").strip():
+                step = "server"
+                parts.append(record_to_server(results, server))
+                _log(parts[-1])
         except SelfTestFailure as exc:
             failure = str(exc)
         except Exception as exc:  # noqa: BLE001 - any error is a failed self-test, reported in one line

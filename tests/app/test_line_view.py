@@ -150,3 +150,21 @@ def test_settings_refuse_a_server_with_a_password(tmp_path: Path):
         StationSettings.load(f)
     f.write_text(json.dumps({"history_server": "service=line"}), encoding="utf-8")
     assert StationSettings.load(f).history_target() == "service=line"
+
+
+def test_self_test_records_to_a_server_when_one_is_given(line_db: LineDB, isolated_dirs):
+    from types import SimpleNamespace
+
+    from app.selftest import SelfTestFailure, record_to_server
+    from inspection_core.types import Threshold
+
+    results = [SimpleNamespace(frame_ref=f"/demo/{k:03d}_good.png",
+                               prediction=SimpleNamespace(score=0.1 * k, verdict="PASS",
+                                                          threshold=Threshold(high=0.5, low=None)))
+               for k in range(4)]
+    said = record_to_server(results, line_db.dsn(STATIONS[1]))
+    assert said.startswith("recorded 4 to postgresql://")
+    with open_history(line_db.dsn(ENGINEER)) as eng:
+        assert eng.count(station="self-test") == 4
+    with pytest.raises(SelfTestFailure, match="login of its own|spool"):
+        record_to_server(results[:1], line_db.dsn("inspector_owner"), timeout_s=1)
