@@ -157,3 +157,29 @@ def make_line_db(server: PgServer, prefix: str = "line") -> LineDB:
 @pytest.fixture
 def line_db(pg_server: PgServer) -> LineDB:
     return make_line_db(pg_server)
+
+
+def main(argv: list[str]) -> int:
+    """``python tests/_postgres.py CMD ...``: run CMD with a throw-away line
+    server in ``INSPECTOR_SELFTEST_SERVER`` (a station's login); CI runs the
+    frozen application's self-test so, to prove its PostgreSQL client works."""
+    import sys
+
+    bindir = server_bin()
+    if bindir is None or not argv:
+        print("usage: _postgres.py CMD ... (needs PostgreSQL's server binaries)", file=sys.stderr)
+        return 2
+    server = PgServer(bindir)
+    try:
+        db = make_line_db(server, "selftest")
+        env = dict(os.environ, INSPECTOR_SELFTEST_SERVER=db.dsn(STATIONS[0]))
+        return subprocess.run(argv, env=env).returncode
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main(sys.argv[1:]))
