@@ -194,7 +194,7 @@ COLUMNS = (
 
 
 def table_rows(c: Comparison) -> list[dict[str, str]]:
-    """One row of text per family (trained first, in the order run; then the skipped ones)."""
+    """One row of text per family (compared first, in the order run; then those left out, with why)."""
     rows = []
     for r in c.results:
         rows.append({
@@ -209,7 +209,7 @@ def table_rows(c: Comparison) -> list[dict[str, str]]:
             "trained_on": r.trained_on,
         })
     for fam, why in c.skipped.items():
-        rows.append({"family": fam, **{k: "–" for k, _ in COLUMNS[1:-1]}, "trained_on": f"skipped: {why}"})
+        rows.append({"family": fam, **{k: "–" for k, _ in COLUMNS[1:-1]}, "trained_on": f"left out: {why}"})
     return rows
 
 
@@ -246,7 +246,7 @@ def csv_rows(c: Comparison) -> tuple[list[str], list[list[Any]]]:
                      f"{r.train_s:.2f}", f"{r.ms_per_image:.3f}", r.bundle_bytes, r.n_good, r.n_defect, r.trained_on,
                      r.bundle, "yes" if r.family == c.recommendation.family else "no"])
     for fam, why in c.skipped.items():
-        rows.append([fam, f"skipped: {why}", *[""] * (len(header) - 3), "no"])
+        rows.append([fam, f"left out: {why}", *[""] * (len(header) - 3), "no"])
     return header, rows
 
 

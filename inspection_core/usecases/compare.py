@@ -28,7 +28,9 @@ One progress callback covers the whole run (``step`` events whose
 ``epoch``/``epochs`` count the families; a ``message`` with the payload
 ``{"result": FamilyResult}`` as each family is done); the cancel token stops
 it between any two steps. Bundles already saved stay; the family being
-trained writes nothing (its save is atomic).
+trained writes nothing (its save is atomic). A family whose training or
+evaluation fails (weights that cannot be read, a full disk) is left out with
+the error in the table; the others are still compared.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..data.dataset import DatasetIndex, Sample, scan_dataset
-from ..progress import CancelToken, ProgressCallback, ProgressEvent, null_progress
+from ..progress import CancelToken, Cancelled, ProgressCallback, ProgressEvent, null_progress
 from ..comparison import (
     DEFAULT_ESCAPE_TARGET, Comparison, FamilyResult, curves, rates_at, rates_at_escape_target, recommend,
 )  # fmt: skip
@@ -293,10 +295,6 @@ def compare(data: DatasetIndex | str | os.PathLike[str], out: str | os.PathLike[
     families and ``families`` is then ignored. A bundle already at
     ``<out>/<family>/`` is replaced only with ``overwrite`` (checked for all
     before anything trains)."""
-    from ..inference import Inspector
-    from .evaluate import evaluate_bundle
-    from .training import train_and_save
-
     progress = progress or null_progress
     cancel = cancel or CancelToken()
     if not 0.0 <= escape_target < 1.0:
@@ -323,37 +321,29 @@ def compare(data: DatasetIndex | str | os.PathLike[str], out: str | os.PathLike[
     eval_index = dataclasses.replace(plan.index, train=[], test=list(plan.held_out))
     relay = _Relay(progress, len(plan.families))
     results: list[FamilyResult] = []
+    left_out = dict(plan.skipped)
     t_all = time.perf_counter()
     for i, fam in enumerate(plan.families):
         cancel.raise_if_cancelled()
         relay.start(i, fam)
-        mcfg, tcfg = configs[fam]
-        target = bundle_file(out, fam)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        outcome = train_and_save(plan.index, mcfg, tcfg, target, relay.training, cancel, evaluate_test=False)
-        train_s = time.perf_counter() - t0
-        cancel.raise_if_cancelled()
-        _check_held_out(outcome.manifest, plan, fam)
-        inspector = Inspector(outcome.path, device=tcfg.device)  # the saved file, as a station loads it
-        ev = evaluate_bundle(inspector, eval_index, device=tcfg.device, progress=relay.evaluating, cancel=cancel)
-        relay.emit(TRAIN_SHARE + (1 - TRAIN_SHARE) * 0.9, f"{fam}: timing the scoring on this machine")
-        ms = time_per_image(inspector, plan.held_out, cancel=cancel)
-        scores, labels = ev.scored.scores, ev.scored.labels
-        m = ev.metrics
-        result = FamilyResult(
-            family=fam, bundle=str(outcome.path), trained_on=_trained_on(outcome.manifest, plan),
-            train_s=round(train_s, 2), ms_per_image=round(ms, 3), bundle_bytes=outcome.path.stat().st_size,
-            n_good=int(m["n_good"]), n_defect=int(m["n_defect"]), image_auroc=m["image_auroc"],
-            image_ap=m["image_ap"], pixel_auroc=m.get("pixel_auroc"), pro=m.get("pro"),
-            at_target=rates_at_escape_target(scores, labels, escape_target),
-            at_bundle_threshold=rates_at(scores, labels, inspector.threshold.high),
-            scores=[float(x) for x in scores], labels=[int(x) for x in labels], **curves(scores, labels))
+        try:
+            result = _run_family(fam, configs[fam], plan, eval_index, out, escape_target, relay, cancel)
+        except Cancelled:
+            raise
+        except (RuntimeError, ValueError, OSError, MemoryError) as exc:  # the others still compare
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            left_out[fam] = f"failed: {why}"
+            relay.emit(1.0, f"{fam}: failed")
+            progress(ProgressEvent("message", message=f"{fam}: failed, left out of the comparison: {why}",
+                                   payload={"family": fam, "failed": why}))
+            continue
         results.append(result)
         relay.emit(1.0, f"{fam}: done")
         auroc = "n/a" if result.image_auroc is None else f"{result.image_auroc:.3f}"
-        progress(ProgressEvent("message", message=f"{fam}: held-out image AUROC {auroc}, trained in {train_s:.0f} s",
-                               payload={"family": fam, "result": result}))
+        progress(ProgressEvent("message", message=f"{fam}: held-out image AUROC {auroc}, trained in "
+                               f"{result.train_s:.0f} s", payload={"family": fam, "result": result}))
+    if not results:
+        raise CompareError("every family failed: " + "; ".join(f"{k}: {v}" for k, v in left_out.items()))
     import torch
 
     return Comparison(
@@ -361,11 +351,42 @@ def compare(data: DatasetIndex | str | os.PathLike[str], out: str | os.PathLike[
         held_out={"description": plan.held_out_description, "n_good": plan.n_good, "n_defect": plan.n_defect,
                   "warning": plan.warning(),
                   "paths": [_relative(s, plan.index.root) for s in plan.held_out]},
-        escape_target=escape_target, results=results, skipped=dict(plan.skipped),
+        escape_target=escape_target, results=results, skipped=left_out,
         recommendation=recommend(results, escape_target),
         machine={"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                  "device": str(configs[plan.families[0]][1].device)},
         wall_s=round(time.perf_counter() - t_all, 2))
+
+
+def _run_family(fam: str, config: tuple[Any, Any], plan: ComparePlan, eval_index: DatasetIndex,
+                out: str | os.PathLike[str], escape_target: float, relay: _Relay, cancel: CancelToken) -> FamilyResult:
+    """Train and save one family, load its bundle back, evaluate it on the held-out images and time it."""
+    from ..inference import Inspector
+    from .evaluate import evaluate_bundle
+    from .training import train_and_save
+
+    mcfg, tcfg = config
+    target = bundle_file(out, fam)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    outcome = train_and_save(plan.index, mcfg, tcfg, target, relay.training, cancel, evaluate_test=False)
+    train_s = time.perf_counter() - t0
+    cancel.raise_if_cancelled()
+    _check_held_out(outcome.manifest, plan, fam)
+    inspector = Inspector(outcome.path, device=tcfg.device)  # the saved file, as a station loads it
+    ev = evaluate_bundle(inspector, eval_index, device=tcfg.device, progress=relay.evaluating, cancel=cancel)
+    relay.emit(TRAIN_SHARE + (1 - TRAIN_SHARE) * 0.9, f"{fam}: timing the scoring on this machine")
+    ms = time_per_image(inspector, plan.held_out, cancel=cancel)
+    scores, labels = ev.scored.scores, ev.scored.labels
+    m = ev.metrics
+    return FamilyResult(
+        family=fam, bundle=str(outcome.path), trained_on=_trained_on(outcome.manifest, plan),
+        train_s=round(train_s, 2), ms_per_image=round(ms, 3), bundle_bytes=outcome.path.stat().st_size,
+        n_good=int(m["n_good"]), n_defect=int(m["n_defect"]), image_auroc=m["image_auroc"],
+        image_ap=m["image_ap"], pixel_auroc=m.get("pixel_auroc"), pro=m.get("pro"),
+        at_target=rates_at_escape_target(scores, labels, escape_target),
+        at_bundle_threshold=rates_at(scores, labels, inspector.threshold.high),
+        scores=[float(x) for x in scores], labels=[int(x) for x in labels], **curves(scores, labels))
 
 
 def _check_held_out(manifest: dict[str, Any], plan: ComparePlan, family: str) -> None:

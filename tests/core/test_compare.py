@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from _cli import run_cli
-from inspection_core.comparison import FamilyResult, OperatingRates, recommend
+from inspection_core.comparison import FamilyResult, OperatingRates, recommend, table_rows
 from inspection_core.progress import CancelToken, Cancelled, ProgressEvent
 from inspection_core.usecases.compare import (
     CompareError, bundle_file, compare, plan_comparison, read_comparison, write_comparison,
@@ -153,6 +153,22 @@ def test_the_classifier_is_compared_on_its_held_out_split_with_labelled_defects(
                                                                      comparison.held_out["n_defect"])}
     assert "defective images" in comparison.result("vgg16").trained_on
     assert "defective" not in comparison.result("ganomaly").trained_on
+
+
+@pytest.mark.fault("training", "one family of a comparison fails to train (its pretrained weights file is not a "
+                   "torch file)", "that family is left out with the error in the table; the others are compared "
+                   "and one of them recommended")
+def test_a_family_that_fails_is_left_out_and_the_others_compared(demo_data: Path, tmp_path: Path) -> None:
+    garbage = tmp_path / "resnet18.pth"
+    garbage.write_bytes(b"not a torch file")
+    broken = dataclasses.replace(PATCHCORE, params={"backbone": "resnet18"}, weights=str(garbage))
+    comparison = compare(demo_data, tmp_path / "out", settings=[broken, *tiny("ganomaly")])
+    assert [r.family for r in comparison.results] == ["ganomaly"]
+    assert "failed" in comparison.skipped["patchcore"] and str(garbage) in comparison.skipped["patchcore"]
+    assert comparison.recommendation.family == "ganomaly"
+    assert not bundle_file(tmp_path / "out", "patchcore").exists()
+    row = next(r for r in table_rows(comparison) if r["family"] == "patchcore")
+    assert row["trained_on"].startswith("left out: failed") and row["image_auroc"] == "–"
 
 
 def test_cancel_stops_after_the_family_being_trained(demo_data: Path, tmp_path: Path) -> None:
