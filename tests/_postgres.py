@@ -50,8 +50,9 @@ def _free_port() -> int:
 class PgServer:
     """One throw-away PostgreSQL cluster (see the module docstring)."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, fsync: bool = False) -> None:
         self.bindir = bindir
+        self.fsync = fsync  # off for the tests (a killed process loses nothing; a machine crash is not tried)
         self.root = Path(tempfile.mkdtemp(prefix="inspector-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -71,8 +72,8 @@ class PgServer:
                               check=check, timeout=60)
 
     def start(self) -> None:
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
-                " -c shared_buffers=32MB")
+        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync={'on' if self.fsync else 'off'}"
+                " -c max_connections=60 -c shared_buffers=32MB")
         out = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", opts, "start",
                         check=False)
         if out.returncode != 0:

@@ -51,6 +51,8 @@ def test_history_interface_round_trip(line_db: LineDB, tmp_path):
         kept = db.image_path(rec)
         assert kept is not None and kept.is_file() and kept.is_relative_to(tmp_path / "share")
         assert db.image_path(db.get(pass_id)) is None
+        later = db.attach_image(pass_id, image)  # the live line keeps an image after its row (never an UPDATE)
+        assert later is not None and db.image_path(db.get(pass_id)) == later
         out = tmp_path / "x.csv"
         assert db.export_csv(out) == 2
         rows = list(csv.reader(out.open(encoding="utf-8")))
