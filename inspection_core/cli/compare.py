@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import CliError, HelpFormatter, ProgressBar, check_float, check_int, printable
+from .common import CliError, HelpFormatter, ProgressBar, add_note, check_float, check_int, printable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -84,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
                                  overwrite=args.overwrite, seed=args.seed, progress=bar)
         except CompareError as exc:
             raise CliError(str(exc)) from None
+        except KeyboardInterrupt as exc:
+            done = sorted(p.parent.name for p in Path(args.out).glob("*/*.inspector"))
+            add_note(exc, (f"bundles finished before the stop kept in '{printable(args.out)}': {', '.join(done)}; "
+                           if done else "no bundle finished; ") + "the family in training wrote nothing, no comparison "
+                     "written")
+            raise
     finally:
         bar.close()
     paths = write_comparison(args.out, comparison)

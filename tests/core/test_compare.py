@@ -8,7 +8,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +225,34 @@ def test_cli_prints_the_table_and_recommendation_and_writes_the_report(capsys, d
     assert f"recommendation: {saved['recommendation']['family']}: best held-out image AUROC" in text
     assert (out / "report" / "index.html").is_file() and (out / "comparison.csv").is_file()
     assert (out / "skip-ganomaly" / "skip-ganomaly.inspector").is_file()  # skip_ganomaly is skip-ganomaly
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX signals")
+@pytest.mark.fault("cli", "Ctrl-C (SIGINT) while 'inspector compare' trains its second family",
+                   "one line naming the bundles finished before the stop (kept, whole), exit 130; the family in "
+                   "training wrote nothing and no comparison is written")
+def test_ctrl_c_during_compare_keeps_the_finished_bundles(demo_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    proc = subprocess.Popen([sys.executable, "-m", "inspection_core.cli.main", "compare", "--data", str(demo_data),
+                             "--models", "ganomaly", "skip-ganomaly", "--out", str(out), "--preset", "quick",
+                             "--image-size", "32", "--device", "cpu"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("skip-ganomaly: training skip-ganomaly"):  # the first family is done and saved
+            break
+    else:
+        pytest.fail("compare ended before its second family: " + "".join(seen))
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(60) == 130, err
+    notice = [line for line in err.splitlines() if "interrupted" in line]
+    assert notice == [f"inspector: interrupted (SIGINT) during compare; bundles finished before the stop kept in "
+                      f"'{out}': ganomaly; the family in training wrote nothing, no comparison written"], err
+    assert "Traceback" not in err
+    assert bundle_file(out, "ganomaly").is_file() and not bundle_file(out, "skip-ganomaly").exists()
+    assert not (out / "comparison.json").exists()
+    assert [p.name for p in (out / "skip-ganomaly").iterdir()] == []  # no temporary file or lock left
