@@ -88,6 +88,8 @@ def _check_exactly_once(db: LineDB, stations: list[Station]) -> tuple[int, int]:
     assert not missing, f"{len(missing)} printed verdicts are not in the database, e.g. {missing[:3]}"
     assert not doubled, f"verdicts recorded more than once: {list(doubled.items())[:3]}"
     spooled = sum(1 for st in stations for ln in st.lines if ln.endswith("\tspooled"))
+    print(f"\n{len(stations)} station runs: printed {len(printed)}, recorded {sum(recorded.values())}, missing "
+          f"{len(missing)}, recorded twice {len(doubled)}, spooled {spooled}")  # the figures of docs/line.md (-s)
     return len(printed), spooled
 
 
