@@ -82,7 +82,7 @@ def write_comparison_report(folder: str | Path, comparison: Any) -> Path:
         f"<p>False rejects and escapes at the threshold that lets at most {target} of the held-out defects "
         "through (chosen on the held-out scores, the same rule for every family); training: wall time including "
         f"loading the images; ms / image: median of one image at a time on this machine ({machine.get('cpus')} "
-        f"CPUs, {machine.get('torch_threads')} torch threads, device {html.escape(str(machine.get('device')))}).</p>",
+        f"CPUs, torch threads: {machine.get('torch_threads')}, device: {html.escape(str(machine.get('device')))}).</p>",
         _table(comparison),
         "<h2>Curves</h2>",
         "<div class=figs><figure><img src='roc.png' alt='ROC curves'><figcaption>ROC</figcaption></figure>"

@@ -166,7 +166,7 @@ def plan_comparison(data: DatasetIndex | str | os.PathLike[str], families: Seque
     if not run:
         raise CompareError("no family left to compare: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     held = list(index.test)
-    description = "the test split (no family trained on it)"
+    description = "the test split, which no family trained on"
     trained: dict[str, tuple[int, int]] = {}
     if supervised:
         by_family = {s.model: s for s in (settings or default_settings(sorted(supervised), seed=seed))}
@@ -177,7 +177,7 @@ def plan_comparison(data: DatasetIndex | str | os.PathLike[str], families: Seque
             good = sum(1 for s in train_samples if s.label == 0)
             trained[n] = (good, len(train_samples) - good)
         held = [s for s in index.test if Path(s.path) in keep]
-        description = ("the classifier's held-out split (stratified by defect type), less any image another "
+        description = ("the classifier's held-out split, stratified by defect type, less any image another "
                        "family trained on")
     if not held:
         raise CompareError(f"no held-out images in '{index.root}': a comparison needs test images, good and "
@@ -346,6 +346,8 @@ def compare(data: DatasetIndex | str | os.PathLike[str], out: str | os.PathLike[
         raise CompareError("every family failed: " + "; ".join(f"{k}: {v}" for k, v in left_out.items()))
     import torch
 
+    from ..device import resolve_device
+
     return Comparison(
         data=str(plan.index.root),
         held_out={"description": plan.held_out_description, "n_good": plan.n_good, "n_defect": plan.n_defect,
@@ -354,7 +356,7 @@ def compare(data: DatasetIndex | str | os.PathLike[str], out: str | os.PathLike[
         escape_target=escape_target, results=results, skipped=left_out,
         recommendation=recommend(results, escape_target),
         machine={"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                 "device": str(configs[plan.families[0]][1].device)},
+                 "device": str(resolve_device(configs[plan.families[0]][1].device))},
         wall_s=round(time.perf_counter() - t_all, 2))
 
 
