@@ -66,3 +66,32 @@ def test_predict_records_to_the_line_server(line_db: LineDB, tiny_bundle: Path, 
     rc, out, err = run_cli(capsys, "predict", "--bundle", str(tiny_bundle), str(demo_data / "test" / "good"),
                            "--record", line_db.dsn(OWNER), "--device", "cpu")
     assert rc == 2 and "login of its own" in err and out == ""
+
+
+@pytest.mark.fault("cli", "predict --record postgresql://… while the line's server is down",
+                   "verdicts printed and kept in the station's spool with one warning; the next predict --record "
+                   "writes them in, each once")
+def test_predict_spools_while_the_server_is_down(pg_server: PgServer, tiny_bundle: Path, demo_data: Path, capsys,
+                                                 tmp_path, monkeypatch):
+    from _postgres import make_line_db
+
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(tmp_path / "data"))
+    db = make_line_db(pg_server)
+    good = demo_data / "test" / "good"
+    pg_server.stop("immediate")
+    try:
+        rc, out, err = run_cli(capsys, "predict", "--bundle", str(tiny_bundle), str(good), "--record",
+                               db.dsn(STATIONS[0]), "--record-wait", "0", "--device", "cpu")
+    finally:
+        pg_server.start()
+    assert rc == 0, err
+    first = sorted(line.split("\t")[0] for line in out.splitlines())
+    assert err.count("cannot be reached") == 1 and "not in the history yet" in err
+    defects = sorted(p for p in (demo_data / "test").iterdir() if p.name != "good")[0]
+    rc, out, err = run_cli(capsys, "predict", "--bundle", str(tiny_bundle), str(defects), "--record",
+                           db.dsn(STATIONS[0]), "--device", "cpu")
+    assert rc == 0 and f"{len(first)} spooled verdict(s) written" in err, err
+    second = sorted(line.split("\t")[0] for line in out.splitlines())
+    with open_history(db.dsn(ENGINEER)) as eng:
+        refs = sorted(r.image_ref for r in eng.query(limit=1000))
+    assert refs == sorted(first + second)
