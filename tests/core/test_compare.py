@@ -227,6 +227,7 @@ def test_cli_prints_the_table_and_recommendation_and_writes_the_report(capsys, d
     assert (out / "skip-ganomaly" / "skip-ganomaly.inspector").is_file()  # skip_ganomaly is skip-ganomaly
 
 
+@pytest.mark.slow  # a second interpreter that imports torch and trains twice: 15-20 s on 2 cores
 @pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX signals")
 @pytest.mark.fault("cli", "Ctrl-C (SIGINT) while 'inspector compare' trains its second family",
                    "one line naming the bundles finished before the stop (kept, whole), exit 130; the family in "
