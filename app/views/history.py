@@ -24,7 +24,7 @@ from typing import Any
 from PySide6.QtCore import QDateTime, QModelIndex, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QDateTimeEdit, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog,
+    QAbstractItemView, QCheckBox, QComboBox, QDateTimeEdit, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog,
     QLabel, QMessageBox, QPushButton, QTableView, QVBoxLayout, QWidget,
 )  # fmt: skip
 
@@ -88,6 +88,11 @@ class HistoryView(QWidget):
         self.export_btn = QPushButton("Export CSV…")
         self.override_btn = QPushButton("Override verdict…")
         self.open_btn = QPushButton("Open image")
+        self.teach_btn = QPushButton("Teach…")
+        self.teach_btn.setToolTip("Teach the bundle in use the selected parts as good (overridden rows are highlighted)")
+        self.type_combo = QComboBox()  # the defect type the bundle's classifier named
+        self.type_combo.addItem("All types", None)
+        self.overridden_check = QCheckBox("Overridden only")
         bar.addWidget(QLabel("Verdict"))
         bar.addWidget(self.verdict_combo)
         bar.addWidget(QLabel("Time"))
@@ -96,14 +101,16 @@ class HistoryView(QWidget):
         bar.addWidget(self.until_edit)
         bar.addWidget(QLabel("Bundle"))
         bar.addWidget(self.bundle_combo)
+        bar.addWidget(self.type_combo)
+        bar.addWidget(self.overridden_check)
         bar.addStretch(1)
-        for b in (self.refresh_btn, self.open_btn, self.override_btn, self.export_btn):
+        for b in (self.refresh_btn, self.open_btn, self.override_btn, self.teach_btn, self.export_btn):
             bar.addWidget(b)
         root.addLayout(bar)
 
         self.table = QTableView()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # several parts to teach
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(24)
@@ -123,6 +130,9 @@ class HistoryView(QWidget):
         self.since_edit.dateTimeChanged.connect(self.apply_filters)
         self.until_edit.dateTimeChanged.connect(self.apply_filters)
         self.bundle_combo.currentIndexChanged.connect(self.apply_filters)
+        self.type_combo.currentIndexChanged.connect(self.apply_filters)
+        self.overridden_check.toggled.connect(self.apply_filters)
+        self.teach_btn.clicked.connect(self._teach_clicked)
         self.refresh_btn.clicked.connect(self.refresh)
         self.export_btn.clicked.connect(self._export_clicked)
         self.override_btn.clicked.connect(self._override_clicked)
@@ -165,6 +175,20 @@ class HistoryView(QWidget):
         i = self.bundle_combo.findData(current) if current is not None else 0
         self.bundle_combo.setCurrentIndex(max(0, i))
         self.bundle_combo.blockSignals(False)
+        self._fill_types()
+
+    def _fill_types(self) -> None:
+        """The defect types the history holds (the filter is hidden where none was named)."""
+        current = self.type_combo.currentData()
+        types = getattr(self.ctx.history, "defect_types", lambda: [])()
+        self.type_combo.blockSignals(True)
+        self.type_combo.clear()
+        self.type_combo.addItem("All types", None)
+        for t in types:
+            self.type_combo.addItem(t, t)
+        self.type_combo.setCurrentIndex(max(0, self.type_combo.findData(current)) if current is not None else 0)
+        self.type_combo.blockSignals(False)
+        self.type_combo.setVisible(bool(types))
 
     def current_filters(self) -> dict[str, Any]:
         f: dict[str, Any] = {}
@@ -180,6 +204,11 @@ class HistoryView(QWidget):
         b = self.bundle_combo.currentData()
         if b is not None:
             f["bundle"] = b
+        t = self.type_combo.currentData()
+        if t is not None:
+            f["defect_type"] = t
+        if self.overridden_check.isChecked():
+            f["overridden"] = True
         return f
 
     def _period_changed(self) -> None:
@@ -245,6 +274,18 @@ class HistoryView(QWidget):
     def selected_record(self) -> Any | None:
         idx = self.table.currentIndex()
         return None if self.model is None or not idx.isValid() else self.model.record(idx.row())
+
+    def selected_records(self) -> list[Any]:
+        """The selected rows' records, in table order."""
+        if self.model is None:
+            return []
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [r for r in (self.model.record(row) for row in rows) if r is not None]
+
+    def _teach_clicked(self) -> None:
+        from app.views.teach_dialog import open_teach
+
+        self._teach_dialog = open_teach(self.ctx, self.selected_records(), self)
 
     def export_csv(self, path: Path) -> int:
         """Export the rows matching the current filters; returns how many."""

@@ -43,6 +43,8 @@ COLUMN_SAMPLES = {"id": "000000", "time": "2026-12-31 23:59:59", "verdict": "REV
                   "score": "000.00000", "share": "> 999 %", "threshold": "000.00000", "bundle": "bundle-name-20",
                   "image_ref": "part-000000.png", "source": "folder:/data/line-1", "station": "station-1",
                   "latency_ms": "0000 ms"}
+#: the background of a row an operator overrode (History's Teach… starts from them)
+OVERRIDDEN_ROW = "#2e4a2e"
 #: significant digits of the smallest threshold in view: every score gets the decimals that gives
 SCORE_DIGITS = 3
 
@@ -71,6 +73,9 @@ def verdict_cell(record: Any) -> str:
     """The verdict as the table shows it: an INVALID row with its reason, e.g. "INVALID — blank frame"."""
     verdict = "" if record.verdict is None else str(record.verdict)
     note = (getattr(record, "note", "") or "").strip()
+    kind = getattr(record, "defect_type", None)
+    if verdict == "FAIL" and kind:  # the type the bundle's classifier named
+        return f"FAIL: {kind}"
     return f"{verdict} — {note}" if verdict == "INVALID" and note else verdict
 
 
@@ -186,6 +191,8 @@ class HistoryTableModel(QAbstractTableModel):
             v = rec.verdict if key == "verdict" else rec.override_verdict
             if v:
                 return QBrush(QColor(verdict_text(str(v))))
+        if role == Qt.ItemDataRole.BackgroundRole and rec.override_verdict:  # an operator's override, to teach from
+            return QBrush(QColor(OVERRIDDEN_ROW))
         if role == Qt.ItemDataRole.FontRole and key == "verdict":
             f = QFont()
             f.setBold(True)

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from app.context import AppContext
 from app.manifest import read_manifest_light
 from app.views.inspect_source import DEMO, build_source_bar, folder_without_parts
-from app.views.inspect_panels import BusyPanel, build_side_column
+from app.views.inspect_panels import BusyPanel, build_side_column, typed
 from app.views.shift import ShiftCounters, bundle_summary  # noqa: F401 - part of this view's API
 from app.widgets.image_pane import (
     HEAT_LEGEND, HEAT_LEGEND_TIP, NO_RECONSTRUCTION, ImagePane, fit_for_display, heat_overlay,
@@ -380,7 +380,7 @@ class InspectView(QWidget):
             else:
                 self.recon_pane.clear(NO_RECONSTRUCTION)
             self.heat_pane.set_image(heat_overlay(shown, p.heat))
-        self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low, p.texture_part, reason)
+        self.banner.set_verdict(p.verdict, p.score, p.threshold.high, p.threshold.low, p.texture_part, reason, typed(p))
         when = time.strftime("%H:%M:%S", time.localtime(r.frame_timestamp))
         self.ref_label.setText(f"{when}   {r.frame_ref}")
         self.rendered.emit(r)

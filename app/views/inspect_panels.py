@@ -8,8 +8,8 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
-    QVBoxLayout, QWidget,
+    QComboBox, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton,
+    QScrollArea, QVBoxLayout, QWidget,
 )  # fmt: skip
 
 from app.views.shift import ShiftCounters
@@ -179,6 +179,25 @@ class BusyPanel(QFrame):
         self.show()
 
 
+def typed(prediction: Any) -> str:
+    """A FAIL's defect type with its probability ("scratch (0.82)"), "" when none was named."""
+    from inspection_core.defect_types.classifier import describe_answer
+
+    return describe_answer(getattr(prediction, "defect_type", None), getattr(prediction, "defect_confidence", None))
+
+
+def teach_recent(view: Any) -> None:
+    """Teach…: the Teach dialog over the bundle in use's recent FAIL and REVIEW parts."""
+    from app.views.teach_dialog import open_teach, recent_parts
+
+    try:
+        records = recent_parts(view.ctx)
+    except Exception as exc:  # noqa: BLE001 - an unusable history is said, not a crash
+        QMessageBox.warning(view, "Teach", f"The history cannot be read: {exc}")
+        return
+    view._teach_dialog = open_teach(view.ctx, records, view)
+
+
 def build_side_column(view: Any) -> QScrollArea:
     """The Inspect view's right column, set on ``view``: ``camera_warning`` (frames in a
     row with no part), ``banner``, ``shift_panel``, ``perf_panel``, ``bundle_panel``;
@@ -202,6 +221,10 @@ def build_side_column(view: Any) -> QScrollArea:
     view.perf_panel = PerformancePanel()
     view.bundle_panel = BundlePanel()
     view.bundle_panel.bundle_combo.activated.connect(view._bundle_chosen)
+    view.teach_btn = QPushButton("Teach…")  # the bundle's recent FAIL/REVIEW parts, overrides first
+    view.teach_btn.setToolTip("Teach the bundle good parts it rejected (parts an operator overrode come first)")
+    view.teach_btn.clicked.connect(lambda: teach_recent(view))
+    view.bundle_panel.layout().addRow("", view.teach_btn)
     for panel in (view.shift_panel, view.perf_panel, view.bundle_panel):
         side.addWidget(panel)
     side.addStretch(1)

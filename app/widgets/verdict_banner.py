@@ -112,17 +112,20 @@ class VerdictBanner(QFrame):
                 y += h
 
     def set_verdict(self, verdict: str, score: float, high: float, low: float | None = None,
-                    texture_part: float = 0.0, reason: str = "") -> None:
+                    texture_part: float = 0.0, reason: str = "", defect_type: str = "") -> None:
         """Show a verdict ("PASS", "REVIEW", "FAIL") with its score as a share of
         the FAIL threshold and, smaller, the raw score against the threshold.
         ``texture_part``: the part of the score from the texture of the whole
         part (no spot on the heat map shows it); named, with what the hottest
         spot alone scores, when it decides the verdict. An INVALID frame shows
-        its ``reason`` ("blank frame") and what it means instead."""
+        its ``reason`` ("blank frame") and what it means instead. A FAIL whose
+        type the bundle's classifier named reads "FAIL: scratch (0.82)"
+        (``defect_type``: the type with its probability, as
+        :func:`inspection_core.defect_types.describe_answer` gives it)."""
         verdict = str(getattr(verdict, "value", verdict)).upper()
         self.verdict = verdict
         self.verdict_pt = 54
-        self._text = verdict
+        self._text = f"FAIL: {defect_type}" if verdict == "FAIL" and defect_type else verdict
         self._reason = ""
         if verdict == "INVALID":
             self._reason = reason or "no part in the frame"

@@ -329,11 +329,12 @@ class HistoryDB:
         source_contains: str | None = None,
         limit: int = 200,
         defect_type: str | None = None,
+        overridden: bool | None = None,
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[HistoryRecord]:
         """One page of records matching the filters (see ``build_where``)."""
-        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type)
+        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type, overridden)
         order = "DESC" if newest_first else "ASC"
         sql = (
             f"SELECT {', '.join(COLUMNS)} FROM inspections{where}"
@@ -355,9 +356,10 @@ class HistoryDB:
         bundle: str | None = None,
         source_contains: str | None = None,
         defect_type: str | None = None,
+        overridden: bool | None = None,
     ) -> int:
         """How many records match the filters."""
-        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type)
+        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type, overridden)
         return int(self._select(f"SELECT COUNT(*) FROM inspections{where}", params)[0][0])
 
     def counts_by_verdict(
@@ -368,9 +370,10 @@ class HistoryDB:
         bundle: str | None = None,
         source_contains: str | None = None,
         defect_type: str | None = None,
+        overridden: bool | None = None,
     ) -> dict[str, int]:
         """Model verdict -> number of matching records; every verdict is present (0 if none)."""
-        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type)
+        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type, overridden)
         rows = self._select(f"SELECT verdict, COUNT(*) FROM inspections{where} GROUP BY verdict", params)
         out = {v: 0 for v in VERDICTS}
         out.update({str(v): int(n) for v, n in rows})
@@ -403,13 +406,14 @@ class HistoryDB:
         source_contains: str | None = None,
         newest_first: bool = False,
         defect_type: str | None = None,
+        overridden: bool | None = None,
     ) -> int:
         """Write the matching records to a CSV file (atomically, streamed); returns the row count.
 
         Reads through its own connection so that recording goes on meanwhile.
         """
         target = Path(path)
-        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type)
+        where, params = build_where(verdict, since, until, bundle, source_contains, defect_type, overridden)
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT {', '.join(COLUMNS)} FROM inspections{where} ORDER BY epoch {order}, id {order}"
         n = 0

@@ -187,12 +187,14 @@ def build_where(
     bundle: str | None = None,
     source_contains: str | None = None,
     defect_type: str | None = None,
+    overridden: bool | None = None,
 ) -> tuple[str, list[Any]]:
     """SQL WHERE clause + parameters for the common filters.
 
     ``verdict``: the model's verdict (one or several); ``since`` inclusive,
     ``until`` exclusive; ``source_contains`` matches the source or the image
-    reference, case-insensitively; ``defect_type`` the type the classifier named.
+    reference, case-insensitively; ``defect_type`` the type the classifier named;
+    ``overridden`` True keeps the rows an operator overrode (False: the others).
     """
     clauses: list[str] = []
     params: list[Any] = []
@@ -223,4 +225,6 @@ def build_where(
     if defect_type is not None:
         clauses.append("defect_type = ?")
         params.append(defect_type)
+    if overridden is not None:
+        clauses.append("override_verdict IS NOT NULL" if overridden else "override_verdict IS NULL")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params

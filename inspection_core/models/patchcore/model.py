@@ -328,14 +328,16 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
         return {"init_source": self.init_source}
 
     # -------------------------------------------------------------- teaching
-    def learn_good(self, batches: list[torch.Tensor], seed: int = 0) -> dict[str, Any]:
+    def learn_good(self, batches: list[torch.Tensor], seed: int = 0, reach: float | None = None) -> dict[str, Any]:
         """Add good parts (batches in [-1, 1]) to the memory bank without
-        training (``inspector teach``; :mod:`.teach`); returns what changed."""
+        training (``inspector teach``; :mod:`.teach`: patches within ``reach``
+        of the bank stay out); returns what changed."""
         from .teach import learn_good
 
         device = self.memory_bank.device
-        views = (view for x in batches for view in [x, *(_bank_view(x, a) for a in self.params["bank_augment"])])
-        bank, record = learn_good(self.memory_bank, self.params, self.embed, views, seed)
+        # the parts as they were seen: their other exposures (bank_augment) brought
+        # in defect-like patches (a darkened good part looks stained) and let defects pass
+        bank, record = learn_good(self.memory_bank, self.params, self.embed, batches, seed, reach)
         self.memory_bank = bank.to(device)
         self._bank_sq = torch.zeros(0, device=device)
         self._search = None

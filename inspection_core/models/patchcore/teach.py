@@ -1,13 +1,17 @@
 """Teaching PatchCore good parts without training (``inspector teach``).
 
 A good part that PatchCore rejects has patches its memory bank lacks. Every
-patch of the taught images (and of their exposures, as the bank holds them:
-``bank_augment``) is a candidate; the greedy k-center selection then goes on
+patch of the taught images, as they were seen (not their other exposures:
+``bank_augment``'s darkened good part looks stained, and let defects pass on
+the demo's washers), is a candidate; the greedy k-center selection then goes on
 from the bank as it is: each new row is the candidate farthest from the bank
-and from the rows chosen so far, until every candidate lies within the bank's
-own reach (the median distance of a bank row to its nearest other row: how
-closely the training coreset covers the good patches). So the patches the
-bank lacks join it, and patches it already covers do not. Where the bank then
+and from the rows chosen so far, until every candidate lies within reach: the
+bank's own reach (the median distance of a bank row to its nearest other row:
+how closely the training coreset covers the good patches), or, when the caller
+gives one that is larger, a distance that cannot decide a verdict (the use
+case gives 80 % of the threshold). So the patches the bank lacks, and that
+made the part FAIL, join it, and patches it already covers do not: the fewer
+rows added, the less a defect that looks like them can hide behind them. Where the bank then
 passes its cap (``max_bank``), the coreset selection is run again over the
 whole bank, on a random projection as at training, down to the cap. The
 global texture term is not changed (its Gaussian is the training images'): a
@@ -69,12 +73,13 @@ def extend_from_bank(bank: torch.Tensor, candidates: torch.Tensor, reach: float,
 
 
 def learn_good(bank: torch.Tensor, params: dict[str, Any], embed: Callable[[torch.Tensor], torch.Tensor],
-               views: Iterable[torch.Tensor], seed: int = 0) -> tuple[torch.Tensor, dict[str, Any]]:
+               views: Iterable[torch.Tensor], seed: int = 0, reach: float | None = None
+               ) -> tuple[torch.Tensor, dict[str, Any]]:
     """The memory bank with the taught parts' patches (see the module
     docstring) and a record of what changed."""
     cand = candidate_patches(embed, views)
     bank = bank.float().cpu()
-    reach = bank_reach(bank, seed=seed)
+    reach = max(bank_reach(bank, seed=seed), float(reach or 0.0))
     cap = int(params["max_bank"])
     picked = extend_from_bank(bank, cand, reach, limit=cap)
     grown = torch.cat([bank, cand[picked]]) if picked.numel() else bank
