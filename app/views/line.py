@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QComboBox, QDateTimeEdit, QFileDialog, QHBoxLayou
                                QWidget)
 
 from app.context import AppContext
-from app.views.line_data import LineFilters, LineSnapshot, export_csv, load_snapshot
+from app.views.line_data import LineFilters, LineSnapshot, export_csv, load_snapshot, set_override
 from app.widgets import palette
 from app.widgets.plots import SERIES_COLORS, style_plot
 
@@ -98,12 +98,16 @@ class LineView(QWidget):
             edit.setVisible(False)
         self.refresh_btn = QPushButton("Refresh")
         self.export_btn = QPushButton("Export CSV…")
+        self.override_btn = QPushButton("Override…")
+        self.override_btn.setToolTip("Set your verdict on the selected inspection (an engineer's login; who and when "
+                                     "are recorded)")
         filters = QHBoxLayout()
         for w in (self.station_combo, self.shift_combo, self.bundle_combo, self.verdict_combo, self.period_combo,
                   self.since_edit, self.until_edit):
             filters.addWidget(w)
         filters.addStretch(1)
         filters.addWidget(self.refresh_btn)
+        filters.addWidget(self.override_btn)
         filters.addWidget(self.export_btn)
 
         self.warning = QLabel()
@@ -154,6 +158,7 @@ class LineView(QWidget):
         self.server_edit.returnPressed.connect(self.connect_server)
         self.refresh_btn.clicked.connect(self.refresh)
         self.export_btn.clicked.connect(self._export_clicked)
+        self.override_btn.clicked.connect(self._override_clicked)
         self.period_combo.currentIndexChanged.connect(self._period_changed)
         for combo in (self.station_combo, self.shift_combo, self.bundle_combo, self.verdict_combo):
             combo.currentIndexChanged.connect(self.refresh)
@@ -297,6 +302,35 @@ class LineView(QWidget):
             ys = [100.0 * f / n if n else 0.0 for _b, n, f in points]
             pen = pg.mkPen(SERIES_COLORS[k % len(SERIES_COLORS)], width=2)
             self.plot.plot(xs, ys, pen=pen, symbol="o", symbolSize=5, name=station or "(none)")
+
+    # ------------------------------------------------------------------ override
+    def selected_record(self) -> Any:
+        row = self.rows_table.currentRow()
+        if self.snapshot is None or not 0 <= row < len(self.snapshot.rows):
+            return None
+        return self.snapshot.rows[row]
+
+    def _override_clicked(self) -> None:
+        from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+        rec = self.selected_record()
+        if rec is None:
+            QMessageBox.information(self, "Override", "Select an inspection in the list first.")
+            return
+        choices = ["PASS", "REVIEW", "FAIL", "INVALID", "(clear override)"]
+        verdict, ok = QInputDialog.getItem(self, "Override verdict", f"{rec.station}, inspection #{rec.id}: the model "
+                                           f"said {rec.verdict}. Your verdict:", choices, 0, False)
+        if not ok:
+            return
+        operator, ok = QInputDialog.getText(self, "Override verdict", "Your name or badge:")
+        if ok and operator.strip():
+            self.override(rec.id, None if verdict.startswith("(") else verdict, operator.strip())
+
+    def override(self, record_id: int, verdict: str | None, operator: str) -> Any:
+        """Record the override on a worker job, then read the line again; returns the job."""
+        server = self.server()
+        return self.ctx.start_job(lambda _p, _c: set_override(server, record_id, verdict, operator),
+                                  on_done=lambda _r: self.refresh(), on_error=self._show_error, name="line override")
 
     # ------------------------------------------------------------------ export
     def _export_clicked(self) -> None:

@@ -92,4 +92,12 @@ def export_csv(server: str, filters: LineFilters, path: str | Path) -> int:
         return db.export_csv(path, **filters.as_kwargs())
 
 
-__all__ = ["LineFilters", "LineSnapshot", "ROW_LIMIT", "export_csv", "load_snapshot", "trend_bucket"]
+def set_override(server: str, record_id: int, verdict: str | None, operator: str) -> None:
+    """An engineer's decision on one verdict (None clears it); who and when are recorded by the server."""
+    from inspection_core.history.pg import PgHistory
+
+    with PgHistory(server) as db:
+        db.set_override(record_id, verdict, operator)
+
+
+__all__ = ["LineFilters", "LineSnapshot", "ROW_LIMIT", "export_csv", "load_snapshot", "set_override", "trend_bucket"]

@@ -68,6 +68,15 @@ def test_line_view_shows_every_station(engineer_ctx, qtbot, line_db: LineDB, tmp
     assert view.rows_table.rowCount() == 3
     assert {view.rows_table.item(r, 1).text() for r in range(3)} == {"Station 1"}
 
+    view.rows_table.setCurrentCell(0, 0)
+    rec = view.selected_record()
+    job = view.override(rec.id, "PASS", "Q. Engineer")
+    qtbot.waitUntil(lambda: not job.running, timeout=20000)
+    with open_history(line_db.dsn(ENGINEER)) as eng:
+        assert eng.get(rec.id).override_operator == "Q. Engineer"
+    qtbot.waitUntil(lambda: view.rows_table.rowCount() == 3 and "PASS" in [
+        view.rows_table.item(r, 6).text() for r in range(3)], timeout=20000)  # read again: the override is listed
+
     out = tmp_path / "line.csv"
     job = view.export_to(out)
     qtbot.waitUntil(lambda: not job.running and out.exists(), timeout=20000)
