@@ -1,0 +1,115 @@
+"""Teach on real data: do taught good parts stop being rejected, without
+letting defects pass? (issue 33's target; ADR 0020)
+
+For each data set: a PatchCore bundle with the command line's defaults
+(provisional threshold from held-out good training images), the good test
+images that threshold rejects, split in two by a seeded shuffle: one half is
+taught (``inspection_core.usecases.teach``), the other half measures. Printed:
+the measured half's false-reject rate before and after (target: it falls by at
+least half) and the escape rate on the test defects before and after (target:
+it rises by at most 0.01), with the teach's own re-check and its verdict.
+
+    python benchmarks/teach.py --torch-home-from-shared [--datasets screw pill] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _scores(insp, files: list[Path]) -> np.ndarray:
+    from inspection_core.data.images import read_image
+
+    return np.array([insp.predict(read_image(f)).score for f in files])
+
+
+def run(data: Path, work: Path, seed: int) -> dict:
+    from _patchcore_bundle import patchcore_bundle
+
+    from inspection_core.inference import Inspector
+    from inspection_core.types import Verdict
+    from inspection_core.usecases.teach import prepare_teach
+
+    bundle, train_s = patchcore_bundle(data, work)
+    parent = Inspector(bundle, device="cpu")
+    th = parent.threshold
+    goods = sorted((data / "test" / "good").glob("*.png"))
+    defects = sorted(p for p in (data / "test").glob("*/*.png") if p.parent.name != "good")
+    g0, d0 = _scores(parent, goods), _scores(parent, defects)
+    rejected = [g for g, s in zip(goods, g0) if th.verdict(float(s)) == Verdict.FAIL]
+    order = np.random.default_rng(seed).permutation(len(rejected))
+    taught = [rejected[i] for i in order[: (len(rejected) + 1) // 2]]
+    measured = [rejected[i] for i in order[(len(rejected) + 1) // 2:]]
+    t0 = time.perf_counter()
+    plan = prepare_teach(parent, taught, by="benchmark", data=data, device="cpu")
+    teach_s = time.perf_counter() - t0
+    out = plan.save(work / f"{data.name}_taught_{int(time.time())}", force=True)
+    child = Inspector(out, device="cpu")
+    m1, d1 = _scores(child, measured), _scores(child, defects)
+
+    def escapes(s: np.ndarray) -> int:
+        return int(sum(th.verdict(float(x)) == Verdict.PASS for x in s))
+
+    fails_before = len(measured)  # rejected by construction
+    fails_after = int(sum(th.verdict(float(x)) == Verdict.FAIL for x in m1))
+    return {"dataset": data.name, "train_s": train_s, "threshold": th.high, "n_good": len(goods),
+            "n_rejected": len(rejected), "n_taught": len(taught), "n_measured": len(measured),
+            "frr_before": fails_before / len(measured) if measured else None,
+            "frr_after": fails_after / len(measured) if measured else None,
+            "n_defect": len(defects), "escape_before": escapes(d0) / len(defects), "escape_after": escapes(d1) / len(defects),
+            "teach_s": teach_s, "plan": plan, "out": out}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--datasets", nargs="+", default=["screw", "pill"])
+    ap.add_argument("--work", type=Path, default=None, help="folder for the bundles (reused when there; default: temp)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the taught/measured split")
+    ap.add_argument("--torch-home-from-shared", action="store_true",
+                    help="put ../shared/weights into a temporary torch cache for this run")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="inspector-teach-"))
+    if args.torch_home_from_shared:
+        from _torch_home import torch_home_from_shared
+
+        torch_home_from_shared(tmp)
+    work = args.work or tmp / "bundles"
+    import torch
+
+    print(f"# teach benchmark  {time.strftime('%Y-%m-%d %H:%M')}  torch {torch.__version__}  {platform.machine()}  "
+          f"{os.cpu_count()} cores  load {os.getloadavg()[0]:.1f}", flush=True)
+    ok = True
+    for ds in args.datasets:
+        r = run(args.data_root / ds, work, args.seed)
+        plan = r["plan"]
+        frr_ok = r["frr_before"] is not None and r["frr_after"] <= r["frr_before"] / 2
+        esc_ok = r["escape_after"] - r["escape_before"] <= 0.01 + 1e-12
+        ok &= frr_ok and esc_ok
+        trained = "reused" if r["train_s"] is None else f"{r['train_s']:.0f} s"
+        print(f"{ds}: bundle trained {trained}, provisional threshold {r['threshold']:.4g}; {r['n_rejected']} of "
+              f"{r['n_good']} good test images rejected: {r['n_taught']} taught, {r['n_measured']} measured", flush=True)
+        if r["frr_before"] is not None:
+            print(f"  measured half's false-reject rate {r['frr_before']:.3f} -> {r['frr_after']:.3f} "
+                  f"(target: at most half) {'MET' if frr_ok else 'NOT MET'}")
+        print(f"  escape rate on {r['n_defect']} test defects {r['escape_before']:.4f} -> {r['escape_after']:.4f} "
+              f"(rise {r['escape_after'] - r['escape_before']:+.4f}; target: at most +0.01) {'MET' if esc_ok else 'NOT MET'}")
+        print(f"  teach {r['teach_s']:.1f} s: {plan.summary().replace(chr(10), chr(10) + '  ')}")
+        print(f"  the re-check's verdict: {'passed' if plan.passed else 'refused: ' + plan.check.why_refused()}",
+              flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
