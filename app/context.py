@@ -96,15 +96,18 @@ class AppContext(QObject):
         db_path = self.history_target()
         if db_path not in self._recorders:
             from inspection_core.history import Recorder
+            from inspection_core.history.backend import spool_for
 
             emit = self.recordingChanged.emit
+            # a server's spool in this station's data folder (a file's lies beside it)
+            spool = spool_for(db_path, self.settings.data_path() / "spool") if isinstance(db_path, str) else None
             try:
                 db = self.history
             except Exception as exc:  # noqa: BLE001 - a history that cannot be opened is spooled for
-                self._recorders[db_path] = Recorder(path=db_path, image_dir=self._image_dir(),
+                self._recorders[db_path] = Recorder(path=db_path, image_dir=self._image_dir(), spool=spool,
                                                     open_error=exc, on_change=lambda *a: emit(*a))
             else:
-                self._recorders[db_path] = Recorder(db, on_change=lambda *a: emit(*a))
+                self._recorders[db_path] = Recorder(db, spool=spool, on_change=lambda *a: emit(*a))
         return self._recorders[db_path]
 
     # ---- role ----------------------------------------------------------------------

@@ -177,3 +177,35 @@ def test_self_test_records_to_a_server_when_one_is_given(line_db: LineDB, isolat
         assert eng.count(station="self-test") == 4
     with pytest.raises(SelfTestFailure, match="login of its own|spool"):
         record_to_server(results[:1], line_db.dsn("inspector_owner"), timeout_s=1)
+
+
+@pytest.mark.fault("app", "the station app starts while the line's server is down",
+                   "one notice (recordingChanged 'spooling'), verdicts in the station's spool under its data folder, "
+                   "written in once each when the server is back")
+def test_the_app_spools_while_the_server_is_down(qtbot, pg_server, tmp_path: Path, isolated_dirs):
+    from _postgres import make_line_db
+
+    from app.context import AppContext
+    from app.settings import StationSettings
+
+    db = make_line_db(pg_server)
+    settings = StationSettings(history_server=db.dsn(STATIONS[0]), data_dir=str(tmp_path / "station-data"))
+    ctx = AppContext(settings, role="operator")
+    notices: list[tuple[str, str, int]] = []
+    ctx.recordingChanged.connect(lambda *a: notices.append(a))
+    pg_server.stop("immediate")
+    try:
+        for k in range(3):
+            assert ctx.recorder.record(score=0.2, verdict="PASS", threshold_high=0.5, station="S",
+                                       image_ref=f"down{k}.png").spooled
+        assert ctx.recorder.spool.files[0].is_relative_to(tmp_path / "station-data")
+        assert notices and notices[0][0] == "spooling" and "cannot be reached" in notices[0][1]
+    finally:
+        pg_server.start()
+    try:
+        assert ctx.recorder.flush_until(15)
+        qtbot.waitUntil(lambda: notices[-1][0] == "ok", timeout=5000)
+    finally:
+        ctx.shutdown(10000)
+    with open_history(db.dsn(ENGINEER)) as eng:
+        assert sorted(r.image_ref for r in eng.query()) == ["down0.png", "down1.png", "down2.png"]
