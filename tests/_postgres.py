@@ -86,15 +86,23 @@ class PgServer:
         """SIGKILL the postmaster and every backend (a crash of the whole server)."""
         pid_file = self.data / "postmaster.pid"
         pid = int(pid_file.read_text().split()[0])
-        children = [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
-                                                   text=True).stdout.split()]
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:  # the parent's pid: a backend or a helper of the postmaster
+                children.append(int(stat.parent.name))
         for p in [pid, *children]:
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in [pid, *children]):
+        while any(Path(f"/proc/{p}").exists() for p in [pid, *children]):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server's processes {[pid, *children]} outlived SIGKILL")
             time.sleep(0.05)
 
     def dsn(self, user: str = OWNER, dbname: str = "postgres", tcp: bool = True) -> str:
