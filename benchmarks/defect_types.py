@@ -79,8 +79,8 @@ def main() -> int:
     for ds in args.datasets:
         r = run(args.data_root / ds, work, args.seed)
         o, held = r["outcome"], r["outcome"].held_out
-        trained = "reused" if r["train_s"] is None else f"{r['train_s']:.0f} s"
-        print(f"{ds}: bundle trained {trained}; classifier {r['types_s']:.0f} s on "
+        trained = "reused" if r["train_s"] is None else f"trained in {r['train_s']:.0f} s"
+        print(f"{ds}: bundle {trained}; classifier {r['types_s']:.0f} s on "
               + ", ".join(f"{t} {n}" for t, n in o.trained_on.items()), flush=True)
         print(f"  held out {held['n']}: accuracy {held['accuracy']:.3f}, macro accuracy {held['macro_accuracy']:.3f}, "
               f"answered unknown {held['unknown_rate']:.3f}; most probable type alone: macro accuracy "
