@@ -250,15 +250,20 @@ class PgHistory(LineQueries):
         return self.image_dir / rel
 
     def set_override(self, record_id: int, verdict: Any, operator: str) -> None:
-        """Record an engineer's decision on an inspection (``verdict=None`` clears
-        it); who (``operator`` and the login) and when are recorded with it."""
+        """Record a decision on an inspection (``verdict=None`` clears it): a new
+        row of ``overrides`` with who (``operator`` and the login) and when (the
+        server's clock). A station overrides its own verdicts, an engineer any."""
         value = None if verdict is None else verdict_str(verdict)
-        n = self._execute(
-            "UPDATE inspections SET override_verdict = %s, override_operator = %s,"
-            " override_login = CASE WHEN %s::text IS NULL THEN NULL ELSE current_user END,"
-            " override_time = CASE WHEN %s::text IS NULL THEN NULL ELSE now() END WHERE id = %s",
-            [value, None if value is None else operator, value, value, int(record_id)])
-        if n == 0:
+
+        def add(conn: psycopg.Connection[Any]) -> bool:
+            with conn.transaction():
+                if conn.execute("SELECT 1 FROM inspections WHERE id = %s", (int(record_id),)).fetchone() is None:
+                    return False
+                conn.execute("INSERT INTO overrides (inspection_id, verdict, operator) VALUES (%s, %s, %s)",
+                             (int(record_id), value, operator if value is not None else ""))
+            return True
+
+        if not self._with_conn(add):
             raise KeyError(f"no inspection with id {record_id} in '{self.path}'")
 
     def _with_conn(self, fn: Callable[[psycopg.Connection[Any]], _T]) -> _T:

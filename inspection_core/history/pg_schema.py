@@ -60,8 +60,8 @@ def current_version(conn: Any) -> int:
     return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM inspector_schema").fetchone()[0])
 
 
-def migrate(conn: Any) -> tuple[int, int]:
-    """Bring the database to :data:`SCHEMA_VERSION`; returns (version before, after).
+def migrate(conn: Any, target: int | None = None) -> tuple[int, int]:
+    """Bring the database to :data:`SCHEMA_VERSION` (or ``target``); returns (version before, after).
 
     ``conn``: a psycopg connection of the database's owner (not in a transaction).
     Raises RuntimeError when the database is newer than this Inspector.
@@ -72,6 +72,8 @@ def migrate(conn: Any) -> tuple[int, int]:
     if before > SCHEMA_VERSION:
         raise RuntimeError(f"written by a newer Inspector (schema {before}, this one knows {SCHEMA_VERSION})")
     for mig in migrations():
+        if target is not None and mig.version > target:
+            break
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             conn.execute(_VERSION_TABLE)

@@ -30,10 +30,14 @@ DEFAULT_SHIFTS = (Shift("early", 6, 14), Shift("late", 14, 22), Shift("night", 2
 #: the columns of ``HistoryRecord``, in its order, from ``inspections i`` joined with ``kept_images k``
 SELECT_COLUMNS = (
     "i.id, i.time, i.epoch, i.station, i.source, i.image_ref, i.bundle, i.bundle_id, i.score, i.threshold_high,"
-    " i.threshold_low, i.verdict, i.override_verdict, i.override_operator,"
-    " to_char(i.override_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), k.path, i.latency_ms, i.note"
+    " i.threshold_low, i.verdict, o.verdict, CASE WHEN o.verdict IS NULL THEN NULL ELSE o.operator END,"
+    " CASE WHEN o.verdict IS NULL THEN NULL ELSE to_char(o.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    " END, k.path, i.latency_ms, i.note"
 )
-FROM = " FROM inspections i LEFT JOIN kept_images k ON k.inspection_id = i.id"
+#: a row, its kept image and the override in force (the newest; its verdict NULL: cleared)
+FROM = (" FROM inspections i LEFT JOIN kept_images k ON k.inspection_id = i.id"
+        " LEFT JOIN LATERAL (SELECT verdict, operator, at FROM overrides WHERE inspection_id = i.id"
+        " ORDER BY id DESC LIMIT 1) o ON true")
 
 INSERT_SQL = (
     "INSERT INTO inspections (uid, time, epoch, station, source, image_ref, bundle, bundle_id, score,"

@@ -118,6 +118,9 @@ def test_the_app_records_to_the_server_and_history_reads_it(qtbot, line_db: Line
         qtbot.addWidget(view)
         view.ensure_model()
         assert view.model.total() == 3 and "postgresql://" in view.summary.text()
+        view.override(0, "FAIL", "operator 7")  # the station's operator decides on its own verdict
+        rec = view.model.record(0)
+        assert (rec.override_verdict, rec.override_operator) == ("FAIL", "operator 7")
     finally:
         ctx.shutdown(10000)
 

@@ -83,23 +83,28 @@ def test_station_role_reads_only_its_own_rows_and_cannot_change_any(line_db: Lin
     with open_history(line_db.dsn(STATIONS[0])) as a, open_history(line_db.dsn(STATIONS[1])) as b:
         a_id = a.record(**ROW, verdict="FAIL", station="A")
         b.record(**ROW, verdict="PASS", station="B")
+        b_id = b.record(**ROW, verdict="PASS", station="B2")
         assert [r.station for r in a.query()] == ["A"] and a.count() == 1
         assert b.get(a_id) is None  # another station's row is not there for it
-        with pytest.raises(HistoryError, match="may not") as err:
-            a.set_override(a_id, "PASS", "mallory")
-        assert err.value.kind == "readonly"
+        with pytest.raises(KeyError):
+            a.set_override(b_id, "FAIL", "mallory")  # nor can it decide on one
+        a.set_override(a_id, "PASS", "operator 7")  # its own: yes, who and when kept
+        assert a.get(a_id).override_operator == "operator 7"
     with psycopg.connect(line_db.dsn(STATIONS[0]), autocommit=True) as conn:
         for stmt in ("UPDATE inspections SET verdict = 'PASS'", "DELETE FROM inspections", "TRUNCATE inspections",
                      "DROP TABLE inspections", "ALTER TABLE inspections DISABLE ROW LEVEL SECURITY",
                      "INSERT INTO inspections (uid, login, time, epoch, verdict)"
                      " VALUES ('x', 'station_b', '', 0, 'PASS')",
+                     f"INSERT INTO overrides (inspection_id, verdict) VALUES ({b_id}, 'FAIL')",
+                     f"INSERT INTO overrides (inspection_id, verdict, login) VALUES ({a_id}, 'FAIL', 'engineer_1')",
+                     "UPDATE overrides SET verdict = 'FAIL'", "DELETE FROM overrides",
                      "INSERT INTO bundle_approvals (bundle, bundle_id, approved_by) VALUES ('x', 'x', 'x')",
-                     "DELETE FROM inspector_schema"):
+                     "DELETE FROM inspector_schema", "CREATE TABLE mine (x int)"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(stmt)
         assert conn.execute("SELECT COUNT(*) FROM inspections").fetchone()[0] == 1
     with open_history(line_db.dsn(ENGINEER)) as eng:
-        assert eng.count() == 2  # nothing was changed or removed
+        assert eng.count() == 3 and eng.get(b_id).override_verdict is None  # nothing was changed or removed
 
 
 def test_engineer_reads_every_station_and_overrides_with_who_and_when(line_db: LineDB):
@@ -114,10 +119,13 @@ def test_engineer_reads_every_station_and_overrides_with_who_and_when(line_db: L
         assert rec.override_time and rec.override_time.endswith("Z")
         with pytest.raises(KeyError):
             eng.set_override(10**9, "PASS", "x")
+        eng.set_override(a_id, None, "Q. Engineer")  # cleared: the model's verdict again, the decisions kept
+        assert eng.get(a_id).effective_verdict == "FAIL"
         with psycopg.connect(line_db.dsn(ENGINEER), autocommit=True) as conn:
-            assert conn.execute("SELECT override_login FROM inspections WHERE id = %s", (a_id,)).fetchone()[0] == \
-                ENGINEER
-            for stmt in ("UPDATE inspections SET verdict = 'PASS'", "DELETE FROM inspections"):
+            assert conn.execute("SELECT login, verdict FROM overrides WHERE inspection_id = %s ORDER BY id",
+                                (a_id,)).fetchall() == [(ENGINEER, "PASS"), (ENGINEER, None)]
+            for stmt in ("UPDATE inspections SET verdict = 'PASS'", "DELETE FROM inspections",
+                         "UPDATE overrides SET verdict = 'FAIL'", "DELETE FROM overrides"):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(stmt)
 
@@ -145,6 +153,26 @@ def test_schema_missing_older_newer(pg_server):
         conn.execute("CREATE DATABASE empty_line")
     with pytest.raises(HistoryError, match="inspector history init"):
         open_history(pg_server.dsn(STATIONS[0], "empty_line"))
+
+
+def test_migrating_from_schema_2_keeps_the_overrides(pg_server):
+    """Schema 2 kept overrides in columns an engineer updated; 3 moves them to rows of their own."""
+    name = "line_schema2"
+    with psycopg.connect(pg_server.dsn(OWNER), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(pg_server.dsn(OWNER, name), autocommit=True) as conn:
+        assert migrate(conn, target=2) == (0, 2)
+        conn.execute("INSERT INTO inspections (uid, login, time, epoch, verdict, override_verdict, override_operator,"
+                     " override_login, override_time) VALUES ('u', 'station_a', '2024-01-01T00:00:00.000Z', 1704067200,"
+                     " 'FAIL', 'PASS', 'old operator', 'engineer_1', '2024-01-02T00:00:00Z')")
+    with pytest.raises(HistoryError, match="inspector history migrate"):
+        open_history(pg_server.dsn(STATIONS[0], name))
+    with psycopg.connect(pg_server.dsn(OWNER, name), autocommit=True) as conn:
+        assert migrate(conn) == (2, SCHEMA_VERSION)
+    with open_history(pg_server.dsn(ENGINEER, name)) as eng:
+        (rec,) = eng.query()
+        assert (rec.verdict, rec.override_verdict, rec.override_operator, rec.override_time) == \
+            ("FAIL", "PASS", "old operator", "2024-01-02T00:00:00.000Z")
 
 
 def test_replayed_verdict_is_recorded_once(line_db: LineDB):
