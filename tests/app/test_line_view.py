@@ -59,6 +59,20 @@ def test_line_view_shows_every_station(engineer_ctx, qtbot, line_db: LineDB, tmp
     ys = [y for c in curves if c.name() == "Station 1" for y in c.getData()[1]]
     assert max(ys) > 0 and view.rows_table.rowCount() == 15
 
+    by_shift = {}
+    for r in range(view.shift_table.rowCount()):
+        shift = view.shift_table.item(r, 1).text()
+        by_shift[shift] = by_shift.get(shift, 0) + int(view.shift_table.item(r, 2).text())
+    assert sum(by_shift.values()) == 15
+    shift = max(by_shift, key=by_shift.get)
+    before = view.snapshot
+    view.shift_combo.setCurrentIndex(view.shift_combo.findData(shift))  # the shift filter: that shift's verdicts only
+    _loaded(view, qtbot, before)
+    qtbot.waitUntil(lambda: view._job is None and not view._pending, timeout=20000)
+    assert view.snapshot.total == by_shift[shift] and view.rows_table.rowCount() == by_shift[shift]
+    view.shift_combo.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: view._job is None and not view._pending and view.snapshot.total == 15, timeout=20000)
+
     before = view.snapshot
     view.station_combo.setCurrentIndex(view.station_combo.findData("Station 1"))
     view.verdict_combo.setCurrentIndex(view.verdict_combo.findData("FAIL"))
