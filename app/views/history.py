@@ -133,6 +133,8 @@ class HistoryView(QWidget):
         self.type_combo.currentIndexChanged.connect(self.apply_filters)
         self.overridden_check.toggled.connect(self.apply_filters)
         self.teach_btn.clicked.connect(self._teach_clicked)
+        self.ctx.roleChanged.connect(self._role_changed)
+        self._role_changed(self.ctx.role)
         self.refresh_btn.clicked.connect(self.refresh)
         self.export_btn.clicked.connect(self._export_clicked)
         self.override_btn.clicked.connect(self._override_clicked)
@@ -281,6 +283,10 @@ class HistoryView(QWidget):
             return []
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
         return [r for r in (self.model.record(row) for row in rows) if r is not None]
+
+    def _role_changed(self, role: str) -> None:
+        """Teaching changes what a bundle passes: an engineer's task (operators override)."""
+        self.teach_btn.setEnabled(role == "engineer")
 
     def _teach_clicked(self) -> None:
         from app.views.teach_dialog import open_teach

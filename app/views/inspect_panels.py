@@ -224,6 +224,8 @@ def build_side_column(view: Any) -> QScrollArea:
     view.teach_btn = QPushButton("Teach…")  # the bundle's recent FAIL/REVIEW parts, overrides first
     view.teach_btn.setToolTip("Teach the bundle good parts it rejected (parts an operator overrode come first)")
     view.teach_btn.clicked.connect(lambda: teach_recent(view))
+    view.teach_btn.setEnabled(view.ctx.is_engineer)  # an engineer's task, as in History
+    view.ctx.roleChanged.connect(lambda role: view.teach_btn.setEnabled(role == "engineer"))
     view.bundle_panel.layout().addRow("", view.teach_btn)
     for panel in (view.shift_panel, view.perf_panel, view.bundle_panel):
         side.addWidget(panel)

@@ -62,6 +62,9 @@ def test_history_teaches_the_overridden_parts_and_saves_a_new_version(ctx, qtbot
         ctx.history.set_override(i, "PASS", "ana")
     ctx.set_bundle(tiny_patchcore_bundle)
     v = history_view
+    assert not v.teach_btn.isEnabled()  # an operator overrides; an engineer teaches
+    ctx.set_role("engineer")
+    assert v.teach_btn.isEnabled()
     v.refresh()
     m = v.model
     rows = {m.record(r).id: r for r in range(m.rowCount())}
@@ -160,6 +163,8 @@ def test_inspect_shows_a_typed_fail_and_history_filters_by_type(ctx, qtbot, tiny
         assert want.verdict.value == "FAIL" and want.defect_type
         assert view.banner.text == f"FAIL: {describe_answer(want.defect_type, want.defect_confidence)}"
         assert ctx.history.get(last.record_id).defect_type == want.defect_type
+        assert not view.teach_btn.isEnabled()
+        ctx.set_role("engineer")
         assert view.teach_btn.isEnabled()
     finally:
         view.shutdown()
