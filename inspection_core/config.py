@@ -157,6 +157,9 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     threshold_quantile: float = 0.99
     checkpoint: str = "best"
+    #: supervised families: draw each pass over the data half good, half defective
+    balanced_batches: bool = False
+    holdout_train_good: bool = False
     augment: dict[str, Any] = field(default_factory=dict)
     preset: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

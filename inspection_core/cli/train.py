@@ -91,7 +91,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train a detector on images of good parts and save a model bundle",
         description="Train a detector and save a model bundle (.inspector) with a provisional threshold "
         "(a high quantile of held-out good scores); when the data has a labelled test split, "
-        "the bundle's metrics are computed on it. Every setting not given comes from the model's "
+        "the bundle's metrics are computed on it. The vgg16 classifier is supervised: it needs labelled "
+        "defective images (test/<type>/ or defect/ folders), trains on some of them and is tested on the rest; "
+        "how many of each it uses is printed before it starts. Every setting not given comes from the model's "
         f"preset (--preset, default {DEFAULT_PRESET}; see docs/quality.md for what each preset is).",
         formatter_class=HelpFormatter,
         epilog=_presets_epilog(),
@@ -399,10 +401,17 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     for warning in data_warnings(index):
         print(warning, file=sys.stderr)
+    from ..models.registry import model_class
+
+    if model_class(args.model).supervised:
+        from ..usecases.supervised_plan import plan_supervised
+
+        plan = plan_supervised(index, seed=tcfg.seed, hold_out_train_good=tcfg.holdout_train_good)
+        for line in plan.lines() if plan else ():
+            print(line, file=sys.stderr)
     if (estimate := _estimate_line(mcfg, tcfg, index, not args.no_evaluate)) is not None:
         print(estimate, file=sys.stderr, flush=True)
     from ..bundle import describe, read_manifest
-    from ..models.registry import model_class
     from ..usecases.training import TrainingLockedError, train_and_save
 
     bar = ProgressBar(f"train {args.model}", enabled=True if args.progress else None,

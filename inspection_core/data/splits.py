@@ -80,7 +80,8 @@ def _stratified(samples: Sequence[Sample], fractions: Sequence[float], rng: np.r
 
 
 def supervised_split(
-    index: DatasetIndex, seed: int = 0, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    index: DatasetIndex, seed: int = 0, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    hold_out_train_good: bool = False,
 ) -> SupervisedSplit:
     """Split a data set for a supervised model (see module docstring).
 
@@ -99,7 +100,12 @@ def supervised_split(
     rng = np.random.default_rng(seed)
     if index.fixed_split:  # MVTec, BTAD, VisA: train/good trains, the test folders are split
         train, val, test = _stratified(index.test, fractions, rng)
-        train = sorted([*index.train, *train], key=lambda s: str(s.path))
+        if hold_out_train_good:
+            g_train, g_val, g_test = _stratified(index.train, fractions, rng)
+            train, val, test = ([*train, *g_train], [*val, *g_val], [*test, *g_test])
+        else:
+            train = [*index.train, *train]
+        train, val, test = (sorted(p, key=lambda s: str(s.path)) for p in (train, val, test))
     else:
         train, val, test = _stratified(all_samples, fractions, rng)
     return SupervisedSplit(train=train, val=val, test=test)

@@ -130,6 +130,23 @@ def lr_factor(update: int, total: int, schedule: str, warmup: int) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
+def balanced_order(labels: np.ndarray, gen: torch.Generator) -> np.ndarray:
+    """One pass over ``len(labels)`` training images drawn half from each class
+    (the rarer class repeated, the commoner one subsampled), shuffled: every
+    batch sees about as many defective parts as good ones."""
+    n = len(labels)
+    classes = [np.flatnonzero(labels == c) for c in (0, 1)]
+    if any(len(c) == 0 for c in classes):
+        return torch.randperm(n, generator=gen).numpy()
+    picks = []
+    for members, count in zip(classes, (n - n // 2, n // 2)):
+        reps = -(-count // len(members))  # enough shuffled copies to draw count without favouring any image
+        order = np.concatenate([members[torch.randperm(len(members), generator=gen).numpy()] for _ in range(reps)])
+        picks.append(order[:count])
+    both = np.concatenate(picks)
+    return both[torch.randperm(n, generator=gen).numpy()]
+
+
 def _batch_plan(n: int, tcfg: TrainConfig) -> tuple[int, int]:
     """(batch size, steps per epoch); no 1-image batch (BatchNorm)."""
     bs = min(tcfg.batch_size, n)
@@ -178,7 +195,8 @@ def fit_updates(model: Detector, data: FitData, tcfg: TrainConfig, device: torch
             if pos >= steps_per_epoch:  # a new pass over the data
                 data_epoch += 1
                 model.on_epoch_start(data_epoch)
-                perm = torch.randperm(n, generator=gen).numpy()
+                perm = balanced_order(labels, gen) if data.supervised and tcfg.balanced_batches \
+                    else torch.randperm(n, generator=gen).numpy()
                 pos = 0
             idx = perm[pos * bs : (pos + 1) * bs]
             pos += 1

@@ -103,13 +103,13 @@ def _split(index: DatasetIndex, supervised: bool, tcfg: TrainConfig, model: str
     if supervised:
         from ..data.splits import supervised_split
 
-        sp = supervised_split(index, seed=tcfg.seed)
+        sp = supervised_split(index, seed=tcfg.seed, hold_out_train_good=tcfg.holdout_train_good)
         if not any(s.label == 1 for s in sp.train):
             raise TrainingError(
                 f"model '{model}' is supervised and needs defective images for training; "
                 f"none found in '{index.root}' (expected test/<defect_type>/ or defect/ folders)"
             )
-        info = {"kind": "supervised", "seed": tcfg.seed,
+        info = {"kind": "supervised", "seed": tcfg.seed, "sizes": sp.summary(),
                 "test_paths": [str(Path(s.path).relative_to(index.root)) for s in sp.test]}
         return sp.train, sp.val, info
     train, val = _split_good([s for s in index.train if s.label == 0], tcfg.val_fraction, tcfg.seed)
@@ -209,6 +209,14 @@ def train(
     stats["source"] = "held-out good images" if has_val_good else "training images (no held-out split)"
     q = tcfg.threshold_quantile
     provisional = float(np.quantile(st["scores"], q))
+    threshold: dict[str, Any] = {"high": provisional, "low": None, "strategy": "quantile", "target": q, "provisional": True}
+    if cls.supervised and fit_data.has_val_defects and has_val_good:
+        # a classifier has labelled defects to validate on: the point of best balanced accuracy on them
+        # (a quantile of a few dozen good scores alone ignores what it learned about defects)
+        from ..calibration_thresholds import choose_threshold
+
+        val_scores = score_batches(model, vi, device, 32)["scores"]
+        threshold.update(high=choose_threshold(val_scores, vl, "youden"), strategy="youden", target=None)
 
     manifest: dict[str, Any] = {
         "created": utc_now(),
@@ -242,7 +250,7 @@ def train(
         },
         "score_stats": stats,
         "frame_check": frame_section,
-        "threshold": {"high": provisional, "low": None, "strategy": "quantile", "target": q, "provisional": True},
+        "threshold": threshold,
         "calibration_history": [],
         "metrics": {},
         "inference": {"precision": "fp32"},

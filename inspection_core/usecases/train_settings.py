@@ -77,9 +77,9 @@ class TrainSettings:
                 raise ValueError(f"model '{self.model}' needs pretrained weights: from scratch does not apply")
             params[wp.name] = str(self.weights) if self.weights else wp.scratch
         train: dict[str, Any] = {"device": self.device, "seed": self.seed, "val_fraction": self.val_fraction,
-                                 "early_stopping_patience": self.early_stopping_patience,
-                                 "cpu_bf16": self.cpu_bf16,
-                                 **self.train}
+                                 "cpu_bf16": self.cpu_bf16, **self.train}
+        if self.early_stopping_patience is not None:  # else the preset's (the classifier stops by its validation AUROC)
+            train["early_stopping_patience"] = self.early_stopping_patience
         for name in ("epochs", "updates", "batch_size", "lr", "lr_schedule", "augment"):
             value = getattr(self, name)
             if value is not None:

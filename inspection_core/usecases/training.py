@@ -202,7 +202,7 @@ def _train_and_save(
         test = (scored.images, scored.labels, scored.scores) if scored is not None and scored.images is not None \
             else (None, None, None)
         checked = check_at_training(in_memory_bundle(result), result.threshold_images, *test,  # type: ignore[misc]  # mypy miscounts a 3-tuple
-                                    quantile=float(manifest["threshold"]["target"]), device=train_cfg.device,
+                                    quantile=float(train_cfg.threshold_quantile), device=train_cfg.device,
                                     precision=fast_precision_request)
         if checked is not None:
             fid, fast_inference = checked

@@ -241,3 +241,14 @@ def test_a_one_pass_run_shows_both_phases(view: TrainView) -> None:
     # the fit's validation is said as such, not as an "Epoch 1/1"
     view._on_progress(ProgressEvent("epoch", 1, 1, 3, 3, metrics={"val_mean_score": 1.25}))
     assert view.status.text() == "Fitted; validation: mean score of good images 1.25"
+
+
+def test_the_classifier_says_how_many_labelled_images_it_trains_on_and_holds_out(view: TrainView) -> None:
+    assert not view.split_note.isVisibleTo(view)  # a GAN learns from good images only: nothing to say
+    view.form.model_combo.setCurrentText("vgg16")
+    assert view.split_note.isVisibleTo(view)
+    text = view.split_note.text()
+    assert "learns from labelled images" in text and "held out to test it" in text
+    assert "held-out split is small" in text and view.split_note.property("tone") == "warn"  # 4 defects per type
+    view.form.model_combo.setCurrentText("patchcore")
+    assert not view.split_note.isVisibleTo(view)

@@ -264,3 +264,116 @@ def test_supervised_split_refuses_bad_input(tmp_path):
         supervised_split(index)
     with pytest.raises(ValueError, match="summing to 1"):
         supervised_split(index, fractions=(0.5, 0.2, 0.2))
+
+
+# ------------------------------------------------------------ the recipe's parts
+
+
+def test_balanced_passes_draw_half_good_half_defective_and_reach_every_rare_image():
+    import numpy as np
+
+    from inspection_core.training.loops import balanced_order
+
+    labels = np.array([0] * 90 + [1] * 10)
+    gen = torch.Generator().manual_seed(0)
+    order = balanced_order(labels, gen)
+    assert len(order) == 100
+    assert (labels[order] == 1).sum() == 50  # half of every pass is defective, not one in ten
+    assert set(order[labels[order] == 1]) == set(range(90, 100))  # every defective image is used
+    counts = np.bincount(order[labels[order] == 1], minlength=100)[90:]
+    assert counts.max() - counts.min() <= 1  # repeated evenly, none favoured
+    assert len(set(order[labels[order] == 0])) == 50  # the good half: distinct images
+    again = balanced_order(labels, torch.Generator().manual_seed(0))
+    assert (again == order).all()
+    assert (balanced_order(np.zeros(7, np.int64), gen) < 7).all()  # one class only: a plain shuffle
+
+
+def test_the_head_learns_faster_than_the_pretrained_base():
+    model = make(head_lr=1e-3, lr=1e-5)
+    model.configure_optimizers(TrainConfig())
+    groups = model.optimizers["clf"].param_groups
+    head = {id(p) for p in model.head.parameters()}
+    by_lr = {g["lr"]: {id(p) for p in g["params"]} for g in groups}
+    assert by_lr[1e-3] == head
+    assert by_lr[1e-5] and not (by_lr[1e-5] & head)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_max_pooling_sees_a_small_defect_that_averaging_dilutes():
+    model = make(pooling="max")
+    feats = torch.zeros(2, model.feature_channels, 8, 8)
+    feats[1, :, 3, 3] = 1.0  # one hot cell in 64
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        model.head.weight[1] = 1.0
+        diff_max = (model.logits(feats)[1, 1] - model.logits(feats)[0, 1]).item()
+        avg = make(pooling="avg")
+        avg.head.weight.zero_()
+        avg.head.bias.zero_()
+        avg.head.weight[1] = 1.0
+        diff_avg = (avg.logits(feats)[1, 1] - avg.logits(feats)[0, 1]).item()
+    assert diff_max == pytest.approx(64 * diff_avg)
+
+
+def test_held_out_split_takes_good_training_images_too(tmp_path):
+    from inspection_core.data.dataset import scan_dataset
+    from inspection_core.data.splits import supervised_split
+
+    root = tmp_path / "bottle"
+    _write_pngs(root / "train" / "good", 40)
+    _write_pngs(root / "test" / "good", 5)
+    _write_pngs(root / "test" / "scratch", 10)
+    index = scan_dataset(root)
+    old = supervised_split(index, seed=0)
+    new = supervised_split(index, seed=0, hold_out_train_good=True)
+    paths = [s.path for p in (new.train, new.val, new.test) for s in p]
+    assert len(paths) == len(set(paths)) == 55  # still a partition
+    s_old, s_new = old.summary(), new.summary()
+    assert s_old["test"]["n_good"] == 1  # the test folder's 5 good images alone: one image decides the rate
+    assert s_new["test"]["n_good"] == 1 + 8 and s_new["val"]["n_good"] == 1 + 8
+    assert {s.path for s in new.test if s.label == 1} == {s.path for s in old.test if s.label == 1}  # same defects
+
+
+def test_the_split_plan_says_what_trains_and_warns_when_the_held_out_split_is_small(demo_data):
+    from inspection_core.data.dataset import scan_dataset
+    from inspection_core.usecases.supervised_plan import plan_supervised
+
+    plan = plan_supervised(scan_dataset(demo_data))
+    assert plan is not None
+    assert plan.train_defect > 0 and plan.test_defect > 0
+    assert plan.train_good + plan.val_good + plan.test_good == 48 + 12
+    text = "\n".join(plan.lines())
+    assert f"{plan.test_good} good and {plan.test_defect} defective held out" in text
+    assert not plan.trusted and "held-out split is small" in text  # 4 defects per type: too few to trust
+    big = type(plan)(200, 80, 60, 25, 60, 25)
+    assert big.trusted and len(big.lines()) == 1
+
+
+def test_cli_train_says_how_many_labelled_images_the_classifier_uses(demo_data, tmp_path, capsys):
+    from _cli import run_cli
+
+    rc, out, err = run_cli(capsys, "train", "--data", str(demo_data), "--model", "vgg16", "--from-scratch",
+                           "--image-size", "32", "--width", "8", "--epochs", "1", "--out", str(tmp_path / "c"))
+    assert rc == 0, err
+    assert "the classifier learns from labelled images" in err and "held out to test it" in err
+    assert "warning: the held-out split is small" in err
+
+
+def test_cli_help_says_the_classifier_needs_labelled_defects(capsys):
+    from _cli import run_cli
+
+    rc, out, _ = run_cli(capsys, "train", "--help")
+    assert rc == 0
+    assert "needs labelled defective images" in " ".join(out.split())
+
+
+def test_the_classifiers_provisional_threshold_is_its_best_balanced_accuracy_on_validation(tiny_vgg16_bundle):
+    from inspection_core.bundle import read_manifest
+
+    m = read_manifest(tiny_vgg16_bundle)
+    th = m["threshold"]
+    assert th["strategy"] == "youden" and th["provisional"]  # not a quantile of a handful of good scores
+    sizes = m["training"]["split"]["sizes"]
+    assert sizes["val"]["n_defect"] > 0 and sizes["test"]["n_defect"] > 0
+    assert sum(sizes[k]["n_good"] + sizes[k]["n_defect"] for k in sizes) == 48 + 12 + 16

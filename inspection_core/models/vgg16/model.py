@@ -158,7 +158,8 @@ class VGG16Classifier(Detector):
         return self.features(self._prepare(x))
 
     def logits(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.head(feats.mean(dim=(2, 3)))
+        pooled = feats.amax(dim=(2, 3)) if self.params["pooling"] == "max" else feats.mean(dim=(2, 3))
+        return self.head(pooled)
 
     def class_activation_map(self, feats: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """CAM for class 1: ReLU(sum_k w_1k * A_k), bilinear to ``size`` -> (B, H, W)."""
@@ -201,12 +202,15 @@ class VGG16Classifier(Detector):
         self.set_base_frozen(pretrained and epoch < int(self.params["freeze_epochs"]))
 
     def configure_optimizers(self, tcfg: TrainConfig) -> None:
-        """Loads the start weights (first call) and creates Adam with the
-        model's ``lr`` parameter (the schema maps the user's learning rate onto it)."""
+        """Loads the start weights (first call) and creates Adam: the base at
+        the model's ``lr`` parameter (the schema maps the user's learning rate
+        onto it), the new head at ``head_lr``."""
         self.load_start_weights()
-        self.optimizers = {
-            "clf": torch.optim.Adam(self.parameters(), lr=float(self.params["lr"]), weight_decay=tcfg.weight_decay)
-        }
+        head = list(self.head.parameters())
+        head_ids = {id(p) for p in head}
+        base = [p for p in self.parameters() if id(p) not in head_ids]
+        groups = [{"params": base, "lr": float(self.params["lr"])}, {"params": head, "lr": float(self.params["head_lr"])}]
+        self.optimizers = {"clf": torch.optim.Adam(groups, weight_decay=tcfg.weight_decay)}
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """Random horizontal/vertical flips, rotations within +-max_rotation

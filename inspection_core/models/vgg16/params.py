@@ -22,6 +22,10 @@ SCHEMA = Schema((
     Param("freeze_epochs", 2, "epochs with the pretrained base frozen before it is fine-tuned", low=0),
     # the classifier has its own optimiser setting: a learning rate the user gives (--lr) lands here
     Param("lr", 1e-4, "learning rate of the classifier's Adam optimiser", low=0.0, low_open=True, train_setting="lr"),
+    Param("head_lr", 1e-4, "learning rate of the new classification head (the pretrained base learns at lr)",
+          low=0.0, low_open=True),
+    Param("pooling", "avg", "how the last feature map becomes one vector: avg (global average) or max (global max, "
+          "which a small defect is not averaged away in)", choices=("avg", "max")),
     Param("class_weights", "balanced", "balanced (weigh the rarer class up) or none", choices=("balanced", "none")),
     Param("augment", True, "flips, rotations, brightness and contrast jitter while training"),
     Param("max_rotation", 10.0, "largest rotation of that augmentation, degrees"),
