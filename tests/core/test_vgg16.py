@@ -377,3 +377,19 @@ def test_the_classifiers_provisional_threshold_is_its_best_balanced_accuracy_on_
     sizes = m["training"]["split"]["sizes"]
     assert sizes["val"]["n_defect"] > 0 and sizes["test"]["n_defect"] > 0
     assert sum(sizes[k]["n_good"] + sizes[k]["n_defect"] for k in sizes) == 48 + 12 + 16
+
+
+def test_fine_tuning_only_the_top_stages_leaves_the_early_ones_frozen_and_untouched():
+    model = make(fine_tune=0.5, freeze_epochs=0)
+    model.on_epoch_start(0)
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    flags = [m.weight.requires_grad for m in convs]
+    assert flags == sorted(flags) and 0 < sum(flags) < len(flags)  # a frozen bottom, a trainable top
+    assert sum(flags) == math.ceil(0.5 * len(convs))
+    model.configure_optimizers(TrainConfig())
+    x, y, _ = parts(4)
+    first = convs[0].weight.detach().clone()
+    model.train()
+    model.training_step(x, y)
+    assert torch.equal(convs[0].weight, first)  # no gradient reached it
+    assert convs[0].weight.grad is None

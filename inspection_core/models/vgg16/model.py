@@ -193,7 +193,13 @@ class VGG16Classifier(Detector):
             self.class_weight = None
 
     def set_base_frozen(self, frozen: bool) -> None:
-        (self.features if self.params["backbone"] == "vgg16" else self.base).requires_grad_(not frozen)
+        """Freeze the whole base, or unfreeze its top ``fine_tune`` share of stages
+        (the stages below stay frozen: no gradient flows through them)."""
+        stages = list(self.features if self.params["backbone"] == "vgg16" else self.base.stages)
+        stages = [s for s in stages if any(True for _ in s.parameters())]
+        n_train = 0 if frozen else max(1, math.ceil(float(self.params["fine_tune"]) * len(stages)))
+        for i, stage in enumerate(stages):
+            stage.requires_grad_(i >= len(stages) - n_train)
 
     def on_epoch_start(self, epoch: int) -> None:
         """Freeze the conv base for epochs ``0 .. freeze_epochs - 1`` (0-based)
