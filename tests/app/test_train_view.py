@@ -243,7 +243,7 @@ def test_a_one_pass_run_shows_both_phases(view: TrainView) -> None:
     assert view.status.text() == "Fitted; validation: mean score of good images 1.25"
 
 
-def test_the_classifier_says_how_many_labelled_images_it_trains_on_and_holds_out(view: TrainView) -> None:
+def test_the_classifier_says_how_many_labelled_images_it_trains_on_and_holds_out(view: TrainView, qtbot) -> None:
     assert not view.split_note.isVisibleTo(view)  # a GAN learns from good images only: nothing to say
     view.form.model_combo.setCurrentText("vgg16")
     assert view.split_note.isVisibleTo(view)
@@ -252,3 +252,5 @@ def test_the_classifier_says_how_many_labelled_images_it_trains_on_and_holds_out
     assert "held-out split is small" in text and view.split_note.property("tone") == "warn"  # 4 defects per type
     view.form.model_combo.setCurrentText("patchcore")
     assert not view.split_note.isVisibleTo(view)
+    view._cancel_estimate()  # no estimate thread left behind for the next test
+    qtbot.waitUntil(lambda: view._estimate_job is None or not view._estimate_job.running, timeout=60000)
