@@ -102,7 +102,7 @@ class TrainView(RunNotes, QWidget):
         self.data_status = WrapLabel("")
         self.data_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         dl.addWidget(self.data_status)
-        self.split_note = WrapLabel("")  # the classifier's labelled images: trained on, held out
+        self.split_note = WrapLabel("")  # the classifier's labelled images (RunNotes._show_split_plan)
         self.split_note.setVisible(False)
         dl.addWidget(self.split_note)
         lay.addWidget(dbox)
@@ -281,19 +281,6 @@ class TrainView(RunNotes, QWidget):
         self.form.set_catalogue(catalogue)
         self._update_buttons()
         self._schedule_estimate()
-
-    def _show_split_plan(self) -> None:
-        """For the classifier: how many labelled images it trains on and holds
-        out (a warning when the held-out split is too small to trust)."""
-        from inspection_core.usecases.supervised_plan import plan_supervised
-
-        plan = None
-        if self.index is not None and self.form.info.get("supervised"):
-            plan = plan_supervised(self.index, seed=self.form.seed_spin.value())
-        lines = plan.lines() if plan else []
-        self.split_note.setText("\n".join(line[0].upper() + line[1:] for line in lines))
-        theme.set_tone(self.split_note, "hint" if plan is None or plan.trusted else "warn")
-        self.split_note.setVisible(bool(lines))
 
     def _on_family(self) -> None:
         """What the plots can show depends on how the family trains."""

@@ -11,8 +11,8 @@ weights are missing, a button that sets a local weights file for the next
 Start.
 
 :class:`RunNotes` is a mixin of :class:`app.views.train.TrainView` (it uses
-the view's ``ctx``, ``form``, ``index``, ``estimate_label``, ``is_busy`` and
-``_say``).
+the view's ``ctx``, ``form``, ``index``, ``estimate_label``, ``split_note``,
+``is_busy`` and ``_say``).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class RunNotes:
     """The estimate above Start and the failure banner (see the module docstring)."""
 
     estimate_label: WrapLabel
+    split_note: WrapLabel
 
     def _init_notes(self) -> None:
         self._estimate_timer = QTimer(self, singleShot=True, interval=ESTIMATE_DELAY_MS,  # type: ignore[call-overload]
@@ -100,6 +101,19 @@ class RunNotes:
         lay.addLayout(col)
         self.alert.setVisible(False)
         return self.alert
+
+    def _show_split_plan(self) -> None:
+        """For the classifier: how many labelled images it trains on and holds
+        out (a warning when the held-out split is too small to trust)."""
+        from inspection_core.usecases.supervised_plan import plan_supervised
+
+        plan = None
+        if self.index is not None and self.form.info.get("supervised"):
+            plan = plan_supervised(self.index, seed=self.form.seed_spin.value())
+        lines = plan.lines() if plan else []
+        self.split_note.setText("\n".join(line[0].upper() + line[1:] for line in lines))
+        theme.set_tone(self.split_note, "hint" if plan is None or plan.trusted else "warn")
+        self.split_note.setVisible(bool(lines))
 
     def _schedule_estimate(self) -> None:
         self._estimate_seq += 1  # an estimate still running is for older settings now
