@@ -150,9 +150,10 @@ def test_the_classifier_is_compared_on_its_held_out_split_with_labelled_defects(
     comparison = compare(demo_data, tmp_path / "out", settings=tiny("ganomaly", "vgg16"))
     assert [r.family for r in comparison.results] == ["ganomaly", "vgg16"]
     manifest = read_manifest(bundle_file(tmp_path / "out", "vgg16"))
-    held_out = set(manifest["training"]["split"]["test_paths"])  # what the classifier never trained on
-    assert set(comparison.held_out["paths"]) == held_out
-    assert all(not p.startswith("train/") for p in held_out)  # nor did the unsupervised family
+    never_seen = set(manifest["training"]["split"]["test_paths"])  # what the classifier never trained on
+    # less the good training images its recipe may hold out: the unsupervised family trained on those
+    assert set(comparison.held_out["paths"]) == {p for p in never_seen if not p.startswith("train/")}
+    assert comparison.held_out["n_good"] > 0 and comparison.held_out["n_defect"] > 0
     assert {(r.n_good, r.n_defect) for r in comparison.results} == {(comparison.held_out["n_good"],
                                                                      comparison.held_out["n_defect"])}
     assert "defective images" in comparison.result("vgg16").trained_on
