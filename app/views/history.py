@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )  # fmt: skip
 
 from app.context import AppContext
+from inspection_core.history import HistoryError
 from app.widgets.image_pane import ImagePane
 
 from app.views.history_model import (  # noqa: F401 - part of this view's API
@@ -219,22 +220,33 @@ class HistoryView(QWidget):
         self.until_edit.setVisible(custom)
         self.apply_filters()
 
+    def show_unavailable(self, exc: HistoryError) -> None:
+        """Say in the summary line that the history cannot be read or written now (the server
+        is unreachable, the file locked or closed): the table keeps what it showed."""
+        self.summary.setText(f"History not available: {exc}. Press Refresh to try again.")
+
     def apply_filters(self) -> None:
         if self.model is None:
             return
-        self.model.set_filters(**self.current_filters())
-        self._update_summary()
+        try:
+            self.model.set_filters(**self.current_filters())
+            self._update_summary()
+        except HistoryError as exc:
+            self.show_unavailable(exc)
 
     def refresh(self) -> None:
         """Re-read the database (new inspections), keeping the filters."""
-        if self.model is not None and self.model.db is not self.ctx.history:
-            self.model = None  # another history is in use (a demo bundle's verdicts are in the demo's own)
-        if self.model is None:
-            self.ensure_model()
-            return
-        self._fill_bundles()
-        self.model.set_filters(**self.current_filters())
-        self._update_summary()
+        try:
+            if self.model is not None and self.model.db is not self.ctx.history:
+                self.model = None  # another history is in use (a demo bundle's verdicts are in the demo's own)
+            if self.model is None:
+                self.ensure_model()
+                return
+            self._fill_bundles()
+            self.model.set_filters(**self.current_filters())
+            self._update_summary()
+        except HistoryError as exc:
+            self.show_unavailable(exc)
 
     def _auto_refresh(self) -> None:
         # Only when visible and the user is looking at the newest rows.
@@ -245,10 +257,13 @@ class HistoryView(QWidget):
             return
         if self.table.verticalScrollBar().value() > 0 or self.table.currentIndex().isValid():
             return
-        n = self.ctx.history.count(**self.model.filters)
-        if n != self.model.total():
-            self.model.refresh()
-            self._update_summary()
+        try:
+            n = self.ctx.history.count(**self.model.filters)
+            if n != self.model.total():
+                self.model.refresh()
+                self._update_summary()
+        except HistoryError as exc:
+            self.show_unavailable(exc)
 
     def _update_summary(self) -> None:
         if self.model is None:
@@ -371,4 +386,8 @@ class HistoryView(QWidget):
         if not ok or not operator.strip():
             return
         QSettings().setValue("recent/operator", operator.strip())
-        self.override(idx.row(), None if verdict.startswith("(") else verdict, operator.strip())
+        try:
+            self.override(idx.row(), None if verdict.startswith("(") else verdict, operator.strip())
+        except HistoryError as exc:  # the decision was not recorded: say so where the operator looks
+            self.show_unavailable(exc)
+            QMessageBox.warning(self, "Override not recorded", f"Inspection #{rec.id}: {exc}")

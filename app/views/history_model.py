@@ -14,6 +14,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from app.widgets.palette import verdict_text
+from inspection_core.history import HistoryError
 
 
 PAGE_SIZE = 500
@@ -98,11 +99,13 @@ class HistoryTableModel(QAbstractTableModel):
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-count and drop the cached pages (after new rows or a filter change)."""
+        """Re-count and drop the cached pages (after new rows or a filter change).
+        A ``HistoryError`` from the count leaves the table as it was."""
+        count = self.db.count(**self.filters) if self.db is not None else 0
         self.beginResetModel()
         self._pages.clear()
         self._decimals = None
-        self._count = self.db.count(**self.filters) if self.db is not None else 0
+        self._count = count
         self.endResetModel()
 
     def total(self) -> int:
@@ -124,7 +127,10 @@ class HistoryTableModel(QAbstractTableModel):
     def record(self, row: int) -> Any | None:
         if not 0 <= row < self._count:
             return None
-        page = self._page(row // PAGE_SIZE)
+        try:
+            page = self._page(row // PAGE_SIZE)
+        except HistoryError:  # painting a cell while the history cannot be read: blank (the view says why)
+            return None
         i = row % PAGE_SIZE
         return page[i] if i < len(page) else None
 

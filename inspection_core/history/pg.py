@@ -2,7 +2,7 @@
 
 ``PgHistory`` answers what ``HistoryDB`` answers (record, record_many,
 attach_image, set_override, query, get, count, counts_by_verdict, bundles,
-image_path, export_csv, close), so the Recorder, the live line, ``inspector
+defect_types, image_path, export_csv, close), so the Recorder, the live line, ``inspector
 predict --record`` and the History view work on either; the line's own
 questions are :class:`~inspection_core.history.pg_line.LineQueries`.
 
@@ -182,19 +182,21 @@ class PgHistory(LineQueries):
             str(kw.get("source", "")), str(kw.get("image_ref", "")), str(kw.get("bundle", "")),
             str(kw.get("bundle_id", "")), opt_float(kw.get("score")), opt_float(kw.get("threshold_high")),
             opt_float(kw.get("threshold_low")), verdict, opt_float(kw.get("latency_ms")), str(kw.get("note", "")),
+            None if kw.get("defect_type") is None else str(kw["defect_type"]),
         ]  # fmt: skip
         return values, verdict
 
     def record(self, *, score: float | None, verdict: Any, threshold_high: float | None,
                threshold_low: float | None = None, source: str = "", image_ref: str = "", bundle: str = "",
                bundle_id: str = "", station: str = "", latency_ms: float | None = None,
-               image: np.ndarray | None = None, time: Any = None, note: str = "", uid: str | None = None) -> int:
+               image: np.ndarray | None = None, time: Any = None, note: str = "", uid: str | None = None,
+               defect_type: str | None = None) -> int:
         """Record one inspection (``HistoryDB.record``'s arguments, plus ``uid``:
         the verdict's station-generated id, new when None); returns its id once
         committed. A ``uid`` already recorded returns the row it names."""
         kw = dict(score=score, verdict=verdict, threshold_high=threshold_high, threshold_low=threshold_low,
                   source=source, image_ref=image_ref, bundle=bundle, bundle_id=bundle_id, station=station,
-                  latency_ms=latency_ms, image=image, time=time, note=note, uid=uid)
+                  latency_ms=latency_ms, image=image, time=time, note=note, uid=uid, defect_type=defect_type)
         return self.record_many([kw])[0]
 
     def record_many(self, rows: Iterable[Mapping[str, Any]], *, skip_recorded: bool = True) -> list[int]:
@@ -297,9 +299,11 @@ class PgHistory(LineQueries):
     def query(self, verdict: str | Iterable[str] | None = None, since: Any = None, until: Any = None,
               bundle: str | None = None, source_contains: str | None = None, limit: int = 200, offset: int = 0,
               newest_first: bool = True, station: str | Iterable[str] | None = None,
-              shift: str | None = None) -> list[HistoryRecord]:
+              shift: str | None = None, defect_type: str | None = None,
+              overridden: bool | None = None) -> list[HistoryRecord]:
         """One page of records matching the filters (``HistoryDB.query``'s, plus station and shift)."""
-        where, params = pg_where(verdict, since, until, bundle, source_contains, station, shift, self.shifts)
+        where, params = pg_where(verdict, since, until, bundle, source_contains, station, shift, self.shifts,
+                                 defect_type=defect_type, overridden=overridden)
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT {SELECT_COLUMNS}{FROM}{where} ORDER BY i.epoch {order}, i.id {order} LIMIT %s OFFSET %s"
         return [HistoryRecord(*row) for row in self._select(sql, params + [int(limit), int(offset)])]
@@ -311,16 +315,20 @@ class PgHistory(LineQueries):
 
     def count(self, verdict: str | Iterable[str] | None = None, since: Any = None, until: Any = None,
               bundle: str | None = None, source_contains: str | None = None,
-              station: str | Iterable[str] | None = None, shift: str | None = None) -> int:
+              station: str | Iterable[str] | None = None, shift: str | None = None,
+              defect_type: str | None = None, overridden: bool | None = None) -> int:
         """How many records match the filters."""
-        where, params = pg_where(verdict, since, until, bundle, source_contains, station, shift, self.shifts)
+        where, params = pg_where(verdict, since, until, bundle, source_contains, station, shift, self.shifts,
+                                 defect_type=defect_type, overridden=overridden)
         return int(self._select(f"SELECT COUNT(*) FROM inspections i{where}", params)[0][0])
 
     def counts_by_verdict(self, verdict: str | Iterable[str] | None = None, since: Any = None, until: Any = None,
                           bundle: str | None = None, source_contains: str | None = None,
-                          station: str | Iterable[str] | None = None, shift: str | None = None) -> dict[str, int]:
+                          station: str | Iterable[str] | None = None, shift: str | None = None,
+                          defect_type: str | None = None, overridden: bool | None = None) -> dict[str, int]:
         """Model verdict -> number of matching records; every verdict is present (0 if none)."""
-        where, params = pg_where(verdict, since, until, bundle, source_contains, station, shift, self.shifts)
+        where, params = pg_where(verdict, since, until, bundle, source_contains, station, shift, self.shifts,
+                                 defect_type=defect_type, overridden=overridden)
         rows = self._select(f"SELECT i.verdict, COUNT(*) FROM inspections i{where} GROUP BY i.verdict", params)
         out = dict.fromkeys(VERDICTS, 0)
         out.update({str(v): int(n) for v, n in rows})
@@ -329,6 +337,12 @@ class PgHistory(LineQueries):
     def bundles(self) -> list[str]:
         """Names of the bundles that appear in the history, sorted."""
         return [r[0] for r in self._select("SELECT DISTINCT bundle FROM inspections ORDER BY bundle", [])]
+
+    def defect_types(self) -> list[str]:
+        """The defect types named in the history (that this login may read), sorted."""
+        rows = self._select("SELECT DISTINCT defect_type FROM inspections WHERE defect_type IS NOT NULL"
+                            " ORDER BY defect_type", [])
+        return [r[0] for r in rows]
 
     def image_path(self, record: HistoryRecord) -> Path | None:
         """The kept image of a record, or None when none was kept or it cannot be found."""
@@ -340,11 +354,13 @@ class PgHistory(LineQueries):
     def export_csv(self, path: str | os.PathLike[str], verdict: str | Iterable[str] | None = None, since: Any = None,
                    until: Any = None, bundle: str | None = None, source_contains: str | None = None,
                    newest_first: bool = False, station: str | Iterable[str] | None = None,
-                   shift: str | None = None) -> int:
+                   shift: str | None = None, defect_type: str | None = None,
+                   overridden: bool | None = None) -> int:
         """Write the matching records to a CSV file (atomically, streamed through a
         connection of its own); returns the row count. Columns as ``HistoryDB``'s."""
         target = Path(path)
-        where, params = pg_where(verdict, since, until, bundle, source_contains, station, shift, self.shifts)
+        where, params = pg_where(verdict, since, until, bundle, source_contains, station, shift, self.shifts,
+                                 defect_type=defect_type, overridden=overridden)
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT {SELECT_COLUMNS}{FROM}{where} ORDER BY i.epoch {order}, i.id {order}"
         n = 0

@@ -32,17 +32,20 @@ SELECT_COLUMNS = (
     "i.id, i.time, i.epoch, i.station, i.source, i.image_ref, i.bundle, i.bundle_id, i.score, i.threshold_high,"
     " i.threshold_low, i.verdict, o.verdict, CASE WHEN o.verdict IS NULL THEN NULL ELSE o.operator END,"
     " CASE WHEN o.verdict IS NULL THEN NULL ELSE to_char(o.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-    " END, k.path, i.latency_ms, i.note"
+    " END, k.path, i.latency_ms, i.note, i.defect_type"
 )
 #: a row, its kept image and the override in force (the newest; its verdict NULL: cleared)
 FROM = (" FROM inspections i LEFT JOIN kept_images k ON k.inspection_id = i.id"
         " LEFT JOIN LATERAL (SELECT verdict, operator, at FROM overrides WHERE inspection_id = i.id"
         " ORDER BY id DESC LIMIT 1) o ON true")
 
+#: the verdict of the override in force on row ``i`` (NULL: none, or cleared)
+_OVERRIDE_IN_FORCE = "(SELECT verdict FROM overrides WHERE inspection_id = i.id ORDER BY id DESC LIMIT 1)"
+
 INSERT_SQL = (
     "INSERT INTO inspections (uid, time, epoch, station, source, image_ref, bundle, bundle_id, score,"
-    " threshold_high, threshold_low, verdict, latency_ms, note)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " threshold_high, threshold_low, verdict, latency_ms, note, defect_type)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (uid) DO NOTHING RETURNING id"
 )
 
@@ -80,10 +83,13 @@ def pg_where(
     shift: str | None = None,
     shifts: Iterable[Shift] = DEFAULT_SHIFTS,
     offset_s: float | None = None,
+    defect_type: str | None = None,
+    overridden: bool | None = None,
 ) -> tuple[str, list[Any]]:
     """WHERE clause (over ``inspections i``) and parameters: the SQLite
     history's filters (``records.build_where``) plus ``station`` (one or
-    several names) and ``shift`` (a name of ``shifts``)."""
+    several names) and ``shift`` (a name of ``shifts``). ``overridden``: the
+    override in force (the newest row of ``overrides``) has a verdict."""
     clauses: list[str] = []
     params: list[Any] = []
     if verdict is not None:
@@ -113,6 +119,11 @@ def pg_where(
         expr, expr_params = shift_sql(known, offset_s)
         clauses.append(f"{expr} IS NOT NULL")
         params += expr_params
+    if defect_type is not None:
+        clauses.append("i.defect_type = %s")
+        params.append(defect_type)
+    if overridden is not None:
+        clauses.append(f"{_OVERRIDE_IN_FORCE} IS {'NOT ' if overridden else ''}NULL")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

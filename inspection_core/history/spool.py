@@ -38,7 +38,7 @@ SPOOL_SUFFIX = ".spool"
 _FORMAT = 1
 #: keyword arguments of ``HistoryDB.record`` a spooled verdict keeps
 FIELDS = ("score", "verdict", "threshold_high", "threshold_low", "source", "image_ref", "bundle", "bundle_id",
-          "station", "latency_ms", "time", "note", "uid")
+          "station", "latency_ms", "time", "note", "uid", "defect_type")
 
 
 class SpoolError(OSError):

@@ -133,3 +133,53 @@ def test_model_picks_up_new_rows_on_refresh(ctx) -> None:
     m.refresh()
     assert m.rowCount() == 1 and m.record(0).verdict == "PASS"
     assert PAGE_SIZE >= 100
+
+
+@pytest.mark.fault("app", "the History view's history cannot be read: the database was closed",
+                   "the summary line says 'History not available' and why; filters and Refresh raise nothing")
+def test_a_closed_history_is_said_in_the_view(ctx, qtbot) -> None:
+    ctx.history.record(score=0.9, verdict="FAIL", threshold_high=0.5, defect_type="scratch")
+    v = HistoryView(ctx)
+    qtbot.addWidget(v)
+    v.show()
+    qtbot.waitUntil(lambda: v.model is not None and v.model.rowCount() == 1)
+    ctx.history.close()
+    v.overridden_check.setChecked(True)  # a filter slot
+    assert "History not available" in v.summary.text() and "the database is closed" in v.summary.text()
+    v.summary.setText("")
+    v.refresh_btn.click()
+    assert "History not available" in v.summary.text() and "the database is closed" in v.summary.text()
+    assert v.model.rowCount() == 1  # the table keeps what it showed
+
+
+@pytest.mark.fault("app", "the line's history server stops while the History view shows its rows",
+                   "the summary line says the server cannot be reached; Refresh shows the rows once it is back")
+def test_an_unreachable_server_is_said_in_the_view(qtbot, pg_server, isolated_dirs) -> None:
+    from _postgres import STATIONS, make_line_db
+
+    from app.context import AppContext
+    from app.settings import StationSettings
+
+    line = make_line_db(pg_server)
+    ctx = AppContext(StationSettings(history_server=line.dsn(STATIONS[0]), station_name="S1"), role="operator")
+    try:
+        ctx.history.record(score=0.9, verdict="FAIL", threshold_high=0.5, defect_type="scratch")
+        ctx.history.record(score=0.1, verdict="PASS", threshold_high=0.5)
+        v = HistoryView(ctx)
+        qtbot.addWidget(v)
+        v.ensure_model()
+        assert v.model.total() == 2 and v.type_combo.findData("scratch") > 0
+        pg_server.stop("immediate")
+        try:
+            v.type_combo.setCurrentIndex(v.type_combo.findData("scratch"))  # a filter slot
+            assert "History not available" in v.summary.text() and "cannot be reached" in v.summary.text()
+            v.summary.setText("")
+            v.refresh_btn.click()
+            assert "cannot be reached" in v.summary.text()
+        finally:
+            pg_server.start()
+        v.refresh_btn.click()
+        assert v.model.total() == 1 and v.model.record(0).defect_type == "scratch"
+        assert "History not available" not in v.summary.text() and "1 records" in v.summary.text()
+    finally:
+        ctx.shutdown(10000)

@@ -5,7 +5,10 @@ the spool's exactly-once replay."""
 from __future__ import annotations
 
 import csv
+import json
+import os
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,10 +17,10 @@ from _postgres import ENGINEER, OWNER, STATIONS, LineDB, make_line_db
 
 psycopg = pytest.importorskip("psycopg")
 
-from inspection_core.history import HistoryError, Recorder, open_history  # noqa: E402
+from inspection_core.history import HistoryDB, HistoryError, Recorder, VerdictSpool, open_history  # noqa: E402
 from inspection_core.history.backend import check_target, display_target, is_server_target  # noqa: E402
 from inspection_core.history.pg import PgHistory  # noqa: E402
-from inspection_core.history.pg_schema import SCHEMA_VERSION, current_version, migrate  # noqa: E402
+from inspection_core.history.pg_schema import SCHEMA_VERSION, add_login, current_version, migrate  # noqa: E402
 
 ROW = dict(score=0.5, threshold_high=0.4, threshold_low=None, source="cam", bundle="washers", bundle_id="b1")
 
@@ -243,3 +246,75 @@ def test_a_dropped_connection_is_opened_again_on_the_next_call(line_db: LineDB):
         time.sleep(0.2)
         db.record(**ROW, verdict="PASS")  # the idle connection was gone: a new one, no verdict spooled
         assert db.count() == 2
+
+
+def test_defect_types_are_recorded_filtered_and_listed_on_the_server(line_db: LineDB, tmp_path):
+    """Schema 4: a verdict's defect type as the SQLite history keeps it; the
+    History view's type and "Overridden only" filters on the server."""
+    with open_history(line_db.dsn()) as db:
+        scratch = db.record(**ROW, verdict="FAIL", defect_type="scratch", time=1_700_000_000)
+        dent = db.record(**ROW, verdict="FAIL", defect_type="dent", time=1_700_000_001)
+        plain = db.record(**ROW, verdict="PASS", time=1_700_000_002)
+        assert [(r.id, r.defect_type) for r in db.query()] == [(plain, None), (dent, "dent"), (scratch, "scratch")]
+        assert db.defect_types() == ["dent", "scratch"]
+        assert [r.id for r in db.query(defect_type="scratch")] == [scratch]
+        assert db.count(defect_type="dent") == 1 and db.count(defect_type="crack") == 0
+        assert db.counts_by_verdict(defect_type="scratch") == {"PASS": 0, "REVIEW": 0, "FAIL": 1, "INVALID": 0}
+        db.set_override(dent, "PASS", "operator 7")  # a station overrides its own verdict
+        assert [r.id for r in db.query(overridden=True)] == [dent]
+        assert db.count(overridden=False) == 2 and db.count(overridden=True, defect_type="scratch") == 0
+        out = tmp_path / "types.csv"
+        assert db.export_csv(out, defect_type="dent") == 1
+        header, row = list(csv.reader(out.open(encoding="utf-8")))
+        assert row[header.index("defect_type")] == "dent" and row[header.index("override_verdict")] == "PASS"
+        db.set_override(dent, None, "operator 7")  # cleared: the override in force has no verdict
+        assert db.count(overridden=True) == 0 and db.count(overridden=False) == 3
+    with open_history(line_db.dsn(STATIONS[1])) as other:  # row-level security covers the types too
+        assert other.defect_types() == [] and other.count(defect_type="scratch") == 0
+    with open_history(line_db.dsn(ENGINEER)) as eng:
+        assert eng.defect_types() == ["dent", "scratch"] and eng.get(scratch).defect_type == "scratch"
+
+
+def test_migrating_from_schema_3_keeps_the_rows_and_adds_defect_types(pg_server):
+    name = f"line_schema3_{os.getpid()}"
+    with psycopg.connect(pg_server.dsn(OWNER), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(pg_server.dsn(OWNER, name), autocommit=True) as conn:
+        assert migrate(conn, target=3) == (0, 3)
+        for st in STATIONS:
+            add_login(conn, st, "station")
+        conn.execute("INSERT INTO inspections (uid, login, time, epoch, verdict, image_ref) VALUES"
+                     " ('old', 'station_a', '2024-01-01T00:00:00.000Z', 1704067200, 'FAIL', 'old.png')")
+    with pytest.raises(HistoryError, match="inspector history migrate"):
+        open_history(pg_server.dsn(STATIONS[0], name))
+    with psycopg.connect(pg_server.dsn(OWNER, name), autocommit=True) as conn:
+        assert migrate(conn) == (3, SCHEMA_VERSION) and SCHEMA_VERSION >= 4
+    with open_history(pg_server.dsn(STATIONS[0], name)) as db:
+        (old,) = db.query()
+        assert (old.image_ref, old.verdict, old.defect_type) == ("old.png", "FAIL", None)
+        new = db.record(**ROW, verdict="FAIL", defect_type="scratch")  # a station inserts the new column
+        assert db.get(new).defect_type == "scratch" and db.defect_types() == ["scratch"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_spooled_verdict_keeps_its_defect_type_through_the_replay(backend, request, tmp_path):
+    """A verdict spooled with its type is written with it; a spool line of an
+    Inspector that did not spool types replays with none."""
+    if backend == "sqlite":
+        db: Any = HistoryDB(tmp_path / "history.sqlite3")
+        spool = VerdictSpool(db.path, tmp_path / "fallback")
+    else:
+        line = make_line_db(request.getfixturevalue("pg_server"))
+        db = open_history(line.dsn())
+        spool = VerdictSpool.for_server("line", tmp_path / "spool")
+    with db:
+        spool.append({**ROW, "verdict": "FAIL", "image_ref": "new.png", "defect_type": "scratch", "time": 1_700_000_000})
+        old_line = {"v": 1, "uid": "old-1", "row": {**ROW, "verdict": "FAIL", "image_ref": "old.png",
+                                                    "time": 1_700_000_001}}
+        with spool.files[0].open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(old_line) + "\n")
+        rec = Recorder(db, spool=spool, start_retrying=False)
+        assert rec.flush_until(10) and rec.written_from_spool == 2
+        rec.close()
+        assert {r.image_ref: r.defect_type for r in db.query()} == {"new.png": "scratch", "old.png": None}
+        assert db.defect_types() == ["scratch"]
