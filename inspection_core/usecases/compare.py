@@ -222,7 +222,7 @@ def _trained_on(manifest: dict[str, Any], plan: ComparePlan) -> str:
     n_train, n_val = int(data.get("n_train", 0)), int(data.get("n_val", 0))
     if (tr.get("split") or {}).get("kind") == "supervised":
         good, bad = plan.supervised_train.get(str((manifest.get("model") or {}).get("model")), (0, 0))
-        return (f"{good} good + {bad} defective images (the good training images and a stratified share of "
+        return (f"{good} good + {bad} defective images (its split of the good images and a stratified share of "
                 f"each defect folder), {n_val} more for validation")
     return f"{n_train} good images, {n_val} more good ones held out for its threshold"
 
