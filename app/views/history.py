@@ -105,9 +105,12 @@ class HistoryView(QWidget):
         bar.addWidget(self.type_combo)
         bar.addWidget(self.overridden_check)
         bar.addStretch(1)
-        for b in (self.refresh_btn, self.open_btn, self.override_btn, self.teach_btn, self.export_btn):
-            bar.addWidget(b)
         root.addLayout(bar)
+        actions = QHBoxLayout()  # a row of their own: filters and actions in one row overflowed a 1366 px screen
+        actions.addStretch(1)
+        for b in (self.refresh_btn, self.open_btn, self.override_btn, self.teach_btn, self.export_btn):
+            actions.addWidget(b)
+        root.addLayout(actions)
 
         self.table = QTableView()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
