@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.views.train_process import (
-    STEP_INTERVAL_S, STOP_GRACE_S, STOP_POLL_S, TrainingProcessError, _child_setup, _remove_partial,
+    STEP_INTERVAL_S, STOP_POLL_S, _child_setup, _remove_partial, watch_child,
 )  # fmt: skip
 from inspection_core.progress import CancelToken, Cancelled, ProgressCallback, ProgressEvent
 
@@ -80,7 +79,6 @@ def compare_in_process(data: Path, out: Path, settings: list[TrainSettings], pro
     proc = ctx.Process(target=_child, args=((Path(data), Path(out), list(settings)), q, stop),
                        name="inspector-compare", daemon=True)
     proc.start()
-    stop_sent: float | None = None
 
     def clean() -> None:
         from inspection_core.usecases.compare import bundle_file
@@ -88,44 +86,7 @@ def compare_in_process(data: Path, out: Path, settings: list[TrainSettings], pro
         for s in settings:
             _remove_partial(bundle_file(out, s.model.replace("_", "-")))
 
-    try:
-        while True:
-            if cancel.cancelled and stop_sent is None:
-                stop.value = 1
-                stop_sent = time.monotonic()
-            try:
-                kind, obj = q.get(timeout=poll_s)
-            except queue.Empty:
-                if stop_sent is not None and time.monotonic() - stop_sent > STOP_GRACE_S:
-                    proc.terminate()
-                    proc.join(5)
-                    clean()
-                    raise Cancelled("comparison process terminated after a stop request") from None
-                if not proc.is_alive():
-                    try:  # a last message may still be in the pipe
-                        kind, obj = q.get(timeout=1.0)
-                    except queue.Empty:
-                        raise TrainingProcessError(
-                            f"the comparison process ended unexpectedly (exit code {proc.exitcode})") from None
-                else:
-                    continue
-            if kind == "progress":
-                progress(obj)
-            elif kind == "result":
-                return obj
-            elif kind == "cancelled":
-                raise Cancelled("comparison stopped on request")
-            else:
-                raise TrainingProcessError(obj)
-    finally:
-        if proc.is_alive():
-            stop.value = 1
-            proc.join(STOP_GRACE_S)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(5)
-                clean()
-        q.close()
+    return watch_child(proc, q, stop, progress, cancel, clean, "comparison", poll_s)
 
 
 __all__ = ["compare_in_process", "run_comparison"]

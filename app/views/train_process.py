@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from inspection_core.progress import CancelToken, Cancelled, ProgressCallback, ProgressEvent
@@ -184,6 +185,17 @@ def train_in_process(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, 
     proc = ctx.Process(target=_child, args=((index, mcfg, tcfg, Path(out), evaluate_test), q, stop),
                        name="inspector-training", daemon=True)
     proc.start()
+    return watch_child(proc, q, stop, progress, cancel, lambda: _remove_partial(Path(out)), "training", poll_s)
+
+
+def watch_child(proc: Any, q: Any, stop: Any, progress: ProgressCallback, cancel: CancelToken,
+                clean: Callable[[], None], what: str, poll_s: float = 0.05) -> Any:
+    """The parent's side of a child process that reports ``(kind, obj)``
+    messages: forwards progress, returns the result, raises ``Cancelled`` (a
+    stop is asked for through ``stop`` and enforced after ``STOP_GRACE_S``;
+    ``clean`` removes what a killed child left) or ``TrainingProcessError``.
+    The stop-grace check comes before the dead-child check, so a child killed
+    after a stop request reads as stopped, not as failed."""
     stop_sent: float | None = None
     try:
         while True:
@@ -196,14 +208,14 @@ def train_in_process(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, 
                 if stop_sent is not None and time.monotonic() - stop_sent > STOP_GRACE_S:
                     proc.terminate()
                     proc.join(5)
-                    _remove_partial(Path(out))
-                    raise Cancelled("training process terminated after a stop request") from None
+                    clean()
+                    raise Cancelled(f"{what} process terminated after a stop request") from None
                 if not proc.is_alive():
                     try:  # a last message may still be in the pipe
                         kind, obj = q.get(timeout=1.0)
                     except queue.Empty:
                         raise TrainingProcessError(
-                            f"the training process ended unexpectedly (exit code {proc.exitcode})") from None
+                            f"the {what} process ended unexpectedly (exit code {proc.exitcode})") from None
                 else:
                     continue
             if kind == "progress":
@@ -211,7 +223,7 @@ def train_in_process(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, 
             elif kind == "result":
                 return obj
             elif kind == "cancelled":
-                raise Cancelled("training stopped on request")
+                raise Cancelled(f"{what} stopped on request")
             else:
                 raise TrainingProcessError(obj)
     finally:
@@ -221,5 +233,5 @@ def train_in_process(index: DatasetIndex, mcfg: ModelConfig, tcfg: TrainConfig, 
             if proc.is_alive():
                 proc.terminate()
                 proc.join(5)
-                _remove_partial(Path(out))
+                clean()
         q.close()
