@@ -20,15 +20,15 @@ from ..fileio import atomic_open
 from .file_health import (APPLICATION_ID, WAL_ALARM_BYTES, WAL_AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT, FileGuard,
                           check_owner, check_writable, wal_path_of)
 from .kept_images import kept_image_name, save_kept_image
-from .records import (COLUMNS, INSERT_SQL, MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, VERDICTS, HistoryError, HistoryRecord,
-                      build_where, error_kind, explain, iso_utc, opt_float, to_datetime, utc_now, verdict_str)
+from .records import (COLUMNS, INSERT_SQL, MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, VERDICTS, HistoryError, HistoryReads,
+                      HistoryRecord, build_where, error_kind, explain, iso_utc, opt_float, to_datetime, utc_now, verdict_str)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["APPLICATION_ID", "WAL_ALARM_BYTES", "WAL_AUTOCHECKPOINT_PAGES", "WAL_SIZE_LIMIT", "HistoryDB"]
 
 
-class HistoryDB:
+class HistoryDB(HistoryReads):
     """The inspection history database (see the module docstring for the design)."""
 
     def __init__(
@@ -378,23 +378,6 @@ class HistoryDB:
         out = {v: 0 for v in VERDICTS}
         out.update({str(v): int(n) for v, n in rows})
         return out
-
-    def bundles(self) -> list[str]:
-        """Names of the bundles that appear in the history, sorted."""
-        return [r[0] for r in self._select("SELECT DISTINCT bundle FROM inspections ORDER BY bundle", [])]
-
-    def defect_types(self) -> list[str]:
-        """The defect types named in the history, sorted."""
-        rows = self._select("SELECT DISTINCT defect_type FROM inspections WHERE defect_type IS NOT NULL"
-                            " ORDER BY defect_type", [])
-        return [r[0] for r in rows]
-
-    def image_path(self, record: HistoryRecord) -> Path | None:
-        """The kept image of a record, or None when none was kept or it has been deleted."""
-        if not record.stored_image or self.image_dir is None:
-            return None
-        p = self.image_dir / record.stored_image
-        return p if p.is_file() else None
 
     def export_csv(
         self,

@@ -42,7 +42,7 @@ from .kept_images import kept_image_name, save_kept_image
 from .pg_line import LineQueries
 from .pg_schema import SCHEMA_VERSION, current_version
 from .pg_sql import FROM, INSERT_SQL, SELECT_COLUMNS, pg_where
-from .records import (COLUMNS, VERDICTS, HistoryError, HistoryRecord, iso_utc, opt_float, to_datetime, utc_now,
+from .records import (COLUMNS, VERDICTS, HistoryReads, HistoryError, HistoryRecord, iso_utc, opt_float, to_datetime, utc_now,
                       verdict_str)
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class ServerHistoryError(HistoryError):
         self.args = (f"inspection history server '{target}': {reason}",)
 
 
-class PgHistory(LineQueries):
+class PgHistory(LineQueries, HistoryReads):
     """See the module docstring. ``dsn``: a ``postgresql://`` URL or libpq
     keywords (``service=line``); passwords come from libpq (.pgpass, service
     file, PGPASSWORD). ``busy_timeout``: seconds to wait for the server
@@ -333,23 +333,6 @@ class PgHistory(LineQueries):
         out = dict.fromkeys(VERDICTS, 0)
         out.update({str(v): int(n) for v, n in rows})
         return out
-
-    def bundles(self) -> list[str]:
-        """Names of the bundles that appear in the history, sorted."""
-        return [r[0] for r in self._select("SELECT DISTINCT bundle FROM inspections ORDER BY bundle", [])]
-
-    def defect_types(self) -> list[str]:
-        """The defect types named in the history (that this login may read), sorted."""
-        rows = self._select("SELECT DISTINCT defect_type FROM inspections WHERE defect_type IS NOT NULL"
-                            " ORDER BY defect_type", [])
-        return [r[0] for r in rows]
-
-    def image_path(self, record: HistoryRecord) -> Path | None:
-        """The kept image of a record, or None when none was kept or it cannot be found."""
-        if not record.stored_image or self.image_dir is None:
-            return None
-        p = self.image_dir / record.stored_image
-        return p if p.is_file() else None
 
     def export_csv(self, path: str | os.PathLike[str], verdict: str | Iterable[str] | None = None, since: Any = None,
                    until: Any = None, bundle: str | None = None, source_contains: str | None = None,

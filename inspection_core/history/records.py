@@ -228,3 +228,30 @@ def build_where(
     if overridden is not None:
         clauses.append("override_verdict IS NOT NULL" if overridden else "override_verdict IS NULL")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class HistoryReads:
+    """The reads both history backends (SQLite, PostgreSQL) answer with the
+    same SQL: a backend gives ``_select(sql, params)`` and ``image_dir``."""
+
+    image_dir: Path | None
+
+    def _select(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def bundles(self) -> list[str]:
+        """Names of the bundles that appear in the history, sorted."""
+        return [r[0] for r in self._select("SELECT DISTINCT bundle FROM inspections ORDER BY bundle", [])]
+
+    def defect_types(self) -> list[str]:
+        """The defect types named in the history (that this login may read), sorted."""
+        rows = self._select("SELECT DISTINCT defect_type FROM inspections WHERE defect_type IS NOT NULL"
+                            " ORDER BY defect_type", [])
+        return [r[0] for r in rows]
+
+    def image_path(self, record: HistoryRecord) -> Path | None:
+        """The kept image of a record, or None when none was kept or it cannot be found."""
+        if not record.stored_image or self.image_dir is None:
+            return None
+        p = self.image_dir / record.stored_image
+        return p if p.is_file() else None
