@@ -215,8 +215,10 @@ def train(
         # (a quantile of a few dozen good scores alone ignores what it learned about defects)
         from ..calibration_thresholds import choose_threshold
 
-        val_scores = score_batches(model, vi, device, 32)["scores"]
-        threshold.update(high=choose_threshold(val_scores, vl, "youden"), strategy="youden", target=None)
+        defect_scores = score_batches(model, vi[vl == 1], device, 32)["scores"]  # the good ones are scored above
+        val_scores = np.concatenate([st["scores"], defect_scores])
+        val_labels = np.concatenate([np.zeros(len(st["scores"]), np.int64), np.ones(len(defect_scores), np.int64)])
+        threshold.update(high=choose_threshold(val_scores, val_labels, "youden"), strategy="youden", target=None)
 
     manifest: dict[str, Any] = {
         "created": utc_now(),
