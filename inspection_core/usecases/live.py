@@ -351,9 +351,9 @@ class LiveLine:
         insp = self._inspector_arg
         if isinstance(insp, (str, os.PathLike)):
             try:
-                from ..inference import Inspector
+                from ..station import open_inspector  # an exported model's folder: no torch
 
-                insp = Inspector(insp, device=self.device)
+                insp = open_inspector(insp, device=self.device)
             except Exception as exc:  # noqa: BLE001
                 self._emit(Failed(f"cannot load model bundle: {exc}"))
                 return False
