@@ -18,11 +18,14 @@ from app.startup import configure_qsettings, load_style  # noqa: F401 - also thi
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inspector-app", description="Inspector: visual quality inspection desktop app")
     p.add_argument("--demo", action="store_true", help="run the built-in demo (the default when no bundle is configured)")
-    p.add_argument("--bundle", type=Path, help="model bundle (.inspector) to use")
+    p.add_argument("--bundle", type=Path, help="model to use: a bundle (.inspector) or an exported model's folder")
     p.add_argument("--source", help="folder, watch:FOLDER, video file, camera index or stream URL to inspect")
     role = p.add_mutually_exclusive_group()
     role.add_argument("--operator", dest="role", action="store_const", const="operator", help="start in operator mode")
     role.add_argument("--engineer", dest="role", action="store_const", const="engineer", help="start in engineer mode")
+    p.add_argument("--station", action="store_true",
+                   help="run as an operator station: exported models only, no Train, Calibrate or Teach (the "
+                        "default where PyTorch is not installed)")
     p.add_argument("--self-test", action="store_true",
                    help="check this installation end to end offscreen (window, views, demo model, scoring) and exit")
     p.add_argument("--check-system", action="store_true",
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         from app.selftest import run_self_test
 
-        return run_self_test()
+        return run_self_test(station=args.station or None)
     problem = _source_error(args.source) or _system_check_failed()
     if problem:
         print(problem, file=sys.stderr)
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"inspector-app: {exc}", file=sys.stderr)
         return 2
-    ctx = AppContext(settings, role=args.role)
+    ctx = AppContext(settings, role=args.role, station=args.station or None)  # None: a station where torch is absent
     win = MainWindow(ctx)
     win.show()
 

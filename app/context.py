@@ -33,9 +33,13 @@ class AppContext(QObject):
     recordingChanged = Signal(str, str, int)  # the recorder's state ("ok" | "spooling"), message, spooled verdicts
 
     def __init__(self, settings: StationSettings | None = None, role: str | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, station: bool | None = None) -> None:
         super().__init__(parent)
         self.settings: StationSettings = settings if settings is not None else StationSettings.load()
+        from app.station import station_mode
+
+        #: an operator station (no torch, or ``--station``): exported models only, no training views
+        self.station: bool = station_mode() if station is None else bool(station)
         self.bundle_path: Path | None = None
         self._role = role if role in ROLES else (self.settings.start_role if self.settings.start_role in ROLES else "operator")
         # one history (and recorder) per database, opened on first use: the station's, and the demo's own
@@ -132,13 +136,25 @@ class AppContext(QObject):
 
     # ---- bundles -------------------------------------------------------------------
     def set_bundle(self, path: Path | str | None) -> None:
-        """Make ``path`` the bundle in use (checked to exist; ``NAME`` finds
-        ``NAME.inspector``, as everywhere) and tell the views."""
+        """Make ``path`` the model in use and tell the views: a ``.inspector``
+        bundle (``NAME`` finds ``NAME.inspector``, as everywhere) or an exported
+        model's folder. Checked to exist; a station (:attr:`station`) takes
+        exported models only (ValueError: it has no PyTorch to load a bundle)."""
+        from app.station import is_export_folder
         from inspection_core.bundle import existing_bundle
 
-        new = existing_bundle(Path(path).expanduser()).resolve() if path else None
-        if new is not None and not new.is_file():
-            raise FileNotFoundError(f"model bundle {new} does not exist")
+        new = None
+        if path:
+            p = Path(path).expanduser()
+            new = (p if is_export_folder(p) else existing_bundle(p)).resolve()
+        if new is not None and not new.is_file() and not is_export_folder(new):
+            what = "exported model" if new.is_dir() else "model bundle"
+            raise FileNotFoundError(f"{what} {new} does not exist" if not new.exists() else
+                                    f"{new} is a folder without an exported model's manifest.json")
+        if new is not None and self.station and not is_export_folder(new):
+            raise ValueError(f"model bundle '{new}': this station scores exported models only (no PyTorch); on the "
+                             f"engineer's workstation run: inspector export --bundle {new.name} --format onnx --out DIR, "
+                             "and open DIR here (File ▸ Open exported model)")
         if new == self.bundle_path:
             return
         from app.demo import is_demo_bundle_file
@@ -158,18 +174,22 @@ class AppContext(QObject):
         return d
 
     def list_bundles(self) -> list[Path]:
-        """Bundles in the repository's models/ folder and the user's model folder,
+        """Models in the shipped models folders and the user's model folder:
+        ``.inspector`` bundles (not on a station) and exported models' folders,
         newest first, without duplicates."""
         found: dict[Path, float] = {}
         from app.demo import shipped_models_dirs
+        from app.station import export_folders
 
         for folder in (*shipped_models_dirs(), self.settings.models_path()):
             if not folder.is_dir():
                 continue
-            for p in folder.glob(f"*{BUNDLE_SUFFIX}"):
-                if p.is_file():
-                    found[p.resolve()] = p.stat().st_mtime
-        if self.bundle_path is not None and self.bundle_path.is_file():
+            models = export_folders(folder)
+            if not self.station:
+                models += [p for p in folder.glob(f"*{BUNDLE_SUFFIX}") if p.is_file()]
+            for p in models:
+                found[p.resolve()] = p.stat().st_mtime
+        if self.bundle_path is not None and self.bundle_path.exists():
             found.setdefault(self.bundle_path, self.bundle_path.stat().st_mtime)
         return sorted(found, key=lambda p: (-found[p], p.name))
 

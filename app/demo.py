@@ -154,8 +154,11 @@ def demo_image_dir(history_path: Path) -> Path:
 def is_demo_bundle_file(path: Path | str | None) -> bool:
     """Whether the bundle at ``path`` is a demo bundle (its manifest has a
     ``demo`` record, of this version's demo data or an older one): its
-    verdicts belong in the demo history. False for no path or an unreadable file."""
-    if path is None or not Path(path).is_file():
+    verdicts belong in the demo history; also an exported demo model's folder.
+    False for no path or an unreadable file."""
+    from inspection_core.station import is_export_dir
+
+    if path is None or not (Path(path).is_file() or is_export_dir(path)):
         return False
     try:
         from app.manifest import read_manifest_light

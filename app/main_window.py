@@ -1,8 +1,10 @@
 """The main window: composes the views, menus and status bar; no business logic.
 
-Operator mode shows Inspect and History; engineer mode adds Calibrate and
-Train. Window geometry and recent paths persist in QSettings; station
-settings live in the readable settings file (``app.settings``).
+Operator mode shows Inspect and History; engineer mode adds Calibrate,
+Train and Line. An operator station (``ctx.station``: no torch, or
+``--station``) scores exported models only and has no Calibrate or Train.
+Window geometry and recent paths persist in QSettings; station settings
+live in the readable settings file (``app.settings``).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ class MainWindow(QMainWindow):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.setWindowTitle("Inspector")
+        self.setWindowTitle("Inspector Station" if ctx.station else "Inspector")
         self.setWindowIcon(app_icon())
         from app.widgets.wheel_guard import install_wheel_guard
 
@@ -92,9 +94,9 @@ class MainWindow(QMainWindow):
         self._built: dict[str, QWidget] = {}
         self.tabs.addTab(self.inspect_view, "Inspect")
         self.tabs.addTab(self.history_view, "History")
-        for title, module, cls in (("Calibrate", "app.views.calibrate", "CalibrateView"),
-                                   ("Train", "app.views.train", "TrainView"),
-                                   ("Line", "app.views.line", "LineView")):
+        lazy = (("Calibrate", "app.views.calibrate", "CalibrateView"), ("Train", "app.views.train", "TrainView"),
+                ("Line", "app.views.line", "LineView"))
+        for title, module, cls in lazy[2:] if ctx.station else lazy:  # a station neither trains nor calibrates
             holder = QWidget()
             QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
             self._lazy[title] = (module, cls, holder)
@@ -148,8 +150,10 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
         self.open_bundle_action = file_menu.addAction("Open model &bundle…", self.open_bundle_dialog)
-        self.open_bundle_action.setShortcut("Ctrl+O")
-        self.recent_menu = file_menu.addMenu("Recent bundles")
+        self.open_export_action = file_menu.addAction("Open &exported model…", self.open_export_dialog)
+        (self.open_export_action if self.ctx.station else self.open_bundle_action).setShortcut("Ctrl+O")
+        self.open_bundle_action.setVisible(not self.ctx.station)  # a station has no PyTorch to load a bundle
+        self.recent_menu = file_menu.addMenu("Recent models")
         src = file_menu.addMenu("Open &source")
         from inspection_core.sources import source_kinds
 
@@ -232,7 +236,8 @@ class MainWindow(QMainWindow):
     def _on_bundle_changed(self, _path: object = None) -> None:
         p = self.ctx.bundle_path
         if p is None:
-            self.bundle_status.setText("No model bundle — File ▸ Open model bundle")
+            self.bundle_status.setText("No model — File ▸ Open exported model" if self.ctx.station
+                                       else "No model bundle — File ▸ Open model bundle")
             return
         text = f"Bundle: {p.name}"
         try:
@@ -253,19 +258,30 @@ class MainWindow(QMainWindow):
         items = QSettings().value("recent/bundles", []) or []
         if isinstance(items, str):
             items = [items]
+        from app.station import is_export_folder
+
         for p in items:
-            if Path(p).is_file():
+            if is_export_folder(p) or (Path(p).is_file() and not self.ctx.station):
                 self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_bundle(Path(p)))
         self.recent_menu.setEnabled(not self.recent_menu.isEmpty())
 
     def open_bundle(self, path: Path) -> bool:
+        """Use the model at ``path`` (a bundle, or an exported model's folder); a
+        message box says why not."""
         try:
-            read_manifest_light(path)
             self.ctx.set_bundle(path)
+            read_manifest_light(self.ctx.bundle_path or path)
         except Exception as exc:  # noqa: BLE001
-            QMessageBox.critical(self, "Cannot open bundle", str(exc))
+            QMessageBox.critical(self, "Cannot open model", str(exc))
             return False
         return True
+
+    def open_export_dialog(self) -> None:
+        """File ▸ Open exported model: a folder made by ``inspector export``."""
+        start = str(self.ctx.user_models_dir())
+        path = QFileDialog.getExistingDirectory(self, "Open exported model (a folder made by 'inspector export')", start)
+        if path:
+            self.open_bundle(Path(path))
 
     def open_bundle_dialog(self) -> None:
         start = str(self.ctx.user_models_dir())
@@ -296,14 +312,18 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ demo
     def start_demo(self) -> None:
-        """Run the demo: reuse the cached demo bundle, or build it first with a progress bar."""
+        """Run the demo: reuse the cached demo bundle, or build it first with a
+        progress bar; a station runs its exported demo model (never trains)."""
         from app.demo import _bundle_ok, demo_bundle_path, demo_line_path, ensure_demo_bundle
+        from app.station import demo_export_path, ensure_station_demo
 
         s = self.ctx.settings
-        if _bundle_ok(demo_bundle_path(s)) and demo_line_path(s).is_dir():
-            self.ctx.set_bundle(demo_bundle_path(s))
+        ready = demo_export_path(s) if self.ctx.station else demo_bundle_path(s) if _bundle_ok(demo_bundle_path(s)) else None
+        if ready is not None and demo_line_path(s).is_dir():
+            self.ctx.set_bundle(ready)
             self.inspect_view.start_demo()
             return
+        prepare = ensure_station_demo if self.ctx.station else ensure_demo_bundle
         if self._demo_job is not None:
             return
         iv = self.inspect_view
@@ -339,7 +359,7 @@ class MainWindow(QMainWindow):
             iv.banner.set_idle("NO MODEL", "demo preparation cancelled")
 
         self._demo_job = self.ctx.start_job(
-            lambda progress, cancel: ensure_demo_bundle(progress, cancel, settings=s),
+            lambda progress, cancel: prepare(progress, cancel, settings=s),
             on_progress=on_progress, on_done=done, on_error=failed, on_cancelled=cancelled, name="demo",
         )  # fmt: skip
 

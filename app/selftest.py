@@ -20,6 +20,14 @@ real application code, offscreen, and checks what a user would notice:
 6. with ``INSPECTOR_SELFTEST_SERVER`` set (a line's history server, a
    station's login), the same verdicts are recorded there and read back.
 
+On an operator station (:mod:`app.station`: no torch, or ``--station``) the
+window must have no Calibrate or Train view (its Line view is built instead),
+the demo model is the exported one shipped with the station (it never
+trains), and after the parts are scored through the Inspect view the demo
+test split is scored with it once more and its verdicts checked against the
+figures its bundle recorded at training (:func:`app.station.check_demo_verdicts`);
+torch must not have been imported.
+
 It prints progress on stderr and one summary line on stdout, and returns 0
 only if every check passed. The user's settings, QSettings and history are
 never written: they live in a temporary folder for the run. The demo cache
@@ -141,18 +149,20 @@ def _check_resources() -> str:
     return "icon and style ok"
 
 
-def _build_window(settings: Any, waiter: _Waiter) -> Any:
+def _build_window(settings: Any, waiter: _Waiter, station: bool) -> Any:
     from PySide6.QtWidgets import QLabel
 
     from app.context import AppContext
     from app.main_window import MainWindow
 
-    ctx = AppContext(settings, role="engineer")
+    ctx = AppContext(settings, role="engineer", station=station)
     ctx.demo_history = Path(settings.history_path).parent / "demo" / "history.sqlite3"  # the demo's, in the temporary folder
     win = MainWindow(ctx)
     win.show()
     waiter.until(win.isVisible, "showing the main window")
-    for title in ("Calibrate", "Train"):
+    if station and {"Calibrate", "Train"} & set(win.visible_tab_titles()):
+        raise SelfTestFailure(f"views: a station shows {win.visible_tab_titles()} (no Calibrate or Train expected)")
+    for title in ("Line",) if station else ("Calibrate", "Train"):
         view = win.engineer_view(title)
         if type(view).__name__ == "_Placeholder":  # the view's constructor raised; its label says why
             texts = [lab.text().replace("\n", " ") for lab in view.findChildren(QLabel)]
@@ -162,10 +172,15 @@ def _build_window(settings: Any, waiter: _Waiter) -> Any:
 
 def _demo_bundle(win: Any, waiter: _Waiter) -> tuple[Path, str]:
     """The demo bundle, built on a worker job (as the window does) when it is not cached."""
-    from app.demo import _bundle_ok, demo_bundle_path, ensure_demo_bundle, shipped_demo_bundle
+    from app.demo import _bundle_ok, demo_bundle_path, ensure_demo_bundle, shipped_demo_bundle, shipped_models_dirs
+    from app.station import demo_export_path, ensure_station_demo
 
     s = win.ctx.settings
-    how = "shipped" if shipped_demo_bundle() else "cached" if _bundle_ok(demo_bundle_path(s)) else "built"
+    if win.ctx.station:
+        found = demo_export_path(s)
+        how = "missing" if found is None else "shipped export" if found.parent in shipped_models_dirs() else "export"
+    else:
+        how = "shipped" if shipped_demo_bundle() else "cached" if _bundle_ok(demo_bundle_path(s)) else "built"
     if how == "built":
         _log(f"no shipped or cached demo bundle: building it in {demo_bundle_path(s).parent} (first start)")
     state: dict[str, Any] = {}
@@ -176,8 +191,9 @@ def _demo_bundle(win: Any, waiter: _Waiter) -> tuple[Path, str]:
         elif e.kind in ("message", "done") and e.message:
             _log(e.message)
 
+    prepare = ensure_station_demo if win.ctx.station else ensure_demo_bundle
     win.ctx.start_job(
-        lambda p, c: ensure_demo_bundle(p, c, settings=s), on_progress=progress,
+        lambda p, c: prepare(p, c, settings=s), on_progress=progress,
         on_done=lambda r: state.update(path=Path(r)), on_error=lambda m: state.update(error=m),
         on_cancelled=lambda: state.update(error="cancelled"), name="selftest-demo",
     )  # fmt: skip
@@ -187,8 +203,9 @@ def _demo_bundle(win: Any, waiter: _Waiter) -> tuple[Path, str]:
     return state["path"], how
 
 
-def _score_demo(win: Any, waiter: _Waiter) -> list[Any]:
-    """Score every demo part through the Inspect view; the LiveResults in order."""
+def _score_demo(win: Any, waiter: _Waiter, engine: list[str]) -> list[Any]:
+    """Score every demo part through the Inspect view; the LiveResults in
+    order (``engine`` gets what scored them)."""
     from app.demo import demo_line_path
 
     iv = win.inspect_view
@@ -197,6 +214,8 @@ def _score_demo(win: Any, waiter: _Waiter) -> list[Any]:
     iv.resultShown.connect(results.append)
     if not iv.start_source("demo", str(line), loop=False, pace_fps=None):
         raise SelfTestFailure(f"inspect: could not start: {iv.state_text}")
+    if iv.worker is not None:  # its Ready event is queued: seen once the loop below runs
+        iv.worker.ready.connect(lambda insp: engine.append(str(getattr(insp, "engine", "") or "")))
     waiter.until(lambda: iv.worker is None, "scoring the demo parts")
     if iv.state_kind in ("error", "warning"):
         raise SelfTestFailure(f"inspect: {iv.state_text}")
@@ -282,8 +301,26 @@ def record_to_server(results: list[Any], server: str, timeout_s: float = 60.0) -
     return f"recorded {found} to {display_target(server)} in {time.monotonic() - t0:.1f} s"
 
 
-def run_self_test(timeout_s: float | None = None) -> int:
-    """Run every check; print one summary line; 0 only if all passed."""
+def _check_station(win: Any) -> str:
+    """A station's verdicts on the demo test split against its bundle's recorded
+    figures (:func:`app.station.check_demo_verdicts`), and no torch imported."""
+    from app.demo import demo_data_path
+    from app.station import check_demo_verdicts
+
+    if win.ctx.bundle_path is None:
+        raise SelfTestFailure("station: no exported demo model in use")
+    v = check_demo_verdicts(win.ctx.bundle_path, demo_data_path(win.ctx.settings))
+    if v["problems"]:
+        raise SelfTestFailure(f"station verdicts on the demo test split: {'; '.join(v['problems'])}")
+    if "torch" in sys.modules:
+        raise SelfTestFailure("station: torch was imported on the Inspect path")
+    return (f"demo test split on the station: good passed {v['good_passed']}/{v['n_good']}, defects failed "
+            f"{v['defect_failed']}/{v['n_defect']}, image AUROC {v['auroc']:.4f} (as recorded at training)")
+
+
+def run_self_test(timeout_s: float | None = None, station: bool | None = None) -> int:
+    """Run every check; print one summary line; 0 only if all passed. ``station``:
+    check the operator station (None: a station where torch is not installed)."""
     t0 = time.monotonic()
     timeout_s = float(os.environ.get("INSPECTOR_SELFTEST_TIMEOUT", timeout_s or DEFAULT_TIMEOUT_S))
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -292,7 +329,10 @@ def run_self_test(timeout_s: float | None = None) -> int:
 
     from inspection_core import __version__
 
-    frozen = "frozen" if getattr(sys, "frozen", False) else "source"
+    from app.station import station_mode
+
+    station = station_mode(bool(station))
+    frozen = ("frozen" if getattr(sys, "frozen", False) else "source") + (" station" if station else "")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from app import gc_guard
 
@@ -308,7 +348,7 @@ def run_self_test(timeout_s: float | None = None) -> int:
             step = "resources"
             _check_resources()
             step = "window"
-            win = _build_window(settings, waiter)
+            win = _build_window(settings, waiter, station)
             parts.append(f"window {time.monotonic() - t0:.1f} s")
             _log(f"main window and all views built ({app.platformName()})")
             step = "spawn"
@@ -321,7 +361,8 @@ def run_self_test(timeout_s: float | None = None) -> int:
             _log(f"demo bundle {bundle} ({how})")
             step = "scoring"
             t2 = time.monotonic()
-            results = _score_demo(win, waiter)
+            engine: list[str] = []
+            results = _score_demo(win, waiter, engine)
             from app.demo import demo_line_path
 
             v = _verify(results, win.ctx, demo_line_path(settings))
@@ -331,7 +372,12 @@ def run_self_test(timeout_s: float | None = None) -> int:
                 f", recorded {v['rows']} (PASS {bv.get('PASS', 0)}, REVIEW {bv.get('REVIEW', 0)}, "
                 f"FAIL {bv.get('FAIL', 0)}, INVALID {bv.get('INVALID', 0)})"
                 f", defects flagged {v['defects_flagged']}/{v['n_defect']}, good passed {v['good_passed']}/{v['n_good']}"
+                + (f" with {engine[0]}" if engine and engine[0] else "")
             )  # fmt: skip
+            if station:
+                step = "station"
+                parts.append(_check_station(win))
+                _log(parts[-1])
             if server := os.environ.get("INSPECTOR_SELFTEST_SERVER", "").strip():
                 step = "server"
                 parts.append(record_to_server(results, server))

@@ -110,6 +110,7 @@ class HistoryView(QWidget):
         actions.addStretch(1)
         for b in (self.refresh_btn, self.open_btn, self.override_btn, self.teach_btn, self.export_btn):
             actions.addWidget(b)
+        self.teach_btn.setVisible(not self.ctx.station)  # teaching retrains: a station has no PyTorch
         root.addLayout(actions)
 
         self.table = QTableView()

@@ -144,7 +144,7 @@ class InspectView(QWidget):
         if path:
             try:
                 self.ctx.set_bundle(Path(path))
-            except FileNotFoundError as exc:
+            except (FileNotFoundError, ValueError) as exc:
                 self._show_state("error", str(exc))
 
     def _on_bundle_changed(self, _path: object) -> None:
@@ -194,11 +194,14 @@ class InspectView(QWidget):
             self.start_source(kind, spec)
 
     def start_demo(self) -> bool:
-        """Run the demo's test parts (looping) with the demo bundle, if it exists."""
+        """Run the demo's test parts (looping) with the demo bundle (a station: its
+        exported demo model), if it exists."""
         from app.demo import demo_bundle_path, demo_line_path
+        from app.station import demo_export_path
 
-        bundle, line = demo_bundle_path(self.ctx.settings), demo_line_path(self.ctx.settings)
-        if not bundle.is_file() or not line.is_dir():
+        s = self.ctx.settings
+        bundle, line = demo_export_path(s) if self.ctx.station else demo_bundle_path(s), demo_line_path(s)
+        if bundle is None or not bundle.exists() or not line.is_dir():
             self._show_state("error", "The demo model is not ready yet.")
             return False
         if self.ctx.bundle_path is None:
@@ -225,7 +228,8 @@ class InspectView(QWidget):
         """
         self.stop()
         if self.ctx.bundle_path is None:
-            self._show_state("error", "No model bundle chosen: open one (File ▸ Open bundle) or train one.")
+            self._show_state("error", "No model chosen: open an exported model (File ▸ Open exported model)."
+                             if self.ctx.station else "No model bundle chosen: open one (File ▸ Open bundle) or train one.")
             return False
         self._select_kind(kind)
         if kind != "demo":
