@@ -28,6 +28,7 @@ SUMMARIES = {
     "teach": ("teach", "teach a bundle good parts it rejected (PatchCore: at once; other families: queued for training)"),
     "defect-types": ("defect_types", "teach a bundle to name the defect type of a FAIL from labelled defect folders"),
     "history": ("history", "set up a line's shared history on a PostgreSQL server (schema, logins, approved bundle)"),
+    "export": ("export", "export a bundle's scoring graph to ONNX or OpenVINO for a station without PyTorch (parity checked)"),
     "compare": ("compare", "train several detector families on one folder and compare them on the same held-out images"),
 }
 SUBCOMMANDS = tuple(module for module, _summary in SUMMARIES.values())

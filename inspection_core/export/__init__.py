@@ -1,0 +1,1 @@
+"""Export a bundle's whole scoring graph to ONNX or OpenVINO (see :mod:`.writer`)."""
