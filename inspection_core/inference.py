@@ -258,6 +258,17 @@ class Inspector:
         if len(images) == 0:
             return []
         t0 = time.perf_counter()
-        checked = [self.check_frame(im) for im in images]
+        return self.predict_checked([self.check_frame(im) for im in images], t0)
+
+    def predict_checked(self, checked: Sequence[tuple[np.ndarray, str]], t0: float | None = None) -> list[Prediction]:
+        """Predictions of images already through :meth:`check_frame` (each
+        its model-ready image and reason), so that a caller can decode and
+        preprocess the next images on another thread while these are scored
+        (``inspector predict``). The same predictions as :meth:`predict_batch`
+        of the images; ``t0`` (``time.perf_counter()``) starts the latency
+        (default: now, the scoring alone)."""
+        if len(checked) == 0:
+            return []
+        t0 = time.perf_counter() if t0 is None else t0
         prepared = np.stack([c[0] for c in checked])
         return self._predictions(prepared, [c[1] for c in checked], t0)

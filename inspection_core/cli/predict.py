@@ -119,30 +119,126 @@ def _write_overlay(out: Path, images: list, i: int, heat: np.ndarray) -> None:
         fh.write(encoded.data)  # no bytes copy of a file that can be as large as the image
 
 
-def _batches(files: list[Path], batch_size: int, skipped: list, read_image: Any,
-             error: type[ImageReadError]) -> Any:
-    """(files, decoded images) in batches of ``batch_size``, or fewer when
-    their decoded size passes ``MAX_BATCH_BYTES``; unreadable files are
-    reported and listed in ``skipped``."""
-    chunk: list[Path] = []
-    images: list[np.ndarray] = []
-    held = 0
-    for f in files:
+class _ReadAhead:
+    """The files decoded and preprocessed on a thread of their own, in
+    batches of ``batch_size`` (fewer when the decoded images held at once,
+    here and by the caller, reach ``MAX_BATCH_BYTES``), so that the next
+    batch is read while the caller scores this one (OpenCV and numpy let go
+    of the GIL while they decode and resize).
+
+    Each batch is a list, in file order, of ``(file, image, checked)`` (the
+    image as read and ``check_frame``'s model image and reason) and of
+    ``(file, None, error)`` for a file that cannot be read. The caller
+    releases each image it lets go (:meth:`release`); the reader decodes the
+    next file only while the images held and one more like the last stay
+    within the budget (or none is held: a larger image is read alone). Any other error
+    of the reader is raised in the caller, at its place in the files."""
+
+    _END = object()
+
+    def __init__(self, files: list[Path], batch_size: int, read_image: Any, error: type[ImageReadError],
+                 check: Any) -> None:
+        import queue
+        import threading
+
+        self._files, self._batch_size = files, batch_size
+        self._read, self._error, self._check = read_image, error, check
+        self._held = 0  # bytes of the decoded images not released yet
+        self._room = threading.Condition()
+        self._stop = threading.Event()
+        self._queue: queue.Queue = queue.Queue(maxsize=1)  # one batch ready while the caller scores another
+        self._thread = threading.Thread(target=self._run, name="predict-reader", daemon=True)
+        self._thread.start()
+
+    def release(self, nbytes: int) -> None:
+        """The caller let go of an image of ``nbytes`` bytes."""
+        with self._room:
+            self._held -= nbytes
+            self._room.notify()
+
+    def _put(self, item: Any) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        batch: list[tuple[Path, Any, Any]] = []
+        images = 0
+        last = 0  # the last image's size: the next one is taken to be alike
+
+        def room() -> bool:
+            return self._held == 0 or self._held + last <= MAX_BATCH_BYTES
+
         try:
-            image = read_image(f)
-        except error as exc:
-            skipped.append((f, exc.reason))
-            print(f"warning: skipped {printable(exc)}", file=sys.stderr)
-            continue
-        chunk.append(f)
-        images.append(image)
-        held += image.nbytes
-        del image  # held by the batch alone: the caller lets it go before the next file is decoded
-        if len(chunk) >= batch_size or held >= MAX_BATCH_BYTES:
-            yield chunk, images
-            chunk, images, held = [], [], 0
-    if chunk:
-        yield chunk, images
+            for f in self._files:
+                with self._room:
+                    full = not room()
+                if full and images:  # no room for another image: hand over what is read, then wait
+                    if not self._put(batch):
+                        return
+                    batch, images = [], 0
+                with self._room:
+                    self._room.wait_for(lambda: room() or self._stop.is_set())
+                if self._stop.is_set():
+                    return
+                try:
+                    image = self._read(f)
+                except self._error as exc:
+                    batch.append((f, None, exc))
+                    continue
+                last = image.nbytes
+                with self._room:
+                    self._held += last
+                batch.append((f, image, self._check(image)))
+                del image
+                images += 1
+                if images >= self._batch_size:
+                    if not self._put(batch):
+                        return
+                    batch, images = [], 0
+            if batch and not self._put(batch):
+                return
+            self._put(self._END)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller, in its place
+            self._put(exc)
+
+    def __iter__(self) -> Any:
+        import queue
+
+        while True:
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    raise RuntimeError("the image reader stopped without a word") from None
+                continue
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            held = [item]
+            del item  # the caller's alone while it is scored: it lets each image go when done
+            yield held.pop()
+
+    def close(self) -> None:
+        """Stop the reader (the run ends, or stops early) and let go of what it read ahead."""
+        import queue
+
+        self._stop.set()
+        with self._room:
+            self._room.notify_all()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(timeout=5.0)
 
 
 def _open_recorder(target: str) -> Any:
@@ -260,6 +356,9 @@ def run(args: argparse.Namespace) -> int:
 
     read_manifest(args.bundle)  # before torch: a missing or damaged bundle is told at once,
     files, map_names = list_files(args.paths, args.recursive)  # and so is a wrong path or a folder of no images
+    from .. import thread_policy
+
+    thread_policy.configure()  # before torch is imported: scoring threads that sleep when they wait
     from ..data.images import ImageReadError, read_image
     from ..drift import InputMonitor
     from ..inference import Inspector
@@ -271,11 +370,19 @@ def run(args: argparse.Namespace) -> int:
     skipped: list = []
     counts = dict.fromkeys(VERDICTS, 0)
     interrupted = False
+    reader = _ReadAhead(files, args.batch_size, read_image, ImageReadError, insp.check_frame)
     try:
         try:
-            for chunk, images in _batches(files, args.batch_size, skipped, read_image, ImageReadError):
-                preds = insp.predict_batch(images)
+            for batch in reader:
+                for f, _, problem in (item for item in batch if item[1] is None):  # in the order the files were read
+                    skipped.append((f, problem.reason))
+                    print(f"warning: skipped {printable(problem)}", file=sys.stderr)
+                chunk = [item[0] for item in batch if item[1] is not None]
+                images = [item[1] for item in batch if item[1] is not None]
+                preds = insp.predict_checked([item[2] for item in batch if item[1] is not None])
+                del batch
                 for i, (f, pred) in enumerate(zip(chunk, preds)):
+                    nbytes = images[i].nbytes
                     if (warning := monitor.observe(images[i], pred.score, pred.image)) is not None:
                         print(f"warning: {warning}", file=sys.stderr)
                     if recorder is not None:
@@ -295,12 +402,14 @@ def run(args: argparse.Namespace) -> int:
                             size = f" at {shape[1]} x {shape[0]} px" if shape else ""
                             print(f"warning: no heat-map overlay for '{printable(f)}': not enough memory to draw "
                                   f"it{size} ({what}); its verdict stands", file=sys.stderr)
-                    images[i] = None  # let each image go once done: the next batch is decoded without it
+                    images[i] = None  # let each image go once done: the reader decodes the next ones in its room
+                    reader.release(nbytes)
                 del images, preds
         except KeyboardInterrupt:
             interrupted = True
             raise
         finally:
+            reader.close()
             if recorder is not None:  # interrupted: the spool keeps what is not written yet, no waiting
                 _close_recorder(recorder, 0.0 if interrupted else args.record_wait)
     except KeyboardInterrupt as exc:
