@@ -98,8 +98,8 @@ class PatchCoreGraph(nn.Module):
         self.output_names = output_names
         bank = model.memory_bank.detach().float()
         blocks = [bank[i : i + BANK_BLOCK] for i in range(0, bank.shape[0], BANK_BLOCK)]
-        # the bank's blocks, transposed for the product, with their squared norms
-        self.block_t = nn.ParameterList([nn.Parameter(b.t().contiguous(), requires_grad=False) for b in blocks])
+        # the bank's blocks, transposed and times -2 for the product, with their squared norms
+        self.block_t = nn.ParameterList([nn.Parameter((-2.0 * b).t().contiguous(), requires_grad=False) for b in blocks])
         self.block_sq = nn.ParameterList([nn.Parameter((b * b).sum(1), requires_grad=False) for b in blocks])
         # the texture term's scales as numbers (constants of the graph)
         self.global_scales = tuple(float(v) for v in model.global_norm)
@@ -120,24 +120,32 @@ class PatchCoreGraph(nn.Module):
         layout = (cells - cells.mean(dim=2, keepdim=True)).transpose(1, 2)
         return torch.cat([spread, layout.flatten(1)], 1)
 
-    def _nearest(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Squared distance of each query (..., D) to its nearest bank row, and the row."""
-        q_sq = (q * q).sum(-1, keepdim=True)
+    def _nearest(self, q: torch.Tensor, with_index: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Squared distance of each query (Q, D) to its nearest bank row (Q,),
+        and that row (Q,) where ``with_index``. Per block of the bank, one
+        matrix product with the block's squared norms as its bias (a single
+        Gemm) gives |m|^2 - 2 q.m, whose minimum plus |q|^2 is the distance:
+        the (Q, rows) block is written once and read once."""
         best_d: torch.Tensor | None = None
         best_i: torch.Tensor | None = None
         start = 0
         for mt, m_sq in zip(self.block_t, self.block_sq):
-            d = q_sq + m_sq - 2.0 * torch.matmul(q, mt)
-            val, idx = d.min(dim=-1)
-            idx = idx + start
-            if best_d is None or best_i is None:
+            d = torch.addmm(m_sq, q, mt)                   # |m|^2 - 2 q.m  (mt holds -2 m^T)
+            if with_index:
+                val, idx = d.min(dim=1)
+                idx = idx + start
+            else:
+                val, idx = d.amin(dim=1), None
+            if best_d is None:
                 best_d, best_i = val, idx
             else:
                 closer = val < best_d
-                best_d, best_i = torch.where(closer, val, best_d), torch.where(closer, idx, best_i)
+                best_d = torch.where(closer, val, best_d)
+                if idx is not None and best_i is not None:
+                    best_i = torch.where(closer, idx, best_i)
             start += int(mt.shape[1])
-        assert best_d is not None and best_i is not None
-        return best_d, best_i
+        assert best_d is not None
+        return best_d + (q * q).sum(1), best_i
 
     def _reweight(self, patches: torch.Tensor, dist: torch.Tensor, nn_idx: torch.Tensor) -> torch.Tensor:
         """Eq. 7 of the paper for the batch (the model's ``_reweight``)."""
@@ -162,12 +170,14 @@ class PatchCoreGraph(nn.Module):
         emb = self._embed(x)
         b, d, h, w = emb.shape
         patches = emb.permute(0, 2, 3, 1).reshape(-1, h * w, d)
-        sq, nn_idx = self._nearest(patches)
-        dist = sq.clamp_min(0.0).sqrt()
+        reweighted = m.params["score"] == "reweighted"
+        sq, nn_idx = self._nearest(patches.reshape(-1, d), with_index=reweighted)
+        dist = sq.clamp_min(0.0).sqrt().view(-1, h * w)
         amap, scores = m._map_and_score(dist.view(-1, h, w), (int(x.shape[-2]), int(x.shape[-1])))
         texture = None
         if scores is None:
-            scores = self._reweight(patches, dist, nn_idx)
+            assert nn_idx is not None
+            scores = self._reweight(patches, dist, nn_idx.view(-1, h * w))
         elif "texture" in self.output_names:
             mu, sd, score_sd = self.global_scales
             c = self._texture_stats(emb) - m.global_mean
