@@ -240,3 +240,26 @@ def test_the_demo_bundle_exports_on_the_demo_data(demo_data: Path, tmp_path: Pat
     result, chosen = export(ROOT / "models" / "demo.inspector", "onnx", tmp_path / "demo", demo_data)
     assert result.fidelity.ok and "youden" in result.fidelity.checked_on
     assert "test split" in chosen.source and (chosen.labels == 1).any()
+
+
+def test_a_calibrated_bundle_is_checked_on_its_calibration_images_by_its_calibration_rule(
+        tiny_ganomaly_bundle: Path, demo_data: Path, tmp_path: Path) -> None:
+    """The calibration's own images (read back from the paths the manifest
+    records) and its strategy; the threshold written is the calibrated one."""
+    import shutil
+
+    from inspection_core.bundle import read_manifest
+    from inspection_core.usecases.calibrate import calibrate_bundle
+    from inspection_core.usecases.export import export
+
+    bundle = tmp_path / "calibrated.inspector"
+    shutil.copy(tiny_ganomaly_bundle, bundle)
+    calibrate_bundle(bundle, demo_data, "youden", batch_size=16, device="cpu", bootstrap=0, check_fast=False)
+    calibrated = read_manifest(bundle)
+    result, chosen = export(bundle, "onnx", tmp_path / "station")
+    assert "calibration images" in chosen.source and len(chosen.labels) == len(calibrated["calibration"]["paths"])
+    assert list(chosen.labels) == calibrated["calibration"]["labels"]
+    assert result.fidelity.ok and "the calibration's rule (youden)" in result.fidelity.checked_on
+    written = result.manifest["export"]["threshold"]["high"]
+    assert written == pytest.approx(calibrated["threshold"]["high"], rel=1e-4)
+    assert result.fidelity.threshold_fp32["high"] == pytest.approx(calibrated["threshold"]["high"], rel=1e-6)
