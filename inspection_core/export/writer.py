@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..fidelity_rule import Fidelity
+from ..fidelity_rule import MAX_AUROC_DELTA, MAX_VERDICT_CHANGES, Fidelity
 from ..station.export_format import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, GRAPH_FILES, MANIFEST_FILE
 from .parity import check_parity, exported_scores, reference_scores, threshold_rule, transferred_threshold
 
@@ -208,6 +208,7 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
         return
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)  # left by an export that was killed here
     os.replace(out, old)
     try:
         os.replace(tmp, out)
@@ -271,8 +272,8 @@ def describe(fid: Fidelity) -> str:
     auc = ("" if fid.auroc is None or fid.auroc_fp32 is None
            else f"image AUROC {fid.auroc_fp32:.4f} (PyTorch) vs {fid.auroc:.4f} (export), ")
     return (f"{auc}{fid.changed} of {fid.n} verdicts differ ({fid.changed_rate:.1%}); worst score difference "
-            f"{fid.max_rel:.2e} relative (median {fid.median_rel:.1e}); limits: AUROC within 0.005, at most 0.5 % "
-            f"of verdicts; checked on {fid.checked_on}")
+            f"{fid.max_rel:.2e} relative (median {fid.median_rel:.1e}); limits: AUROC within {MAX_AUROC_DELTA:g}, "
+            f"at most {MAX_VERDICT_CHANGES:.1%} of verdicts; checked on {fid.checked_on}")
 
 
 __all__ = ["FORMATS", "OPSET", "ExportFailure", "ExportResult", "check_destination", "check_format", "describe",
