@@ -40,10 +40,11 @@ second at load, so nothing can go stale.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,8 +256,13 @@ class ScoringPath:
     channels_last: bool = False
     #: images per forward; a larger batch is scored in chunks (None: whole)
     chunk: int | None = None
+    #: intra-op threads for a one-image call (None: the process's; :func:`one_image_threads`)
+    single_threads: int | None = None
 
     def __call__(self, x: torch.Tensor) -> Any:
+        if x.shape[0] == 1 and self.single_threads is not None:
+            with intra_op_threads(self.single_threads):
+                return self._forward(x)
         if self.chunk is not None and x.shape[0] > self.chunk:
             parts = [self._forward(x[i : i + self.chunk]) for i in range(0, x.shape[0], self.chunk)]
             return _concat_outputs(parts)
@@ -269,6 +275,60 @@ class ScoringPath:
             return self.module(x)
         with torch.autocast(device_type=self.device.type, dtype=self.autocast):
             return self.module(x)
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` within the block (the process's
+    setting is put back after it)."""
+    before = torch.get_num_threads()
+    if n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+#: a one-image call is split over the process's threads only where that scores it at least this much
+#: faster than one thread
+SPLIT_MIN_GAIN = 1.25
+#: a one-image forward at least this long (s) is split without timing one thread: its large operations
+#: divide well (PatchCore's neighbour search: 1.45x on 2 threads), and timing it would slow the load
+SPLIT_WITHOUT_TIMING_S = 0.02
+
+
+def one_image_threads(path: ScoringPath, example: torch.Tensor) -> int | None:
+    """1 where scoring one image (``example``) on one thread is not
+    :data:`SPLIT_MIN_GAIN` times slower than on all the process's threads,
+    else None (all). A small model's operations on one image are too short to
+    share: every one of them waits for the slowest thread, so the second
+    thread gains little on a quiet machine (GANomaly at 128 px, 2 cores:
+    5.5 ms on two spinning threads, 7.8 ms on two that sleep when they wait,
+    about 7 ms on one) and, where another program takes a core, one thread
+    keeps its own (benchmarks/predict_speed.py). CPU only; timed at load."""
+    import time
+
+    n = torch.get_num_threads()
+    if n <= 1 or path.device.type != "cpu" or example.shape[0] != 1:
+        return None
+    with torch.inference_mode():
+        t = time.perf_counter()
+        path._forward(example)
+        if time.perf_counter() - t >= SPLIT_WITHOUT_TIMING_S:
+            return None
+
+        def on(k: int) -> Any:
+            def run() -> None:
+                with intra_op_threads(k):
+                    path._forward(example)
+            return run
+
+        t_all, t_one = best_seconds([on(n), on(1)], rounds=3, calls=3, warmup=1, warm_s=0.0)
+    log.info("one image: %.2f ms on %d threads, %.2f ms on one", t_all * 1e3, n, t_one * 1e3)
+    return 1 if t_one < SPLIT_MIN_GAIN * t_all else None
 
 
 def _concat_outputs(parts: list[Any]) -> Any:

@@ -129,6 +129,7 @@ class Inspector:
                      self.name, t_bf16 * 1e3, t_fp32 * 1e3, path.engine)
         with torch.inference_mode():  # warm-up: kernels, oneDNN primitives, cuDNN autotuning
             path(example)
+        path.single_threads = acceleration.one_image_threads(path, example)  # the live line's one image
         return path
 
     def _checked_path(self, precision: str, example: torch.Tensor) -> acceleration.ScoringPath:

@@ -4,16 +4,18 @@ By default the OpenMP runtime keeps a thread that finished its share of an
 operation spinning until the others finish. On a station whose other software
 takes one of two cores, the scoring thread that shares that core is descheduled
 in the middle of its share while its partner spins, at every one of the
-hundreds of operations of a forward: measured on the 2-core development
-machine with a second process spinning on one core, one GANomaly image went
-from 6.4 to 16.4 ms and one PatchCore image from 44 to 100 ms (p90 275 ms).
-With the threads sleeping when they wait (``OMP_WAIT_POLICY=PASSIVE``) the
-same runs took 8.4 and about 77 ms, at a cost on a quiet machine (GANomaly
-6.4 -> 8.1 ms, PatchCore 44 -> 49 ms; benchmarks/predict_speed.py).
+hundreds of operations of a forward. Measured on the 2-core development
+machine (benchmarks/predict_speed.py, the two policies in turn, median ms of
+one image quiet -> with a second process spinning on one core): GANomaly
+(128 px) 5.5 -> 13.4 spinning, 7.8 -> 8.2 with the threads sleeping when they
+wait (``OMP_WAIT_POLICY=PASSIVE``); PatchCore (224 px) 39.7 -> 88.5 spinning,
+46.0 -> 69.4 sleeping. Sleeping costs a quiet machine the wake-ups (about
+15 % on PatchCore; on a small model's one image more, which is why such an
+image is scored on one thread: :func:`inspection_core.acceleration.one_image_threads`).
 
 The runtime reads these variables once, when torch's libraries are loaded, so
-:func:`configure` must run before the first ``import torch`` (the CLI's and
-the app's start-up call it). A value the user has set is kept.
+:func:`configure` must run before the first ``import torch``: ``inspector
+predict`` calls it before it imports torch. A value the user has set is kept.
 """
 
 from __future__ import annotations

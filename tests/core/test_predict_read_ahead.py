@@ -100,3 +100,33 @@ def test_an_error_of_the_reader_stops_the_run_at_its_place(tiny_bundle: Path, de
     finally:
         reader.close()
     assert seen == files[:2]  # the batch with the failing file never comes; nothing after it is read
+
+
+def test_a_one_image_call_on_its_own_thread_count_scores_the_same(tiny_bundle: Path, demo_data: Path) -> None:
+    """The live line's one image may run on one thread (chosen at load where a
+    second one gains little): the same score and map, and the process's thread
+    count is put back after the call."""
+    import torch
+
+    from inspection_core import acceleration
+    from inspection_core.data.images import read_image
+    from inspection_core.inference import Inspector
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        insp = Inspector(tiny_bundle, device="cpu")
+        assert insp.path.single_threads in (None, 1)
+        image = read_image(sorted((demo_data / "test").rglob("*.png"))[0])
+        insp.path.single_threads = None
+        shared = insp.predict(image)
+        insp.path.single_threads = 1
+        alone = insp.predict(image)
+        assert torch.get_num_threads() == 2
+        assert alone.score == pytest.approx(shared.score, rel=1e-5)
+        assert np.allclose(alone.anomaly_map, shared.anomaly_map, rtol=1e-4, atol=1e-6)
+        with acceleration.intra_op_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
