@@ -43,7 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", type=Path,
                    help="image files or folders (a folder's sub-folders too, unless --no-recursive)")
-    p.add_argument("--bundle", type=Path, required=True, help="model bundle (.inspector file) that scores the images")
+    p.add_argument("--bundle", type=Path, required=True,
+                   help="model bundle (.inspector file) that scores the images, or an exported model's folder "
+                        "('inspector export'; scored with ONNX Runtime or OpenVINO, no PyTorch needed)")
     p.add_argument("--csv", type=Path, default=None,
                    help="write path,score,verdict,reason,defect_type rows here (also when the run stops early: the verdicts "
                         "printed so far)")
@@ -353,17 +355,17 @@ def run(args: argparse.Namespace) -> int:
     check_batch_size(args.batch_size)  # before torch is imported: a bad number is refused at once
     check_float(args.record_wait, "--record-wait", 0.0, 86400.0)
     from ..bundle import read_manifest
+    from ..station import is_export_dir, open_inspector, read_export
 
-    read_manifest(args.bundle)  # before torch: a missing or damaged bundle is told at once,
+    # before torch: a missing or damaged bundle (or exported model) is told at once,
+    read_export(args.bundle) if is_export_dir(args.bundle) else read_manifest(args.bundle)
     files, map_names = list_files(args.paths, args.recursive)  # and so is a wrong path or a folder of no images
     from .. import thread_policy
 
     thread_policy.configure()  # before torch is imported: scoring threads that sleep when they wait
     from ..data.images import ImageReadError, read_image
     from ..drift import InputMonitor
-    from ..inference import Inspector
-
-    insp = Inspector(args.bundle, device=args.device)
+    insp = open_inspector(args.bundle, device=args.device)  # an exported model's folder: scored without torch
     monitor = InputMonitor(insp.manifest)  # says once when the images are unlike the training data
     recorder = _open_recorder(args.record) if args.record else None
     rows: list[list[str]] = []  # exactly the verdicts printed: the CSV is written from it however the run ends

@@ -164,7 +164,14 @@ class StationInspector:
         if len(images) == 0:
             return []
         t0 = time.perf_counter()
-        checked = [self.check_frame(im) for im in images]
+        return self.predict_checked([self.check_frame(im) for im in images], t0)
+
+    def predict_checked(self, checked: Sequence[tuple[np.ndarray, str]], t0: float | None = None) -> list[Prediction]:
+        """:meth:`predict_batch` of images :meth:`check_frame` has prepared already
+        (``inspector predict`` prepares the next batch while this one scores)."""
+        if len(checked) == 0:
+            return []
+        t0 = time.perf_counter() if t0 is None else t0
         return self._predictions(np.stack([c[0] for c in checked]), [c[1] for c in checked], t0)
 
 

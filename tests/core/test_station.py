@@ -74,3 +74,53 @@ def test_a_bundle_on_a_station_without_torch_says_to_export_it(tiny_bundle: Path
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "no PyTorch" in out.stdout and "inspector export --bundle" in out.stdout and tiny_bundle.name in out.stdout
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_bundle: Path, demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from inspection_core.usecases.export import export
+
+    out = tmp_path_factory.mktemp("station") / "tiny-onnx"
+    export(tiny_bundle, "onnx", out, images=demo_data)
+    return out
+
+
+def _rows(csv_path: Path) -> dict[str, tuple[float, str]]:
+    import csv
+
+    with open(csv_path, newline="") as fh:
+        return {r["path"]: (float(r["score"]), r["verdict"]) for r in csv.DictReader(fh)}
+
+
+def test_inspector_predict_scores_an_exported_model_without_torch(exported: Path, tiny_bundle: Path,
+                                                                  demo_data: Path, tmp_path: Path) -> None:
+    """The station's path: `inspector predict --bundle EXPORT` in a process where torch cannot be
+    imported gives the verdicts PyTorch gives on the bundle (each at its own threshold)."""
+    test = demo_data / "test"
+    code = BLOCK_TORCH + textwrap.dedent(f"""
+        from inspection_core.cli.main import main
+        rc = main(["predict", "--bundle", {str(exported)!r}, {str(test)!r}, "--csv", {str(tmp_path / "station.csv")!r}])
+        assert "torch" not in sys.modules
+        raise SystemExit(rc)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    from inspection_core.cli.main import main
+
+    assert main(["predict", "--bundle", str(tiny_bundle), str(test), "--csv", str(tmp_path / "torch.csv")]) == 0
+    station, ref = _rows(tmp_path / "station.csv"), _rows(tmp_path / "torch.csv")
+    assert station.keys() == ref.keys() and len(station) > 20
+    differ = [p for p in ref if station[p][1] != ref[p][1]]
+    assert len(differ) <= 0.005 * len(ref), differ
+    for p, (score, _v) in ref.items():
+        assert station[p][0] == pytest.approx(score, rel=1e-3, abs=1e-6)
+
+
+def test_the_station_reads_the_exports_own_threshold_and_the_bundles_identity(exported: Path, tiny_bundle: Path) -> None:
+    from inspection_core.bundle import load_manifest
+
+    insp = open_inspector(exported)
+    rec = json.loads((exported / "manifest.json").read_text())["export"]
+    assert insp.threshold.high == pytest.approx(rec["threshold"]["high"])
+    assert insp.bundle_id == load_manifest(tiny_bundle).bundle_id
+    assert insp.engine.startswith("onnxruntime")
