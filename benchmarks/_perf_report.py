@@ -1,6 +1,6 @@
 """The performance benchmark's report (benchmarks/perf.py): the machine line,
-the rows as they are measured (printed as a table, kept for --json), the
-load average printed with every figure and issue 15's targets."""
+the rows as they are measured (printed as a table, kept for --json) and the
+load average printed with every figure."""
 
 from __future__ import annotations
 
@@ -60,13 +60,3 @@ class Report:
     def header(self) -> None:
         """The column names of the rows :meth:`add` prints."""
         print(f"{'section':<9} {'figure':<44} {'value':>9} {'unit':<6} {'ratio':>6}  {'target':<14} details")
-
-
-#: issue 15's targets per family (single image, folder); the others: >= 2x the plain fp32 path
-TARGETS = {"ganomaly": ("<=8 ms", ">=200 img/s"), "patchcore": ("<=10 ms", ">=150 img/s")}
-
-
-def targets(bundle: Path) -> tuple[str, str]:
-    from inspection_core.bundle import read_manifest
-
-    return TARGETS.get(read_manifest(bundle)["model"]["model"], (">=2x", ">=2x"))
