@@ -40,6 +40,14 @@ def _scores(insp, files: list[Path]) -> np.ndarray:
     return np.array([insp.predict(read_image(f)).score for f in files])
 
 
+def _parts(insp, files: list[Path]) -> list[tuple[float, float]]:
+    """Each image's score as (the local heat-map part, the whole-part texture part)."""
+    from inspection_core.data.images import read_image
+
+    preds = [insp.predict(read_image(f)) for f in files]
+    return [(p.score - p.texture_part, p.texture_part) for p in preds]
+
+
 def calibrated(bundle: Path, data: Path, spec: str, work: Path) -> Path:
     """A copy of ``bundle`` with its threshold chosen by ``spec`` ("fnr=0.05") on ``data``."""
     import shutil
@@ -82,11 +90,10 @@ def run(data: Path, work: Path, seed: int, threshold: str) -> dict:
     out = plan.save(work / f"{data.name}_taught_{int(time.time())}", force=True)
     child = Inspector(out, device="cpu")
     m1, d1 = _scores(child, measured), _scores(child, defects)
-    from inspection_core.data.images import read_image
-
-    # still rejected after teaching because of the whole-part texture term (teaching does not change it)
-    still = [child.predict(read_image(f)) for f, s in zip(measured, m1) if th.verdict(float(s)) == Verdict.FAIL]
-    by_texture = sum(1 for p in still if p.score - p.texture_part <= th.high)
+    # each measured image's score before and after as local + texture parts: teaching moves the
+    # local part only (the texture term's Gaussian is the training images')
+    parts = list(zip(_parts(parent, measured), _parts(child, measured)))
+    by_texture = sum(1 for _, (loc, _t) in parts if loc <= th.high < loc + _t)
 
     def escapes(s: np.ndarray) -> int:
         return int(sum(th.verdict(float(x)) == Verdict.PASS for x in s))
@@ -96,7 +103,7 @@ def run(data: Path, work: Path, seed: int, threshold: str) -> dict:
     return {**base, "frr_before": fails_before / len(measured) if measured else None,
             "frr_after": fails_after / len(measured) if measured else None,
             "n_defect": len(defects), "escape_before": escapes(d0) / len(defects), "escape_after": escapes(d1) / len(defects),
-            "teach_s": teach_s, "plan": plan, "out": out, "by_texture": by_texture}
+            "teach_s": teach_s, "plan": plan, "out": out, "by_texture": by_texture, "parts": parts}
 
 
 def main() -> int:
@@ -126,7 +133,7 @@ def main() -> int:
         plan = r["plan"]
         if plan is None:
             print(f"{ds}: threshold ({args.threshold}) {r['threshold']:.4g} rejects {r['n_rejected']} of {r['n_good']} "
-                  "good test images: nothing to teach", flush=True)
+                  "good test images: nothing to teach (too few to measure: see --threshold fnr=0.05)", flush=True)
             ok = False
             continue
         frr_ok = r["frr_before"] is not None and r["frr_after"] <= r["frr_before"] / 2
@@ -135,10 +142,16 @@ def main() -> int:
         trained = "reused" if r["train_s"] is None else f"trained in {r['train_s']:.0f} s"
         print(f"{ds}: bundle {trained}, threshold ({args.threshold}) {r['threshold']:.4g}; {r['n_rejected']} of "
               f"{r['n_good']} good test images rejected: {r['n_taught']} taught, {r['n_measured']} measured", flush=True)
-        if r["frr_before"] is not None:
+        if r["frr_before"] is None:
+            print(f"  nothing left to measure: {r['n_rejected']} rejected good image(s), all taught "
+                  "(too few to measure: see --threshold fnr=0.05)")
+        else:
             print(f"  measured half's false-reject rate {r['frr_before']:.3f} -> {r['frr_after']:.3f} "
                   f"(target: at most half) {'MET' if frr_ok else 'NOT MET'}; still rejected by the whole-part "
                   f"texture term alone: {r['by_texture']}")
+            for (lb, tb), (la, ta) in r["parts"]:
+                print(f"    score {lb + tb:.3f} (local {lb:.3f} + texture {tb:.3f}) -> {la + ta:.3f} "
+                      f"(local {la:.3f} + texture {ta:.3f})")
         print(f"  escape rate on {r['n_defect']} test defects {r['escape_before']:.4f} -> {r['escape_after']:.4f} "
               f"(rise {r['escape_after'] - r['escape_before']:+.4f}; target: at most +0.01) {'MET' if esc_ok else 'NOT MET'}")
         print(f"  teach {r['teach_s']:.1f} s: {plan.summary().replace(chr(10), chr(10) + '  ')}")

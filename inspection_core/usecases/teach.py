@@ -39,8 +39,6 @@ from ..progress import CancelToken, ProgressCallback
 from .evaluate import as_inspector
 from .teach_check import RULE, Rates, TeachCheck, check_samples
 
-#: a taught patch closer to the bank than this share of the threshold cannot decide a verdict: it stays out
-TEACH_REACH = 0.8
 #: the folder beside a bundle where a family that must train to learn queues images: ``<stem>.teach-queue``
 QUEUE_SUFFIX = ".teach-queue"
 
@@ -205,8 +203,7 @@ def prepare_teach(bundle: Inspector | Bundle | str | os.PathLike[str], good: Seq
     prepared = np.stack([parent.prepare(a) for a in arrays])
     batches = [to_tensor(prepared[i:i + batch_size]).to(next(model.buffers()).device)
                for i in range(0, len(prepared), batch_size)]
-    line = parent.threshold.low if parent.threshold.low is not None else parent.threshold.high
-    detail = {"bundle_id": parent.bundle_id, **learn(batches, seed=seed, reach=max(0.0, TEACH_REACH * line))}
+    detail = {"bundle_id": parent.bundle_id, **learn(batches, seed=seed)}
     manifest = meta.to_dict()
     manifest.pop("weights", None)
     lineage = meta.lineage.to_dict() if meta.lineage is not None else None

@@ -53,6 +53,25 @@ def test_taught_good_parts_score_lower_and_the_new_version_records_its_parent(
     assert lin.check is not None and lin.check["before"]["n_good"] == lin.check["after"]["n_good"] == 12 - 3
 
 
+def test_every_patch_of_a_taught_part_that_the_bank_lacks_joins_it(tiny_patchcore_bundle: Path, demo_data: Path) -> None:
+    # not only the patches that made the part FAIL: every patch farther from the bank than half
+    # its own spacing, so that a neighbouring good part gains from the whole taught region
+    from inspection_core.data.preprocess import to_tensor
+    from inspection_core.models.components.nearest import nearest_distances
+    from inspection_core.models.patchcore.teach import REACH_SHARE, bank_reach, candidate_patches
+
+    insp = Inspector(tiny_patchcore_bundle, device="cpu")
+    model = insp.model
+    x = to_tensor(insp.prepare(read_image(_worst_good(tiny_patchcore_bundle, demo_data, 1)[0]))[None])
+    patches = candidate_patches(model.embed, [x])
+    reach = REACH_SHARE * bank_reach(model.memory_bank.float())
+    lacking = int((nearest_distances(patches, model.memory_bank)[0][:, 0] > reach).sum())
+    record = model.learn_good([x])
+    assert not record["coreset_rerun"] and record["reach"] == pytest.approx(reach, rel=1e-4)
+    assert 0 < record["added"] <= lacking
+    assert (nearest_distances(patches, model.memory_bank)[0][:, 0] <= reach + 1e-4).all()
+
+
 def test_teaching_a_taught_bundle_keeps_its_ancestry(tiny_patchcore_bundle: Path, demo_data: Path, tmp_path: Path) -> None:
     goods = sorted((demo_data / "test" / "good").glob("*.png"))
     first = prepare_teach(tiny_patchcore_bundle, goods[:1], by="a", device="cpu").save(tmp_path / "v2", force=True)
