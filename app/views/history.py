@@ -110,8 +110,9 @@ class HistoryView(QWidget):
         actions.addStretch(1)
         for b in (self.refresh_btn, self.open_btn, self.override_btn, self.teach_btn, self.export_btn):
             actions.addWidget(b)
-        self.teach_btn.setVisible(not self.ctx.station)  # teaching retrains: a station has no PyTorch
         root.addLayout(actions)
+        if self.ctx.station:  # teaching retrains: a station has no PyTorch
+            self.teach_btn.hide()
 
         self.table = QTableView()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

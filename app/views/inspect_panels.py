@@ -227,7 +227,8 @@ def build_side_column(view: Any) -> QScrollArea:
     view.teach_btn.setEnabled(view.ctx.is_engineer)  # an engineer's task, as in History
     view.ctx.roleChanged.connect(lambda role: view.teach_btn.setEnabled(role == "engineer"))
     view.bundle_panel.layout().addRow("", view.teach_btn)
-    view.teach_btn.setVisible(not view.ctx.station)  # teaching retrains: a station has no PyTorch
+    if view.ctx.station:  # teaching retrains: a station has no PyTorch
+        view.teach_btn.hide()
     for panel in (view.shift_panel, view.perf_panel, view.bundle_panel):
         side.addWidget(panel)
     side.addStretch(1)
