@@ -20,7 +20,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                     "model has them, reconstruction and texture term out) to a folder with its manifest. The export is "
                     "scored on the bundle's own images both ways (PyTorch and the exported graph in the station's "
                     "runtime), each with its own threshold by the bundle's rule; it is written only when image AUROC "
-                    "agrees within 0.005 and at most 0.5 %% of verdicts differ. Images: --images DIR when given, else "
+                    "agrees within 0.005 and at most 0.5 % of verdicts differ. Images: --images DIR when given, else "
                     "the bundle's calibration images, else the held-out images of its training folder.")
     p.add_argument("--bundle", required=True, type=Path, help="model bundle (.inspector file)")
     p.add_argument("--format", required=True, choices=FORMATS, dest="fmt",
