@@ -8,6 +8,14 @@ One command for every platform:
    zip, and the Inno Setup installer when ``iscc`` is found;
 4. writes ``packaging/dist/build-info.json`` (version, sizes, seconds).
 
+``--target station`` builds the operator station without PyTorch instead
+(``packaging/station.spec`` -> ``packaging/dist/inspector-station/``,
+``inspector-station-VERSION-…`` archives, ``build-info-station.json``): first
+it exports ``models/demo.inspector`` to ONNX with this machine's torch
+(``inspector export``, parity checked) and ships that folder as the station's
+demo model; ``--demo-export DIR`` ships an export made before instead, and
+``--openvino`` adds OpenVINO.
+
 Options: ``--no-archive`` (CI runs only the self-test), ``--full`` (no
 exclusions: to measure what the lean build saves), ``--keep-work`` (keep
 PyInstaller's intermediate folder). The version comes from
@@ -33,6 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
 SPEC = PACKAGING / "inspector.spec"
 APP_NAME = "inspector-app"
+#: each target: its spec, its folder in dist/, its archive's stem, its build-info file
+TARGETS = {
+    "app": {"spec": PACKAGING / "inspector.spec", "name": "inspector-app", "stem": "inspector",
+            "info": "build-info.json"},
+    "station": {"spec": PACKAGING / "station.spec", "name": "inspector-station", "stem": "inspector-station",
+                "info": "build-info-station.json"},
+}
+#: the exported demo model's folder name (app.station.DEMO_EXPORT_NAME)
+DEMO_EXPORT_NAME = "demo-onnx"
 DESKTOP_ENTRY = """[Desktop Entry]
 Type=Application
 Name=Inspector
@@ -95,9 +112,44 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def run_pyinstaller(dist: Path, work: Path, icon: Path, lean: bool) -> None:
-    env = dict(os.environ, INSPECTOR_ICON=str(icon), INSPECTOR_LEAN="1" if lean else "0")
-    cmd = [sys.executable, "-m", "PyInstaller", str(SPEC), "--noconfirm",
+def make_demo_export(out_root: Path, prebuilt: Path | None) -> Path:
+    """The station's demo model: ``models/demo.inspector`` exported to ONNX
+    with this machine's torch (``inspector export``, which checks verdict
+    parity on the demo's calibration images and writes nothing when it
+    fails), or ``prebuilt`` (an export folder made before) copied. Returns
+    ``out_root`` holding ``demo-onnx/`` (replaced only once the new one is made)."""
+    stage = out_root.with_name(out_root.name + ".new")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    target = stage / DEMO_EXPORT_NAME
+    if prebuilt is not None:
+        if not (prebuilt / "manifest.json").is_file():
+            raise SystemExit(f"--demo-export {prebuilt}: not an exported model's folder (no manifest.json)")
+        shutil.copytree(prebuilt, target)
+        print(f"demo model: {prebuilt} (made before)", flush=True)
+    else:
+        from app.demo import make_calibration_data  # the demo's own calibration set (seed 1), generated again
+
+        images = stage.with_name("demo-calibration")
+        shutil.rmtree(images, ignore_errors=True)
+        make_calibration_data(images)  # parity is checked on it
+        bundle = ROOT / "models" / "demo.inspector"
+        cmd = [sys.executable, "-m", "inspection_core.cli.main", "export", "--bundle", str(bundle), "--format", "onnx",
+               "--out", str(target), "--images", str(images)]
+        print("+", " ".join(cmd), flush=True)
+        result = subprocess.run(cmd, cwd=ROOT)
+        shutil.rmtree(images, ignore_errors=True)
+        if result.returncode != 0 or not (target / "manifest.json").is_file():
+            raise SystemExit(f"exporting the demo model failed (exit code {result.returncode}); see its output above")
+    shutil.rmtree(out_root, ignore_errors=True)
+    os.replace(stage, out_root)
+    return out_root
+
+
+def run_pyinstaller(dist: Path, work: Path, icon: Path, lean: bool, spec: Path = SPEC,
+                    extra_env: dict[str, str] | None = None) -> None:
+    env = dict(os.environ, INSPECTOR_ICON=str(icon), INSPECTOR_LEAN="1" if lean else "0", **(extra_env or {}))
+    cmd = [sys.executable, "-m", "PyInstaller", str(spec), "--noconfirm",
            "--distpath", str(dist), "--workpath", str(work), "--log-level", "WARN"]
     print("+", " ".join(cmd), flush=True)
     result = subprocess.run(cmd, cwd=ROOT, env=env)
@@ -107,10 +159,12 @@ def run_pyinstaller(dist: Path, work: Path, icon: Path, lean: bool) -> None:
 
 def add_linux_extras(app_dir: Path, png: Path) -> None:
     """Icon and a .desktop file (paths relative to where the archive is unpacked: fix with install.sh)."""
+    name = app_dir.name
     shutil.copyfile(png, app_dir / "inspector.png")
-    (app_dir / "inspector.desktop").write_text(
-        DESKTOP_ENTRY.format(exe=f"/opt/{APP_NAME}/{APP_NAME}", icon=f"/opt/{APP_NAME}/inspector.png"),
-        encoding="utf-8")
+    entry = DESKTOP_ENTRY.format(exe=f"/opt/{name}/{name}", icon=f"/opt/{name}/inspector.png")
+    if name != APP_NAME:
+        entry = entry.replace("Name=Inspector\n", "Name=Inspector Station\n")
+    (app_dir / "inspector.desktop").write_text(entry, encoding="utf-8")
 
 
 def make_tar_gz(app_dir: Path, target: Path) -> Path:
@@ -158,41 +212,60 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full", action="store_true", help="no exclusions (to measure what the lean build saves)")
     p.add_argument("--keep-work", action="store_true", help="keep PyInstaller's intermediate folder")
     p.add_argument("--dist", type=Path, default=PACKAGING / "dist", help="output folder (default packaging/dist)")
+    p.add_argument("--target", choices=sorted(TARGETS), default="app",
+                   help="app: the full application (default); station: the operator station without PyTorch")
+    p.add_argument("--demo-export", type=Path, metavar="DIR",
+                   help="station: ship this exported demo model (a folder made by 'inspector export') instead of "
+                        "exporting models/demo.inspector now")
+    p.add_argument("--openvino", action="store_true", help="station: ship OpenVINO too (scores OpenVINO IR exports)")
     args = p.parse_args(argv)
+    target = TARGETS[args.target]
+    station = args.target == "station"
+    if not station and (args.demo_export or args.openvino):
+        p.error("--demo-export and --openvino apply to --target station")
+    if station and args.full:
+        p.error("--full applies to the app target (the station is always lean)")
 
     version = read_version()
     dist: Path = args.dist.resolve()
-    work = PACKAGING / "build" / "pyinstaller"
+    work = PACKAGING / "build" / ("pyinstaller-station" if station else "pyinstaller")
     t0 = time.monotonic()
     png, ico = render_icons(PACKAGING / "build")
-    run_pyinstaller(dist, work, ico if sys.platform.startswith("win") else png, lean=not args.full)
+    extra_env: dict[str, str] = {}
+    if station:
+        models = make_demo_export(PACKAGING / "build" / "station-models", args.demo_export)
+        extra_env = {"INSPECTOR_STATION_MODELS": str(models), "INSPECTOR_STATION_OPENVINO": "1" if args.openvino else "0"}
+    run_pyinstaller(dist, work, ico if sys.platform.startswith("win") else png, lean=not args.full,
+                    spec=target["spec"], extra_env=extra_env)
     build_s = time.monotonic() - t0
-    app_dir = dist / APP_NAME
+    app_dir = dist / target["name"]
     if sys.platform.startswith("linux"):
         add_linux_extras(app_dir, png)
     unpacked = folder_size(app_dir)
     info: dict[str, object] = {
-        "version": version, "platform": platform_tag(), "lean": not args.full, "app_dir": str(app_dir),
-        "build_s": round(build_s, 1), "unpacked_bytes": unpacked,
+        "target": args.target, "version": version, "platform": platform_tag(), "lean": not args.full,
+        "app_dir": str(app_dir), "build_s": round(build_s, 1), "unpacked_bytes": unpacked,
     }
-    print(f"built {app_dir} in {build_s:.0f} s: {unpacked / 1e9:.2f} GB unpacked", flush=True)
+    if station:
+        info["openvino"] = bool(args.openvino)
+    print(f"built {app_dir} in {build_s:.0f} s: {unpacked / 1e6:.0f} MB unpacked", flush=True)
 
     if not args.no_archive:
         t1 = time.monotonic()
-        stem = f"inspector-{version}-{platform_tag()}"
+        stem = f"{target['stem']}-{version}-{platform_tag()}"
         if sys.platform.startswith("win"):
             archive = make_zip(app_dir, dist / f"{stem}.zip")
-            installer = make_installer(app_dir, dist, version, ico)
+            installer = None if station else make_installer(app_dir, dist, version, ico)
             info["installer"] = str(installer) if installer else None
         else:
             archive = make_tar_gz(app_dir, dist / f"{stem}.tar.gz")
         info.update(archive=str(archive), archive_bytes=archive.stat().st_size,
                     archive_s=round(time.monotonic() - t1, 1))
-        print(f"archive {archive}: {archive.stat().st_size / 1e9:.2f} GB in {info['archive_s']} s", flush=True)
+        print(f"archive {archive}: {archive.stat().st_size / 1e6:.0f} MB in {info['archive_s']} s", flush=True)
 
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
-    (dist / "build-info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    (dist / target["info"]).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

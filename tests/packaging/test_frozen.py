@@ -1,9 +1,12 @@
 """The frozen application works: its self-test passes, and on a virtual X
-screen (Xvfb) its main window appears.
+screen (Xvfb) its main window appears. The same for the operator station
+(``build.py --target station``), which must also hold no PyTorch and stay
+within its size.
 
 These tests build nothing: they run what ``python packaging/build.py`` left in
-``packaging/dist/inspector-app`` (or ``INSPECTOR_FROZEN_DIR``), and skip with
-the reason when there is no build. ``INSPECTOR_SELFTEST_DATA_DIR`` points the
+``packaging/dist/inspector-app`` (or ``INSPECTOR_FROZEN_DIR``) and
+``packaging/dist/inspector-station`` (or ``INSPECTOR_FROZEN_STATION_DIR``),
+and skip with the reason when there is no build. ``INSPECTOR_SELFTEST_DATA_DIR`` points the
 runs at a shared data folder, so the demo bundle is trained only once per CI
 run; without it each test uses a fresh folder (the first start, training
 included).
@@ -24,16 +27,24 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FROZEN_DIR = Path(os.environ.get("INSPECTOR_FROZEN_DIR", ROOT / "packaging" / "dist" / "inspector-app"))
+STATION_DIR = Path(os.environ.get("INSPECTOR_FROZEN_STATION_DIR", ROOT / "packaging" / "dist" / "inspector-station"))
+#: each target: its folder, its program, its window's title, how it is built
+TARGETS = {
+    "app": (FROZEN_DIR, "inspector-app", "Inspector", "python packaging/build.py"),
+    "station": (STATION_DIR, "inspector-station", "Inspector Station", "python packaging/build.py --target station"),
+}
 SELFTEST_TIMEOUT_S = 900
 WINDOW_TIMEOUT_S = 120
+#: the station's unpacked size limit (issue 31)
+STATION_MAX_MB = 500
 
 
-def frozen_exe() -> Path:
+def frozen_exe(target: str = "app") -> Path:
     """The frozen program (the console twin on Windows, whose stdout we can read)."""
-    name = "inspector-app-console.exe" if sys.platform.startswith("win") else "inspector-app"
-    exe = FROZEN_DIR / name
+    folder, name, _title, how = TARGETS[target]
+    exe = folder / (f"{name}-console.exe" if sys.platform.startswith("win") else name)
     if not exe.is_file():
-        pytest.skip(f"no frozen build at {exe}: run `python packaging/build.py` first")
+        pytest.skip(f"no frozen build at {exe}: run `{how}` first")
     return exe
 
 
@@ -45,8 +56,9 @@ def app_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_frozen_self_test_passes(tmp_path: Path) -> None:
-    exe = frozen_exe()
+@pytest.mark.parametrize("target", ["app", "station"])
+def test_frozen_self_test_passes(target: str, tmp_path: Path) -> None:
+    exe = frozen_exe(target)
     t0 = time.monotonic()
     proc = subprocess.run([str(exe), "--self-test"], env=app_env(tmp_path, QT_QPA_PLATFORM="offscreen"),
                           capture_output=True, text=True, timeout=SELFTEST_TIMEOUT_S)
@@ -55,8 +67,22 @@ def test_frozen_self_test_passes(tmp_path: Path) -> None:
     print(f"\n{summary}\n(frozen self-test took {time.monotonic() - t0:.1f} s)")
     assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     assert summary.startswith("self-test OK:"), summary
-    assert "(frozen," in summary, f"the self-test did not run frozen: {summary}"
+    assert f"(frozen{' station' if target == 'station' else ''}," in summary, f"not the frozen {target}: {summary}"
     assert "recorded" in summary and "scored" in summary, summary
+    if target == "station":  # the exported demo model, scored by ONNX Runtime, with the verdicts recorded at training
+        assert "with onnxruntime-cpu-fp32" in summary and "as recorded at training" in summary, summary
+
+
+def test_frozen_station_holds_no_pytorch_and_fits_its_size() -> None:
+    exe = frozen_exe("station")
+    internal = exe.parent / "_internal"
+    shipped = {p.name.split(".")[0].split("-")[0].lower() for p in internal.iterdir()} if internal.is_dir() else set()
+    assert not shipped & {"torch", "torchvision", "torchaudio", "triton", "nvidia", "sklearn", "scipy", "matplotlib",
+                          "sympy"}, sorted(shipped)
+    mb = sum(p.stat().st_size for p in exe.parent.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+    print(f"\nfrozen station: {mb:.0f} MB unpacked")
+    assert mb <= STATION_MAX_MB, f"the station is {mb:.0f} MB unpacked, over its {STATION_MAX_MB} MB"
+    assert (internal / "models" / "demo-onnx" / "manifest.json").is_file(), "the exported demo model is not shipped"
 
 
 class VirtualScreen:
@@ -89,12 +115,16 @@ class VirtualScreen:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Xvfb is a Linux X server")
-def test_frozen_main_window_appears_on_xvfb(tmp_path: Path) -> None:
-    exe = frozen_exe()
+@pytest.mark.parametrize("target", ["app", "station"])
+def test_frozen_main_window_appears_on_xvfb(target: str, tmp_path: Path) -> None:
+    exe = frozen_exe(target)
+    title = TARGETS[target][2]
     for tool, package in (("Xvfb", "xvfb"), ("xwininfo", "x11-utils")):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (apt-get install -y {package})")
     shot = Path(os.environ.get("INSPECTOR_FROZEN_SCREENSHOT") or tmp_path / "frozen.png")
+    if target != "app":
+        shot = shot.with_name(f"{shot.stem}-{target}{shot.suffix}")
     screen = VirtualScreen()
     try:
         env = app_env(tmp_path, DISPLAY=screen.display, QT_QPA_PLATFORM="xcb", INSPECTOR_SCREENSHOT=str(shot),
@@ -107,14 +137,14 @@ def test_frozen_main_window_appears_on_xvfb(tmp_path: Path) -> None:
         try:
             while info is None and app.poll() is None and time.monotonic() - t0 < WINDOW_TIMEOUT_S:
                 time.sleep(0.1)
-                info = screen.window("Inspector")
+                info = screen.window(title)
             startup_s = time.monotonic() - t0
             if info is None:
                 app.kill()
                 out = app.communicate(timeout=30)[0]
-                pytest.fail(f"no 'Inspector' window on the X screen after {startup_s:.1f} s "
+                pytest.fail(f"no '{title}' window on the X screen after {startup_s:.1f} s "
                             f"(exit code {app.returncode}):\n{out[-4000:]}")
-            print(f"\nfrozen app: main window on the X screen {startup_s:.1f} s after start")
+            print(f"\nfrozen {target}: main window on the X screen {startup_s:.1f} s after start")
             out = app.communicate(timeout=WINDOW_TIMEOUT_S)[0]  # it grabs the window, then quits
         finally:
             if app.poll() is None:
