@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     import multiprocessing
 
     multiprocessing.freeze_support()  # a frozen program's spawn children start here
+    from inspection_core import thread_policy
+
+    thread_policy.configure()  # before torch is imported: scoring threads sleep when they wait (a busy station)
     args = build_parser().parse_args(argv)
     if args.check_system:
         from app.syscheck import startup_check
