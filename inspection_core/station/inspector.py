@@ -185,6 +185,9 @@ def open_inspector(path: str | os.PathLike[str], device: str = "auto", *, runtim
         if device not in ("auto", "cpu"):
             log.warning("%s: an exported model scores on the CPU here (device %s not used)", p, device)
         return StationInspector(p, runtime=runtime)
+    from ..bundle import existing_bundle
+
+    p = existing_bundle(p)  # NAME means NAME.inspector, also beside a data folder called NAME
     if p.is_dir():
         raise ExportError(p, "is a folder without an exported model's manifest.json (expected a .inspector bundle "
                              "or a folder made by 'inspector export')")
