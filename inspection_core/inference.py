@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,12 +22,12 @@ import torch
 
 from . import acceleration
 from .bundle import Bundle, BundleError, load_bundle
-from . import frame_check
-from .data.preprocess import Preprocessing, from_tensor, normalize, to_geometry, to_model_image, to_tensor
+from .data.preprocess import Preprocessing, from_tensor, to_tensor
 from .defect_types import DefectTypesError, TypeAnswer, TypeClassifier
 from .device import resolve_device
 from .manifest import Manifest
-from .types import Prediction, Threshold, Verdict
+from .scorer import ScoreArrays, Scorer
+from .types import Threshold
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def _self_check_input(channels: int, size: int) -> torch.Tensor:
     return torch.rand(1, channels, size, size, generator=g) * 2.0 - 1.0
 
 
-class Inspector:
+class Inspector(Scorer):
     """Scores images with one model bundle.
 
     Thread-safety: one Inspector may be shared, calls are serialised by a lock
@@ -180,36 +179,9 @@ class Inspector:
     def bundle_id(self) -> str:
         return self.bundle.bundle_id
 
-    @property
-    def threshold(self) -> Threshold:
-        return self._threshold
-
-    @threshold.setter
-    def threshold(self, value: Threshold) -> None:
-        self._threshold = value
-
     # --------------------------------------------------------------- scoring
-    def prepare(self, image: np.ndarray) -> np.ndarray:
-        """The model-ready uint8 (S, S, C) image (the one preprocessing path)."""
-        return to_model_image(image, self.preprocessing)
-
-    def check_frame(self, image: np.ndarray) -> tuple[np.ndarray, str]:
-        """The model-ready image and why the frame carries no part ("" when
-        it may be judged as one; :mod:`inspection_core.frame_check`)."""
-        geometry = to_geometry(image, self.preprocessing)
-        reason = self.frame_limits.reason(frame_check.frame_stats(geometry)) or ""
-        return normalize(geometry, self.preprocessing), reason
-
-    def score_images(self, batch: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Score prepared uint8 images (N, S, S, C). Returns scores (N,)
-        float64, anomaly maps (N, S, S) float32 and reconstructions uint8
-        (N, S, S, C) or None."""
-        scores, maps, recon, _ = self._score(batch)
-        return scores, maps, recon
-
     @torch.inference_mode()
-    def _score(self, batch: np.ndarray | Sequence[np.ndarray]
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _score(self, batch: np.ndarray | Sequence[np.ndarray]) -> ScoreArrays:
         """:meth:`score_images` and each score's whole-image texture part (or None)."""
         x = to_tensor(batch).to(self.device, non_blocking=True)
         with self._lock:
@@ -219,57 +191,3 @@ class Inspector:
         recon = None if out.reconstruction is None else from_tensor(out.reconstruction.detach().float().cpu())
         texture = None if out.texture is None else out.texture.detach().float().cpu().numpy().astype(np.float64)
         return scores, maps, recon, texture
-
-    def _predictions(self, prepared: np.ndarray, reasons: Sequence[str], t0: float) -> list[Prediction]:
-        scores, maps, recon, texture = self._score(prepared)
-        elapsed = (time.perf_counter() - t0) * 1000.0 / max(1, len(prepared))
-        thr = self._threshold
-        failed = [i for i, s in enumerate(scores) if not reasons[i] and thr.verdict(float(s)) == Verdict.FAIL]
-        typed = dict(zip(failed, self.classify(prepared[failed], maps[failed]))) if self.types is not None else {}
-        preds = []
-        for i, s in enumerate(scores):
-            heat = np.clip(maps[i] / self.map_scale, 0.0, 1.0).astype(np.float32)
-            preds.append(
-                Prediction(
-                    score=float(s),
-                    verdict=Verdict.INVALID if reasons[i] else thr.verdict(float(s)),
-                    threshold=thr,
-                    anomaly_map=maps[i],
-                    heat=heat,
-                    image=prepared[i],
-                    reconstruction=None if recon is None else recon[i],
-                    latency_ms=elapsed,
-                    texture_part=0.0 if texture is None else float(texture[i]),
-                    reason=reasons[i],
-                    defect_type=typed[i].label if i in typed else None,
-                    defect_confidence=typed[i].confidence if i in typed else None,
-                )
-            )
-        return preds
-
-    def predict(self, image: np.ndarray) -> Prediction:
-        """Score one image as read from disk or a camera (any size, bit depth
-        or channel count). A frame that carries no part (blank, overexposed,
-        far too dark or bright) is INVALID with its reason, never PASS."""
-        t0 = time.perf_counter()
-        prepared, reason = self.check_frame(image)
-        return self._predictions(prepared[None], [reason], t0)[0]
-
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        if len(images) == 0:
-            return []
-        t0 = time.perf_counter()
-        return self.predict_checked([self.check_frame(im) for im in images], t0)
-
-    def predict_checked(self, checked: Sequence[tuple[np.ndarray, str]], t0: float | None = None) -> list[Prediction]:
-        """Predictions of images already through :meth:`check_frame` (each
-        its model-ready image and reason), so that a caller can decode and
-        preprocess the next images on another thread while these are scored
-        (``inspector predict``). The same predictions as :meth:`predict_batch`
-        of the images; ``t0`` (``time.perf_counter()``) starts the latency
-        (default: now, the scoring alone)."""
-        if len(checked) == 0:
-            return []
-        t0 = time.perf_counter() if t0 is None else t0
-        prepared = np.stack([c[0] for c in checked])
-        return self._predictions(prepared, [c[1] for c in checked], t0)

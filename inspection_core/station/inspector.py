@@ -14,16 +14,14 @@ import importlib.util
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .. import frame_check
-from ..data.preprocess import Preprocessing, normalize, to_geometry, to_model_image
+from ..data.preprocess import Preprocessing
 from ..manifest import Manifest
-from ..types import Prediction, Threshold, Verdict
+from ..scorer import ScoreArrays, Scorer
 from .export_format import ExportError, ExportRecord, is_export_dir, read_export
 from .model import ExportedModel, to_image, to_input
 
@@ -38,7 +36,7 @@ def torch_available() -> bool:
         return False
 
 
-class StationInspector:
+class StationInspector(Scorer):
     """Scores images with an exported model (see module docstring).
     Thread-safety: calls are serialised by a lock, as the PyTorch Inspector's."""
 
@@ -96,28 +94,11 @@ class StationInspector:
     def engine(self) -> str:
         return self.model.engine
 
-    @property
-    def threshold(self) -> Threshold:
-        return self._threshold
-
-    @threshold.setter
-    def threshold(self, value: Threshold) -> None:
-        self._threshold = value
-
     def inference_record(self) -> dict[str, str]:
         return {"precision": self.precision, "engine": self.engine, "device": "cpu"}
 
     # --------------------------------------------------------------- scoring
-    def prepare(self, image: np.ndarray) -> np.ndarray:
-        return to_model_image(image, self.preprocessing)
-
-    def check_frame(self, image: np.ndarray) -> tuple[np.ndarray, str]:
-        geometry = to_geometry(image, self.preprocessing)
-        reason = self.frame_limits.reason(frame_check.frame_stats(geometry)) or ""
-        return normalize(geometry, self.preprocessing), reason
-
-    def _score(self, batch: np.ndarray | Sequence[np.ndarray]
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _score(self, batch: np.ndarray | Sequence[np.ndarray]) -> ScoreArrays:
         arr = np.asarray(batch) if isinstance(batch, np.ndarray) else np.stack(
             [b[:, :, None] if np.ndim(b) == 2 else b for b in batch])
         x = to_input(arr)
@@ -127,52 +108,6 @@ class StationInspector:
         texture = out.get("texture")
         return (out["score"], out["anomaly_map"], None if recon is None else to_image(recon),
                 None if texture is None else np.asarray(texture, dtype=np.float64).reshape(-1))
-
-    def score_images(self, batch: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        scores, maps, recon, _ = self._score(batch)
-        return scores, maps, recon
-
-    def classify(self, prepared: np.ndarray, maps: np.ndarray) -> list[Any]:
-        return []
-
-    def _predictions(self, prepared: np.ndarray, reasons: Sequence[str], t0: float) -> list[Prediction]:
-        scores, maps, recon, texture = self._score(prepared)
-        elapsed = (time.perf_counter() - t0) * 1000.0 / max(1, len(prepared))
-        thr = self._threshold
-        preds = []
-        for i, s in enumerate(scores):
-            preds.append(Prediction(
-                score=float(s),
-                verdict=Verdict.INVALID if reasons[i] else thr.verdict(float(s)),
-                threshold=thr,
-                anomaly_map=maps[i],
-                heat=np.clip(maps[i] / self.map_scale, 0.0, 1.0).astype(np.float32),
-                image=prepared[i],
-                reconstruction=None if recon is None else recon[i],
-                latency_ms=elapsed,
-                texture_part=0.0 if texture is None else float(texture[i]),
-                reason=reasons[i],
-            ))
-        return preds
-
-    def predict(self, image: np.ndarray) -> Prediction:
-        t0 = time.perf_counter()
-        prepared, reason = self.check_frame(image)
-        return self._predictions(prepared[None], [reason], t0)[0]
-
-    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        if len(images) == 0:
-            return []
-        t0 = time.perf_counter()
-        return self.predict_checked([self.check_frame(im) for im in images], t0)
-
-    def predict_checked(self, checked: Sequence[tuple[np.ndarray, str]], t0: float | None = None) -> list[Prediction]:
-        """:meth:`predict_batch` of images :meth:`check_frame` has prepared already
-        (``inspector predict`` prepares the next batch while this one scores)."""
-        if len(checked) == 0:
-            return []
-        t0 = time.perf_counter() if t0 is None else t0
-        return self._predictions(np.stack([c[0] for c in checked]), [c[1] for c in checked], t0)
 
 
 def open_inspector(path: str | os.PathLike[str], device: str = "auto", *, runtime: str = "auto") -> Any:
