@@ -19,7 +19,6 @@ station needs nothing but the bundle.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
+
+from .fileio import file_sha256
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -88,14 +89,6 @@ def hub_checkpoint_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / weights_file_name(name)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _how_to_get(name: str) -> str:
     url = weights_entry(name).url
     cached = hub_checkpoint_path(name)
@@ -129,7 +122,7 @@ def pretrained_state_dict(name: str, source: str = "imagenet") -> tuple[dict[str
         raise WeightsUnavailableError(f"cannot read {name} weights file '{path}': {type(exc).__name__}: {exc}") from exc
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise WeightsUnavailableError(f"'{path}' is not a state dict (a mapping of names to tensors) of {name}")
-    return sd, f"file {path.resolve()} (sha256 {_file_sha256(path)})"
+    return sd, f"file {path.resolve()} (sha256 {file_sha256(path)})"
 
 
 def _get(module: nn.Module, path: str) -> nn.Module:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import json
 import os
 import re
@@ -321,6 +322,15 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default))
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB pieces (weights files are large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def atomic_write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
     """A CSV file with ``header`` and ``rows``, streamed into the temporary file."""
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
@@ -331,6 +341,7 @@ def atomic_write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: 
 
 
 __all__ = ["PRIVATE_MODE", "SHARED_DIR_MODE", "SHARED_MODE", "STALE_TEMP_AGE_S", "WriteError", "atomic_folder",
+           "file_sha256",
            "atomic_open", "describe_os_error",
            "is_stale_temp", "remove_stale_temps", "atomic_write_bytes", "atomic_write_csv", "atomic_write_json",
            "atomic_write_text", "temp_pattern"]

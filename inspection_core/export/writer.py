@@ -21,22 +21,19 @@ and leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from ..fileio import atomic_folder, file_sha256
 from ..fidelity_rule import MAX_AUROC_DELTA, MAX_VERDICT_CHANGES, Fidelity
 from ..station.export_format import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, GRAPH_FILES, MANIFEST_FILE
 from .parity import check_parity, exported_scores, reference_scores, threshold_rule, transferred_threshold
@@ -90,14 +87,6 @@ def runtime_versions(fmt: str) -> dict[str, str]:
                                 f"({exc}); install it (pip install {name}) or choose the other format") from None
         versions[name] = str(getattr(mod, "__version__", "?"))
     return versions
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _trace_onnx(graph: Any, example: Any, path: Path) -> str:
@@ -156,7 +145,7 @@ def export_manifest(bundle: Any, fmt: str, file: str, outputs: tuple[str, ...], 
     """The folder's ``manifest.json`` (the contract with the station)."""
     path = Path(bundle.path) if bundle.path is not None else None
     source = {"bundle_id": bundle.bundle_id, "file": path.name if path else None,
-              "sha256": _sha256(path) if path and path.is_file() else None}
+              "sha256": file_sha256(path) if path and path.is_file() else None}
     return {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "bundle": bundle.manifest,
             "export": {"format": fmt, "file": file, "precision": "fp32", "input": "image", "outputs": list(outputs),
                        "threshold": threshold, "parity": parity, "source": source,
@@ -166,21 +155,6 @@ def export_manifest(bundle: Any, fmt: str, file: str, outputs: tuple[str, ...], 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)),
                     encoding="utf-8")
-
-
-@contextlib.contextmanager
-def _staging(out: Path) -> Iterator[Path]:
-    """A temporary folder beside ``out`` (same file system: the final rename
-    is atomic); removed unless it was moved into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # a shared folder as any other the user makes (mkdtemp's is private)
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_destination(out: Path) -> None:
@@ -202,22 +176,6 @@ def check_destination(out: Path) -> None:
                                 "give a new or empty folder")
 
 
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """``tmp`` becomes ``out``; an earlier export there is replaced whole."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    shutil.rmtree(old, ignore_errors=True)  # left by an export that was killed here
-    os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(old, out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def export_bundle(bundle: Any, fmt: str, out: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray,
                   source: str, *, batch_size: int = 16) -> ExportResult:
     """Export ``bundle`` (a loaded :class:`~inspection_core.bundle.Bundle`) to
@@ -232,7 +190,7 @@ def export_bundle(bundle: Any, fmt: str, out: str | os.PathLike[str], images: np
     labels = np.asarray(labels, int)
     pp = bundle.preprocessing
     model = bundle.build_model("cpu")
-    with _staging(out) as tmp:
+    with atomic_folder(out, may_replace=lambda _p: True) as tmp:  # check_destination has judged `out`
         try:
             file, outputs, exporter = write_graph(model, int(pp.channels), int(pp.image_size), fmt, tmp)
         except ExportFailure:
@@ -263,7 +221,6 @@ def export_bundle(bundle: Any, fmt: str, out: str | os.PathLike[str], images: np
         manifest = export_manifest(bundle, fmt, file, outputs, threshold.to_dict(), fid.to_dict(),
                                    {**versions, "exporter": exporter})
         _write_json(tmp / MANIFEST_FILE, manifest)
-        _move_into_place(tmp, out)
     return ExportResult(out, manifest, fid)
 
 
