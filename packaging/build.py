@@ -25,7 +25,6 @@ PyInstaller's intermediate folder). The version comes from
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import platform
@@ -36,6 +35,8 @@ import tarfile
 import time
 import zipfile
 from pathlib import Path
+
+from spec_common import read_version  # packaging/spec_common.py, shared with the specs (no torch at build start)
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
@@ -59,15 +60,6 @@ Icon={icon}
 Terminal=false
 Categories=Graphics;Science;Engineering;
 """
-
-
-def read_version() -> str:
-    """inspection_core.__version__, read without importing the package (no torch at build start)."""
-    tree = ast.parse((ROOT / "inspection_core" / "__init__.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__version__" for t in node.targets):
-            return str(ast.literal_eval(node.value))
-    raise SystemExit("inspection_core/__init__.py defines no __version__")
 
 
 def platform_tag() -> str:
