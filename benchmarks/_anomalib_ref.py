@@ -18,21 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 import warnings
-from typing import Any, Callable
+from typing import Any
 
-
-def _median_ms(fn: Callable[[], Any], n: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000.0)
-    return statistics.median(times)
+from _perf_app import median_ms  # this script's folder is on sys.path when it runs
 
 
 def main() -> int:
@@ -65,8 +54,8 @@ def main() -> int:
     x1 = torch.rand(1, args.channels, args.size, args.size) * 2 - 1
     x32 = torch.rand(32, args.channels, args.size, args.size) * 2 - 1
     with torch.inference_mode():
-        ms1 = _median_ms(lambda: m(x1), args.n)
-        ms32 = _median_ms(lambda: m(x32), max(3, args.n // 5), warmup=1)
+        ms1 = median_ms(lambda: m(x1), args.n)[0]
+        ms32 = median_ms(lambda: m(x32), max(3, args.n // 5), warmup=1)[0]
     print(json.dumps({"model": label, "ms_1": round(ms1, 2), "img_s_32": round(32000.0 / ms32, 1),
                       "threads": torch.get_num_threads()}))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,9 @@ class Report:
     def header(self) -> None:
         """The column names of the rows :meth:`add` prints."""
         print(f"{'section':<9} {'figure':<44} {'value':>9} {'unit':<6} {'ratio':>6}  {'target':<14} details")
+
+
+def inspector_command() -> list[str]:
+    """The ``inspector`` command of this environment, as a user runs it."""
+    exe = Path(sys.executable).with_name("inspector")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "inspection_core.cli.main"]

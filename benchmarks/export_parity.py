@@ -22,11 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def _inspector() -> list[str]:
-    exe = Path(sys.executable).with_name("inspector")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "inspection_core.cli.main"]
+from _perf_report import inspector_command  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     for bundle in args.bundles:
         for fmt in args.formats:
             out = work / f"{bundle.stem}-{fmt}"
-            cmd = [*_inspector(), "export", "--bundle", str(bundle), "--format", fmt, "--out", str(out)]
+            cmd = [*inspector_command(), "export", "--bundle", str(bundle), "--format", fmt, "--out", str(out)]
             if args.images:
                 cmd += ["--images", str(args.images)]
             t = time.perf_counter()

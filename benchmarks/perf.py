@@ -49,7 +49,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _perf_app import app_probe, bench_app, bench_gpu, video_label  # noqa: E402
-from _perf_report import Report, load_text, machine_line  # noqa: E402
+from _perf_report import Report, inspector_command, load_text, machine_line  # noqa: E402
+from predict_speed import predict_wall  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,11 +59,6 @@ SECTIONS = ("predict", "line", "busy", "app", "anomalib", "gpu")
 RUNTIMES = ("torch", "torch-fp32", "onnxruntime", "openvino")
 #: issue 31's targets per family: one image, a folder through ``inspector predict``
 TARGETS = {"patchcore": ("<=10 ms", ">=100 img/s"), "ganomaly": ("<=7 ms", ">=150 img/s")}
-
-
-def _inspector() -> list[str]:
-    exe = Path(sys.executable).with_name("inspector")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "inspection_core.cli.main"]
 
 
 def _family(target: Path) -> str:
@@ -82,7 +78,7 @@ def train_bundle(data: Path, family: str, work: Path) -> Path:
         print(f"# bundle {out.name}: kept from an earlier run in {work}")
         return out
     t = time.perf_counter()
-    done = subprocess.run([*_inspector(), "train", "--data", str(data), "--model", family, "--out", str(out)],
+    done = subprocess.run([*inspector_command(), "train", "--data", str(data), "--model", family, "--out", str(out)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"inspector train --model {family} failed: {done.stderr.strip()[-800:]}")
@@ -98,7 +94,7 @@ def export_bundle(bundle: Path, fmt: str, work: Path, images: Path | None) -> Pa
         print(f"# export {out.name}: kept from an earlier run (parity ok={parity.get('ok')}, "
               f"{parity.get('changed', '?')} of {parity.get('n', '?')} verdicts changed)")
         return out
-    cmd = [*_inspector(), "export", "--bundle", str(bundle), "--format", fmt, "--out", str(out)]
+    cmd = [*inspector_command(), "export", "--bundle", str(bundle), "--format", fmt, "--out", str(out)]
     if images is not None:
         cmd += ["--images", str(images)]
     t = time.perf_counter()
@@ -127,19 +123,6 @@ def targets_of(bundle: Path, work: Path, runtimes: list[str], images: Path | Non
 
 
 # --------------------------------------------------------------------------- predict
-def predict_wall(target: Path, paths: list[Path], env: dict[str, str]) -> float:
-    """Wall seconds of one ``inspector predict`` run (its verdicts to a CSV)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        done = subprocess.run([*_inspector(), "predict", "--bundle", str(target), *map(str, paths),
-                               "--csv", str(Path(tmp) / "out.csv")],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        wall = time.perf_counter() - t
-    if done.returncode != 0:
-        raise SystemExit(f"inspector predict --bundle {target} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return wall
-
-
 def bench_predict(rep: Report, rt: str, target: Path, env: dict[str, str], folder: Path, runs: int,
                   ref: dict[str, float]) -> None:
     from inspection_core.data.images import list_images
@@ -147,8 +130,8 @@ def bench_predict(rep: Report, rt: str, target: Path, env: dict[str, str], folde
     files = list_images(folder, recursive=True)
     whole, one = [], []
     for _ in range(runs):  # in turn, so that a slow moment of the machine lands on both
-        whole.append(predict_wall(target, [folder], env))
-        one.append(predict_wall(target, [files[0]], env))
+        whole.append(predict_wall(target, [folder], env, []))
+        one.append(predict_wall(target, [files[0]], env, []))
     t_all, t_one = statistics.median(whole), statistics.median(one)
     steady = (len(files) - 1) / max(t_all - t_one, 1e-9)
     if rt == "torch-fp32":
@@ -347,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = Report()
     for bundle in bundles:
         rep.bundle = bundle.name
-        targets = targets_of(bundle, work, runtimes, None)
+        targets = targets_of(bundle, work, runtimes, args.images)  # the folder it scores also checks its exports
         rep.header()
         ref: dict[str, float] = {}
         order = sorted(targets, key=lambda r: r != "torch-fp32")  # the reference first: ratios against it

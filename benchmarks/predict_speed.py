@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _perf_report import inspector_command  # noqa: E402
 
 #: the OpenMP wait policies compared: the one Inspector sets (inspection_core.thread_policy) and OpenMP's own
 POLICIES = {"passive": {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"},
@@ -46,16 +47,11 @@ def _load() -> str:
     return f"load {one:.2f}/{five:.2f}"
 
 
-def _inspector() -> list[str]:
-    exe = Path(sys.executable).with_name("inspector")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "inspection_core.cli.main"]
-
-
 def predict_wall(bundle: Path, paths: list[Path], env: dict[str, str], extra: list[str]) -> float:
     """Wall seconds of one ``inspector predict`` run (its output to a CSV, nothing printed here)."""
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        done = subprocess.run([*_inspector(), "predict", "--bundle", str(bundle), *map(str, paths),
+        done = subprocess.run([*inspector_command(), "predict", "--bundle", str(bundle), *map(str, paths),
                                "--csv", str(Path(tmp) / "out.csv"), *extra],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wall = time.perf_counter() - t
