@@ -141,14 +141,15 @@ def write_graph(model: Any, channels: int, size: int, fmt: str, folder: Path) ->
 
 
 def export_manifest(bundle: Any, fmt: str, file: str, outputs: tuple[str, ...], threshold: dict[str, Any],
-                    parity: dict[str, Any], versions: dict[str, str]) -> dict[str, Any]:
-    """The folder's ``manifest.json`` (the contract with the station)."""
+                    parity: dict[str, Any], versions: dict[str, str], chunk: int | None = None) -> dict[str, Any]:
+    """The folder's ``manifest.json`` (the contract with the station).
+    ``chunk``: images per call of the graph (the family's CPU chunk; None: a whole batch)."""
     path = Path(bundle.path) if bundle.path is not None else None
     source = {"bundle_id": bundle.bundle_id, "file": path.name if path else None,
               "sha256": file_sha256(path) if path and path.is_file() else None}
     return {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "bundle": bundle.manifest,
             "export": {"format": fmt, "file": file, "precision": "fp32", "input": "image", "outputs": list(outputs),
-                       "threshold": threshold, "parity": parity, "source": source,
+                       "chunk": chunk, "threshold": threshold, "parity": parity, "source": source,
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions}}
 
 
@@ -189,7 +190,10 @@ def export_bundle(bundle: Any, fmt: str, out: str | os.PathLike[str], images: np
         raise ExportFailure("no images to check the export on")
     labels = np.asarray(labels, int)
     pp = bundle.preprocessing
+    from .graphs import graph_chunk
+
     model = bundle.build_model("cpu")
+    chunk = graph_chunk(model, int(pp.image_size))
     with atomic_folder(out, may_replace=lambda _p: True) as tmp:  # check_destination has judged `out`
         try:
             file, outputs, exporter = write_graph(model, int(pp.channels), int(pp.image_size), fmt, tmp)
@@ -201,7 +205,7 @@ def export_bundle(bundle: Any, fmt: str, out: str | os.PathLike[str], images: np
                                 f"({type(exc).__name__}: {first})") from exc
         # the station reads the folder; the bundle's threshold stands in until the check gives this graph's own
         _write_json(tmp / MANIFEST_FILE, export_manifest(bundle, fmt, file, outputs, bundle.threshold.to_dict(), {},
-                                                         {**versions, "exporter": exporter}))
+                                                         {**versions, "exporter": exporter}, chunk))
         exp, engine = exported_scores(tmp, images, batch_size)
         ref, base = reference_scores(bundle, images, batch_size)
         rule, rule_text = threshold_rule(bundle.meta, labels)
@@ -219,7 +223,7 @@ def export_bundle(bundle: Any, fmt: str, out: str | os.PathLike[str], images: np
             "how": "the bundle's threshold (PyTorch fp32 path) moved by this graph's own threshold minus PyTorch's, "
                    "each chosen by the rule on the check's images"}
         manifest = export_manifest(bundle, fmt, file, outputs, threshold.to_dict(), fid.to_dict(),
-                                   {**versions, "exporter": exporter})
+                                   {**versions, "exporter": exporter}, chunk)
         _write_json(tmp / MANIFEST_FILE, manifest)
     return ExportResult(out, manifest, fid)
 

@@ -7,6 +7,7 @@
      "export": {"format": "onnx" | "openvino", "file": "model.onnx" | "model.xml",
                 "precision": "fp32" | "int8", "input": "image",
                 "outputs": ["score", "anomaly_map", ("reconstruction"), ("texture")],
+                "chunk": N | null,    # images per call of the graph (the family's CPU chunk; null: any batch)
                 "threshold": {"high": ..., "low": ...},   # this graph's own threshold (parity check)
                 "parity": {...}, "source": {"bundle_id": ..., "file": ..., "sha256": ...},
                 "created": ..., "versions": {...}}}
@@ -59,6 +60,8 @@ class ExportRecord:
     parity: Mapping[str, Any] = field(default_factory=dict)
     source: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: images per call of the graph (None: a whole batch in one call)
+    chunk: int | None = None
 
     @property
     def bundle_id(self) -> str:
@@ -106,6 +109,9 @@ def read_export(path: str | os.PathLike[str]) -> ExportRecord:
         raise ExportError(p, f"its graph file '{graph.name}' is missing")
     if fmt == "openvino" and not graph.with_suffix(".bin").is_file():
         raise ExportError(p, f"its weights file '{graph.with_suffix('.bin').name}' is missing")
+    chunk = ex.get("chunk")
+    if chunk is not None and (not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1):
+        raise ExportError(p, f"{MANIFEST_FILE} is invalid (chunk {chunk!r}: expected a positive whole number or null)")
     try:
         meta = Manifest.from_dict(bundle, p)
         thr = ex.get("threshold") or {}
@@ -117,4 +123,4 @@ def read_export(path: str | os.PathLike[str]) -> ExportRecord:
         raise ExportError(p, f"the graph's outputs {list(outputs)} do not start with score, anomaly_map")
     return ExportRecord(path=p, meta=meta, format=fmt, graph=graph, precision=str(ex.get("precision") or "fp32"),
                         outputs=outputs, threshold=threshold, parity=dict(ex.get("parity") or {}),
-                        source=dict(ex.get("source") or {}), raw=d)
+                        source=dict(ex.get("source") or {}), raw=d, chunk=chunk)

@@ -146,9 +146,17 @@ class ExportedModel:
     def score(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs for float32 (N, C, S, S) in [-1, 1], by name: ``score`` (N,)
         float64, ``anomaly_map`` (N, S, S) float32, and ``reconstruction``
-        (N, C, S, S) / ``texture`` (N,) where the graph has them."""
+        (N, C, S, S) / ``texture`` (N,) where the graph has them. The graph is
+        called on the export's ``chunk`` of images at a time where it has one
+        (``export.graphs.graph_chunk``: PatchCore's bank search runs faster
+        one image at a time than in large batches)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
-        out = dict(zip(self.outputs, self._run(x)))
+        step = self.record.chunk or len(x) or 1
+        if len(x) <= step:
+            out = dict(zip(self.outputs, self._run(x)))
+        else:
+            parts = [self._run(x[i : i + step]) for i in range(0, len(x), step)]
+            out = {name: np.concatenate([np.asarray(p[j]) for p in parts]) for j, name in enumerate(self.outputs)}
         out["score"] = np.asarray(out["score"], dtype=np.float64).reshape(-1)
         out["anomaly_map"] = np.asarray(out["anomaly_map"], dtype=np.float32).reshape(x.shape[0], *x.shape[-2:])
         return out

@@ -96,6 +96,16 @@ def test_every_family_exports_reloads_and_scores_as_pytorch(family: str, fmt: st
     np.testing.assert_allclose(got["anomaly_map"], maps, rtol=1e-3, atol=1e-4 * float(np.abs(maps).max()))
     one = station.score(to_input(images[:1]))
     np.testing.assert_allclose(one["score"], got["score"][:1], rtol=1e-5, atol=1e-8)
+    # the graph's chunk (images per call) is recorded, and a batch scored in chunks scores as in one call
+    from dataclasses import replace
+
+    size = int(chosen.images.shape[1])
+    assert ex["chunk"] == record.chunk
+    assert ex["chunk"] == (max(1, (1 << 16) // size**2) if family == "patchcore" else
+                           None if family == "vgg16" else max(1, (1 << 17) // size**2))
+    in_twos = ExportedModel(replace(record, chunk=2)).score(to_input(images))
+    for name in got:
+        np.testing.assert_allclose(in_twos[name], got[name], rtol=1e-5, atol=1e-6 * max(1.0, float(np.abs(got[name]).max())))
     if recon is not None:
         assert np.abs(to_image(got["reconstruction"]).astype(int) - recon.astype(int)).max() <= 1
 

@@ -48,6 +48,7 @@ def _manifest(folder: Path, **export: object) -> Path:
      "newer than this station reads"),
     (lambda p: _manifest(p, format="tflite"), "unknown graph format 'tflite'"),
     (lambda p: _manifest(p), "graph file 'model.onnx' is missing"),
+    (lambda p: (_manifest(p, chunk=0), (p / "model.onnx").write_bytes(b"x"), p)[2], "chunk 0: expected a positive"),
 ])
 def test_a_folder_that_is_not_a_usable_export_is_refused_by_name(tmp_path: Path, make, problem: str) -> None:
     folder = make(tmp_path / "export")
