@@ -21,7 +21,15 @@ from .gan_params import pyramid_widths
 
 
 def weights_init(m: nn.Module) -> None:
-    """DCGAN initialisation (N(0, 0.02) convs, N(1, 0.02) BatchNorm)."""
+    """DCGAN initialisation (N(0, 0.02) convs, N(1, 0.02) BatchNorm). Not on
+    torch's "meta" device, where a bundle's shapes are checked before it is
+    built (``Bundle._check_on_meta``): there, drawing random numbers runs
+    torch's Python reference kernels, whose first use imports torch._dynamo
+    (1.8 s of every start with a GAN bundle, measured), for values that
+    never exist."""
+    weight = getattr(m, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.is_meta:
+        return
     cls = m.__class__.__name__
     if cls.find("Conv") != -1 and hasattr(m, "weight") and m.weight is not None:
         nn.init.normal_(cast(torch.Tensor, m.weight), 0.0, 0.02)
