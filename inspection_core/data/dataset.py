@@ -169,6 +169,20 @@ def _scan_good_defect(root: Path, seed: int) -> tuple[list[Sample], list[Sample]
     return train, test
 
 
+def _unread_folders(root: Path) -> list[str]:
+    """A note for the folders of images beside good/ that the good/ + defect/
+    layout does not read (an MVTec test folder with test/crack, test/scratch
+    given as the data set, say): said, not silently left out."""
+    unread = [d.name for d in _subdirs(root) if d.name not in (GOOD, *DEFECT_FOLDERS) and list_images(d)]
+    if not unread:
+        return []
+    note = (f"folder(s) {', '.join(repr(n) for n in unread)} beside good/ were not read: in this layout defective "
+            f"images go in {' or '.join(f'{n}/' for n in DEFECT_FOLDERS)} (for an MVTec category, give the folder "
+            "that holds train/ and test/)")
+    log.warning("%s: %s", root, note)
+    return [note]
+
+
 def _is_gray(img: np.ndarray) -> bool:
     if img.ndim == 2:
         return True
@@ -252,6 +266,8 @@ def scan_dataset(root: str | os.PathLike[str], seed: int = 0) -> DatasetIndex:
         hint = f" (found {len(loose)} loose images; put them in a good/ folder)" if loose else ""
         raise DatasetLayoutError(f"no training images in '{root}'{hint}: {EXPECTED_LAYOUT}")
     channels, notes = _detect_channels(root, train)
+    if layout == "good_defect":
+        notes += _unread_folders(root)
     return DatasetIndex(root=root, layout=layout, train=train, test=test, channels=channels, notes=notes)
 
 

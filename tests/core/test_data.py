@@ -251,6 +251,28 @@ def test_good_defect_layout_seeded_split(tmp_path: Path) -> None:
     assert any(train_names != {x.path.name for x in scan_dataset(root, seed=k).train} for k in range(2, 6))
 
 
+def test_folders_of_images_the_good_defect_layout_does_not_read_are_named(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    # an MVTec category's test folder given as the data set: good/ beside crack/ and scratch/
+    root = tmp_path / "test"
+    for i in range(4):
+        _write(root / "good" / f"g{i}.png", _rng_image((8, 8, 3), seed=i))
+    for name in ("crack", "scratch"):
+        _write(root / name / "000.png", _rng_image((8, 8, 3), seed=9))
+    (root / "empty_folder").mkdir()
+    with caplog.at_level(logging.WARNING):
+        idx = scan_dataset(root)
+    assert idx.summary()["n_test_defect"] == 0
+    notes = [n for n in idx.notes if "were not read" in n]
+    assert len(notes) == 1 and "'crack', 'scratch'" in notes[0] and "empty_folder" not in notes[0]
+    assert "defect/" in notes[0] and "train/ and test/" in notes[0]
+    assert any("were not read" in r.getMessage() and str(root) in r.getMessage() for r in caplog.records)
+    # the usual good/ + bad/ pair gets no such note
+    _write(tmp_path / "gd" / "good" / "g.png", _rng_image((8, 8, 3), seed=1))
+    _write(tmp_path / "gd" / "bad" / "b.png", _rng_image((8, 8, 3), seed=2))
+    assert not [n for n in scan_dataset(tmp_path / "gd").notes if "were not read" in n]
+
+
 @pytest.mark.parametrize("case", ["empty", "wrong", "no_train_images", "missing"])
 def test_bad_folders_explain_the_expected_layout(tmp_path: Path, case: str) -> None:
     root = tmp_path / "ds"
