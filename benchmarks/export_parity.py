@@ -16,7 +16,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,13 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--torch-home-from-shared", action="store_true",
                     help="take pretrained weights from ../shared/weights (machines without internet)")
     args = ap.parse_args(argv)
-    tmp = tempfile.TemporaryDirectory(prefix="inspector-export-") if args.work is None else None
-    work = args.work or Path(tmp.name)  # type: ignore[union-attr]
-    work.mkdir(parents=True, exist_ok=True)
-    if args.torch_home_from_shared:
-        from _torch_home import torch_home_from_shared
+    from _torch_home import work_folder
 
-        torch_home_from_shared(work)
+    work, tmp = work_folder(args.work, "inspector-export-", args.torch_home_from_shared)
     from _perf_report import machine_line
 
     print(machine_line(), flush=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -109,13 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("this probe needs OpenVINO NNCF: pip install nncf", file=sys.stderr)
         return 2
-    tmp = tempfile.TemporaryDirectory(prefix="inspector-int8-") if args.work is None else None
-    work = args.work or Path(tmp.name)  # type: ignore[union-attr]
-    work.mkdir(parents=True, exist_ok=True)
-    if args.torch_home_from_shared:
-        from _torch_home import torch_home_from_shared
+    from _torch_home import work_folder
 
-        torch_home_from_shared(work)
+    work, _tmp = work_folder(args.work, "inspector-int8-", args.torch_home_from_shared)
     from _perf_report import machine_line
 
     print(machine_line(), flush=True)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -251,13 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help="bundles and exports (default: temporary; reused when given)")
     ap.add_argument("--torch-home-from-shared", action="store_true")
     args = ap.parse_args(argv)
-    tmp = tempfile.TemporaryDirectory(prefix="inspector-search-") if args.work is None else None
-    work = args.work or Path(tmp.name)  # type: ignore[union-attr]
-    work.mkdir(parents=True, exist_ok=True)
-    if args.torch_home_from_shared:
-        from _torch_home import torch_home_from_shared
+    from _torch_home import work_folder
 
-        torch_home_from_shared(work)
+    work, _tmp = work_folder(args.work, "inspector-search-", args.torch_home_from_shared)
     import torch
 
     torch.set_num_threads(2)

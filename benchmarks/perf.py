@@ -313,13 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := (skip - set(SECTIONS)) | (set(runtimes) - set(RUNTIMES)):
         ap.error(f"unknown section(s) or runtime(s) {sorted(unknown)}")
     sections = set(SECTIONS) - skip
-    tmp = tempfile.TemporaryDirectory(prefix="inspector-perf-") if args.work is None else None
-    work = args.work or Path(tmp.name)  # type: ignore[union-attr]
-    work.mkdir(parents=True, exist_ok=True)
-    if args.torch_home_from_shared:
-        from _torch_home import torch_home_from_shared
+    from _torch_home import work_folder
 
-        torch_home_from_shared(work)
+    work, tmp = work_folder(args.work, "inspector-perf-", args.torch_home_from_shared)
     from inspection_core import thread_policy
 
     thread_policy.configure()  # as the CLI and the app start: before torch
