@@ -32,6 +32,48 @@ def test_nearest_distances_are_exact_in_any_chunking(monkeypatch: pytest.MonkeyP
         assert torch.equal(i, ref_i)
 
 
+@pytest.mark.skipif(not nearest.onednn_linear_available(), reason="this torch build has no oneDNN linear")
+def test_the_exact_search_finds_the_same_rows_and_distances_with_onednn_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = torch.Generator().manual_seed(1)
+    q, m = torch.randn(200, 24, generator=g), torch.randn(1000, 24, generator=g) * 2.0 + 1.0
+    ref = torch.cdist(q.double(), m.double()).min(dim=1)
+    for block in (1 << 20, 128, 77):  # one block, several, a block that does not divide the bank
+        monkeypatch.setattr(nearest, "_ONEDNN_BLOCK", block)
+        search = nearest.ExactSearch(m)
+        assert search._use_onednn(q, 1)
+        with torch.inference_mode():
+            d, i = search.search(q)
+        assert d.shape == i.shape == (200, 1)
+        assert torch.equal(i[:, 0], ref.indices)
+        torch.testing.assert_close(d[:, 0].double(), ref.values, rtol=1e-5, atol=1e-5)
+    # more than one neighbour, or a query that needs its gradient: the BLAS search, the same answer
+    d3, i3 = nearest.ExactSearch(m).search(q, k=3)
+    assert torch.equal(i3[:, 0], ref.indices)
+
+
+def test_a_changed_bank_is_searched_afresh_not_through_the_old_blocks() -> None:
+    from inspection_core.models.base import FitInfo
+
+    model = _model(max_bank=40, coreset_ratio=1.0)
+    model.setup_training(FitInfo(8, 8, 0, 64, 0, TrainConfig()))
+    x = torch.rand(8, 3, 64, 64) * 2 - 1
+    model.fit_batch(x)
+    model.fit_finish(lambda done, total: None)
+    model.eval()
+    with torch.inference_mode():
+        before = model(x).scores
+        first = model._searcher("cpu")
+        assert model._searcher("cpu") is first  # prepared once for its bank
+        model.memory_bank[:] = model.memory_bank.flip(0) + 5.0  # the bank changed in place
+        after = model(x).scores
+    assert model._searcher("cpu") is not first
+    assert not torch.allclose(before, after)
+    fresh = _model(max_bank=40)  # the same bank loaded into a new model: the same scores
+    fresh.load_state_dict(model.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(fresh.eval()(x).scores, after)
+
+
 def test_the_low_precision_search_returns_exact_distances_to_the_nearest_rows() -> None:
     # ReLU-like features with a large common offset (what centring the bank is for)
     g = torch.Generator().manual_seed(1)

@@ -165,14 +165,66 @@ class NeighbourSearch(Protocol):
     def search(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
+#: bank rows per block of the exact search's oneDNN product (2,048 and 4,096
+#: measured alike, the whole bank of 13,548 rows in one product 1.9x slower)
+_ONEDNN_BLOCK = 2048
+
+
+def onednn_linear_available() -> bool:
+    """oneDNN's fp32 linear (``torch.ops.mkldnn._linear_pointwise``) is in this torch build."""
+    return bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
 class ExactSearch:
-    """Exact fp32 search (``bank_sq``: the rows' squared norms, when known)."""
+    """Exact fp32 search (``bank_sq``: the rows' squared norms, when known).
+
+    The nearest row of CPU queries (k = 1, no autograd) is found with
+    oneDNN's fp32 linear per block of the bank, |m|^2 - 2 q.m with the norms
+    as its bias, then the block's minimum: the same sums as the export's
+    graph (``export.graphs.PatchCoreGraph``). Measured on screw's bank
+    (13,548 x 216, 784 patches, 2 cores): 15.3 ms against 25.7 ms with the
+    BLAS product of :func:`nearest_distances`, the same nearest rows and
+    distances within 1.5e-6. Elsewhere (k > 1, a GPU, autograd, a build
+    without oneDNN) :func:`nearest_distances`."""
 
     def __init__(self, bank: torch.Tensor, bank_sq: torch.Tensor | None = None) -> None:
         self.bank, self.bank_sq = bank, bank_sq
+        self._blocks: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def _onednn_blocks(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if self._blocks is None:
+            m = self.bank.detach().float()
+            m_sq = (m * m).sum(1) if self.bank_sq is None else self.bank_sq.detach().float()
+            self._blocks = [((-2.0 * m[i : i + _ONEDNN_BLOCK]).contiguous(), m_sq[i : i + _ONEDNN_BLOCK].contiguous())
+                            for i in range(0, m.shape[0], _ONEDNN_BLOCK)]
+        return self._blocks
+
+    def _use_onednn(self, queries: torch.Tensor, k: int) -> bool:
+        return (k == 1 and queries.device.type == "cpu" and self.bank.device.type == "cpu"
+                and self.bank.shape[0] > 0 and not (torch.is_grad_enabled() and queries.requires_grad)
+                and onednn_linear_available())
 
     def search(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        return nearest_distances(queries, self.bank, self.bank_sq, k=k)
+        if not self._use_onednn(queries, k):
+            return nearest_distances(queries, self.bank, self.bank_sq, k=k)
+        with torch.autocast("cpu", enabled=False):
+            q = queries.detach().float().contiguous()
+            best_d: torch.Tensor | None = None
+            best_i = torch.zeros(q.shape[0], dtype=torch.long)
+            start = 0
+            for w, b in self._onednn_blocks():
+                d = torch.ops.mkldnn._linear_pointwise(q, w, b, "none", [], "")   # |m|^2 - 2 q.m
+                val, idx = d.min(dim=1)
+                if best_d is None:
+                    best_d, best_i = val, idx
+                else:
+                    closer = val < best_d
+                    best_d = torch.where(closer, val, best_d)
+                    best_i = torch.where(closer, idx + start, best_i)
+                start += int(w.shape[0])
+            assert best_d is not None
+            dist = (best_d + (q * q).sum(1)).clamp_min_(0.0).sqrt_()
+            return dist.unsqueeze(1), best_i.unsqueeze(1)
 
 
 class CandidateSearch:
@@ -194,4 +246,5 @@ class CandidateSearch:
         return nearest_distances(queries, self.bank, coarse=self.coarse, k=k)
 
 
-__all__ = ["CandidateSearch", "CoarseBank", "ExactSearch", "NeighbourSearch", "coarse_bank", "nearest_distances"]
+__all__ = ["CandidateSearch", "CoarseBank", "ExactSearch", "NeighbourSearch", "coarse_bank", "nearest_distances",
+           "onednn_linear_available"]
