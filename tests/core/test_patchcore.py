@@ -51,6 +51,27 @@ def test_the_exact_search_finds_the_same_rows_and_distances_with_onednn_in_block
     assert torch.equal(i3[:, 0], ref.indices)
 
 
+def test_where_onednn_cannot_run_the_exact_search_falls_back_once_and_says_so(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    g = torch.Generator().manual_seed(2)
+    q, m = torch.randn(30, 8, generator=g), torch.randn(100, 8, generator=g)
+    ref = torch.cdist(q, m).min(dim=1)
+    monkeypatch.setattr(nearest, "_ONEDNN_FAILED", [])
+    monkeypatch.setattr(nearest, "onednn_linear_available", lambda: not nearest._ONEDNN_FAILED)
+
+    def broken(self: nearest.ExactSearch, queries: torch.Tensor) -> None:
+        raise RuntimeError("could not create a primitive descriptor")
+
+    monkeypatch.setattr(nearest.ExactSearch, "_search_onednn", broken)
+    with caplog.at_level("WARNING"), torch.inference_mode():
+        d, i = nearest.ExactSearch(m).search(q)
+        d2, i2 = nearest.ExactSearch(m).search(q)  # no second try
+    assert torch.equal(i[:, 0], ref.indices) and torch.equal(i2[:, 0], ref.indices)
+    torch.testing.assert_close(d[:, 0], ref.values, rtol=1e-4, atol=1e-4)
+    assert nearest._ONEDNN_FAILED == ["could not create a primitive descriptor"]
+    assert sum("oneDNN's linear failed" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_changed_bank_is_searched_afresh_not_through_the_old_blocks() -> None:
     from inspection_core.models.base import FitInfo
 

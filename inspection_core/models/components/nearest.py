@@ -10,11 +10,14 @@ compare the two.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import NamedTuple, Protocol
 
 import torch
 from torch.nn import functional as F
+
+log = logging.getLogger(__name__)
 
 #: query x bank elements per exact distance block (4 MB of fp32: stays in cache)
 _CHUNK_ELEMENTS = 1 << 20
@@ -170,9 +173,15 @@ class NeighbourSearch(Protocol):
 _ONEDNN_BLOCK = 2048
 
 
+#: set when oneDNN's linear failed on this machine: the BLAS search from then on
+_ONEDNN_FAILED: list[str] = []
+
+
 def onednn_linear_available() -> bool:
-    """oneDNN's fp32 linear (``torch.ops.mkldnn._linear_pointwise``) is in this torch build."""
-    return bool(torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    """oneDNN's fp32 linear (``torch.ops.mkldnn._linear_pointwise``) is in this
+    torch build and has not failed here."""
+    return bool(not _ONEDNN_FAILED and torch.backends.mkldnn.is_available()
+                and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
 class ExactSearch:
@@ -205,8 +214,16 @@ class ExactSearch:
                 and onednn_linear_available())
 
     def search(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self._use_onednn(queries, k):
-            return nearest_distances(queries, self.bank, self.bank_sq, k=k)
+        if self._use_onednn(queries, k):
+            try:
+                return self._search_onednn(queries)
+            except RuntimeError as exc:  # a CPU or build where the op exists but cannot run: the BLAS search
+                _ONEDNN_FAILED.append(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                log.warning("oneDNN's linear failed here (%s): the exact search uses the BLAS product",
+                            _ONEDNN_FAILED[0])
+        return nearest_distances(queries, self.bank, self.bank_sq, k=k)
+
+    def _search_onednn(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast("cpu", enabled=False):
             q = queries.detach().float().contiguous()
             best_d: torch.Tensor | None = None
