@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..models.base import Detector, ScoreOutput
+from ..models.components.nearest import min_over_blocks
 
 #: PatchCore's bank rows per distance block inside the graph: each block's
 #: (N, patches, rows) distances are reduced to their minimum before the next
@@ -89,6 +90,10 @@ def as_outputs(out: ScoreOutput, names: tuple[str, ...]) -> tuple[torch.Tensor, 
     return tuple(result)
 
 
+def _gemm(q: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.addmm(bias, q, weight_t)
+
+
 class PatchCoreGraph(nn.Module):
     """PatchCore's scoring for a whole batch, the bank search inside the graph."""
 
@@ -122,30 +127,11 @@ class PatchCoreGraph(nn.Module):
 
     def _nearest(self, q: torch.Tensor, with_index: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Squared distance of each query (Q, D) to its nearest bank row (Q,),
-        and that row (Q,) where ``with_index``. Per block of the bank, one
-        matrix product with the block's squared norms as its bias (a single
-        Gemm) gives |m|^2 - 2 q.m, whose minimum plus |q|^2 is the distance:
-        the (Q, rows) block is written once and read once."""
-        best_d: torch.Tensor | None = None
-        best_i: torch.Tensor | None = None
-        start = 0
-        for mt, m_sq in zip(self.block_t, self.block_sq):
-            d = torch.addmm(m_sq, q, mt)                   # |m|^2 - 2 q.m  (mt holds -2 m^T)
-            if with_index:
-                val, idx = d.min(dim=1)
-                idx = idx + start
-            else:
-                val, idx = d.amin(dim=1), None
-            if best_d is None:
-                best_d, best_i = val, idx
-            else:
-                closer = val < best_d
-                best_d = torch.where(closer, val, best_d)
-                if idx is not None and best_i is not None:
-                    best_i = torch.where(closer, idx, best_i)
-            start += int(mt.shape[1])
-        assert best_d is not None
-        return best_d + (q * q).sum(1), best_i
+        and that row (Q,) where ``with_index``: the model's exact search
+        (``nearest.min_over_blocks``), one Gemm per block of the bank with the
+        block's squared norms as its bias, |m|^2 - 2 q.m (the block holds
+        -2 m^T), written once and read once."""
+        return min_over_blocks(q, zip(self.block_t, self.block_sq), _gemm, with_index)
 
     def _reweight(self, patches: torch.Tensor, dist: torch.Tensor, nn_idx: torch.Tensor) -> torch.Tensor:
         """Eq. 7 of the paper for the batch (the model's ``_reweight``)."""

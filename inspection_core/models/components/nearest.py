@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterable
 from typing import NamedTuple, Protocol
 
 import torch
@@ -184,6 +185,42 @@ def onednn_linear_available() -> bool:
                 and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
+def min_over_blocks(q: torch.Tensor, blocks: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                    product: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                    with_index: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Squared distance of each query (Q, D) to its nearest bank row (Q,), and
+    that row (Q,) where ``with_index``. ``blocks`` hold the bank block by block
+    as (weight, bias) for ``product(q, weight, bias)`` = |m|^2 - 2 q.m of the
+    block's rows (Q, rows): the block's minimum plus |q|^2 is the distance, and
+    no block's distances outlive it. Used by :class:`ExactSearch` (oneDNN's
+    linear) and by the exported graph (``torch.addmm``, traced as one Gemm)."""
+    best_d: torch.Tensor | None = None
+    best_i: torch.Tensor | None = None
+    start = 0
+    for weight, bias in blocks:
+        d = product(q, weight, bias)
+        if with_index:
+            val, idx = d.min(dim=1)
+            idx = idx + start
+        else:
+            val, idx = d.amin(dim=1), None
+        if best_d is None:
+            best_d, best_i = val, idx
+        else:
+            closer = val < best_d
+            best_d = torch.where(closer, val, best_d)
+            if idx is not None and best_i is not None:
+                best_i = torch.where(closer, idx, best_i)
+        start += int(d.shape[1])
+    if best_d is None:
+        raise ValueError("the bank is empty")
+    return best_d + (q * q).sum(1), best_i
+
+
+def _onednn_linear(q: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(q, weight, bias, "none", [], "")
+
+
 class ExactSearch:
     """Exact fp32 search (``bank_sq``: the rows' squared norms, when known).
 
@@ -200,10 +237,16 @@ class ExactSearch:
         self.bank, self.bank_sq = bank, bank_sq
         self._blocks: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
+    def _norms(self) -> torch.Tensor:
+        """The rows' squared norms, computed once (given, or from the bank)."""
+        if self.bank_sq is None:
+            m = self.bank.detach().float()
+            self.bank_sq = (m * m).sum(1)
+        return self.bank_sq
+
     def _onednn_blocks(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         if self._blocks is None:
-            m = self.bank.detach().float()
-            m_sq = (m * m).sum(1) if self.bank_sq is None else self.bank_sq.detach().float()
+            m, m_sq = self.bank.detach().float(), self._norms().detach().float()
             self._blocks = [((-2.0 * m[i : i + _ONEDNN_BLOCK]).contiguous(), m_sq[i : i + _ONEDNN_BLOCK].contiguous())
                             for i in range(0, m.shape[0], _ONEDNN_BLOCK)]
         return self._blocks
@@ -221,27 +264,14 @@ class ExactSearch:
                 _ONEDNN_FAILED.append(str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
                 log.warning("oneDNN's linear failed here (%s): the exact search uses the BLAS product",
                             _ONEDNN_FAILED[0])
-        return nearest_distances(queries, self.bank, self.bank_sq, k=k)
+        return nearest_distances(queries, self.bank, self._norms(), k=k)
 
     def _search_onednn(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast("cpu", enabled=False):
             q = queries.detach().float().contiguous()
-            best_d: torch.Tensor | None = None
-            best_i = torch.zeros(q.shape[0], dtype=torch.long)
-            start = 0
-            for w, b in self._onednn_blocks():
-                d = torch.ops.mkldnn._linear_pointwise(q, w, b, "none", [], "")   # |m|^2 - 2 q.m
-                val, idx = d.min(dim=1)
-                if best_d is None:
-                    best_d, best_i = val, idx
-                else:
-                    closer = val < best_d
-                    best_d = torch.where(closer, val, best_d)
-                    best_i = torch.where(closer, idx + start, best_i)
-                start += int(w.shape[0])
-            assert best_d is not None
-            dist = (best_d + (q * q).sum(1)).clamp_min_(0.0).sqrt_()
-            return dist.unsqueeze(1), best_i.unsqueeze(1)
+            sq, idx = min_over_blocks(q, self._onednn_blocks(), _onednn_linear)
+            assert idx is not None
+            return sq.clamp_min_(0.0).sqrt_().unsqueeze(1), idx.unsqueeze(1)
 
 
 class CandidateSearch:
@@ -251,17 +281,9 @@ class CandidateSearch:
         self.bank = bank
         self.coarse = coarse_bank(bank, dtype)
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.coarse.rows.dtype
-
-    @property
-    def rows(self) -> int:
-        return self.coarse.n
-
     def search(self, queries: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         return nearest_distances(queries, self.bank, coarse=self.coarse, k=k)
 
 
-__all__ = ["CandidateSearch", "CoarseBank", "ExactSearch", "NeighbourSearch", "coarse_bank", "nearest_distances",
-           "onednn_linear_available"]
+__all__ = ["CandidateSearch", "CoarseBank", "ExactSearch", "NeighbourSearch", "coarse_bank", "min_over_blocks",
+           "nearest_distances", "onednn_linear_available"]

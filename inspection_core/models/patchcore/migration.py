@@ -35,7 +35,6 @@ class BankStateDict(_MixinBase):
     features: Any
     _bank_sq: torch.Tensor
     _search: Any
-    _exact: Any
     size_texture_stats: Any  # TextureTerm's
 
     def check_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
@@ -83,4 +82,3 @@ class BankStateDict(_MixinBase):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
         self._search = None
-        self._exact = None

@@ -134,9 +134,8 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
         self.register_buffer("global_precision", torch.zeros(0, 0))
         self.size_texture_stats(int(p["global_grid"]))
         self.register_buffer("global_norm", torch.zeros(3))  # mean and std of held-out distances, patch-score std
-        self._search: CandidateSearch | None = None
-        #: the exact search, prepared for the bank it was made for (key: the bank's storage, version and shape)
-        self._exact: tuple[tuple[Any, ...], ExactSearch] | None = None
+        #: the search prepared for the bank (and autocast dtype) it was made for: (key, search)
+        self._search: tuple[tuple[Any, ...], NeighbourSearch] | None = None
         self._fit_parts: list[torch.Tensor] = []
         self._fit_keep = 1.0
         self._fit_gen = torch.Generator().manual_seed(0)
@@ -182,24 +181,20 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
 
     def _searcher(self, device_type: str) -> NeighbourSearch:
         """Exact fp32 search, or, when a low-precision scoring path runs this
-        model, low-precision candidates re-measured in fp32 (the bank in the
-        autocast dtype is kept until the bank or the dtype changes)."""
-        if not torch.is_autocast_enabled(device_type):
-            bank = self.memory_bank
-            try:
-                version = bank._version
-            except RuntimeError:  # a tensor made in inference mode has no version counter
-                version = -1
-            key = (bank.data_ptr(), version, tuple(bank.shape), str(bank.device))
-            if self._exact is None or self._exact[0] != key:  # the bank's blocks are prepared once per bank
-                self._exact = (key, ExactSearch(bank))  # its own row norms, from the bank as it is now
-            return self._exact[1]
-        dtype = torch.get_autocast_dtype(device_type)
-        cached = self._search
-        if cached is None or cached.dtype != dtype or cached.rows != self.memory_bank.shape[0]:
-            self._search = CandidateSearch(self.memory_bank, dtype)
-        assert self._search is not None
-        return self._search
+        model, low-precision candidates re-measured in fp32. Either is prepared
+        once (the exact search's blocks, the candidates' bank in the autocast
+        dtype) and kept until the bank (its storage, version or shape) or the
+        dtype changes."""
+        low = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+        bank = self.memory_bank
+        try:
+            version = bank._version
+        except RuntimeError:  # a tensor made in inference mode has no version counter
+            version = -1
+        key = (low, bank.data_ptr(), version, tuple(bank.shape), str(bank.device))
+        if self._search is None or self._search[0] != key:
+            self._search = (key, ExactSearch(bank) if low is None else CandidateSearch(bank, low))
+        return self._search[1]
 
     def forward(self, x: torch.Tensor) -> ScoreOutput:
         if self.memory_bank.shape[0] == 0:
@@ -328,7 +323,6 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
         self.memory_bank = feats[idx].contiguous().to(self.memory_bank.device)
         self._bank_sq = torch.zeros(0, device=self.memory_bank.device)
         self._search = None
-        self._exact = None
         record: dict[str, Any] = {"patches_seen": int(round(seen)), "candidates": int(n),
                                   "memory_bank": int(self.memory_bank.shape[0]), "patch_sampling": round(self._fit_keep, 4)}
         record["global_term"] = self._fit_global(src[idx])
@@ -352,7 +346,6 @@ class PatchCore(BankStateDict, TextureTerm, Detector):
         self.memory_bank = bank.to(device)
         self._bank_sq = torch.zeros(0, device=device)
         self._search = None
-        self._exact = None
         return record
 
 
