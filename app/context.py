@@ -135,26 +135,33 @@ class AppContext(QObject):
         return self._role == "engineer"
 
     # ---- bundles -------------------------------------------------------------------
-    def set_bundle(self, path: Path | str | None) -> None:
-        """Make ``path`` the model in use and tell the views: a ``.inspector``
-        bundle (``NAME`` finds ``NAME.inspector``, as everywhere) or an exported
-        model's folder. Checked to exist; a station (:attr:`station`) takes
-        exported models only (ValueError: it has no PyTorch to load a bundle)."""
-        from app.station import is_export_folder
+    def resolve_model(self, path: Path | str | None) -> Path | None:
+        """The model ``path`` names: a ``.inspector`` bundle (``NAME`` finds
+        ``NAME.inspector``, as everywhere) or an exported model's folder,
+        checked to exist; a station (:attr:`station`) takes exported models
+        only (ValueError: it has no PyTorch to load a bundle)."""
+        if not path:
+            return None
         from inspection_core.bundle import existing_bundle
+        from inspection_core.station import is_export_dir
 
-        new = None
-        if path:
-            p = Path(path).expanduser()
-            new = (p if is_export_folder(p) else existing_bundle(p)).resolve()
-        if new is not None and not new.is_file() and not is_export_folder(new):
-            what = "exported model" if new.is_dir() else "model bundle"
-            raise FileNotFoundError(f"{what} {new} does not exist" if not new.exists() else
-                                    f"{new} is a folder without an exported model's manifest.json")
-        if new is not None and self.station and not is_export_folder(new):
+        p = Path(path).expanduser()
+        if is_export_dir(p):
+            return p.resolve()
+        new = existing_bundle(p).resolve()
+        if new.is_dir():
+            raise FileNotFoundError(f"{new} is a folder without an exported model's manifest.json")
+        if not new.is_file():
+            raise FileNotFoundError(f"model bundle {new} does not exist")
+        if self.station:
             raise ValueError(f"model bundle '{new}': this station scores exported models only (no PyTorch); on the "
                              f"engineer's workstation run: inspector export --bundle {new.name} --format onnx --out DIR, "
                              "and open DIR here (File ▸ Open exported model)")
+        return new
+
+    def set_bundle(self, path: Path | str | None) -> None:
+        """Make ``path`` the model in use (:meth:`resolve_model`) and tell the views."""
+        new = self.resolve_model(path)
         if new == self.bundle_path:
             return
         from app.demo import is_demo_bundle_file

@@ -269,8 +269,9 @@ class MainWindow(QMainWindow):
         """Use the model at ``path`` (a bundle, or an exported model's folder); a
         message box says why not."""
         try:
-            self.ctx.set_bundle(path)
-            read_manifest_light(self.ctx.bundle_path or path)
+            new = self.ctx.resolve_model(path)
+            read_manifest_light(new or path)  # a damaged model is refused before the views switch to it
+            self.ctx.set_bundle(new)
         except Exception as exc:  # noqa: BLE001
             QMessageBox.critical(self, "Cannot open model", str(exc))
             return False

@@ -74,6 +74,25 @@ def test_engineer_pin_is_a_salted_hash_and_guards_the_switch(window: MainWindow,
     assert ctx.role == "engineer"
 
 
+def test_a_damaged_bundle_is_refused_and_the_model_in_use_stays(ctx: AppContext, qtbot, tiny_bundle: Path,
+                                                                 tmp_path: Path, monkeypatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    w = MainWindow(ctx)
+    qtbot.addWidget(w)
+    assert w.open_bundle(tiny_bundle)
+    switched: list = []
+    ctx.bundleChanged.connect(switched.append)
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda _parent, _title, text: shown.append(text))
+    damaged = tmp_path / "damaged.inspector"
+    damaged.write_bytes(b"not a zip file")
+    assert not w.open_bundle(damaged)
+    assert ctx.bundle_path == tiny_bundle.resolve() and switched == []  # the views never saw it
+    assert len(shown) == 1 and "damaged.inspector" in shown[0]
+    w.close()
+
+
 def test_geometry_and_recent_bundles_persist(ctx: AppContext, qtbot, tiny_bundle: Path) -> None:
     w = MainWindow(ctx)
     qtbot.addWidget(w)
