@@ -21,7 +21,7 @@ import json
 import warnings
 from typing import Any
 
-from _perf_app import median_ms  # this script's folder is on sys.path when it runs
+from _perf_report import median_ms  # this script's folder is on sys.path when it runs
 
 
 def main() -> int:

@@ -11,9 +11,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from _perf_report import Report
+from _perf_report import Report, median_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,19 +28,6 @@ def video_label(video: Path) -> str:
         return f"{cap.get(cv2.CAP_PROP_FPS):g} fps {w}x{h} video"
     finally:
         cap.release()
-
-
-def median_ms(fn: Callable[[], Any], n: int, warmup: int = 3) -> tuple[float, float, float]:
-    """Median, 90th percentile and best of ``n`` timed calls, in ms."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000.0)
-    times.sort()
-    return statistics.median(times), times[int(0.9 * (len(times) - 1))], times[0]
 
 
 def app_probe(bundle: str, video: str, out: str, seconds: float) -> int:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def load_text() -> str:
@@ -67,3 +69,16 @@ def inspector_command() -> list[str]:
     """The ``inspector`` command of this environment, as a user runs it."""
     exe = Path(sys.executable).with_name("inspector")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "inspection_core.cli.main"]
+
+
+def median_ms(fn: Callable[[], Any], n: int, warmup: int = 3) -> tuple[float, float, float]:
+    """Median, 90th percentile and best of ``n`` timed calls, in ms."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000.0)
+    times.sort()
+    return statistics.median(times), times[int(0.9 * (len(times) - 1))], times[0]

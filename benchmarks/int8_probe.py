@@ -28,26 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _times(compiled, x1: np.ndarray, x8: np.ndarray) -> tuple[float, float]:
-    r = compiled.create_infer_request()
-    r.infer({0: x1})
-    one = []
-    for _ in range(20):
-        t = time.perf_counter()
-        r.infer({0: x1})
-        one.append(time.perf_counter() - t)
-    many = []
-    for _ in range(5):
-        t = time.perf_counter()
-        r.infer({0: x8})
-        many.append(time.perf_counter() - t)
-    return float(np.median(one)) * 1000.0, min(many) / len(x8) * 1000.0
+def _times(request, x1: np.ndarray, x8: np.ndarray) -> tuple[float, float]:
+    """Median ms of one image; best ms per image of batches of 8."""
+    from _perf_report import median_ms
+
+    one = median_ms(lambda: request.infer({0: x1}), 20, warmup=1)[0]
+    return one, median_ms(lambda: request.infer({0: x8}), 5, warmup=0)[2] / len(x8)
 
 
 def probe(bundle_path: Path, data: Path, work: Path, calibration: int) -> None:
     import nncf
     import openvino as ov
-    from sklearn.metrics import roc_auc_score
 
     from inspection_core.bundle import load_bundle
     from inspection_core.cli.main import main as cli
@@ -88,9 +79,9 @@ def probe(bundle_path: Path, data: Path, work: Path, calibration: int) -> None:
         s = np.concatenate([np.array(req.infer({0: to_input(images[i : i + 8])})[port]).reshape(-1)
                             for i in range(0, len(images), 8)])
         fid = check_rule(ref, s, y, rule, precision=name, engine=name, checked_on="test split")
-        one, per = _times(compiled, to_input(images[:1]), to_input(images[:8]))
-        auroc = f"{roc_auc_score(y, s):.4f}" if 0 < y.sum() < len(y) else "n/a"
-        ref_auroc = f"{roc_auc_score(y, ref):.4f}" if 0 < y.sum() < len(y) else "n/a"
+        one, per = _times(req, to_input(images[:1]), to_input(images[:8]))
+        auroc = "n/a" if fid.auroc is None else f"{fid.auroc:.4f}"
+        ref_auroc = "n/a" if fid.auroc_fp32 is None else f"{fid.auroc_fp32:.4f}"
         print(f"  {name}: AUROC {auroc} (PyTorch fp32 {ref_auroc}), verdicts differing {fid.changed} of {fid.n}: "
               f"{'holds' if fid.ok else 'REFUSED'} by the export rule; one image {one:.2f} ms, "
               f"batches of 8 {per:.2f} ms/image", flush=True)

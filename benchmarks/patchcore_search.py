@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _best_ms(fn, n: int, reps: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) / n * 1000.0
+def _best_ms(fn, n: int) -> float:
+    """The best of 5 calls (after one), per image of the ``n`` a call scores."""
+    from _perf_report import median_ms
+
+    return median_ms(fn, 5, warmup=1)[2] / n
 
 
 def _ov_compile(path: Path, precision: str):
@@ -133,29 +129,12 @@ class _LowerBound:
         return nearest_distances(self.lift(q.float()), self.rows, k=k)
 
 
-class _Candidates:
-    """The PyTorch bf16 path's candidate search, in fp32 (principal axes, 95 % of the variance, 4 re-measured)."""
-
-    def __init__(self, bank) -> None:
-        import torch
-
-        from inspection_core.models.components.nearest import coarse_bank
-
-        self.bank = bank
-        self.coarse = coarse_bank(bank, torch.float32)
-
-    def search(self, q, k: int = 1):
-        from inspection_core.models.components.nearest import nearest_distances
-
-        return nearest_distances(q, self.bank, coarse=self.coarse, k=k)
-
-
 def verdicts(bundle, export_dir: Path, data: Path) -> None:
     import torch
     from sklearn.metrics import roc_auc_score
 
     from inspection_core.data.dataset import load_images
-    from inspection_core.models.components.nearest import ExactSearch
+    from inspection_core.models.components.nearest import CandidateSearch, ExactSearch
     from inspection_core.selection import evaluation_samples, open_data
     from inspection_core.station.model import to_input
 
@@ -193,7 +172,7 @@ def verdicts(bundle, export_dir: Path, data: Path) -> None:
     row("OpenVINO bf16", ov_scores("bf16"))
     for k in (64, 96):
         row(f"lower-bound metric, k = {k}", torch_scores(_LowerBound(model.memory_bank, k)))
-    cand = _Candidates(model.memory_bank)
+    cand = CandidateSearch(model.memory_bank, torch.float32)  # the PyTorch bf16 path's search, in fp32
     row(f"candidates on {cand.coarse.rotation.shape[1]} axes, exact re-measure", torch_scores(cand))
 
 

@@ -269,17 +269,17 @@ def make_video(folder: Path, work: Path, fps: float = 30.0) -> Path:
     from inspection_core.data.images import list_images, read_image
 
     files = list_images(folder, recursive=True)[:60]
-    files = (files * (1 + 900 // len(files)))[:900]  # 30 s at 30 fps
     first = read_image(files[0])
     h, w = first.shape[:2]
     video = work / f"{folder.parent.name}_{w}x{h}_{fps:g}fps.avi"
     if not video.is_file():
-        vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-        cache: dict[Path, Any] = {}
-        for f in files:
-            img = cache.setdefault(f, read_image(f))
+        frames = []
+        for img in [first] + [read_image(f) for f in files[1:]]:  # each image decoded once
             img = img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-            vw.write(cv2.resize(img, (w, h)) if img.shape[:2] != (h, w) else img)
+            frames.append(cv2.resize(img, (w, h)) if img.shape[:2] != (h, w) else img)
+        vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+        for i in range(900):  # 30 s at 30 fps
+            vw.write(frames[i % len(frames)])
         vw.release()
     return video
 
